@@ -1,0 +1,32 @@
+# The one test command is `make test`: it installs the npm reference servers
+# the interop tests run against (idempotent), then vets, checks formatting and
+# runs every test with the race detector.
+GO ?= go
+NPM_DIR := testdata/npm
+
+.PHONY: test npm-servers vet fmt-check bench build run
+
+test: npm-servers vet fmt-check
+	$(GO) test -race -count=1 ./...
+
+npm-servers: $(NPM_DIR)/node_modules/.installed
+
+$(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench:
+	$(GO) run ./cmd/gwbench
+
+build:
+	$(GO) build -o bin/gw ./cmd/gw
+
+run:
+	$(GO) run ./cmd/gw tools -c examples/demo.yaml

@@ -1,0 +1,312 @@
+// Command gw is the Wasm-policy MCP gateway: it runs many MCP servers as
+// child processes and serves their merged tools.
+//
+// Until the NATS face lands, two in-process commands use the gateway
+// directly:
+//
+//	gw tools -c FILE [--json]            print the merged tool catalog
+//	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
+//	gw servers -c FILE                   start every server and print its status
+//
+// FILE is gw's YAML (a servers: map) or the mcpServers JSON of Claude
+// Desktop, Cursor or VS Code.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/config"
+)
+
+// version is set with -ldflags "-X main.version=…" by release builds.
+var version = "dev"
+
+const usage = `gw — the Wasm-policy MCP gateway
+
+Usage:
+  gw tools   -c FILE [--json]           print the merged tool catalog
+  gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
+  gw servers -c FILE [--json]           start the servers and print their status
+  gw version
+
+Flags:
+  -c, --config FILE   gw YAML, or a Claude Desktop / Cursor / VS Code JSON file
+  -v, --verbose       log at debug level (servers' stderr included)
+      --json          machine-readable output
+      --pretty        indent the result of gw call
+
+Try: go run ./cmd/gw tools -c examples/demo.yaml
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cliFlags are the flags every command shares.
+type cliFlags struct {
+	config  string
+	verbose bool
+	json    bool
+	pretty  bool
+}
+
+// parseArgs accepts flags before, between and after positional arguments.
+func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string, error) {
+	var f cliFlags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.StringVar(&f.config, "c", "", "config file")
+	fs.StringVar(&f.config, "config", "", "config file")
+	fs.BoolVar(&f.verbose, "v", false, "verbose")
+	fs.BoolVar(&f.verbose, "verbose", false, "verbose")
+	fs.BoolVar(&f.json, "json", false, "JSON output")
+	fs.BoolVar(&f.pretty, "pretty", false, "indent JSON output")
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return f, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return f, positional, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "version" {
+		fmt.Fprintln(stdout, "gw", version)
+		return 0
+	}
+	f, pos, err := parseArgs(cmd, rest, stderr)
+	if err != nil {
+		return 2
+	}
+	switch cmd {
+	case "tools", "servers":
+		if len(pos) != 0 {
+			fmt.Fprintf(stderr, "gw %s: unexpected argument %q\n", cmd, pos[0])
+			return 2
+		}
+	case "call":
+		if len(pos) < 1 || len(pos) > 2 {
+			fmt.Fprintln(stderr, "gw call: want NAME and optional 'JSON-ARGS'")
+			return 2
+		}
+	default:
+		fmt.Fprintf(stderr, "gw: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if f.config == "" {
+		fmt.Fprintf(stderr, "gw %s: -c FILE is required\n", cmd)
+		return 2
+	}
+	cfg, err := config.Load(config.Options{File: f.config})
+	if err != nil {
+		fmt.Fprintln(stderr, "gw:", err)
+		return 1
+	}
+	logger := newLogger(cfg, f.verbose, stderr)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+	g, err := gateway.New(gatewayOptions(cfg, logger))
+	if err != nil {
+		fmt.Fprintln(stderr, "gw:", err)
+		return 1
+	}
+	defer g.Close()
+	startErr := g.Start(ctx)
+	if startErr != nil {
+		// One line per server that did not come up; the rest still serve.
+		for _, line := range strings.Split(startErr.Error(), "\n") {
+			fmt.Fprintln(stderr, "gw:", line)
+		}
+	}
+	switch cmd {
+	case "tools":
+		return printTools(g.ListTools(ctx), f.json, stdout, stderr, startErr)
+	case "servers":
+		return printServers(g.Servers(), f.json, stdout)
+	default:
+		return callTool(ctx, g, pos, f.pretty, stdout, stderr)
+	}
+}
+
+// newLogger logs to stderr; the CLI commands default to warnings only so
+// their output stays readable, -v shows everything.
+func newLogger(cfg *config.Config, verbose bool, w io.Writer) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// gatewayOptions turns the configuration into gateway options. Servers are
+// ordered by name, so the catalog is the same on every run.
+func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
+	names := make([]string, 0, len(cfg.Servers))
+	for name, s := range cfg.Servers {
+		if !s.Disabled {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var specs []gateway.ServerSpec
+	for _, name := range names {
+		s := cfg.Servers[name]
+		specs = append(specs, gateway.ServerSpec{
+			Name:        name,
+			Command:     s.Command,
+			Args:        s.Args,
+			Env:         s.Env,
+			Dir:         s.Cwd,
+			Restart:     gateway.RestartPolicy(s.Restart),
+			CallTimeout: s.CallTimeout,
+		})
+	}
+	gc := cfg.Gateway
+	return gateway.Options{
+		Servers:         specs,
+		Resolver:        gateway.PrefixResolver{Separator: gc.Names.Separator, MaxLength: gc.Names.MaxLength},
+		Logger:          logger,
+		ClientInfo:      gateway.Implementation{Name: "gw", Version: version},
+		CallTimeout:     gc.CallTimeout,
+		DiscoverTimeout: gc.DiscoverTimeout,
+		StartTimeout:    gc.StartTimeout,
+		MaxMessageSize:  gc.MaxMessageSize,
+		PingInterval:    gc.PingInterval,
+		InitialBackoff:  gc.Restart.InitialBackoff,
+		MaxBackoff:      gc.Restart.MaxBackoff,
+		DegradedAfter:   gc.Restart.DegradedAfter,
+		StableAfter:     gc.Restart.StableAfter,
+	}
+}
+
+// toolRow is one line of `gw tools --json`.
+type toolRow struct {
+	Name        string `json:"name"`
+	Server      string `json:"server"`
+	Tool        string `json:"tool"`
+	Description string `json:"description"`
+}
+
+func printTools(tools []gateway.Entry, asJSON bool, stdout, stderr io.Writer, startErr error) int {
+	rows := make([]toolRow, 0, len(tools))
+	for _, t := range tools {
+		rows = append(rows, toolRow{Name: t.Name, Server: t.Server, Tool: t.Original, Description: t.Item.Description})
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rows)
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSERVER\tTOOL\tDESCRIPTION")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Server, r.Tool, oneLine(r.Description, 60))
+		}
+		_ = tw.Flush()
+		fmt.Fprintf(stderr, "%d tools\n", len(rows))
+	}
+	if startErr != nil {
+		return 1
+	}
+	return 0
+}
+
+func printServers(st []gateway.ServerStatus, asJSON bool, stdout io.Writer) int {
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tSTATE\tERA\tVERSION\tSERVER INFO\tLAST ERROR")
+	code := 0
+	for _, s := range st {
+		if s.State != gateway.StateReady {
+			code = 1
+		}
+		info := strings.TrimSpace(s.ServerInfo.Name + " " + s.ServerInfo.Version)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Era, s.Version, info, oneLine(s.LastError, 80))
+	}
+	_ = tw.Flush()
+	return code
+}
+
+func callTool(ctx context.Context, g *gateway.Gateway, pos []string, pretty bool, stdout, stderr io.Writer) int {
+	args := json.RawMessage("{}")
+	if len(pos) == 2 {
+		args = json.RawMessage(pos[1])
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(args, &obj); err != nil || obj == nil {
+			fmt.Fprintf(stderr, "gw call: arguments must be a JSON object, got %q\n", pos[1])
+			return 2
+		}
+	}
+	params, _ := json.Marshal(map[string]any{"name": pos[0], "arguments": args})
+	res, err := g.CallTool(ctx, params, gateway.CallOptions{})
+	if err != nil {
+		if errors.Is(err, gateway.ErrUnknownTool) {
+			fmt.Fprintf(stderr, "gw call: unknown tool %q (list them with: gw tools -c FILE)\n", pos[0])
+			return 1
+		}
+		fmt.Fprintln(stderr, "gw call:", err)
+		return 1
+	}
+	out := []byte(res)
+	if pretty {
+		var b bytes.Buffer
+		if json.Indent(&b, res, "", "  ") == nil {
+			out = b.Bytes()
+		}
+	}
+	_, _ = stdout.Write(append(out, '\n'))
+	var r struct {
+		IsError bool `json:"isError"`
+	}
+	if json.Unmarshal(res, &r) == nil && r.IsError {
+		return 1
+	}
+	return 0
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}

@@ -1,0 +1,468 @@
+// Package gateway is gw's core: it keeps a session with every configured MCP
+// server, merges their tools, prompts and resources into one catalog and
+// routes each call to the server that owns it.
+//
+// A Gateway is the router that faces (NATS today, an MCP server later) sit
+// on: they call ListTools, CallTool and friends, and receive Events. The
+// gateway knows nothing of faces; faces know nothing of sessions.
+//
+// Each server is supervised: its process is started, its era detected
+// (2026-07-28 server/discover, or 2025-11-25 initialize), its lists
+// discovered, and it is restarted with capped exponential backoff when it
+// dies. See docs/ARCHITECTURE.md.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
+)
+
+// RestartPolicy says when a server that ended is started again.
+type RestartPolicy string
+
+// Restart policies.
+const (
+	RestartOnFailure RestartPolicy = "on-failure" // restart unless it exited with status 0
+	RestartAlways    RestartPolicy = "always"
+	RestartNever     RestartPolicy = "never"
+)
+
+// ServerSpec is one configured server.
+type ServerSpec struct {
+	Name        string
+	Command     string
+	Args        []string
+	Env         map[string]string
+	Dir         string
+	Restart     RestartPolicy // "" = on-failure
+	CallTimeout time.Duration // 0 = Options.CallTimeout
+}
+
+// Options configure a Gateway. The zero value of each field has a sensible
+// default.
+type Options struct {
+	Servers []ServerSpec // in configuration order, which breaks naming ties
+
+	Resolver Resolver      // collision policy; nil = PrefixResolver{}
+	Handler  ClientHandler // serves sampling, elicitation and roots; nil = none offered
+	Events   EventSink     // nil = events dropped
+	Logger   *slog.Logger  // nil = slog.Default()
+
+	ClientInfo      Implementation // default gw/dev
+	CallTimeout     time.Duration  // default 60s
+	DiscoverTimeout time.Duration  // server/discover probe; default 5s
+	StartTimeout    time.Duration  // spawn + handshake + discovery; default 30s
+	MaxMessageSize  int            // default 16 MiB
+	PingInterval    time.Duration  // keepalive; 0 = off
+	StopGrace       time.Duration  // each step of a child's shutdown; default 2s
+
+	InitialBackoff time.Duration // default 500ms
+	MaxBackoff     time.Duration // default 30s
+	DegradedAfter  int           // consecutive failures before "degraded"; default 3
+	StableAfter    time.Duration // uptime that resets the failure count; default 30s
+
+	// Dial opens a server's connection; nil = start it as a stdio child.
+	// Tests use it to run servers in process.
+	Dial func(ctx context.Context, spec ServerSpec) (Conn, error)
+}
+
+// ClientHandler serves the requests a server makes of its client, in both
+// eras: legacy servers send them as JSON-RPC requests, modern servers as
+// input_required results that gw answers and retries. Errors that are
+// *jsonrpc.Error keep their code.
+type ClientHandler interface {
+	// Supports reports whether a method (MethodSampling, MethodElicitation,
+	// MethodRoots) is offered; gw declares the matching capabilities.
+	Supports(method string) bool
+	HandleClientRequest(ctx context.Context, req ClientRequest) (json.RawMessage, error)
+}
+
+// ClientRequest is one server-to-client request.
+type ClientRequest struct {
+	Server string
+	Method string
+	Params json.RawMessage
+	// Related is the method of the client request that needed the input
+	// (modern era); "" when the server asked on its own (legacy era).
+	Related string
+}
+
+// EventSink receives the gateway's events. HandleEvent must not block for
+// long: it runs on the gateway's goroutines.
+type EventSink interface {
+	HandleEvent(Event)
+}
+
+// EventKind tells events apart.
+type EventKind int
+
+// Event kinds.
+const (
+	EventCatalogChanged     EventKind = iota + 1 // Catalog is set
+	EventServerStatus                            // Status is set
+	EventServerNotification                      // Server, Method, Params are set
+)
+
+// Event is something a face may want to tell its clients.
+type Event struct {
+	Kind    EventKind
+	Server  string
+	Method  string          // e.g. notifications/resources/updated, notifications/message
+	Params  json.RawMessage // the server's params, untouched
+	Status  *ServerStatus
+	Catalog *Catalog
+}
+
+// Gateway routes calls to many servers. Create it with New, then Start.
+type Gateway struct {
+	opts    Options
+	log     *slog.Logger
+	order   []string
+	servers map[string]*managed
+	scfg    *sessionConfig
+
+	catalog atomic.Pointer[Catalog]
+
+	mu        sync.Mutex // guards inventory and rebuilds
+	inventory map[string]*inventory
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	ctx       context.Context // cancelled by Close; every server's run loop watches it
+	cancel    context.CancelFunc
+	stopping  chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Sentinel errors of the router.
+var (
+	ErrUnknownTool     = errors.New("gw: unknown tool")
+	ErrUnknownPrompt   = errors.New("gw: unknown prompt")
+	ErrUnknownResource = errors.New("gw: unknown resource")
+	ErrServerDown      = errors.New("gw: server unavailable")
+	ErrClosed          = errors.New("gw: gateway closed")
+)
+
+// New validates opts and returns a gateway that has started nothing yet.
+func New(opts Options) (*Gateway, error) {
+	setDefaults(&opts)
+	g := &Gateway{
+		opts:      opts,
+		log:       opts.Logger,
+		servers:   map[string]*managed{},
+		inventory: map[string]*inventory{},
+		stopping:  make(chan struct{}),
+	}
+	for _, spec := range opts.Servers {
+		if spec.Name == "" {
+			return nil, errors.New("gw: a server has no name")
+		}
+		if _, dup := g.servers[spec.Name]; dup {
+			return nil, fmt.Errorf("gw: server %q configured twice", spec.Name)
+		}
+		if spec.Restart == "" {
+			spec.Restart = RestartOnFailure
+		}
+		switch spec.Restart {
+		case RestartAlways, RestartOnFailure, RestartNever:
+		default:
+			return nil, fmt.Errorf("gw: server %q: unknown restart policy %q", spec.Name, spec.Restart)
+		}
+		g.order = append(g.order, spec.Name)
+		g.servers[spec.Name] = newManaged(g, spec)
+	}
+	g.scfg = &sessionConfig{
+		clientInfo:      opts.ClientInfo,
+		handler:         opts.Handler,
+		discoverTimeout: opts.DiscoverTimeout,
+		onNotify:        g.onNotify,
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.catalog.Store(emptyCatalog())
+	return g, nil
+}
+
+func setDefaults(o *Options) {
+	if o.Resolver == nil {
+		o.Resolver = PrefixResolver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ClientInfo.Name == "" {
+		o.ClientInfo = Implementation{Name: "gw", Version: "dev"}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.CallTimeout, 60*time.Second)
+	def(&o.DiscoverTimeout, 5*time.Second)
+	def(&o.StartTimeout, 30*time.Second)
+	def(&o.StopGrace, 2*time.Second)
+	def(&o.InitialBackoff, 500*time.Millisecond)
+	def(&o.MaxBackoff, 30*time.Second)
+	def(&o.StableAfter, 30*time.Second)
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 16 << 20
+	}
+	if o.DegradedAfter <= 0 {
+		o.DegradedAfter = 3
+	}
+}
+
+// Start launches every server and returns once each has come up or failed
+// its first attempt (servers that failed keep retrying per their policy).
+// The error joins the first-attempt failures, one line per server; the
+// gateway serves the servers that did come up either way.
+func (g *Gateway) Start(ctx context.Context) error {
+	var errs []error
+	g.startOnce.Do(func() {
+		for _, name := range g.order {
+			m := g.servers[name]
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				m.run()
+			}()
+		}
+		for _, name := range g.order {
+			m := g.servers[name]
+			select {
+			case <-m.firstDone:
+				if err := m.firstErr; err != nil {
+					errs = append(errs, err)
+				}
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("server %q: not up: %w", name, ctx.Err()))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Close stops every server (stdin closed, then SIGTERM, then SIGKILL) and
+// fails the calls still pending. It is idempotent.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		close(g.stopping)
+		g.cancel()
+		g.wg.Wait()
+	})
+	return nil
+}
+
+// Catalog returns the current merged catalog. The snapshot is immutable.
+func (g *Gateway) Catalog() *Catalog { return g.catalog.Load() }
+
+// Servers reports every server's status in configuration order.
+func (g *Gateway) Servers() []ServerStatus {
+	out := make([]ServerStatus, 0, len(g.order))
+	for _, name := range g.order {
+		out = append(out, g.servers[name].status())
+	}
+	return out
+}
+
+// CallOptions adjust one routed call.
+type CallOptions struct {
+	// Progress receives the server's notifications/progress params for this
+	// call, with the caller's own progressToken (gw swaps in its own on the
+	// wire so callers never clash).
+	Progress func(params json.RawMessage)
+}
+
+// CallTool routes a tools/call by exposed name and returns the server's
+// result bytes untouched. params is the MCP CallToolRequest params object
+// with the exposed name; gw rewrites name to the server's own. A call has a
+// deadline (ctx's, or the server's call timeout); on deadline or cancel the
+// server is sent notifications/cancelled.
+func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
+	name := stringField(params, "name")
+	e, ok := g.Catalog().Tool(name)
+	if !ok {
+		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownTool, name))
+	}
+	p, err := setField(params, "name", mustJSON(e.Original))
+	if err != nil {
+		return nil, invalidParams(fmt.Errorf("params: %w", err))
+	}
+	return g.route(ctx, e.Server, methodToolsCall, p, opts)
+}
+
+// GetPrompt routes a prompts/get by exposed name.
+func (g *Gateway) GetPrompt(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+	name := stringField(params, "name")
+	e, ok := g.Catalog().Prompt(name)
+	if !ok {
+		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownPrompt, name))
+	}
+	p, err := setField(params, "name", mustJSON(e.Original))
+	if err != nil {
+		return nil, invalidParams(fmt.Errorf("params: %w", err))
+	}
+	return g.route(ctx, e.Server, methodPromptsGet, p, CallOptions{})
+}
+
+// ReadResource routes a resources/read by uri: to the server that listed
+// it, else to the server whose template matches.
+func (g *Gateway) ReadResource(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+	uri := stringField(params, "uri")
+	c := g.Catalog()
+	e, ok := c.Resource(uri)
+	if !ok {
+		e, ok = c.templateFor(uri)
+	}
+	if !ok {
+		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownResource, uri))
+	}
+	return g.route(ctx, e.Server, methodResourcesRead, params, CallOptions{})
+}
+
+// route sends one request to a server, waiting (within the call's deadline)
+// for a restarting server to come back.
+func (g *Gateway) route(ctx context.Context, server, method string, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
+	m := g.servers[server]
+	if m == nil {
+		return nil, fmt.Errorf("%w: %q is not configured", ErrServerDown, server)
+	}
+	timeout := m.spec.CallTimeout
+	if timeout <= 0 {
+		timeout = g.opts.CallTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := m.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.request(ctx, method, params, callOptions{onProgress: opts.Progress})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("server %q: %s: no reply within %v: %w", server, method, timeout, err)
+	}
+	return res, err
+}
+
+// onNotify handles a server's notifications: list changes refresh the
+// catalog; the rest become events.
+func (g *Gateway) onNotify(s *session, method string, params json.RawMessage) {
+	m := g.servers[s.name]
+	switch method {
+	case methodToolsChanged:
+		m.invalidate(s, KindTools)
+	case methodPromptsChanged:
+		m.invalidate(s, KindPrompts)
+	case methodResChanged:
+		m.invalidate(s, KindResources, KindTemplates)
+	case methodCancelled:
+		// A modern server ending a subscription; the listener re-opens it.
+		return
+	}
+	g.emit(Event{Kind: EventServerNotification, Server: s.name, Method: method, Params: params})
+}
+
+func (g *Gateway) emit(e Event) {
+	if g.opts.Events != nil {
+		g.opts.Events.HandleEvent(e)
+	}
+}
+
+// setInventory records a server's lists (nil removes them) and rebuilds the
+// catalog; a failed rebuild keeps the last good catalog.
+func (g *Gateway) setInventory(server string, inv *inventory) {
+	g.mutateInventory(server, func(*inventory) *inventory { return inv })
+}
+
+// mutateInventory replaces a server's lists with edit's answer, atomically
+// with respect to other edits, and rebuilds the catalog.
+func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inventory) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	prev := g.inventory[server]
+	inv := edit(prev)
+	if inv == nil {
+		delete(g.inventory, server)
+	} else {
+		g.inventory[server] = inv
+	}
+	c, err := buildCatalog(g.order, g.inventory, g.opts.Resolver)
+	if err != nil {
+		g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", server, "error", err)
+		if prev == nil {
+			delete(g.inventory, server)
+		} else {
+			g.inventory[server] = prev
+		}
+		return
+	}
+	for _, r := range c.Rejected {
+		g.log.Warn("left out of the catalog", "server", r.Server, "name", r.Name, "reason", r.Reason)
+	}
+	g.catalog.Store(c)
+	g.emit(Event{Kind: EventCatalogChanged, Catalog: c})
+}
+
+// refreshStale re-lists, before answering, the lists whose ttlMs has passed;
+// lists without ttlMs rely on change notifications instead.
+func (g *Gateway) refreshStale(ctx context.Context, kinds ...Kind) {
+	now := time.Now()
+	for _, name := range g.order {
+		g.mu.Lock()
+		inv := g.inventory[name]
+		g.mu.Unlock()
+		if inv == nil {
+			continue
+		}
+		var stale []Kind
+		for _, k := range kinds {
+			if l, ok := inv.lists[k]; ok && !l.freshUntil.IsZero() && now.After(l.freshUntil) {
+				stale = append(stale, k)
+			}
+		}
+		if len(stale) > 0 {
+			g.servers[name].refresh(ctx, stale...)
+		}
+	}
+}
+
+// ListTools returns the merged tools, re-listing stale servers first.
+func (g *Gateway) ListTools(ctx context.Context) []Entry {
+	g.refreshStale(ctx, KindTools)
+	return g.Catalog().Tools
+}
+
+// ListPrompts returns the merged prompts.
+func (g *Gateway) ListPrompts(ctx context.Context) []Entry {
+	g.refreshStale(ctx, KindPrompts)
+	return g.Catalog().Prompts
+}
+
+// ListResources returns the merged resources and resource templates.
+func (g *Gateway) ListResources(ctx context.Context) (resources, templates []Entry) {
+	g.refreshStale(ctx, KindResources, KindTemplates)
+	c := g.Catalog()
+	return c.Resources, c.Templates
+}
+
+// codedError is a gw error that also carries the JSON-RPC error a face
+// should answer with: errors.Is finds the sentinel, errors.As the code.
+type codedError struct {
+	err error
+	rpc *jsonrpc.Error
+}
+
+func (e *codedError) Error() string   { return e.err.Error() }
+func (e *codedError) Unwrap() []error { return []error{e.err, e.rpc} }
+
+func invalidParams(err error) error {
+	return &codedError{err: err, rpc: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: err.Error()}}
+}

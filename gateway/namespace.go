@@ -1,0 +1,271 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// ServerItems is one server's tools (or prompts), the input to collision
+// resolution. Servers come in configuration order.
+type ServerItems struct {
+	Server string
+	Items  []Item
+}
+
+// ItemKey names one server's item.
+type ItemKey struct{ Server, Name string }
+
+// Resolution is a Resolver's answer: the exposed name of every item kept,
+// and the items left out with a reason.
+type Resolution struct {
+	Names    map[ItemKey]string
+	Rejected []Rejection
+}
+
+// Rejection is an item left out of the catalog.
+type Rejection struct {
+	Server, Name, Reason string
+}
+
+// Resolver decides exposed names when servers' lists are merged. It runs when
+// the catalog changes (start, list_changed, restart), never on the call path.
+// The Wasm policy host implements it; PrefixResolver is the built-in default.
+type Resolver interface {
+	Resolve(kind Kind, servers []ServerItems) (Resolution, error)
+}
+
+// toolNameRE is the MCP tool-name rule; gw refuses a resolution that breaks it.
+var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// ValidateResolution checks a resolver's answer against the servers it was
+// given: every exposed name valid and unique, every name for a real item.
+func ValidateResolution(kind Kind, servers []ServerItems, r Resolution) error {
+	known := map[ItemKey]bool{}
+	for _, s := range servers {
+		for _, it := range s.Items {
+			known[ItemKey{s.Server, it.Key}] = true
+		}
+	}
+	owner := map[string]ItemKey{}
+	for key, name := range r.Names {
+		if !known[key] {
+			return fmt.Errorf("resolution names %s %q of server %q, which does not exist", kind, key.Name, key.Server)
+		}
+		if !toolNameRE.MatchString(name) {
+			return fmt.Errorf("exposed name %q for %s %q of server %q breaks the MCP naming rule [A-Za-z0-9_.-]{1,128}", name, kind, key.Name, key.Server)
+		}
+		if prev, dup := owner[name]; dup {
+			return fmt.Errorf("exposed name %q given to both %s/%s and %s/%s", name, prev.Server, prev.Name, key.Server, key.Name)
+		}
+		owner[name] = key
+	}
+	return nil
+}
+
+// PrefixResolver exposes every item as server + Separator + name, mapped to
+// the characters every major client accepts ([A-Za-z0-9_-]: Anthropic and
+// OpenAI refuse '.', '/', ':'), and shortened to MaxLength with a short hash
+// when too long (Cursor drops names over 60 characters). Names are never
+// parsed back: routing goes through the catalog's table.
+type PrefixResolver struct {
+	Separator string // default "__"
+	MaxLength int    // default 64
+}
+
+// hashLen is the hex digits of the suffix that keeps shortened names unique.
+const hashLen = 8
+
+// Resolve implements Resolver.
+func (p PrefixResolver) Resolve(kind Kind, servers []ServerItems) (Resolution, error) {
+	sep, maxLen := p.Separator, p.MaxLength
+	if sep == "" {
+		sep = "__"
+	}
+	if maxLen <= 0 {
+		maxLen = 64
+	}
+	if maxLen < hashLen+2 {
+		return Resolution{}, fmt.Errorf("prefix resolver: max length %d is below %d", maxLen, hashLen+2)
+	}
+	res := Resolution{Names: map[ItemKey]string{}}
+	taken := map[string]bool{}
+	for _, s := range servers {
+		for _, it := range s.Items {
+			key := ItemKey{s.Server, it.Key}
+			if _, dup := res.Names[key]; dup {
+				res.Rejected = append(res.Rejected, Rejection{s.Server, it.Key, "server lists this name twice"})
+				continue
+			}
+			name := sanitizeName(s.Server) + sep + sanitizeName(it.Key)
+			if len(name) > maxLen || taken[name] {
+				name = shorten(name, maxLen, s.Server, it.Key)
+			}
+			if taken[name] {
+				res.Rejected = append(res.Rejected, Rejection{s.Server, it.Key, fmt.Sprintf("exposed name %q already taken", name)})
+				continue
+			}
+			taken[name] = true
+			res.Names[key] = name
+		}
+	}
+	return res, nil
+}
+
+// sanitizeName maps characters outside [A-Za-z0-9_-] to '_'.
+func sanitizeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// shorten cuts name to fit maxLen with a hash of the item's identity, so the
+// result is stable across restarts and distinct for distinct items.
+func shorten(name string, maxLen int, server, item string) string {
+	sum := sha256.Sum256([]byte(server + "\x00" + item))
+	suffix := "_" + hex.EncodeToString(sum[:])[:hashLen]
+	keep := min(len(name), maxLen-len(suffix))
+	return name[:keep] + suffix
+}
+
+// Entry is one exposed tool, prompt, resource or template.
+type Entry struct {
+	Name     string // exposed name (the uri for resources, uriTemplate for templates)
+	Server   string
+	Original string // the server's own name or uri
+	Item     Item
+	// JSON is the server's object with its name replaced by the exposed
+	// name: what a face lists to its clients.
+	JSON json.RawMessage
+}
+
+// Catalog is an immutable snapshot of the merged namespace. The gateway
+// swaps whole catalogs atomically; lookups are map hits, never scans.
+type Catalog struct {
+	Tools     []Entry // sorted by exposed name
+	Prompts   []Entry // sorted by exposed name
+	Resources []Entry // sorted by uri
+	Templates []Entry // sorted by uriTemplate
+	Rejected  []Rejection
+
+	tools     map[string]*Entry
+	prompts   map[string]*Entry
+	resources map[string]*Entry
+}
+
+// Tool finds an exposed tool.
+func (c *Catalog) Tool(name string) (*Entry, bool) { e, ok := c.tools[name]; return e, ok }
+
+// Prompt finds an exposed prompt.
+func (c *Catalog) Prompt(name string) (*Entry, bool) { e, ok := c.prompts[name]; return e, ok }
+
+// Resource finds a listed resource by uri.
+func (c *Catalog) Resource(uri string) (*Entry, bool) { e, ok := c.resources[uri]; return e, ok }
+
+// templateFor returns the server whose resource template matches uri by its
+// literal prefix (the text before the first '{'), longest prefix first.
+func (c *Catalog) templateFor(uri string) (*Entry, bool) {
+	var best *Entry
+	bestLen := -1
+	for i := range c.Templates {
+		e := &c.Templates[i]
+		prefix, _, _ := strings.Cut(e.Original, "{")
+		if strings.HasPrefix(uri, prefix) && len(prefix) > bestLen {
+			best, bestLen = e, len(prefix)
+		}
+	}
+	return best, best != nil
+}
+
+// emptyCatalog is the catalog before any server is up.
+func emptyCatalog() *Catalog {
+	return &Catalog{tools: map[string]*Entry{}, prompts: map[string]*Entry{}, resources: map[string]*Entry{}}
+}
+
+// buildCatalog merges the servers' inventories, given in configuration
+// order. A resolver error or an invalid resolution is returned, and the
+// caller keeps its previous catalog.
+func buildCatalog(order []string, inv map[string]*inventory, resolver Resolver) (*Catalog, error) {
+	c := emptyCatalog()
+	var err error
+	if c.Tools, err = resolveKind(KindTools, order, inv, resolver, &c.Rejected); err != nil {
+		return nil, err
+	}
+	if c.Prompts, err = resolveKind(KindPrompts, order, inv, resolver, &c.Rejected); err != nil {
+		return nil, err
+	}
+	for i := range c.Tools {
+		c.tools[c.Tools[i].Name] = &c.Tools[i]
+	}
+	for i := range c.Prompts {
+		c.prompts[c.Prompts[i].Name] = &c.Prompts[i]
+	}
+	// Resource URIs are global: the first server in configuration order
+	// that lists a uri owns it.
+	for _, server := range order {
+		in := inv[server]
+		if in == nil {
+			continue
+		}
+		for _, it := range in.lists[KindResources].items {
+			if _, dup := c.resources[it.Key]; dup {
+				c.Rejected = append(c.Rejected, Rejection{server, it.Key, "resource uri already served by another server"})
+				continue
+			}
+			c.Resources = append(c.Resources, Entry{Name: it.Key, Server: server, Original: it.Key, Item: it, JSON: it.Raw})
+			c.resources[it.Key] = nil // placeholder, pointers set after sorting
+		}
+		for _, it := range in.lists[KindTemplates].items {
+			c.Templates = append(c.Templates, Entry{Name: it.Key, Server: server, Original: it.Key, Item: it, JSON: it.Raw})
+		}
+	}
+	slices.SortStableFunc(c.Resources, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(c.Templates, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	for i := range c.Resources {
+		c.resources[c.Resources[i].Name] = &c.Resources[i]
+	}
+	return c, nil
+}
+
+func resolveKind(kind Kind, order []string, inv map[string]*inventory, resolver Resolver, rejected *[]Rejection) ([]Entry, error) {
+	var servers []ServerItems
+	for _, server := range order {
+		if in := inv[server]; in != nil {
+			if l, ok := in.lists[kind]; ok {
+				servers = append(servers, ServerItems{Server: server, Items: l.items})
+			}
+		}
+	}
+	res, err := resolver.Resolve(kind, servers)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", kind, err)
+	}
+	if err := ValidateResolution(kind, servers, res); err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", kind, err)
+	}
+	*rejected = append(*rejected, res.Rejected...)
+	var out []Entry
+	for _, s := range servers {
+		for _, it := range s.Items {
+			name, ok := res.Names[ItemKey{s.Server, it.Key}]
+			if !ok {
+				continue
+			}
+			js, err := setField(it.Raw, "name", mustJSON(name))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Entry{Name: name, Server: s.Server, Original: it.Key, Item: it, JSON: js})
+		}
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}

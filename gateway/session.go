@@ -1,0 +1,495 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
+	"github.com/gwmcp/gw/transport/stdio"
+)
+
+// Conn is what a session needs from a transport. *stdio.Process satisfies it.
+//
+// ReadMessage is called by one goroutine only (the session's reader) and
+// returns io.EOF, or another error, once the peer is gone; Close unblocks it.
+// WriteMessage may be called concurrently and must not interleave messages.
+// Close is idempotent.
+type Conn interface {
+	ReadMessage() ([]byte, error)
+	WriteMessage(ctx context.Context, msg []byte) error
+	Close() error
+}
+
+// Errors a session returns; they wrap with the server's name.
+var (
+	// ErrSessionClosed means the server's connection ended (exit, EOF, stop)
+	// while the call was pending, or before it was sent.
+	ErrSessionClosed = errors.New("gw: server connection closed")
+	// ErrNotMCP means the server never answered the handshake with valid
+	// JSON-RPC.
+	ErrNotMCP = errors.New("gw: not an MCP server")
+)
+
+// notificationQueueSize bounds the notifications waiting for dispatch; the
+// reader never blocks on a slow consumer, it drops and counts instead.
+const notificationQueueSize = 4096
+
+// session is one JSON-RPC client connection to one server process, in
+// whichever era the server speaks. It owns two goroutines: the reader and the
+// notification dispatcher; server-to-client requests and cancellation
+// notices run on goroutines tracked by wg. close stops them all.
+type session struct {
+	name string
+	conn Conn
+	log  *slog.Logger
+	cfg  *sessionConfig
+
+	nextID atomic.Int64
+
+	mu      sync.Mutex
+	pending map[string]*pendingCall // by id text; changed only by addPending and retire
+	closed  bool
+	err     error // why the session ended
+	tokens  map[string]*pendingCall // gw progress token -> call
+
+	// Set once by open, read-only afterwards.
+	era          Era
+	version      string
+	serverInfo   Implementation
+	caps         serverCapabilities
+	rawCaps      json.RawMessage
+	instructions string
+
+	notes   chan *jsonrpc.Message
+	dropped atomic.Int64
+
+	garbageLines atomic.Int64
+	firstGarbage atomic.Pointer[string]
+
+	ctx        context.Context // cancelled when the session ends
+	cancelCtx  context.CancelFunc
+	readerDone chan struct{}
+	dispDone   chan struct{}
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+// sessionConfig is shared by every session a gateway opens.
+type sessionConfig struct {
+	clientInfo      Implementation
+	handler         ClientHandler
+	discoverTimeout time.Duration
+	// onNotify receives server notifications other than progress and
+	// subscription acknowledgements, in the order the server sent them.
+	onNotify func(s *session, method string, params json.RawMessage)
+}
+
+type pendingCall struct {
+	method     string
+	reply      chan callReply // buffered 1; receives exactly once
+	onProgress func(params json.RawMessage)
+	token      string // gw's progress token, "" if none
+	callerTok  json.RawMessage
+}
+
+type callReply struct {
+	result json.RawMessage
+	err    error
+}
+
+func newSession(name string, conn Conn, cfg *sessionConfig, log *slog.Logger) *session {
+	s := &session{
+		name:       name,
+		conn:       conn,
+		log:        log,
+		cfg:        cfg,
+		pending:    make(map[string]*pendingCall),
+		tokens:     make(map[string]*pendingCall),
+		notes:      make(chan *jsonrpc.Message, notificationQueueSize),
+		readerDone: make(chan struct{}),
+		dispDone:   make(chan struct{}),
+	}
+	s.ctx, s.cancelCtx = context.WithCancel(context.Background())
+	go s.readLoop()
+	go s.dispatchLoop()
+	return s
+}
+
+// done is closed when the connection has ended.
+func (s *session) done() <-chan struct{} { return s.readerDone }
+
+// cause returns why the session ended, or nil while it is alive.
+func (s *session) cause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// close ends the session: the connection is closed, pending calls fail and
+// every goroutine the session started has returned when close returns.
+func (s *session) close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.shutdown(fmt.Errorf("%w: gateway closed it", ErrSessionClosed))
+		err = s.conn.Close()
+		<-s.readerDone
+		<-s.dispDone
+		s.wg.Wait()
+	})
+	return err
+}
+
+// shutdown marks the session dead and fails every pending call with cause.
+func (s *session) shutdown(cause error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.err = cause
+	calls := s.pending
+	s.pending = map[string]*pendingCall{}
+	s.tokens = map[string]*pendingCall{}
+	s.mu.Unlock()
+	s.cancelCtx()
+	for _, c := range calls {
+		c.reply <- callReply{err: fmt.Errorf("server %q: %s: %w", s.name, c.method, cause)}
+	}
+}
+
+func (s *session) readLoop() {
+	defer close(s.readerDone)
+	defer close(s.notes)
+	for {
+		line, err := s.conn.ReadMessage()
+		if err != nil {
+			var tooLarge *stdio.MessageTooLargeError
+			if errors.As(err, &tooLarge) {
+				s.oversized(tooLarge)
+				continue
+			}
+			if errors.Is(err, io.EOF) {
+				err = errors.New("server closed its output (EOF)")
+			}
+			s.shutdown(fmt.Errorf("%w: %v", ErrSessionClosed, err))
+			return
+		}
+		msg, err := jsonrpc.Decode(line)
+		if err != nil {
+			s.badLine(line, err)
+			continue
+		}
+		switch msg.Kind() {
+		case jsonrpc.KindResponse:
+			s.deliver(msg)
+		case jsonrpc.KindNotification:
+			select {
+			case s.notes <- msg:
+			default:
+				if n := s.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8…
+					s.log.Warn("notification queue full; dropping", "method", msg.Method, "dropped", n)
+				}
+			}
+		case jsonrpc.KindRequest:
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serveRequest(msg)
+			}()
+		}
+	}
+}
+
+// badLine handles stdout output that is not JSON-RPC. A broken response
+// whose id is readable fails that call; anything else is logged and kept as
+// evidence for a "not an MCP server" diagnosis.
+func (s *session) badLine(line []byte, err error) {
+	var de *jsonrpc.DecodeError
+	if errors.As(err, &de) && de.ID.IsValid() {
+		if c := s.retire(de.ID.String()); c != nil {
+			c.reply <- callReply{err: fmt.Errorf("server %q: %s: invalid response: %w", s.name, c.method, err)}
+			return
+		}
+	}
+	if s.garbageLines.Add(1) == 1 {
+		text := string(line)
+		if len(text) > 120 {
+			text = text[:120] + "…"
+		}
+		s.firstGarbage.Store(&text)
+	}
+	s.log.Warn("ignoring invalid line on stdout", "error", err, "line", truncateBytes(line, 200))
+}
+
+// oversized fails the call whose reply did not fit, when its id can be
+// found at the head of the line, so the caller hears why at once.
+func (s *session) oversized(e *stdio.MessageTooLargeError) {
+	if id, ok := headID(e.Head); ok {
+		if c := s.retire(id.String()); c != nil {
+			c.reply <- callReply{err: fmt.Errorf("server %q: %s: reply too large: %w", s.name, c.method, e)}
+			return
+		}
+	}
+	s.log.Error("dropped oversized message from server", "error", e)
+}
+
+// headID finds the "id" member of a JSON-RPC message from its first bytes,
+// scanning top-level members until a value too large to skip.
+func headID(head []byte) (jsonrpc.ID, bool) {
+	dec := json.NewDecoder(strings.NewReader(string(head)))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return jsonrpc.ID{}, false
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return jsonrpc.ID{}, false
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return jsonrpc.ID{}, false
+		}
+		if key == "id" {
+			var id jsonrpc.ID
+			if id.UnmarshalJSON(raw) != nil {
+				return jsonrpc.ID{}, false
+			}
+			return id, true
+		}
+	}
+	return jsonrpc.ID{}, false
+}
+
+func (s *session) deliver(msg *jsonrpc.Message) {
+	if !msg.ID.IsValid() {
+		// An error reply to something the server could not parse.
+		s.log.Warn("server reported an error without an id", "error", msg.Error)
+		return
+	}
+	c := s.retire(msg.ID.String())
+	if c == nil {
+		s.log.Debug("reply to no pending request (late or unknown id)", "id", msg.ID.String())
+		return
+	}
+	if msg.Error != nil {
+		c.reply <- callReply{err: msg.Error}
+		return
+	}
+	c.reply <- callReply{result: msg.Result}
+}
+
+// addPending registers a call; it fails when the session has ended.
+func (s *session) addPending(id string, c *pendingCall) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("server %q: %s: %w", s.name, c.method, s.err)
+	}
+	s.pending[id] = c
+	if c.token != "" {
+		s.tokens[c.token] = c
+	}
+	return nil
+}
+
+// retire removes a pending call; whoever retires it answers it, so each call
+// is answered exactly once.
+func (s *session) retire(id string) *pendingCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.pending[id]
+	if !ok {
+		return nil
+	}
+	delete(s.pending, id)
+	if c.token != "" {
+		delete(s.tokens, c.token)
+	}
+	return c
+}
+
+// callOptions adjust one request.
+type callOptions struct {
+	onProgress func(params json.RawMessage)
+	// noCancel suppresses notifications/cancelled on abandon, for the
+	// pre-handshake probe that a legacy server must not see more of.
+	noCancel bool
+}
+
+// call sends one request and waits for its reply. params must be a JSON
+// object or nil. On ctx's end it sends notifications/cancelled and frees the
+// slot.
+func (s *session) call(ctx context.Context, method string, params json.RawMessage, opts callOptions) (json.RawMessage, error) {
+	id := jsonrpc.Int64ID(s.nextID.Add(1))
+	c := &pendingCall{method: method, reply: make(chan callReply, 1), onProgress: opts.onProgress}
+	if opts.onProgress != nil {
+		// gw owns the token so two callers' tokens never clash on one server.
+		c.token = "gw-" + id.String()
+		var err error
+		params, c.callerTok, err = swapProgressToken(params, c.token)
+		if err != nil {
+			return nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
+		}
+	}
+	line, err := jsonrpc.EncodeRequest(id, method, rawOrNil(params))
+	if err != nil {
+		return nil, fmt.Errorf("server %q: %w", s.name, err)
+	}
+	if err := s.addPending(id.String(), c); err != nil {
+		return nil, err
+	}
+	if err := s.conn.WriteMessage(ctx, line); err != nil {
+		if s.retire(id.String()) == nil {
+			r := <-c.reply // answered or failed meanwhile
+			return r.result, r.err
+		}
+		return nil, fmt.Errorf("server %q: %s: write: %w", s.name, method, err)
+	}
+	select {
+	case r := <-c.reply:
+		return r.result, r.err
+	case <-ctx.Done():
+		if s.retire(id.String()) == nil {
+			r := <-c.reply
+			return r.result, r.err
+		}
+		if !opts.noCancel {
+			s.sendCancel(id, ctx.Err())
+		}
+		return nil, fmt.Errorf("server %q: %s: %w", s.name, method, ctx.Err())
+	}
+}
+
+// sendCancel tells the server to stop work on id, without holding up the
+// caller that gave up on it.
+func (s *session) sendCancel(id jsonrpc.ID, why error) {
+	reason := "request cancelled by the client"
+	if errors.Is(why, context.DeadlineExceeded) {
+		reason = "request timed out"
+	}
+	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": reason})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.notify(context.Background(), methodCancelled, params); err != nil {
+			s.log.Debug("could not send cancellation", "id", id.String(), "error", err)
+		}
+	}()
+}
+
+// notify sends a notification with a bounded wait.
+func (s *session) notify(ctx context.Context, method string, params json.RawMessage) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	line, err := jsonrpc.EncodeNotification(method, rawOrNil(params))
+	if err != nil {
+		return err
+	}
+	return s.conn.WriteMessage(ctx, line)
+}
+
+func (s *session) dispatchLoop() {
+	defer close(s.dispDone)
+	for msg := range s.notes {
+		switch msg.Method {
+		case methodProgress:
+			s.routeProgress(msg.Params)
+		case methodListenAck:
+			s.log.Debug("subscription acknowledged", "params", truncateBytes(msg.Params, 200))
+		default:
+			if s.cfg.onNotify != nil {
+				s.cfg.onNotify(s, msg.Method, msg.Params)
+			}
+		}
+	}
+}
+
+// routeProgress hands a progress notification to the call that owns its
+// token, with the caller's own token put back.
+func (s *session) routeProgress(params json.RawMessage) {
+	var p struct {
+		Token json.RawMessage `json:"progressToken"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return
+	}
+	var tok string
+	if json.Unmarshal(p.Token, &tok) != nil {
+		return
+	}
+	s.mu.Lock()
+	c := s.tokens[tok]
+	s.mu.Unlock()
+	if c == nil || c.onProgress == nil {
+		return
+	}
+	out, err := setField(params, "progressToken", c.callerTok)
+	if err != nil {
+		return
+	}
+	c.onProgress(out)
+}
+
+// serveRequest answers a server-to-client request (legacy era): ping always,
+// the client features through the handler, anything else method-not-found.
+func (s *session) serveRequest(msg *jsonrpc.Message) {
+	var result json.RawMessage
+	var rpcErr *jsonrpc.Error
+	switch msg.Method {
+	case methodPing:
+		result = json.RawMessage("{}")
+	case MethodSampling, MethodElicitation, MethodRoots:
+		h := s.cfg.handler
+		if h == nil || !h.Supports(msg.Method) {
+			rpcErr = jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not offered by this gateway", msg.Method)
+			break
+		}
+		r, err := h.HandleClientRequest(s.ctx, ClientRequest{Server: s.name, Method: msg.Method, Params: msg.Params})
+		if err != nil {
+			rpcErr = jsonrpc.AsError(err)
+		} else {
+			result = r
+		}
+	default:
+		rpcErr = jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: unknown method %q", msg.Method)
+	}
+	var line []byte
+	var err error
+	if rpcErr != nil {
+		line, err = jsonrpc.EncodeError(msg.ID, rpcErr)
+	} else {
+		line, err = jsonrpc.EncodeResult(msg.ID, result)
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.conn.WriteMessage(ctx, line)
+		cancel()
+	}
+	if err != nil {
+		s.log.Debug("could not answer server request", "method", msg.Method, "error", err)
+	}
+}
+
+func rawOrNil(params json.RawMessage) any {
+	if len(params) == 0 {
+		return nil
+	}
+	return params
+}
+
+func truncateBytes(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}

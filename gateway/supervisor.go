@@ -1,0 +1,473 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
+	"github.com/gwmcp/gw/transport/stdio"
+)
+
+// State is where a server is in its life.
+type State string
+
+// Server states.
+const (
+	StateStarting   State = "starting"   // spawning, handshaking, discovering
+	StateReady      State = "ready"      // serving calls
+	StateRestarting State = "restarting" // waiting out a backoff before the next start
+	StateDegraded   State = "degraded"   // restarting, but failed DegradedAfter times in a row
+	StateStopped    State = "stopped"    // ended and not restarted, or gateway closed
+	StateFailed     State = "failed"     // gave up after a failure (restart: never)
+)
+
+// ServerStatus describes one server.
+type ServerStatus struct {
+	Name       string         `json:"name"`
+	State      State          `json:"state"`
+	Era        string         `json:"era,omitempty"`
+	Version    string         `json:"protocolVersion,omitempty"`
+	ServerInfo Implementation `json:"serverInfo"`
+	Pid        int            `json:"pid,omitempty"`
+	Failures   int            `json:"failures"` // consecutive
+	Restarts   int            `json:"restarts"`
+	LastError  string         `json:"lastError,omitempty"`
+	Since      time.Time      `json:"since"`
+}
+
+// managed supervises one server: it owns the run goroutine, and while a
+// session is up, that session's listener, keepalive and refresher.
+type managed struct {
+	g    *Gateway
+	spec ServerSpec
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	st       ServerStatus
+	sess     *session
+	ready    chan struct{} // closed when sess is set; replaced when it goes
+	dirty    map[Kind]bool
+	firstErr error
+
+	firstDone chan struct{}
+	firstOnce sync.Once
+	kick      chan struct{} // wakes the refresher; buffered 1
+}
+
+func newManaged(g *Gateway, spec ServerSpec) *managed {
+	return &managed{
+		g:         g,
+		spec:      spec,
+		log:       g.opts.Logger.With("server", spec.Name),
+		st:        ServerStatus{Name: spec.Name, State: StateStarting, Since: time.Now()},
+		ready:     make(chan struct{}),
+		dirty:     map[Kind]bool{},
+		firstDone: make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+	}
+}
+
+func (m *managed) status() ServerStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st
+}
+
+// setState records a state change and emits it.
+func (m *managed) setState(state State, err error, edit func(*ServerStatus)) {
+	m.mu.Lock()
+	m.st.State = state
+	m.st.Since = time.Now()
+	if err != nil {
+		m.st.LastError = err.Error()
+	}
+	if edit != nil {
+		edit(&m.st)
+	}
+	st := m.st
+	m.mu.Unlock()
+	m.g.emit(Event{Kind: EventServerStatus, Server: m.spec.Name, Status: &st})
+}
+
+// session returns the live session, waiting within ctx for a server that is
+// starting or restarting. A degraded, failed or stopped server fails fast.
+func (m *managed) session(ctx context.Context) (*session, error) {
+	for {
+		m.mu.Lock()
+		s, ready, st := m.sess, m.ready, m.st
+		m.mu.Unlock()
+		if s != nil && s.cause() == nil {
+			return s, nil
+		}
+		switch st.State {
+		case StateDegraded, StateFailed, StateStopped:
+			return nil, fmt.Errorf("%w: server %q is %s: %s", ErrServerDown, m.spec.Name, st.State, st.LastError)
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			why := "starting"
+			if st.LastError != "" {
+				why = fmt.Sprintf("%s after: %s", st.State, st.LastError)
+			}
+			return nil, fmt.Errorf("%w: server %q is %s: %w", ErrServerDown, m.spec.Name, why, ctx.Err())
+		case <-m.g.stopping:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// run is the supervision loop: start, serve until the session ends, then
+// restart per policy with capped exponential backoff and jitter.
+func (m *managed) run() {
+	ctx := m.g.ctx
+	failures := 0
+	for attempt := 0; ; attempt++ {
+		uptime, clean, err := m.runOnce(ctx, attempt)
+		m.firstOnce.Do(func() { m.firstErr = err; close(m.firstDone) })
+		if ctx.Err() != nil {
+			m.setState(StateStopped, nil, func(s *ServerStatus) { s.Pid = 0 })
+			return
+		}
+		if uptime >= m.g.opts.StableAfter {
+			failures = 0
+		}
+		failures++
+		if err != nil {
+			m.log.Error("server ended", "error", err, "failures", failures)
+		}
+		giveUp := m.spec.Restart == RestartNever || (m.spec.Restart == RestartOnFailure && clean)
+		if giveUp {
+			state := StateStopped
+			if !clean {
+				state = StateFailed
+			}
+			m.g.setInventory(m.spec.Name, nil)
+			m.setState(state, err, func(s *ServerStatus) { s.Failures = failures; s.Pid = 0 })
+			<-ctx.Done()
+			return
+		}
+		state := StateRestarting
+		if failures >= m.g.opts.DegradedAfter {
+			state = StateDegraded
+		}
+		m.setState(state, err, func(s *ServerStatus) { s.Failures = failures; s.Pid = 0 })
+		select {
+		case <-time.After(backoff(m.g.opts.InitialBackoff, m.g.opts.MaxBackoff, failures)):
+		case <-ctx.Done():
+			m.setState(StateStopped, nil, nil)
+			return
+		}
+	}
+}
+
+// backoff is initial·2^(n-1) capped at max, with equal jitter so restarts of
+// many servers spread out and never exceed the cap.
+func backoff(initial, maxDelay time.Duration, n int) time.Duration {
+	d := initial
+	for i := 1; i < n && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// processInfo is what a stdio child adds to a Conn.
+type processInfo interface {
+	Pid() int
+	ExitError() error
+	StderrTail() []string
+	Done() <-chan struct{}
+}
+
+// runOnce starts the server and serves until its session ends. It reports
+// how long the session was up, whether the process exited cleanly (status
+// 0) and why it ended.
+func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool, error) {
+	m.setState(StateStarting, nil, func(s *ServerStatus) {
+		if attempt > 0 {
+			s.Restarts++
+		}
+	})
+	sctx, cancel := context.WithTimeout(ctx, m.g.opts.StartTimeout)
+	conn, err := m.g.dial(sctx, m.spec)
+	if err != nil {
+		cancel()
+		return 0, false, err
+	}
+	s := newSession(m.spec.Name, conn, m.g.scfg, m.log)
+	fail := func(err error) (time.Duration, bool, error) {
+		cancel()
+		_ = s.close()
+		return 0, false, withStderr(err, conn)
+	}
+	if err := s.open(sctx); err != nil {
+		return fail(err)
+	}
+	inv, err := s.fetchInventory(sctx)
+	if err != nil {
+		return fail(fmt.Errorf("server %q: discovery: %w", m.spec.Name, err))
+	}
+	cancel()
+	m.log.Info("server ready", "era", s.era, "protocolVersion", s.version, "serverInfo", s.serverInfo.Name,
+		"tools", len(inv.lists[KindTools].items))
+	up := time.Now()
+	m.g.setInventory(m.spec.Name, inv)
+	m.mu.Lock()
+	m.sess = s
+	close(m.ready)
+	m.mu.Unlock()
+	m.setState(StateReady, nil, func(st *ServerStatus) {
+		st.Era, st.Version, st.ServerInfo, st.LastError = s.era.String(), s.version, s.serverInfo, ""
+		if p, ok := conn.(processInfo); ok {
+			st.Pid = p.Pid()
+		}
+	})
+	m.firstOnce.Do(func() { close(m.firstDone) })
+
+	helpers, stopHelpers := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context, *session){m.listen, m.keepalive, m.refresher} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(helpers, s)
+		}()
+	}
+	select {
+	case <-s.done():
+	case <-ctx.Done():
+	}
+	m.mu.Lock()
+	m.sess = nil
+	m.ready = make(chan struct{})
+	m.mu.Unlock()
+	cause := s.cause()
+	stopHelpers()
+	_ = s.close()
+	wg.Wait()
+	uptime := time.Since(up)
+	if ctx.Err() != nil {
+		return uptime, true, nil
+	}
+	clean := false
+	err = fmt.Errorf("server %q: %w", m.spec.Name, cause)
+	if p, ok := conn.(processInfo); ok {
+		<-p.Done()
+		if exit := p.ExitError(); exit != nil {
+			err = fmt.Errorf("server %q: exited: %v", m.spec.Name, exit)
+		} else {
+			clean = true
+			err = fmt.Errorf("server %q: exited with status 0", m.spec.Name)
+		}
+	}
+	return uptime, clean, withStderr(err, conn)
+}
+
+// withStderr appends the child's last stderr line, which usually says why.
+func withStderr(err error, conn Conn) error {
+	p, ok := conn.(processInfo)
+	if !ok {
+		return err
+	}
+	tail := p.StderrTail()
+	if len(tail) == 0 {
+		return err
+	}
+	last := strings.TrimSpace(tail[len(tail)-1])
+	if last == "" || strings.Contains(err.Error(), last) {
+		return err
+	}
+	if len(last) > 200 {
+		last = last[:200] + "…"
+	}
+	return fmt.Errorf("%w (stderr: %s)", err, last)
+}
+
+// dial opens a server's connection: a stdio child unless Options.Dial says
+// otherwise.
+func (g *Gateway) dial(ctx context.Context, spec ServerSpec) (Conn, error) {
+	if g.opts.Dial != nil {
+		return g.opts.Dial(ctx, spec)
+	}
+	p, err := stdio.Start(stdio.Config{
+		Name:           spec.Name,
+		Command:        spec.Command,
+		Args:           spec.Args,
+		Env:            spec.Env,
+		Dir:            spec.Dir,
+		MaxMessageSize: g.opts.MaxMessageSize,
+		StopGrace:      g.opts.StopGrace,
+		Logger:         g.log.With("server", spec.Name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// listen keeps a modern server's subscriptions/listen stream open so list
+// changes arrive; the server may end it gracefully, and then it is re-opened.
+func (m *managed) listen(ctx context.Context, s *session) {
+	if s.era != EraModern {
+		return
+	}
+	filter := map[string]any{}
+	if s.caps.Tools != nil && s.caps.Tools.ListChanged {
+		filter["toolsListChanged"] = true
+	}
+	if s.caps.Prompts != nil && s.caps.Prompts.ListChanged {
+		filter["promptsListChanged"] = true
+	}
+	if s.caps.Resources != nil && s.caps.Resources.ListChanged {
+		filter["resourcesListChanged"] = true
+	}
+	if len(filter) == 0 {
+		return
+	}
+	params := mustJSON(map[string]any{"notifications": filter})
+	for {
+		_, err := s.request(ctx, methodListen, params, callOptions{})
+		if ctx.Err() != nil || errors.Is(err, ErrSessionClosed) {
+			return
+		}
+		if err != nil {
+			m.log.Warn("subscriptions/listen failed; list changes will not be seen", "error", err)
+			return
+		}
+		select { // the server closed the stream gracefully: re-open it
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// keepalive pings the server every PingInterval (server/discover in the
+// modern era, which has no ping) and kills a server that stops answering, so
+// the supervisor restarts it.
+func (m *managed) keepalive(ctx context.Context, s *session) {
+	every := m.g.opts.PingInterval
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
+		var err error
+		if s.era == EraModern {
+			_, err = s.request(pctx, methodDiscover, nil, callOptions{})
+		} else {
+			_, err = s.call(pctx, methodPing, nil, callOptions{})
+		}
+		cancel()
+		var rpcErr *jsonrpc.Error
+		if err == nil || errors.As(err, &rpcErr) || ctx.Err() != nil || errors.Is(err, ErrSessionClosed) {
+			continue // an error reply still proves the server is alive
+		}
+		m.log.Error("server did not answer keepalive; restarting it", "error", err)
+		s.shutdown(fmt.Errorf("%w: no answer to keepalive ping", ErrSessionClosed))
+		_ = s.conn.Close()
+		return
+	}
+}
+
+// invalidate marks lists changed and wakes the refresher; bursts coalesce.
+func (m *managed) invalidate(s *session, kinds ...Kind) {
+	m.mu.Lock()
+	for _, k := range kinds {
+		if s.offers(k) {
+			m.dirty[k] = true
+		}
+	}
+	m.mu.Unlock()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// refresher re-lists what invalidate marked, one burst at a time.
+func (m *managed) refresher(ctx context.Context, s *session) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		}
+		m.mu.Lock()
+		var kinds []Kind
+		for k := range m.dirty {
+			kinds = append(kinds, k)
+		}
+		clear(m.dirty)
+		m.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, m.g.opts.StartTimeout)
+		m.relist(rctx, s, kinds)
+		cancel()
+	}
+}
+
+// refresh re-lists kinds now, on the live session if there is one.
+func (m *managed) refresh(ctx context.Context, kinds ...Kind) {
+	m.mu.Lock()
+	s := m.sess
+	m.mu.Unlock()
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m.relist(ctx, s, kinds)
+}
+
+func (m *managed) relist(ctx context.Context, s *session, kinds []Kind) {
+	lists := map[Kind]listing{}
+	for _, k := range kinds {
+		l, err := s.listAll(ctx, k)
+		if err != nil {
+			m.log.Warn("re-listing failed; keeping the previous list", "kind", k, "error", err)
+			continue
+		}
+		lists[k] = l
+	}
+	if len(lists) > 0 {
+		m.g.updateLists(m.spec.Name, s, lists)
+	}
+}
+
+// updateLists replaces some of a server's lists, if s is still its session.
+func (g *Gateway) updateLists(server string, s *session, lists map[Kind]listing) {
+	m := g.servers[server]
+	m.mu.Lock()
+	current := m.sess == s
+	m.mu.Unlock()
+	if !current {
+		return
+	}
+	g.mutateInventory(server, func(old *inventory) *inventory {
+		inv := &inventory{lists: map[Kind]listing{}}
+		if old != nil {
+			for k, l := range old.lists {
+				inv.lists[k] = l
+			}
+		}
+		for k, l := range lists {
+			inv.lists[k] = l
+		}
+		return inv
+	})
+}

@@ -1,0 +1,260 @@
+// Package jsonrpc holds the JSON-RPC 2.0 wire types that every gw transport and
+// face shares: message decoding, request ids and error objects with their codes.
+//
+// Decoding is strict and case-sensitive: a message from a child process or a
+// remote caller is untrusted input, and "Method" is not "method".
+// Result and params stay raw bytes so replies pass through gw untouched.
+package jsonrpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Version is the only JSON-RPC version MCP speaks.
+const Version = "2.0"
+
+// ID is a JSON-RPC request id: a string or an integer. It keeps the id's JSON
+// text so that an id is echoed back exactly as the peer wrote it. The zero ID
+// is "no id" (a notification, or an error reply to an unreadable request).
+type ID struct {
+	raw string // canonical JSON text of the id; "" when absent
+}
+
+// Int64ID returns the integer id n.
+func Int64ID(n int64) ID { return ID{raw: strconv.FormatInt(n, 10)} }
+
+// StringID returns the string id s.
+func StringID(s string) ID {
+	b, _ := json.Marshal(s)
+	return ID{raw: string(b)}
+}
+
+// IsValid reports whether the id is present.
+func (id ID) IsValid() bool { return id.raw != "" }
+
+// String returns the id's JSON text, which is also a good map key.
+func (id ID) String() string { return id.raw }
+
+// MarshalJSON writes the id as it was read, or null when absent.
+func (id ID) MarshalJSON() ([]byte, error) {
+	if id.raw == "" {
+		return []byte("null"), nil
+	}
+	return []byte(id.raw), nil
+}
+
+// UnmarshalJSON accepts a string or an integer; null, floats and other
+// values are errors because MCP forbids them.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return errors.New("jsonrpc: empty id")
+	}
+	switch b[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("jsonrpc: bad id: %w", err)
+		}
+		*id = StringID(s)
+		return nil
+	case 'n':
+		return errors.New("jsonrpc: id must not be null")
+	default:
+		n, err := strconv.ParseInt(string(b), 10, 64)
+		if err != nil {
+			return fmt.Errorf("jsonrpc: id %s is not a string or an integer", truncate(b, 32))
+		}
+		*id = Int64ID(n)
+		return nil
+	}
+}
+
+// Kind tells what a decoded message is.
+type Kind int
+
+// Message kinds.
+const (
+	KindRequest      Kind = iota + 1 // method and id
+	KindNotification                 // method, no id
+	KindResponse                     // id and result or error
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRequest:
+		return "request"
+	case KindNotification:
+		return "notification"
+	case KindResponse:
+		return "response"
+	}
+	return "invalid"
+}
+
+// Message is any JSON-RPC 2.0 message. Params and Result are the peer's bytes.
+type Message struct {
+	ID     ID
+	Method string
+	Params json.RawMessage
+	Result json.RawMessage
+	Error  *Error
+}
+
+// Kind classifies the message; Decode guarantees it is one of the three kinds.
+func (m *Message) Kind() Kind {
+	switch {
+	case m.Method != "" && m.ID.IsValid():
+		return KindRequest
+	case m.Method != "":
+		return KindNotification
+	default:
+		return KindResponse
+	}
+}
+
+// DecodeError is returned by Decode for bytes that are not a valid JSON-RPC
+// message. ID is set when the id could still be read, so the sender of a broken
+// request (or the caller waiting on a broken response) can be told.
+type DecodeError struct {
+	ID     ID
+	Reason string
+}
+
+func (e *DecodeError) Error() string { return "jsonrpc: " + e.Reason }
+
+// Decode parses one message. Keys are matched case-sensitively; unknown
+// top-level keys are ignored as JSON-RPC allows extension members.
+func Decode(data []byte) (*Message, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, &DecodeError{Reason: "invalid JSON: " + err.Error()}
+	}
+	if fields == nil {
+		return nil, &DecodeError{Reason: "message is not a JSON object"}
+	}
+	var m Message
+	if raw, ok := fields["id"]; ok && !isNull(raw) {
+		if err := m.ID.UnmarshalJSON(raw); err != nil {
+			return nil, &DecodeError{Reason: err.Error()}
+		}
+	}
+	fail := func(format string, args ...any) (*Message, error) {
+		return nil, &DecodeError{ID: m.ID, Reason: fmt.Sprintf(format, args...)}
+	}
+	var version string
+	if raw, ok := fields["jsonrpc"]; !ok || json.Unmarshal(raw, &version) != nil || version != Version {
+		return fail(`"jsonrpc" must be "2.0"`)
+	}
+	if raw, ok := fields["method"]; ok {
+		if err := json.Unmarshal(raw, &m.Method); err != nil || m.Method == "" {
+			return fail(`"method" must be a non-empty string`)
+		}
+	}
+	if raw, ok := fields["params"]; ok && !isNull(raw) {
+		if c := firstByte(raw); c != '{' && c != '[' {
+			return fail(`"params" must be an object or an array`)
+		}
+		m.Params = raw
+	}
+	result, hasResult := fields["result"]
+	errRaw, hasError := fields["error"]
+	if m.Method != "" {
+		if hasResult || hasError {
+			return fail("a request must not carry result or error")
+		}
+		return &m, nil
+	}
+	switch {
+	case hasResult && hasError:
+		return fail("a response must not carry both result and error")
+	case hasResult:
+		if !m.ID.IsValid() {
+			return fail("a result response must have an id")
+		}
+		m.Result = result
+	case hasError:
+		var e Error
+		if err := e.UnmarshalJSON(errRaw); err != nil {
+			return fail("bad error object: %v", err)
+		}
+		m.Error = &e
+	default:
+		return fail("message has neither method nor result nor error")
+	}
+	return &m, nil
+}
+
+// EncodeRequest returns a request line (without the newline). params may be
+// nil, json.RawMessage or any value encoding/json can marshal.
+func EncodeRequest(id ID, method string, params any) ([]byte, error) {
+	return encode(wireMessage{JSONRPC: Version, ID: &id, Method: method, Params: params})
+}
+
+// EncodeNotification returns a notification line.
+func EncodeNotification(method string, params any) ([]byte, error) {
+	return encode(wireMessage{JSONRPC: Version, Method: method, Params: params})
+}
+
+// EncodeResult returns a success response line.
+func EncodeResult(id ID, result any) ([]byte, error) {
+	if result == nil {
+		result = json.RawMessage("{}")
+	}
+	return encode(wireMessage{JSONRPC: Version, ID: &id, Result: result})
+}
+
+// EncodeError returns an error response line.
+func EncodeError(id ID, e *Error) ([]byte, error) {
+	return encode(wireMessage{JSONRPC: Version, ID: &id, Error: e})
+}
+
+type wireMessage struct {
+	JSONRPC string `json:"jsonrpc"`
+	ID      *ID    `json:"id,omitempty"`
+	Method  string `json:"method,omitempty"`
+	Params  any    `json:"params,omitempty"`
+	Result  any    `json:"result,omitempty"`
+	Error   *Error `json:"error,omitempty"`
+}
+
+func encode(w wireMessage) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
+		return nil, fmt.Errorf("jsonrpc: encode %s: %w", w.Method, err)
+	}
+	// Encode appends '\n'; compact raw params may still hold newlines inside
+	// whitespace, which the line framing forbids.
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if bytes.IndexByte(out, '\n') >= 0 {
+		var c bytes.Buffer
+		if err := json.Compact(&c, out); err != nil {
+			return nil, fmt.Errorf("jsonrpc: encode %s: %w", w.Method, err)
+		}
+		out = c.Bytes()
+	}
+	return out, nil
+}
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
+func firstByte(raw json.RawMessage) byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}
