@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
@@ -18,110 +19,157 @@ const maxInputRounds = 8
 // open detects the server's era and opens the session, following the stdio
 // transport's dual-era rules: probe server/discover with the modern version
 // in _meta; a DiscoverResult or a recognised modern error means modern; any
-// other error or a timeout means legacy, so fall back to initialize.
+// other error, or no answer within the discover timeout, means legacy, so
+// fall back to initialize.
+//
+// A slow modern server (npx fetching a package, a cold JVM) may answer the
+// probe after the timeout: the probe stays pending while initialize runs,
+// and whichever answers first decides.
 func (s *session) open(ctx context.Context) error {
-	err := s.discover(ctx, modernVersions[0], 0)
-	if err == nil {
-		return nil
-	}
-	var legacy *legacyHint
-	switch {
-	case errors.As(err, &legacy):
-		return s.initialize(ctx, legacy.versions)
-	case ctx.Err() != nil:
-		return s.handshakeError(ctx.Err())
-	case errors.Is(err, errProbeFailed):
-		s.log.Debug("server/discover failed; falling back to initialize", "error", err)
-		return s.initialize(ctx, nil)
-	default:
-		return err
+	version := modernVersions[0]
+	for round := 0; ; round++ {
+		params, err := s.metaParams(nil, version)
+		if err != nil {
+			return err
+		}
+		id, probe, err := s.send(ctx, methodDiscover, params, callOptions{})
+		if err != nil {
+			return s.handshakeError(err)
+		}
+		timer := time.NewTimer(s.cfg.discoverTimeout)
+		var r callReply
+		select {
+		case r = <-probe.reply:
+			timer.Stop()
+		case <-timer.C:
+			return s.raceInitialize(ctx, id, probe)
+		case <-ctx.Done():
+			timer.Stop()
+			s.retire(id.String())
+			return s.handshakeError(ctx.Err())
+		}
+		out := s.probeOutcome(r, round)
+		switch {
+		case out.err != nil:
+			return out.err
+		case out.modern:
+			return nil
+		case out.retry != "":
+			version = out.retry
+		default:
+			return s.initialize(ctx, out.legacyVersions)
+		}
 	}
 }
 
-var errProbeFailed = errors.New("server/discover probe failed")
+// probeOutcome is what one server/discover reply means.
+type probeOutcome struct {
+	modern         bool     // the session is open, modern
+	retry          string   // -32022: probe again with this version
+	legacyVersions []string // fall back to initialize (preferring these)
+	err            error    // give up
+}
 
-// legacyHint says the probe found a server that lists only legacy versions.
-type legacyHint struct{ versions []string }
-
-func (h *legacyHint) Error() string { return "server supports only legacy versions" }
-
-// discover probes with version; round counts -32022 retries.
-func (s *session) discover(ctx context.Context, version string, round int) error {
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.discoverTimeout)
-	defer cancel()
-	params, err := s.metaParams(nil, version)
-	if err != nil {
-		return err
-	}
-	res, err := s.call(pctx, methodDiscover, params, callOptions{noCancel: true})
+func (s *session) probeOutcome(r callReply, round int) probeOutcome {
 	var rpcErr *jsonrpc.Error
 	switch {
-	case err == nil:
-	case errors.As(err, &rpcErr) && rpcErr.Code == jsonrpc.CodeUnsupportedProtocolVersion && round == 0:
+	case r.err == nil:
+	case errors.As(r.err, &rpcErr) && rpcErr.Code == jsonrpc.CodeUnsupportedProtocolVersion:
 		supported := unsupportedVersions(rpcErr)
-		if v, ok := pickVersion(modernVersions, supported); ok {
-			return s.discover(ctx, v, round+1)
+		if v, ok := pickVersion(modernVersions, supported); ok && round == 0 {
+			return probeOutcome{retry: v}
 		}
 		if _, ok := pickVersion(legacyVersions, supported); ok {
-			return &legacyHint{versions: supported}
+			return probeOutcome{legacyVersions: supported}
 		}
-		return fmt.Errorf("server %q: supports protocol versions %v; gw speaks %v", s.name, supported, allVersions())
-	case errors.Is(err, ErrSessionClosed):
-		return s.handshakeError(err)
-	case ctx.Err() != nil:
-		return s.handshakeError(ctx.Err())
+		return probeOutcome{err: fmt.Errorf("server %q: supports protocol versions %v; gw speaks %v", s.name, supported, allVersions())}
+	case errors.Is(r.err, ErrSessionClosed):
+		return probeOutcome{err: s.handshakeError(r.err)}
 	default:
-		return fmt.Errorf("%w: %v", errProbeFailed, err)
+		s.log.Debug("server/discover failed; falling back to initialize", "error", r.err)
+		return probeOutcome{}
 	}
 	var dr struct {
 		SupportedVersions []string        `json:"supportedVersions"`
 		Capabilities      json.RawMessage `json:"capabilities"`
 		Instructions      string          `json:"instructions"`
 	}
-	if err := decodeStrictFields(res, &dr); err != nil {
-		return fmt.Errorf("%w: bad DiscoverResult: %v", errProbeFailed, err)
-	}
-	if dr.SupportedVersions == nil {
+	if err := decodeStrictFields(r.result, &dr); err != nil || dr.SupportedVersions == nil {
 		// Not a DiscoverResult: some legacy servers answer unknown methods
 		// with an empty result.
-		return fmt.Errorf("%w: result has no supportedVersions", errProbeFailed)
+		return probeOutcome{}
 	}
 	v, ok := pickVersion(modernVersions, dr.SupportedVersions)
 	if !ok {
 		if _, ok := pickVersion(legacyVersions, dr.SupportedVersions); ok {
-			return &legacyHint{versions: dr.SupportedVersions}
+			return probeOutcome{legacyVersions: dr.SupportedVersions}
 		}
-		return fmt.Errorf("server %q: supports protocol versions %v; gw speaks %v", s.name, dr.SupportedVersions, allVersions())
+		return probeOutcome{err: fmt.Errorf("server %q: supports protocol versions %v; gw speaks %v", s.name, dr.SupportedVersions, allVersions())}
 	}
 	s.era, s.version, s.rawCaps, s.instructions = EraModern, v, dr.Capabilities, dr.Instructions
-	if meta, ok := field(res, "_meta"); ok {
+	if meta, ok := field(r.result, "_meta"); ok {
 		if si, ok := field(meta, metaServerInfo); ok {
 			_ = json.Unmarshal(si, &s.serverInfo)
 		}
 	}
 	_ = json.Unmarshal(dr.Capabilities, &s.caps)
-	return nil
+	return probeOutcome{modern: true}
+}
+
+// raceInitialize sends initialize while the unanswered probe stays pending;
+// the first to succeed decides the era.
+func (s *session) raceInitialize(ctx context.Context, probeID jsonrpc.ID, probe *pendingCall) error {
+	defer s.retire(probeID.String())
+	initID, init, err := s.send(ctx, methodInitialize, s.initializeParams(nil), callOptions{})
+	if err != nil {
+		return s.handshakeError(err)
+	}
+	for {
+		select {
+		case r := <-probe.reply:
+			if out := s.probeOutcome(r, 1); out.modern {
+				s.retire(initID.String())
+				return nil
+			}
+			probe = &pendingCall{} // nil reply channel: never selected again
+		case r := <-init.reply:
+			return s.finishInitialize(ctx, r)
+		case <-ctx.Done():
+			s.retire(initID.String())
+			return s.handshakeError(ctx.Err())
+		}
+	}
 }
 
 // initialize runs the legacy handshake.
 func (s *session) initialize(ctx context.Context, supported []string) error {
-	want := legacyVersions[0]
-	if len(supported) > 0 {
-		if v, ok := pickVersion(legacyVersions, supported); ok {
-			want = v
-		}
+	id, c, err := s.send(ctx, methodInitialize, s.initializeParams(supported), callOptions{})
+	if err != nil {
+		return s.handshakeError(err)
 	}
-	params := mustJSON(map[string]any{
+	res, err := s.await(ctx, id, c, callOptions{noCancel: true})
+	return s.finishInitialize(ctx, callReply{result: res, err: err})
+}
+
+func (s *session) initializeParams(supported []string) json.RawMessage {
+	want := legacyVersions[0]
+	if v, ok := pickVersion(legacyVersions, supported); ok {
+		want = v
+	}
+	return mustJSON(map[string]any{
 		"protocolVersion": want,
 		"capabilities":    s.clientCapabilities(),
 		"clientInfo":      s.cfg.clientInfo,
 	})
-	res, err := s.call(ctx, methodInitialize, params, callOptions{})
-	if err != nil {
-		if errors.Is(err, ErrSessionClosed) || ctx.Err() != nil {
-			return s.handshakeError(err)
+}
+
+// finishInitialize checks the initialize result and completes the handshake.
+func (s *session) finishInitialize(ctx context.Context, r callReply) error {
+	if r.err != nil {
+		if errors.Is(r.err, ErrSessionClosed) || ctx.Err() != nil {
+			return s.handshakeError(r.err)
 		}
-		return fmt.Errorf("server %q: initialize: %w", s.name, err)
+		return fmt.Errorf("server %q: initialize: %w", s.name, r.err)
 	}
 	var ir struct {
 		ProtocolVersion string          `json:"protocolVersion"`
@@ -129,7 +177,7 @@ func (s *session) initialize(ctx context.Context, supported []string) error {
 		ServerInfo      Implementation  `json:"serverInfo"`
 		Instructions    string          `json:"instructions"`
 	}
-	if err := decodeStrictFields(res, &ir); err != nil {
+	if err := decodeStrictFields(r.result, &ir); err != nil {
 		return fmt.Errorf("server %q: bad initialize result: %w", s.name, err)
 	}
 	if !slices.Contains(legacyVersions, ir.ProtocolVersion) {

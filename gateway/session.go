@@ -57,7 +57,7 @@ type session struct {
 	mu      sync.Mutex
 	pending map[string]*pendingCall // by id text; changed only by addPending and retire
 	closed  bool
-	err     error // why the session ended
+	err     error                   // why the session ended
 	tokens  map[string]*pendingCall // gw progress token -> call
 
 	// Set once by open, read-only afterwards.
@@ -70,6 +70,9 @@ type session struct {
 
 	notes   chan *jsonrpc.Message
 	dropped atomic.Int64
+
+	acked   chan struct{} // closed when a subscriptions/listen is acknowledged
+	ackOnce sync.Once
 
 	garbageLines atomic.Int64
 	firstGarbage atomic.Pointer[string]
@@ -114,6 +117,7 @@ func newSession(name string, conn Conn, cfg *sessionConfig, log *slog.Logger) *s
 		pending:    make(map[string]*pendingCall),
 		tokens:     make(map[string]*pendingCall),
 		notes:      make(chan *jsonrpc.Message, notificationQueueSize),
+		acked:      make(chan struct{}),
 		readerDone: make(chan struct{}),
 		dispDone:   make(chan struct{}),
 	}
@@ -168,7 +172,6 @@ func (s *session) shutdown(cause error) {
 
 func (s *session) readLoop() {
 	defer close(s.readerDone)
-	defer close(s.notes)
 	for {
 		line, err := s.conn.ReadMessage()
 		if err != nil {
@@ -180,6 +183,10 @@ func (s *session) readLoop() {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("server closed its output (EOF)")
 			}
+			// Replies already queued behind progress are delivered before
+			// the rest fail: no reply that arrived is lost.
+			close(s.notes)
+			<-s.dispDone
 			s.shutdown(fmt.Errorf("%w: %v", ErrSessionClosed, err))
 			return
 		}
@@ -190,6 +197,15 @@ func (s *session) readLoop() {
 		}
 		switch msg.Kind() {
 		case jsonrpc.KindResponse:
+			// A call that takes progress gets its reply after the progress
+			// the server sent before it: through the same queue, in order.
+			if s.wantsProgress(msg.ID) {
+				select {
+				case s.notes <- msg:
+					continue
+				default:
+				}
+			}
 			s.deliver(msg)
 		case jsonrpc.KindNotification:
 			select {
@@ -288,6 +304,14 @@ func (s *session) deliver(msg *jsonrpc.Message) {
 	c.reply <- callReply{result: msg.Result}
 }
 
+// wantsProgress reports whether the pending call id has a progress callback.
+func (s *session) wantsProgress(id jsonrpc.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.pending[id.String()]
+	return c != nil && c.onProgress != nil
+}
+
 // addPending registers a call; it fails when the session has ended.
 func (s *session) addPending(id string, c *pendingCall) error {
 	s.mu.Lock()
@@ -330,6 +354,15 @@ type callOptions struct {
 // object or nil. On ctx's end it sends notifications/cancelled and frees the
 // slot.
 func (s *session) call(ctx context.Context, method string, params json.RawMessage, opts callOptions) (json.RawMessage, error) {
+	id, c, err := s.send(ctx, method, params, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.await(ctx, id, c, opts)
+}
+
+// send registers and writes a request; the caller must await or abandon it.
+func (s *session) send(ctx context.Context, method string, params json.RawMessage, opts callOptions) (jsonrpc.ID, *pendingCall, error) {
 	id := jsonrpc.Int64ID(s.nextID.Add(1))
 	c := &pendingCall{method: method, reply: make(chan callReply, 1), onProgress: opts.onProgress}
 	if opts.onProgress != nil {
@@ -338,23 +371,27 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 		var err error
 		params, c.callerTok, err = swapProgressToken(params, c.token)
 		if err != nil {
-			return nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
+			return id, nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
 		}
 	}
 	line, err := jsonrpc.EncodeRequest(id, method, rawOrNil(params))
 	if err != nil {
-		return nil, fmt.Errorf("server %q: %w", s.name, err)
+		return id, nil, fmt.Errorf("server %q: %w", s.name, err)
 	}
 	if err := s.addPending(id.String(), c); err != nil {
-		return nil, err
+		return id, nil, err
 	}
 	if err := s.conn.WriteMessage(ctx, line); err != nil {
-		if s.retire(id.String()) == nil {
-			r := <-c.reply // answered or failed meanwhile
-			return r.result, r.err
+		if s.retire(id.String()) != nil {
+			return id, nil, fmt.Errorf("server %q: %s: write: %w", s.name, method, err)
 		}
-		return nil, fmt.Errorf("server %q: %s: write: %w", s.name, method, err)
+		// Answered or failed meanwhile: the reply is waiting in c.
 	}
+	return id, c, nil
+}
+
+// await waits for a sent request's reply, or abandons it when ctx ends.
+func (s *session) await(ctx context.Context, id jsonrpc.ID, c *pendingCall, opts callOptions) (json.RawMessage, error) {
 	select {
 	case r := <-c.reply:
 		return r.result, r.err
@@ -366,7 +403,7 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 		if !opts.noCancel {
 			s.sendCancel(id, ctx.Err())
 		}
-		return nil, fmt.Errorf("server %q: %s: %w", s.name, method, ctx.Err())
+		return nil, fmt.Errorf("server %q: %s: %w", s.name, c.method, ctx.Err())
 	}
 }
 
@@ -401,11 +438,16 @@ func (s *session) notify(ctx context.Context, method string, params json.RawMess
 func (s *session) dispatchLoop() {
 	defer close(s.dispDone)
 	for msg := range s.notes {
+		if msg.Kind() == jsonrpc.KindResponse {
+			s.deliver(msg)
+			continue
+		}
 		switch msg.Method {
 		case methodProgress:
 			s.routeProgress(msg.Params)
 		case methodListenAck:
 			s.log.Debug("subscription acknowledged", "params", truncateBytes(msg.Params, 200))
+			s.ackOnce.Do(func() { close(s.acked) })
 		default:
 			if s.cfg.onNotify != nil {
 				s.cfg.onNotify(s, msg.Method, msg.Params)

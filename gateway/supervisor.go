@@ -130,8 +130,11 @@ func (m *managed) run() {
 	failures := 0
 	for attempt := 0; ; attempt++ {
 		uptime, clean, err := m.runOnce(ctx, attempt)
-		m.firstOnce.Do(func() { m.firstErr = err; close(m.firstDone) })
+		// firstDone is signalled after the state below is set, so Start's
+		// caller sees where a failed server went.
+		signalFirst := func() { m.firstOnce.Do(func() { m.firstErr = err; close(m.firstDone) }) }
 		if ctx.Err() != nil {
+			signalFirst()
 			m.setState(StateStopped, nil, func(s *ServerStatus) { s.Pid = 0 })
 			return
 		}
@@ -150,6 +153,7 @@ func (m *managed) run() {
 			}
 			m.g.setInventory(m.spec.Name, nil)
 			m.setState(state, err, func(s *ServerStatus) { s.Failures = failures; s.Pid = 0 })
+			signalFirst()
 			<-ctx.Done()
 			return
 		}
@@ -158,6 +162,7 @@ func (m *managed) run() {
 			state = StateDegraded
 		}
 		m.setState(state, err, func(s *ServerStatus) { s.Failures = failures; s.Pid = 0 })
+		signalFirst()
 		select {
 		case <-time.After(backoff(m.g.opts.InitialBackoff, m.g.opts.MaxBackoff, failures)):
 		case <-ctx.Done():
@@ -203,13 +208,46 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 		return 0, false, err
 	}
 	s := newSession(m.spec.Name, conn, m.g.scfg, m.log)
+	helpers, stopHelpers := context.WithCancel(ctx)
+	defer stopHelpers()
+	var wg sync.WaitGroup
+	spawn := func(f func(context.Context, *session)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(helpers, s)
+		}()
+	}
 	fail := func(err error) (time.Duration, bool, error) {
 		cancel()
+		stopHelpers()
+		// A child that died during the handshake: its exit status and
+		// stderr say more than the handshake error.
+		if p, ok := conn.(processInfo); ok {
+			select {
+			case <-p.Done():
+				if exit := p.ExitError(); exit != nil {
+					err = fmt.Errorf("server %q: exited during start: %v", m.spec.Name, exit)
+				}
+			default:
+			}
+		}
 		_ = s.close()
+		wg.Wait()
 		return 0, false, withStderr(err, conn)
 	}
 	if err := s.open(sctx); err != nil {
 		return fail(err)
+	}
+	// Subscribe before listing, so no change between the two is missed.
+	if s.era == EraModern {
+		spawn(m.listen)
+		select {
+		case <-s.acked:
+		case <-time.After(m.g.opts.DiscoverTimeout):
+			m.log.Warn("subscriptions/listen not acknowledged; list changes may be missed")
+		case <-sctx.Done():
+		}
 	}
 	inv, err := s.fetchInventory(sctx)
 	if err != nil {
@@ -231,16 +269,8 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 		}
 	})
 	m.firstOnce.Do(func() { close(m.firstDone) })
-
-	helpers, stopHelpers := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, f := range []func(context.Context, *session){m.listen, m.keepalive, m.refresher} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(helpers, s)
-		}()
-	}
+	spawn(m.keepalive)
+	spawn(m.refresher)
 	select {
 	case <-s.done():
 	case <-ctx.Done():
@@ -330,6 +360,7 @@ func (m *managed) listen(ctx context.Context, s *session) {
 		filter["resourcesListChanged"] = true
 	}
 	if len(filter) == 0 {
+		s.ackOnce.Do(func() { close(s.acked) })
 		return
 	}
 	params := mustJSON(map[string]any{"notifications": filter})
@@ -340,6 +371,7 @@ func (m *managed) listen(ctx context.Context, s *session) {
 		}
 		if err != nil {
 			m.log.Warn("subscriptions/listen failed; list changes will not be seen", "error", err)
+			s.ackOnce.Do(func() { close(s.acked) })
 			return
 		}
 		select { // the server closed the stream gracefully: re-open it

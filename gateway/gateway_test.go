@@ -1,0 +1,809 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/mcptest"
+	"github.com/gwmcp/gw/transport/jsonrpc"
+	"github.com/gwmcp/gw/transport/stdio"
+)
+
+// TestMain lets the test binary serve as an MCP server (mcptest) when
+// re-executed as a child, and checks that no test leaks a goroutine.
+func TestMain(m *testing.M) {
+	mcptest.MainIfChild()
+	goleak.VerifyTestMain(m)
+}
+
+// server returns a spec that runs this test binary as an mcptest server.
+func server(t testing.TB, name string, o mcptest.Options) gateway.ServerSpec {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Name == "" {
+		o.Name = name
+	}
+	env := map[string]string{}
+	for _, kv := range o.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return gateway.ServerSpec{Name: name, Command: exe, Env: env}
+}
+
+// recorder is an EventSink that keeps every event.
+type recorder struct {
+	mu     sync.Mutex
+	events []gateway.Event
+	next   int // waitFor looks at events from here on
+	wake   chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{wake: make(chan struct{}, 1)} }
+
+func (r *recorder) HandleEvent(e gateway.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits for an event that ok accepts, after the one the previous
+// waitFor returned.
+func (r *recorder) waitFor(t testing.TB, what string, ok func(gateway.Event) bool) gateway.Event {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		r.mu.Lock()
+		for ; r.next < len(r.events); r.next++ {
+			if e := r.events[r.next]; ok(e) {
+				r.next++
+				r.mu.Unlock()
+				return e
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.wake:
+		case <-deadline:
+			t.Fatalf("no %s event within 20s", what)
+		}
+	}
+}
+
+func (r *recorder) count(ok func(gateway.Event) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if ok(e) {
+			n++
+		}
+	}
+	return n
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+// start creates and starts a gateway that the test closes.
+func start(t testing.TB, opts gateway.Options) *gateway.Gateway {
+	t.Helper()
+	g, startErr := startErr(t, opts)
+	if startErr != nil {
+		t.Fatalf("Start: %v", startErr)
+	}
+	return g
+}
+
+func startErr(t testing.TB, opts gateway.Options) (*gateway.Gateway, error) {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	if opts.StopGrace == 0 {
+		opts.StopGrace = 500 * time.Millisecond
+	}
+	if opts.InitialBackoff == 0 {
+		opts.InitialBackoff = 20 * time.Millisecond
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 200 * time.Millisecond
+	}
+	if opts.CallTimeout == 0 {
+		opts.CallTimeout = 20 * time.Second
+	}
+	g, err := gateway.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g, g.Start(ctx)
+}
+
+func params(name string, args any) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"name": name, "arguments": args})
+	return b
+}
+
+func call(ctx context.Context, g *gateway.Gateway, name string, args any) (json.RawMessage, error) {
+	return g.CallTool(ctx, params(name, args), gateway.CallOptions{})
+}
+
+// text returns the first text content of a CallToolResult.
+func text(t testing.TB, res json.RawMessage) string {
+	t.Helper()
+	var r struct {
+		Content []struct {
+			Type, Text string
+		} `json:"content"`
+	}
+	if err := json.Unmarshal(res, &r); err != nil || len(r.Content) == 0 {
+		t.Fatalf("not a CallToolResult with content: %s", res)
+	}
+	return r.Content[0].Text
+}
+
+func mustCall(t testing.TB, g *gateway.Gateway, name string, args any) json.RawMessage {
+	t.Helper()
+	res, err := call(context.Background(), g, name, args)
+	if err != nil {
+		t.Fatalf("call %s: %v", name, err)
+	}
+	return res
+}
+
+func stats(t testing.TB, g *gateway.Gateway, srv string) mcptest.Stats {
+	t.Helper()
+	var st mcptest.Stats
+	if err := json.Unmarshal([]byte(text(t, mustCall(t, g, srv+"__stats", map[string]any{}))), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func status(g *gateway.Gateway, name string) gateway.ServerStatus {
+	for _, s := range g.Servers() {
+		if s.Name == name {
+			return s
+		}
+	}
+	return gateway.ServerStatus{}
+}
+
+func TestBothErasSideBySide(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{
+		server(t, "old", mcptest.Options{Era: mcptest.EraLegacy, Tools: []string{"search"}}),
+		server(t, "new", mcptest.Options{Era: mcptest.EraModern, Tools: []string{"search"}}),
+		server(t, "both", mcptest.Options{Era: mcptest.EraDual}),
+	}})
+	for name, era := range map[string]string{"old": "legacy", "new": "modern", "both": "modern"} {
+		if st := status(g, name); st.Era != era || st.State != gateway.StateReady {
+			t.Errorf("%s: era %q state %q; want %q ready", name, st.Era, st.State, era)
+		}
+	}
+	for _, name := range []string{"old__search", "new__search"} {
+		if got := text(t, mustCall(t, g, name, map[string]any{"text": "hi " + name})); got != "hi "+name {
+			t.Errorf("%s answered %q", name, got)
+		}
+	}
+	old := stats(t, g, "old")
+	if old.Initialize != 1 || old.Initialized != 1 || old.Discover != 1 {
+		t.Errorf("legacy server saw initialize=%d initialized=%d discover=%d; want 1 1 1", old.Initialize, old.Initialized, old.Discover)
+	}
+	modern := stats(t, g, "new")
+	if modern.Initialize != 0 || len(modern.WithoutMeta) != 0 {
+		t.Errorf("modern server saw initialize=%d and requests without _meta: %v", modern.Initialize, modern.WithoutMeta)
+	}
+	if m := modern.LastMeta; m == nil || m.ProtocolVersion != gateway.ModernVersion {
+		t.Errorf("modern server's last _meta = %+v", m)
+	}
+}
+
+// recordingConn keeps every line the server wrote.
+type recordingConn struct {
+	*stdio.Process
+	mu    sync.Mutex
+	lines [][]byte
+}
+
+func (c *recordingConn) ReadMessage() ([]byte, error) {
+	line, err := c.Process.ReadMessage()
+	if err == nil {
+		c.mu.Lock()
+		c.lines = append(c.lines, line)
+		c.mu.Unlock()
+	}
+	return line, err
+}
+
+func TestResultIsByteForByte(t *testing.T) {
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		t.Run(string(era), func(t *testing.T) {
+			var conn *recordingConn
+			g := start(t, gateway.Options{
+				Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: era})},
+				Dial: func(ctx context.Context, spec gateway.ServerSpec) (gateway.Conn, error) {
+					p, err := stdio.Start(stdio.Config{Name: spec.Name, Command: spec.Command, Env: spec.Env, StopGrace: 500 * time.Millisecond})
+					if err != nil {
+						return nil, err
+					}
+					conn = &recordingConn{Process: p}
+					return conn, nil
+				},
+			})
+			res := mustCall(t, g, "s__echo", map[string]any{"text": "é \u2028 <b>&"})
+			conn.mu.Lock()
+			defer conn.mu.Unlock()
+			for _, line := range conn.lines {
+				if m, err := jsonrpc.Decode(line); err == nil && string(m.Result) == string(res) {
+					return
+				}
+			}
+			t.Fatalf("result %s is not byte-for-byte any line the server wrote", res)
+		})
+	}
+}
+
+func TestPaginationFollowsCursors(t *testing.T) {
+	extra := []string{"t1", "t2", "t3", "t4", "t5"}
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{
+		server(t, "old", mcptest.Options{Era: mcptest.EraLegacy, Tools: extra, PageSize: 2}),
+		server(t, "new", mcptest.Options{Era: mcptest.EraModern, Tools: extra, PageSize: 2}),
+		server(t, "ref", mcptest.Options{Era: mcptest.EraLegacy, Tools: extra}),
+	}})
+	count := map[string]int{}
+	for _, e := range g.Catalog().Tools {
+		count[e.Server]++
+	}
+	if count["old"] != count["ref"] || count["new"] != count["ref"] || count["ref"] < len(extra)+5 {
+		t.Fatalf("tools per server %v; paginated servers must list as many as the unpaginated one", count)
+	}
+	if n := stats(t, g, "new").ListCalls["tools/list"]; n != (count["ref"]+1)/2 {
+		t.Errorf("modern server got %d tools/list pages; want %d (the first cursor is \"\", not the end)", n, (count["ref"]+1)/2)
+	}
+	if len(g.Catalog().Prompts) != 6 || len(g.Catalog().Resources) != 2 || len(g.Catalog().Templates) != 3 {
+		t.Errorf("prompts %d resources %d templates %d; want 6 2 3 (a uri belongs to the first server)", len(g.Catalog().Prompts), len(g.Catalog().Resources), len(g.Catalog().Templates))
+	}
+}
+
+func TestEraDetection(t *testing.T) {
+	tests := []struct {
+		name string
+		o    mcptest.Options
+		era  string
+	}{
+		{"discover-silent", mcptest.Options{Era: mcptest.EraLegacy, Discover: mcptest.DiscoverSilent}, "legacy"},
+		{"preinit-32600", mcptest.Options{Era: mcptest.EraLegacy, PreinitError: -32600}, "legacy"},
+		{"garbage-then-error", mcptest.Options{Era: mcptest.EraLegacy, Discover: mcptest.DiscoverGarbageThenError}, "legacy"},
+		{"garbage-on-start", mcptest.Options{Era: mcptest.EraModern, GarbageOnStart: true}, "modern"},
+	}
+	var specs []gateway.ServerSpec
+	for _, tt := range tests {
+		specs = append(specs, server(t, tt.name, tt.o))
+	}
+	g := start(t, gateway.Options{Servers: specs, DiscoverTimeout: 500 * time.Millisecond})
+	for _, tt := range tests {
+		if st := status(g, tt.name); st.Era != tt.era {
+			t.Errorf("%s: era %q; want %q", tt.name, st.Era, tt.era)
+		}
+		if got := text(t, mustCall(t, g, tt.name+"__echo", map[string]any{"text": "x"})); got != "x" {
+			t.Errorf("%s: echo %q", tt.name, got)
+		}
+	}
+}
+
+func TestUnsupportedVersion(t *testing.T) {
+	_, err := startErr(t, gateway.Options{Servers: []gateway.ServerSpec{
+		withRestart(server(t, "future", mcptest.Options{Era: mcptest.EraModern, SupportedVersions: []string{"2099-01-01"}}), gateway.RestartNever),
+	}})
+	if err == nil || !strings.Contains(err.Error(), `server "future"`) || !strings.Contains(err.Error(), "2099-01-01") {
+		t.Fatalf("Start error = %v; want one naming the server and its versions", err)
+	}
+}
+
+func withRestart(s gateway.ServerSpec, p gateway.RestartPolicy) gateway.ServerSpec {
+	s.Restart = p
+	return s
+}
+
+func TestConcurrentCallsOutOfOrder(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: mcptest.EraModern})}})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				// slow replies arrive after the fast ones sent later
+				if _, err := call(context.Background(), g, "s__slow", map[string]any{"ms": 100 - i}); err != nil {
+					errs <- err
+				}
+				return
+			}
+			want := fmt.Sprintf("call %d", i)
+			res, err := call(context.Background(), g, "s__echo", map[string]any{"text": want})
+			if err != nil {
+				errs <- err
+			} else if got := text(t, res); got != want {
+				errs <- fmt.Errorf("got %q want %q", got, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestTimeoutAndCancelSendCancelled(t *testing.T) {
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		t.Run(string(era), func(t *testing.T) {
+			spec := server(t, "s", mcptest.Options{Era: era})
+			spec.CallTimeout = 300 * time.Millisecond
+			g := start(t, gateway.Options{Servers: []gateway.ServerSpec{spec}})
+
+			startAt := time.Now()
+			_, err := call(context.Background(), g, "s__never", map[string]any{})
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), `server "s"`) {
+				t.Fatalf("never: %v; want a deadline error naming the server", err)
+			}
+			if time.Since(startAt) > 5*time.Second {
+				t.Errorf("timeout took %v", time.Since(startAt))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(50*time.Millisecond, cancel)
+			if _, err := call(ctx, g, "s__never", map[string]any{}); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled call: %v", err)
+			}
+			var st mcptest.Stats
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				if st = stats(t, g, "s"); len(st.Cancelled) >= 2 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if len(st.Cancelled) != 2 {
+				t.Fatalf("server saw %d notifications/cancelled; want 2", len(st.Cancelled))
+			}
+		})
+	}
+}
+
+func TestCrashMidCallFailsAndRestarts(t *testing.T) {
+	rec := newRecorder()
+	g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	pid := status(g, "s").Pid
+	startAt := time.Now()
+	_, err := call(context.Background(), g, "s__crash", map[string]any{})
+	if !errors.Is(err, gateway.ErrSessionClosed) || !strings.Contains(err.Error(), `server "s"`) {
+		t.Fatalf("crash: %v; want ErrSessionClosed naming the server", err)
+	}
+	if d := time.Since(startAt); d > 5*time.Second {
+		t.Errorf("the pending call failed after %v; want at once", d)
+	}
+	rec.waitFor(t, "restarting", func(e gateway.Event) bool {
+		return e.Kind == gateway.EventServerStatus && e.Status.State == gateway.StateRestarting &&
+			strings.Contains(e.Status.LastError, "exit status 3")
+	})
+	if got := text(t, mustCall(t, g, "s__echo", map[string]any{"text": "back"})); got != "back" {
+		t.Fatalf("after restart: %q", got)
+	}
+	st := status(g, "s")
+	if st.Restarts != 1 || st.Pid == pid || st.State != gateway.StateReady {
+		t.Errorf("status after restart: %+v", st)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("crashed child %d still exists (zombie?): %v", pid, err)
+	}
+}
+
+func TestKill9DuringConcurrentCalls(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: mcptest.EraModern})}})
+	pid := status(g, "s").Pid
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	results := map[string]int{}
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := call(context.Background(), g, "s__slow", map[string]any{"ms": 300 + i})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				results["ok"]++
+			case errors.Is(err, gateway.ErrSessionClosed), errors.Is(err, gateway.ErrServerDown):
+				results["server gone"]++
+			default:
+				results[err.Error()]++
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("calls still pending 15s after kill -9")
+	}
+	if results["ok"]+results["server gone"] != 100 {
+		t.Errorf("outcomes %v; want every call to succeed or fail with a clear error", results)
+	}
+	if results["server gone"] == 0 {
+		t.Errorf("outcomes %v; the kill should have failed some calls", results)
+	}
+	for i := range 10 {
+		want := fmt.Sprint(i)
+		if got := text(t, mustCall(t, g, "s__echo", map[string]any{"text": want})); got != want {
+			t.Fatalf("after restart: %q", got)
+		}
+	}
+}
+
+func TestHugeReplies(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	const n = 12 << 20
+	if got := len(text(t, mustCall(t, g, "s__huge", map[string]any{"bytes": n}))); got != n {
+		t.Fatalf("huge reply text is %d bytes; want %d", got, n)
+	}
+
+	small := start(t, gateway.Options{MaxMessageSize: 1 << 20, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: mcptest.EraModern})}})
+	startAt := time.Now()
+	_, err := call(context.Background(), small, "s__huge", map[string]any{"bytes": 2 << 20})
+	if err == nil || !strings.Contains(err.Error(), "too large") || !strings.Contains(err.Error(), `server "s"`) {
+		t.Fatalf("oversized reply: %v; want a clear 'too large' error", err)
+	}
+	if d := time.Since(startAt); d > 5*time.Second {
+		t.Errorf("oversized reply failed after %v; want at once, not a timeout", d)
+	}
+	if got := text(t, mustCall(t, small, "s__echo", map[string]any{"text": "still here"})); got != "still here" {
+		t.Fatalf("after oversized reply: %q", got)
+	}
+}
+
+func TestGarbageAndUnknownIDsAreSkipped(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{GarbageOnStart: true})}})
+	res := mustCall(t, g, "s__garbage", map[string]any{})
+	if text(t, res) == "" {
+		t.Fatalf("garbage tool: %s", res)
+	}
+}
+
+func TestBadServersNamedOthersServe(t *testing.T) {
+	_, err := startErr(t, gateway.Options{
+		StartTimeout:    2 * time.Second,
+		DiscoverTimeout: 300 * time.Millisecond,
+		Servers: []gateway.ServerSpec{
+			server(t, "good", mcptest.Options{}),
+			{Name: "missing", Command: "/nonexistent/gw-test-no-such-command", Restart: gateway.RestartNever},
+			{Name: "chatty", Command: "sh", Args: []string{"-c", "echo hello from a shell; exec sleep 30"}, Restart: gateway.RestartNever},
+			{Name: "quitter", Command: "sh", Args: []string{"-c", "echo 'fatal: no token' >&2; exit 7"}, Restart: gateway.RestartNever},
+		},
+	})
+	if err == nil {
+		t.Fatal("Start succeeded with three broken servers")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want one line per broken server, got:\n%v", err)
+	}
+	for _, want := range []struct{ server, cause string }{
+		{"missing", "no such file"},
+		{"chatty", "hello from a shell"},
+		{"quitter", "fatal: no token"},
+	} {
+		if !slices.ContainsFunc(lines, func(l string) bool {
+			return strings.Contains(l, `server "`+want.server+`"`) && strings.Contains(l, want.cause)
+		}) {
+			t.Errorf("no error line names %q with %q:\n%v", want.server, want.cause, err)
+		}
+	}
+}
+
+func TestNotMCPStillServesOthers(t *testing.T) {
+	g, err := startErr(t, gateway.Options{
+		StartTimeout:    2 * time.Second,
+		DiscoverTimeout: 300 * time.Millisecond,
+		Servers: []gateway.ServerSpec{
+			server(t, "good", mcptest.Options{}),
+			{Name: "chatty", Command: "sh", Args: []string{"-c", "echo not json; exec sleep 30"}, Restart: gateway.RestartNever},
+		},
+	})
+	if !errors.Is(err, gateway.ErrNotMCP) {
+		t.Fatalf("Start: %v; want ErrNotMCP", err)
+	}
+	if got := text(t, mustCall(t, g, "good__echo", map[string]any{"text": "ok"})); got != "ok" {
+		t.Fatalf("good server: %q", got)
+	}
+	if st := status(g, "chatty"); st.State != gateway.StateFailed {
+		t.Errorf("chatty state %q; want failed", st.State)
+	}
+}
+
+func TestCrashLoopGoesDegraded(t *testing.T) {
+	rec := newRecorder()
+	spec := withRestart(server(t, "loop", mcptest.Options{CrashOnStart: true}), gateway.RestartAlways)
+	g, err := startErr(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{spec, server(t, "fine", mcptest.Options{})}})
+	if err == nil || !strings.Contains(err.Error(), `server "loop"`) {
+		t.Fatalf("Start: %v", err)
+	}
+	e := rec.waitFor(t, "degraded", func(e gateway.Event) bool {
+		return e.Kind == gateway.EventServerStatus && e.Server == "loop" && e.Status.State == gateway.StateDegraded
+	})
+	if e.Status.Failures < 3 || !strings.Contains(e.Status.LastError, "exit status 2") {
+		t.Errorf("degraded status %+v", e.Status)
+	}
+	// A degraded server fails calls at once; the others serve.
+	if _, err := call(context.Background(), g, "fine__echo", map[string]any{"text": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rec.count(func(e gateway.Event) bool {
+		return e.Kind == gateway.EventServerStatus && e.Server == "loop" && e.Status.State == gateway.StateStarting
+	}); n < 3 {
+		t.Errorf("restarted %d times; want at least 3", n)
+	}
+}
+
+func TestListChangedRefreshesCatalog(t *testing.T) {
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		t.Run(string(era), func(t *testing.T) {
+			rec := newRecorder()
+			g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: era})}})
+			if _, ok := g.Catalog().Tool("s__fresh"); ok {
+				t.Fatal("s__fresh listed before it was added")
+			}
+			mustCall(t, g, "s__add_tool", map[string]any{"name": "fresh"})
+			rec.waitFor(t, "catalog with s__fresh", func(e gateway.Event) bool {
+				if e.Kind != gateway.EventCatalogChanged {
+					return false
+				}
+				_, ok := e.Catalog.Tool("s__fresh")
+				return ok
+			})
+			if got := text(t, mustCall(t, g, "s__fresh", map[string]any{"text": "new"})); got != "new" {
+				t.Fatalf("fresh tool: %q", got)
+			}
+			mustCall(t, g, "s__remove_tool", map[string]any{"name": "fresh"})
+			rec.waitFor(t, "catalog without s__fresh", func(e gateway.Event) bool {
+				if e.Kind != gateway.EventCatalogChanged {
+					return false
+				}
+				_, ok := e.Catalog.Tool("s__fresh")
+				return !ok
+			})
+			if _, err := call(context.Background(), g, "s__fresh", map[string]any{}); !errors.Is(err, gateway.ErrUnknownTool) {
+				t.Fatalf("removed tool: %v; want ErrUnknownTool", err)
+			}
+		})
+	}
+}
+
+// handler answers client requests like a host with a model and a user.
+type handler struct {
+	mu      sync.Mutex
+	related []string
+}
+
+func (h *handler) Supports(string) bool { return true }
+
+func (h *handler) HandleClientRequest(_ context.Context, req gateway.ClientRequest) (json.RawMessage, error) {
+	h.mu.Lock()
+	h.related = append(h.related, req.Server+":"+req.Method+":"+req.Related)
+	h.mu.Unlock()
+	switch req.Method {
+	case gateway.MethodSampling:
+		return json.RawMessage(`{"role":"assistant","content":{"type":"text","text":"sampled answer"},"model":"test-model","stopReason":"endTurn"}`), nil
+	case gateway.MethodElicitation:
+		return json.RawMessage(`{"action":"accept","content":{"answer":"forty-two"}}`), nil
+	case gateway.MethodRoots:
+		return json.RawMessage(`{"roots":[{"uri":"file:///work","name":"work"}]}`), nil
+	}
+	return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "no"}
+}
+
+func TestClientRequestsBothEras(t *testing.T) {
+	h := &handler{}
+	g := start(t, gateway.Options{Handler: h, Servers: []gateway.ServerSpec{
+		server(t, "old", mcptest.Options{Era: mcptest.EraLegacy}),
+		server(t, "new", mcptest.Options{Era: mcptest.EraModern}),
+	}})
+	for _, srv := range []string{"old", "new"} {
+		for tool, want := range map[string]string{
+			"sample": "sampled answer",
+			"elicit": "forty-two",
+			"roots":  "file:///work",
+		} {
+			res := mustCall(t, g, srv+"__"+tool, map[string]any{"prompt": "q", "message": "q"})
+			if got := text(t, res); !strings.Contains(got, want) {
+				t.Errorf("%s__%s: %q; want it to contain %q", srv, tool, got, want)
+			}
+		}
+	}
+	if got := text(t, mustCall(t, g, "old__ping_client", map[string]any{})); got != "pong-ok" {
+		t.Errorf("ping_client: %q", got)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !slices.Contains(h.related, "new:sampling/createMessage:tools/call") || !slices.Contains(h.related, "old:sampling/createMessage:") {
+		t.Errorf("handler saw %v", h.related)
+	}
+}
+
+func TestNoHandlerRefusesClientRequests(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{
+		server(t, "old", mcptest.Options{Era: mcptest.EraLegacy}),
+		server(t, "new", mcptest.Options{Era: mcptest.EraModern}),
+	}})
+	var r struct {
+		IsError bool `json:"isError"`
+	}
+	res := mustCall(t, g, "old__sample", map[string]any{"prompt": "q"})
+	if json.Unmarshal(res, &r); !r.IsError {
+		t.Errorf("legacy sample without a handler: %s; want an isError result", res)
+	}
+	_, err := call(context.Background(), g, "new__sample", map[string]any{"prompt": "q"})
+	if !errors.Is(err, &jsonrpc.Error{Code: jsonrpc.CodeMissingRequiredClientCapability}) {
+		t.Errorf("modern sample without a handler: %v; want -32021", err)
+	}
+}
+
+func TestProgressAndNotificationsPassThrough(t *testing.T) {
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		t.Run(string(era), func(t *testing.T) {
+			rec := newRecorder()
+			g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: era})}})
+			var mu sync.Mutex
+			var got []json.RawMessage
+			p, _ := json.Marshal(map[string]any{
+				"name":      "s__notify",
+				"arguments": map[string]any{"n": 3},
+				"_meta":     map[string]any{"progressToken": "caller-token", "io.modelcontextprotocol/logLevel": "info"},
+			})
+			_, err := g.CallTool(context.Background(), p, gateway.CallOptions{Progress: func(params json.RawMessage) {
+				mu.Lock()
+				got = append(got, params)
+				mu.Unlock()
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Progress is dispatched in order before the reply is read, but on
+			// another goroutine: wait for it.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				mu.Lock()
+				n := len(got)
+				mu.Unlock()
+				if n >= 3 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != 3 {
+				t.Fatalf("got %d progress notifications; want 3", len(got))
+			}
+			for _, p := range got {
+				var pp struct {
+					ProgressToken string `json:"progressToken"`
+				}
+				if json.Unmarshal(p, &pp); pp.ProgressToken != "caller-token" {
+					t.Errorf("progress %s does not carry the caller's token", p)
+				}
+			}
+			rec.waitFor(t, "notifications/message", func(e gateway.Event) bool {
+				return e.Kind == gateway.EventServerNotification && e.Server == "s" && e.Method == "notifications/message"
+			})
+		})
+	}
+}
+
+func TestRoutingErrorsKeepCodes(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: mcptest.EraModern})}})
+	_, err := call(context.Background(), g, "nope", map[string]any{})
+	if !errors.Is(err, gateway.ErrUnknownTool) || !errors.Is(err, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams}) {
+		t.Errorf("unknown tool: %v", err)
+	}
+	_, err = call(context.Background(), g, "s__error_tool", map[string]any{})
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeInternalError || len(rpcErr.Data) == 0 {
+		t.Errorf("server error: %v; want the server's -32603 with its data", err)
+	}
+	res, err := g.GetPrompt(context.Background(), json.RawMessage(`{"name":"s__greet","arguments":{"name":"Ada"}}`))
+	if err != nil || !strings.Contains(string(res), "Ada") {
+		t.Errorf("prompt: %s %v", res, err)
+	}
+	res, err = g.ReadResource(context.Background(), json.RawMessage(`{"uri":"test://static/a"}`))
+	if err != nil || !strings.Contains(string(res), "test://static/a") {
+		t.Errorf("resource: %s %v", res, err)
+	}
+	res, err = g.ReadResource(context.Background(), json.RawMessage(`{"uri":"test://item/42"}`))
+	if err != nil || !strings.Contains(string(res), "test://item/42") {
+		t.Errorf("templated resource: %s %v", res, err)
+	}
+	if _, err = g.ReadResource(context.Background(), json.RawMessage(`{"uri":"nope://x"}`)); !errors.Is(err, gateway.ErrUnknownResource) {
+		t.Errorf("unknown resource: %v", err)
+	}
+}
+
+func TestTTLRelistsStaleLists(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{
+		server(t, "ttl", mcptest.Options{Era: mcptest.EraModern, TTLMs: 1}),
+		server(t, "old", mcptest.Options{Era: mcptest.EraLegacy}),
+	}})
+	before := stats(t, g, "ttl").ListCalls["tools/list"]
+	oldBefore := stats(t, g, "old").ListCalls["tools/list"]
+	time.Sleep(5 * time.Millisecond)
+	g.ListTools(context.Background())
+	if after := stats(t, g, "ttl").ListCalls["tools/list"]; after != before+1 {
+		t.Errorf("stale modern list re-listed %d times; want once", after-before)
+	}
+	if after := stats(t, g, "old").ListCalls["tools/list"]; after != oldBefore {
+		t.Errorf("legacy list without ttlMs re-listed %d times; want 0", after-oldBefore)
+	}
+}
+
+func TestCloseStopsChildren(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{
+		server(t, "a", mcptest.Options{}),
+		server(t, "b", mcptest.Options{Era: mcptest.EraModern}),
+	}})
+	pids := []int{status(g, "a").Pid, status(g, "b").Pid}
+	pending := make(chan error, 1)
+	go func() {
+		_, err := call(context.Background(), g, "a__never", map[string]any{})
+		pending <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-pending:
+		if err == nil {
+			t.Error("pending call succeeded after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("pending call still waiting after Close")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("child %d still exists after Close: %v", pid, err)
+		}
+	}
+	if st := status(g, "a"); st.State != gateway.StateStopped {
+		t.Errorf("state after Close: %q", st.State)
+	}
+}

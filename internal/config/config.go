@@ -1,0 +1,389 @@
+// Package config loads, strictly decodes and validates gw's configuration.
+//
+// # Layers and precedence
+//
+// A configuration is built from four layers. Each later layer overrides the
+// earlier ones key by key: maps merge, and scalars and lists replace.
+//
+//  1. Defaults, as returned by [Default].
+//  2. The configuration file, [Options.File]: YAML (.yaml, .yml) or JSON
+//     (.json).
+//  3. Environment variables that start with GW_ (see below).
+//  4. [Options.Overrides]: dotted keys, usually from command-line flags.
+//
+// [Parse] uses only layers 1 and 2.
+//
+// # Environment variables
+//
+// After the GW_ prefix, a double underscore "__" separates levels. A single
+// underscore is part of a key:
+//
+//	GW_LOG__LEVEL=debug                      log.level
+//	GW_GATEWAY__CALL_TIMEOUT=10s             gateway.call_timeout
+//	GW_GATEWAY__NAMES__MAX_LENGTH=96         gateway.names.max_length
+//	GW_SERVERS__notes__COMMAND=node          servers.notes.command
+//	GW_SERVERS__notes__ARGS=["run","."]      servers.notes.args
+//	GW_SERVERS__notes__ENV__API_KEY=secret   servers.notes.env.API_KEY
+//
+// gw's own key names (log, level, call_timeout, …) match without regard to
+// case. Server names and env keys are map keys and are used exactly as
+// written: GW_SERVERS__NOTES__COMMAND configures a server named "NOTES", not
+// "notes". Everything after ENV__ is the env key, so it may contain "__".
+// Values are converted to the key's type: integers in decimal, booleans as
+// strconv.ParseBool reads them, durations such as "10s", and lists and maps as
+// JSON. A GW_ variable that names no key is an error, just like an unknown
+// key in the file.
+//
+// Override keys are split at dots in the same way, and everything after
+// "servers.NAME.env." is one env key, so "servers.notes.env.SOME.VAR" sets
+// the env key "SOME.VAR". An override whose value is a string is converted
+// to the key's type as an environment variable's value is. Other values must
+// already have the key's type; a time.Duration is accepted for durations.
+//
+// # File formats
+//
+// Besides gw's own format (top-level servers, gateway and log), the client
+// configuration files that users already have load as they are:
+//
+//   - Claude Desktop and Cursor: servers under "mcpServers". Other top-level
+//     keys in such a file, like Claude Desktop's "globalShortcut", are ignored
+//     with a warning.
+//   - VS Code (.vscode/mcp.json): servers with "type": "stdio" and an optional
+//     "envFile". The top-level "inputs" are ignored with a warning, and
+//     ${input:…} placeholders are passed on unchanged with a warning.
+//     Comments and trailing commas, which VS Code allows, are accepted in any
+//     JSON file.
+//
+// In every format a server may have "type": "stdio" and an "envFile" whose
+// KEY=VALUE lines are added to "env" (keys in "env" win). Remote servers, with
+// a "url" or a type such as "http", "sse" or "streamable-http", are not
+// supported yet: they are skipped with a warning. A file with both "servers"
+// and "mcpServers" is an error.
+//
+// Relative paths in the file (cwd, envFile) are relative to the file's
+// directory; cwd is made absolute. Paths from the environment or overrides,
+// and everything given to Parse, stay relative to gw's working directory. An
+// empty cwd stays empty: the child then runs in gw's working directory.
+//
+// # Strictness
+//
+// Decoding is strict. An unknown key is an error that names its full path,
+// such as config: unknown key "servers.notes.comand". Keys are
+// case-sensitive. A value of the wrong type is an error naming the key; the
+// only conversions are duration strings ("30s") into durations and integral
+// numbers into integers (JSON reads every number as a float). After decoding,
+// the configuration is validated, and every problem found is reported, each
+// as one line, joined with errors.Join. Each is an [*Error] that matches
+// one of [ErrSyntax], [ErrUnknownKey], [ErrWrongType] or [ErrInvalid] under
+// errors.Is. A file that cannot be read is reported as the *fs.PathError
+// wrapped with a "config: " prefix.
+//
+// Internally the merged layers are walked against the schema before
+// mapstructure decodes them, so that every unknown key and wrong type is
+// reported with its full path; the mapstructure decoder itself is also set to
+// reject unused keys and loose typing.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/v2"
+)
+
+// Restart policies for [Server.Restart].
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// Server is one MCP server that gw runs as a child process.
+type Server struct {
+	// Command is the program to run. Required.
+	Command string `koanf:"command"`
+	// Args are the command's arguments.
+	Args []string `koanf:"args"`
+	// Env holds variables added to the child's environment. Keys are kept
+	// exactly as written.
+	Env map[string]string `koanf:"env"`
+	// Cwd is the child's working directory. Empty means gw's own.
+	Cwd string `koanf:"cwd"`
+	// Restart is one of RestartAlways, RestartOnFailure (the default) and
+	// RestartNever. Load and Parse fill in the default; Validate accepts
+	// "" as the default.
+	Restart string `koanf:"restart"`
+	// Disabled servers are kept in the configuration but not started.
+	Disabled bool `koanf:"disabled"`
+	// CallTimeout overrides Gateway.CallTimeout for this server; 0 means
+	// use the gateway's.
+	CallTimeout time.Duration `koanf:"call_timeout"`
+}
+
+// Names controls how gw names tools from several servers.
+type Names struct {
+	// Separator joins a server name and a tool name. Default "__".
+	Separator string `koanf:"separator"`
+	// MaxLength is the longest name gw exposes, 8..128. Default 64.
+	MaxLength int `koanf:"max_length"`
+}
+
+// Restart controls how gw restarts a server that stops.
+type Restart struct {
+	// InitialBackoff is the first delay before a restart. Default 500ms.
+	InitialBackoff time.Duration `koanf:"initial_backoff"`
+	// MaxBackoff caps the delay between restarts. Default 30s.
+	MaxBackoff time.Duration `koanf:"max_backoff"`
+	// DegradedAfter is the number of consecutive failures after which a
+	// server's status is "degraded". Default 3.
+	DegradedAfter int `koanf:"degraded_after"`
+	// StableAfter is how long a server must stay up for its failure count
+	// to reset. Default 30s.
+	StableAfter time.Duration `koanf:"stable_after"`
+}
+
+// Gateway holds settings that apply to the gateway as a whole.
+type Gateway struct {
+	// CallTimeout bounds one tool call. Default 60s.
+	CallTimeout time.Duration `koanf:"call_timeout"`
+	// DiscoverTimeout is how long the server/discover probe waits before
+	// gw falls back. Default 5s.
+	DiscoverTimeout time.Duration `koanf:"discover_timeout"`
+	// StartTimeout bounds a server's handshake and discovery. Default 30s.
+	StartTimeout time.Duration `koanf:"start_timeout"`
+	// MaxMessageSize is the largest message in bytes, at least 1024.
+	// Default 16 MiB.
+	MaxMessageSize int `koanf:"max_message_size"`
+	// PingInterval is the keepalive ping period; 0 turns pings off.
+	PingInterval time.Duration `koanf:"ping_interval"`
+	Names        Names         `koanf:"names"`
+	Restart      Restart       `koanf:"restart"`
+}
+
+// Log configures gw's own logging.
+type Log struct {
+	// Level is one of debug, info (the default), warn and error.
+	Level string `koanf:"level"`
+	// Format is text (the default) or json.
+	Format string `koanf:"format"`
+}
+
+// Config is gw's whole configuration.
+type Config struct {
+	// Servers maps a server name, [A-Za-z0-9_-]{1,64}, to its settings.
+	Servers map[string]Server `koanf:"servers"`
+	Gateway Gateway           `koanf:"gateway"`
+	Log     Log               `koanf:"log"`
+	// Warnings are non-fatal notes from loading, such as skipped remote
+	// servers or ignored VS Code inputs. They are not configuration keys.
+	Warnings []string `koanf:"-"`
+}
+
+// Default returns the configuration used where no layer sets a key. It has
+// no servers, so on its own it does not pass validation.
+func Default() Config {
+	return Config{
+		Gateway: Gateway{
+			CallTimeout:     60 * time.Second,
+			DiscoverTimeout: 5 * time.Second,
+			StartTimeout:    30 * time.Second,
+			MaxMessageSize:  16 << 20,
+			Names: Names{
+				Separator: "__",
+				MaxLength: 64,
+			},
+			Restart: Restart{
+				InitialBackoff: 500 * time.Millisecond,
+				MaxBackoff:     30 * time.Second,
+				DegradedAfter:  3,
+				StableAfter:    30 * time.Second,
+			},
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Options says where Load finds the configuration.
+type Options struct {
+	// File is the configuration file; its extension (.yaml, .yml or
+	// .json) selects the format. Empty means no file.
+	File string
+	// Environ is the environment to read GW_ variables from, as
+	// "KEY=VALUE" strings. Nil means os.Environ(); use an empty, non-nil
+	// slice for none.
+	Environ []string
+	// Overrides are dotted keys with their values, such as
+	// "gateway.call_timeout": "10s". They take precedence over everything.
+	Overrides map[string]any
+}
+
+// Load builds the configuration from defaults, opts.File, the environment
+// and opts.Overrides, then decodes and validates it. See the package
+// documentation for the rules.
+func Load(opts Options) (*Config, error) {
+	b := builder{environ: opts.Environ, overrides: opts.Overrides, useEnv: true}
+	if b.environ == nil {
+		b.environ = os.Environ()
+	}
+	if opts.File != "" {
+		format, err := formatOf(opts.File)
+		if err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(opts.File)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		dir := filepath.Dir(opts.File)
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		b.file = &fileSource{name: opts.File, format: format, data: data, dir: dir}
+	}
+	return b.build()
+}
+
+// Parse decodes and validates a configuration given as bytes, with format
+// "yaml" (or "yml") or "json". Only defaults and data are used: not the
+// environment, no overrides. Relative paths stay relative to gw's working
+// directory.
+func Parse(data []byte, format string) (*Config, error) {
+	switch format {
+	case "yaml", "yml":
+		format = "yaml"
+	case "json":
+	default:
+		return nil, newError(ErrInvalid, "", "unsupported format %q (want yaml or json)", format)
+	}
+	b := builder{file: &fileSource{format: format, data: data}}
+	return b.build()
+}
+
+// formatOf picks the parser for a file by its extension.
+func formatOf(name string) (string, error) {
+	switch ext := strings.ToLower(filepath.Ext(name)); ext {
+	case ".yaml", ".yml":
+		return "yaml", nil
+	case ".json":
+		return "json", nil
+	default:
+		return "", newError(ErrInvalid, "", "%s: unsupported file type %q (want .yaml, .yml or .json)", name, ext)
+	}
+}
+
+// fileSource is the configuration file's contents and where it came from.
+type fileSource struct {
+	name   string // as given by the user, for messages; "" for Parse
+	format string // "yaml" or "json"
+	data   []byte
+	dir    string // base for relative paths; "" leaves them relative
+}
+
+// builder assembles one configuration from its layers.
+type builder struct {
+	file      *fileSource
+	useEnv    bool
+	environ   []string
+	overrides map[string]any
+}
+
+func (b *builder) build() (*Config, error) {
+	k := koanf.New(".") // paths are never split by koanf; see layer
+	var (
+		errs     []error
+		warnings []string
+		label    = "servers"
+	)
+	if b.file != nil {
+		raw, err := parseFile(b.file)
+		if err != nil {
+			return nil, err
+		}
+		n := normalizer{dir: b.file.dir}
+		if err := n.file(raw); err != nil {
+			return nil, err
+		}
+		if n.mcpServers {
+			label = "mcpServers"
+		}
+		errs = append(errs, n.errs...)
+		warnings = n.warnings
+		if err := k.Load(layer(raw), nil); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	if b.useEnv {
+		m, envErrs := envLayer(b.environ)
+		errs = append(errs, envErrs...)
+		if err := k.Load(m, nil); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	if len(b.overrides) > 0 {
+		m, ovErrs := overrideLayer(b.overrides)
+		errs = append(errs, ovErrs...)
+		if err := k.Load(layer(m), nil); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+
+	merged := k.Raw()
+	c := checker{serversLabel: label}
+	c.check("", merged, configType, true)
+	errs = append(errs, c.errs...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	cfg := Default()
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: decoderConfig()}); err != nil {
+		// The checker above should have caught everything the decoder
+		// rejects; this is a backstop.
+		return nil, &Error{Kind: ErrWrongType, msg: oneLine(err.Error()), err: err}
+	}
+	for name, s := range cfg.Servers {
+		if s.Restart == "" {
+			s.Restart = RestartOnFailure
+		}
+		cfg.Servers[name] = s
+	}
+	cfg.Warnings = warnings
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// layer is a koanf.Provider over an already nested map. koanf's "."
+// delimiter never splits its keys, so server names and env keys with dots
+// survive.
+type layer map[string]any
+
+// ReadBytes is not supported: a layer is already parsed.
+func (l layer) ReadBytes() ([]byte, error) {
+	return nil, errors.New("config: layer has no bytes")
+}
+
+// Read returns the layer's map.
+func (l layer) Read() (map[string]any, error) { return l, nil }
+
+// decoderConfig is the strict mapstructure configuration used to decode the
+// merged layers.
+func decoderConfig() *mapstructure.DecoderConfig {
+	return &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			durationOnlyFromStringHook,
+			mapstructure.StringToTimeDurationHookFunc(),
+			integralFloatHook,
+		),
+		ErrorUnused:      true,
+		WeaklyTypedInput: false,
+		TagName:          "koanf",
+		MatchName:        func(mapKey, fieldName string) bool { return mapKey == fieldName },
+	}
+}

@@ -1,0 +1,106 @@
+package config
+
+import (
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+var (
+	serverNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	separatorRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,8}$`)
+
+	restartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
+	logLevels       = []string{"debug", "info", "warn", "error"}
+	logFormats      = []string{"text", "json"}
+)
+
+// Limits checked by Validate.
+const (
+	minMaxMessageSize = 1024
+	minNameLength     = 8
+	maxNameLength     = 128
+)
+
+// Validate checks a decoded configuration. It reports every problem it
+// finds, each as an *Error on its own line, joined with errors.Join. Load
+// and Parse call it; call it yourself on a Config built in code, where an
+// empty Server.Restart is allowed and means RestartOnFailure.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, newError(ErrInvalid, key, format, args...))
+	}
+
+	enabled := 0
+	for _, name := range sortedKeys(c.Servers) {
+		s := c.Servers[name]
+		key := "servers." + name
+		if !serverNameRE.MatchString(name) {
+			bad(key, "server %s: invalid name: must be 1 to 64 of the characters A-Z a-z 0-9 _ -", quoteShort(name))
+		}
+		if strings.TrimSpace(s.Command) == "" {
+			bad(key+".command", "server %s: command is required", quoteShort(name))
+		}
+		if s.Restart != "" && !slices.Contains(restartPolicies, s.Restart) {
+			bad(key+".restart", "server %s: restart %s is not one of %s", quoteShort(name), quoteShort(s.Restart), strings.Join(restartPolicies, ", "))
+		}
+		if s.CallTimeout < 0 {
+			bad(key+".call_timeout", "server %s: call_timeout must not be negative, got %s", quoteShort(name), s.CallTimeout)
+		}
+		if !s.Disabled {
+			enabled++
+		}
+	}
+	switch {
+	case len(c.Servers) == 0:
+		bad("servers", "no servers configured")
+	case enabled == 0:
+		bad("servers", "no enabled servers: all %d are disabled", len(c.Servers))
+	}
+
+	g := c.Gateway
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "%s must be greater than 0, got %s", key, d)
+		}
+	}
+	notNegative := func(key string, d time.Duration) {
+		if d < 0 {
+			bad(key, "%s must not be negative, got %s", key, d)
+		}
+	}
+	positive("gateway.call_timeout", g.CallTimeout)
+	positive("gateway.discover_timeout", g.DiscoverTimeout)
+	positive("gateway.start_timeout", g.StartTimeout)
+	notNegative("gateway.ping_interval", g.PingInterval)
+	if g.MaxMessageSize < minMaxMessageSize {
+		bad("gateway.max_message_size", "gateway.max_message_size must be at least %d, got %d", minMaxMessageSize, g.MaxMessageSize)
+	}
+	if !separatorRE.MatchString(g.Names.Separator) {
+		bad("gateway.names.separator", "gateway.names.separator %s must be 1 to 8 of the characters A-Z a-z 0-9 _ . -", quoteShort(g.Names.Separator))
+	}
+	if g.Names.MaxLength < minNameLength || g.Names.MaxLength > maxNameLength {
+		bad("gateway.names.max_length", "gateway.names.max_length must be between %d and %d, got %d", minNameLength, maxNameLength, g.Names.MaxLength)
+	}
+	r := g.Restart
+	notNegative("gateway.restart.initial_backoff", r.InitialBackoff)
+	notNegative("gateway.restart.max_backoff", r.MaxBackoff)
+	if r.InitialBackoff > r.MaxBackoff {
+		bad("gateway.restart.initial_backoff", "gateway.restart.initial_backoff (%s) must not exceed gateway.restart.max_backoff (%s)", r.InitialBackoff, r.MaxBackoff)
+	}
+	if r.DegradedAfter < 1 {
+		bad("gateway.restart.degraded_after", "gateway.restart.degraded_after must be at least 1, got %d", r.DegradedAfter)
+	}
+	notNegative("gateway.restart.stable_after", r.StableAfter)
+
+	if !slices.Contains(logLevels, c.Log.Level) {
+		bad("log.level", "log.level %s is not one of %s", quoteShort(c.Log.Level), strings.Join(logLevels, ", "))
+	}
+	if !slices.Contains(logFormats, c.Log.Format) {
+		bad("log.format", "log.format %s is not one of %s", quoteShort(c.Log.Format), strings.Join(logFormats, ", "))
+	}
+	return errors.Join(errs...)
+}
