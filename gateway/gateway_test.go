@@ -611,6 +611,7 @@ func TestListChangedRefreshesCatalog(t *testing.T) {
 
 // handler answers client requests like a host with a model and a user.
 type handler struct {
+	root    string // the one root offered; default file:///work
 	mu      sync.Mutex
 	related []string
 }
@@ -627,7 +628,11 @@ func (h *handler) HandleClientRequest(_ context.Context, req gateway.ClientReque
 	case gateway.MethodElicitation:
 		return json.RawMessage(`{"action":"accept","content":{"answer":"forty-two"}}`), nil
 	case gateway.MethodRoots:
-		return json.RawMessage(`{"roots":[{"uri":"file:///work","name":"work"}]}`), nil
+		root := h.root
+		if root == "" {
+			root = "file:///work"
+		}
+		return json.Marshal(map[string]any{"roots": []map[string]string{{"uri": root, "name": "root"}}})
 	}
 	return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "no"}
 }

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -43,7 +44,15 @@ type searchArgs struct {
 }
 
 func main() {
-	server := mcp.NewServer(&mcp.Implementation{Name: "web", Title: "Web (offline example)", Version: "0.1.0"}, nil)
+	// -legacy makes this server speak only 2025-11-25 (initialize), so the
+	// demo shows gw serving both eras of the spec side by side.
+	legacy := flag.Bool("legacy", false, "speak only the 2025-11-25 protocol (initialize handshake)")
+	flag.Parse()
+	var opts *mcp.ServerOptions
+	if *legacy {
+		opts = &mcp.ServerOptions{SupportedProtocolVersions: []string{"2025-11-25"}}
+	}
+	server := mcp.NewServer(&mcp.Implementation{Name: "web", Title: "Web (offline example)", Version: "0.1.0"}, opts)
 	no := false
 	mcp.AddTool(server, &mcp.Tool{
 		Name: "fetch",
