@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -810,5 +811,57 @@ func TestCloseStopsChildren(t *testing.T) {
 	}
 	if st := status(g, "a"); st.State != gateway.StateStopped {
 		t.Errorf("state after Close: %q", st.State)
+	}
+}
+
+// hangingConn stops delivering the server's messages once hung is set,
+// as a server whose event loop is stuck.
+type hangingConn struct {
+	*stdio.Process
+	hung *atomic.Bool
+}
+
+func (c *hangingConn) ReadMessage() ([]byte, error) {
+	for {
+		line, err := c.Process.ReadMessage()
+		if err != nil || !c.hung.Load() {
+			return line, err
+		}
+	}
+}
+
+func TestKeepaliveRestartsHungServer(t *testing.T) {
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		t.Run(string(era), func(t *testing.T) {
+			rec := newRecorder()
+			var hung atomic.Bool
+			g := start(t, gateway.Options{
+				Events:       rec,
+				PingInterval: 100 * time.Millisecond,
+				Servers:      []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: era})},
+				Dial: func(ctx context.Context, spec gateway.ServerSpec) (gateway.Conn, error) {
+					hung.Store(false) // a restarted server is healthy
+					p, err := stdio.Start(stdio.Config{Name: spec.Name, Command: spec.Command, Env: spec.Env, StopGrace: 200 * time.Millisecond})
+					if err != nil {
+						return nil, err
+					}
+					return &hangingConn{Process: p, hung: &hung}, nil
+				},
+			})
+			time.Sleep(300 * time.Millisecond) // a few healthy pings first
+			if st := status(g, "s"); st.Restarts != 0 {
+				t.Fatalf("healthy server restarted: %+v", st)
+			}
+			hung.Store(true)
+			e := rec.waitFor(t, "restart after missed keepalive", func(e gateway.Event) bool {
+				return e.Kind == gateway.EventServerStatus && e.Status.State == gateway.StateRestarting
+			})
+			if !strings.Contains(e.Status.LastError, "keepalive") {
+				t.Errorf("restart reason %q; want the missed keepalive", e.Status.LastError)
+			}
+			if got := text(t, mustCall(t, g, "s__echo", map[string]any{"text": "alive"})); got != "alive" {
+				t.Fatalf("after restart: %q", got)
+			}
+		})
 	}
 }

@@ -274,6 +274,15 @@ func (s *session) request(ctx context.Context, method string, params json.RawMes
 			if base, err = s.answerInput(ctx, method, params, res); err != nil {
 				return nil, err
 			}
+			if reqs, _ := field(res, "inputRequests"); len(mapOrEmpty(reqs)) == 0 {
+				// No questions, only state: the server is shedding load.
+				// Retry after a short, growing pause.
+				select {
+				case <-time.After(time.Duration(round+1) * 50 * time.Millisecond):
+				case <-ctx.Done():
+					return nil, fmt.Errorf("server %q: %s: %w", s.name, method, ctx.Err())
+				}
+			}
 		default:
 			return nil, fmt.Errorf("server %q: %s: unknown resultType %q", s.name, method, rt)
 		}
@@ -341,4 +350,13 @@ func decodeStrictFields(raw json.RawMessage, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// mapOrEmpty returns the members of a JSON object, none for anything else.
+func mapOrEmpty(raw json.RawMessage) map[string]json.RawMessage {
+	m, err := objectFields(raw)
+	if err != nil {
+		return nil
+	}
+	return m
 }

@@ -184,6 +184,9 @@ func backoff(initial, maxDelay time.Duration, n int) time.Duration {
 	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
 
+// errKeepaliveMissed ends a session whose server stopped answering.
+var errKeepaliveMissed = errors.New("no answer to keepalive ping")
+
 // processInfo is what a stdio child adds to a Conn.
 type processInfo interface {
 	Pid() int
@@ -289,6 +292,9 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	}
 	clean := false
 	err = fmt.Errorf("server %q: %w", m.spec.Name, cause)
+	if errors.Is(cause, errKeepaliveMissed) {
+		return uptime, false, err // gw stopped a hung server: a failure, whatever its exit status
+	}
 	if p, ok := conn.(processInfo); ok {
 		<-p.Done()
 		if exit := p.ExitError(); exit != nil {
@@ -398,7 +404,7 @@ func (m *managed) keepalive(ctx context.Context, s *session) {
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
+		pctx, cancel := context.WithTimeout(ctx, max(every, 2*time.Second))
 		var err error
 		if s.era == EraModern {
 			_, err = s.request(pctx, methodDiscover, nil, callOptions{})
@@ -411,7 +417,7 @@ func (m *managed) keepalive(ctx context.Context, s *session) {
 			continue // an error reply still proves the server is alive
 		}
 		m.log.Error("server did not answer keepalive; restarting it", "error", err)
-		s.shutdown(fmt.Errorf("%w: no answer to keepalive ping", ErrSessionClosed))
+		s.shutdown(fmt.Errorf("%w: %w", ErrSessionClosed, errKeepaliveMissed))
 		_ = s.conn.Close()
 		return
 	}
