@@ -51,10 +51,11 @@ type ServerSpec struct {
 type Options struct {
 	Servers []ServerSpec // in configuration order, which breaks naming ties
 
-	Resolver Resolver      // collision policy; nil = PrefixResolver{}
-	Handler  ClientHandler // serves sampling, elicitation and roots; nil = none offered
-	Events   EventSink     // nil = events dropped
-	Logger   *slog.Logger  // nil = slog.Default()
+	Resolver   Resolver      // collision policy; nil = PrefixResolver{}
+	Authorizer Authorizer    // call authorization; nil = every call allowed
+	Handler    ClientHandler // serves sampling, elicitation and roots; nil = none offered
+	Events     EventSink     // nil = events dropped
+	Logger     *slog.Logger  // nil = slog.Default()
 
 	ClientInfo      Implementation // default gw/dev
 	CallTimeout     time.Duration  // default 60s
@@ -291,6 +292,9 @@ func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts Cal
 	e, ok := g.Catalog().Tool(name)
 	if !ok {
 		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownTool, name))
+	}
+	if err := g.authorize(ctx, e, params); err != nil {
+		return nil, err
 	}
 	p, err := setField(params, "name", mustJSON(e.Original))
 	if err != nil {

@@ -865,3 +865,45 @@ func TestKeepaliveRestartsHungServer(t *testing.T) {
 		})
 	}
 }
+
+// readOnlyAuthorizer allows alice everything and others only read-only tools.
+type readOnlyAuthorizer struct{ fail bool }
+
+func (a readOnlyAuthorizer) Authorize(_ context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
+	if a.fail {
+		return gateway.Decision{}, errors.New("policy trapped")
+	}
+	if req.Caller.ID == "alice" {
+		return gateway.Decision{Allow: true}, nil
+	}
+	var ann struct {
+		ReadOnlyHint bool `json:"readOnlyHint"`
+	}
+	_ = json.Unmarshal(req.Annotations, &ann)
+	if !ann.ReadOnlyHint {
+		return gateway.Decision{Reason: req.Caller.ID + " may only call read-only tools; " + req.Tool + " is not"}, nil
+	}
+	return gateway.Decision{Allow: true}, nil
+}
+
+func TestAuthorizerGuardsEveryCall(t *testing.T) {
+	bin := buildExamples(t)
+	g := start(t, gateway.Options{Authorizer: readOnlyAuthorizer{}, Servers: []gateway.ServerSpec{{Name: "notes", Command: bin + "/notes"}}})
+	bob := gateway.WithCaller(context.Background(), gateway.Caller{ID: "bob"})
+	if _, err := call(bob, g, "notes__search", map[string]any{"query": "x"}); err != nil {
+		t.Errorf("bob, read-only tool: %v", err)
+	}
+	_, err := call(bob, g, "notes__add_note", map[string]any{"title": "t", "text": "x"})
+	if !errors.Is(err, gateway.ErrDenied) || !errors.Is(err, &jsonrpc.Error{Code: gateway.CodeDenied}) || !strings.Contains(err.Error(), "bob may only call read-only tools") {
+		t.Errorf("bob, writing tool: %v; want a denial with the policy's reason", err)
+	}
+	alice := gateway.WithCaller(context.Background(), gateway.Caller{ID: "alice"})
+	if _, err := call(alice, g, "notes__add_note", map[string]any{"title": "t", "text": "x"}); err != nil {
+		t.Errorf("alice: %v", err)
+	}
+
+	broken := start(t, gateway.Options{Authorizer: readOnlyAuthorizer{fail: true}, Servers: []gateway.ServerSpec{{Name: "notes", Command: bin + "/notes"}}})
+	if _, err := call(alice, broken, "notes__search", map[string]any{"query": "x"}); !errors.Is(err, gateway.ErrDenied) {
+		t.Errorf("failing authorizer: %v; want the call denied (fail closed)", err)
+	}
+}

@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
+)
+
+// Caller is who makes a call, as the face that received it established it
+// (a NATS user, an HTTP token): never taken from the request body.
+type Caller struct {
+	ID     string   `json:"id"`
+	Groups []string `json:"groups,omitempty"`
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context carrying the caller; faces set it.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller in ctx; the zero Caller is anonymous.
+func CallerFrom(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey{}).(Caller)
+	return c
+}
+
+// AuthzRequest is what an Authorizer decides on.
+type AuthzRequest struct {
+	Caller      Caller
+	Server      string          // the owning server
+	Tool        string          // the server's own tool name
+	Name        string          // the exposed name
+	Annotations json.RawMessage // the tool's annotations, nil if none
+	Arguments   json.RawMessage // the call's arguments, nil if none
+}
+
+// Decision is an Authorizer's answer.
+type Decision struct {
+	Allow  bool
+	Reason string
+}
+
+// Authorizer decides every tools/call before it reaches a server. It is on
+// the hot path. An error denies the call (fail closed).
+type Authorizer interface {
+	Authorize(ctx context.Context, req AuthzRequest) (Decision, error)
+}
+
+// CodeDenied is the JSON-RPC error code of a call the authorizer refused.
+// It is outside the range JSON-RPC and MCP reserve.
+const CodeDenied = -31403
+
+// ErrDenied marks a call the authorizer refused.
+var ErrDenied = errors.New("gw: call denied by policy")
+
+// authorize runs the configured authorizer for one call.
+func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessage) error {
+	a := g.opts.Authorizer
+	if a == nil {
+		return nil
+	}
+	args, _ := field(params, "arguments")
+	d, err := a.Authorize(ctx, AuthzRequest{
+		Caller:      CallerFrom(ctx),
+		Server:      e.Server,
+		Tool:        e.Original,
+		Name:        e.Name,
+		Annotations: e.Item.Annotations,
+		Arguments:   args,
+	})
+	if err != nil {
+		g.log.Error("authorizer failed; denying the call", "tool", e.Name, "caller", CallerFrom(ctx).ID, "error", err)
+		d = Decision{Reason: "authorization policy failed"}
+	}
+	if d.Allow {
+		return nil
+	}
+	reason := d.Reason
+	if reason == "" {
+		reason = "no reason given"
+	}
+	err = fmt.Errorf("%w: tool %q: %s", ErrDenied, e.Name, reason)
+	return &codedError{err: err, rpc: &jsonrpc.Error{Code: CodeDenied, Message: err.Error()}}
+}
