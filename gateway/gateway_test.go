@@ -907,3 +907,66 @@ func TestAuthorizerGuardsEveryCall(t *testing.T) {
 		t.Errorf("failing authorizer: %v; want the call denied (fail closed)", err)
 	}
 }
+
+func TestResourceSubscriptionsSurviveRestart(t *testing.T) {
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		t.Run(string(era), func(t *testing.T) {
+			rec := newRecorder()
+			g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: era})}})
+			ctx := context.Background()
+			updated := func(uri string) func(gateway.Event) bool {
+				return func(e gateway.Event) bool {
+					return e.Kind == gateway.EventServerNotification && e.Method == "notifications/resources/updated" &&
+						strings.Contains(string(e.Params), `"`+uri+`"`)
+				}
+			}
+			touch := func(uri string) {
+				// Touch until the event arrives: a modern listen stream
+				// re-opens asynchronously after a change of filter.
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					mustCall(t, g, "s__touch_resource", map[string]any{"uri": uri})
+					if rec.count(updated(uri)) > 0 || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				rec.waitFor(t, "resources/updated "+uri, updated(uri))
+			}
+			if err := g.SubscribeResource(ctx, "test://static/a"); err != nil {
+				t.Fatal(err)
+			}
+			touch("test://static/a")
+
+			pid := status(g, "s").Pid
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			rec.waitFor(t, "ready after kill", func(e gateway.Event) bool {
+				return e.Kind == gateway.EventServerStatus && e.Status.State == gateway.StateReady && e.Status.Pid != pid
+			})
+			before := rec.count(updated("test://static/a"))
+			touch("test://static/a")
+			if rec.count(updated("test://static/a")) <= before {
+				t.Fatal("subscription lost across the restart")
+			}
+
+			if err := g.UnsubscribeResource(ctx, "test://static/a"); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.SubscribeResource(ctx, "test://static/b"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			afterUnsub := rec.count(updated("test://static/a"))
+			mustCall(t, g, "s__touch_resource", map[string]any{"uri": "test://static/a"})
+			touch("test://static/b") // b arriving shows a's touch was processed
+			if n := rec.count(updated("test://static/a")); n != afterUnsub {
+				t.Errorf("%d updates for an unsubscribed uri", n-afterUnsub)
+			}
+			if err := g.SubscribeResource(ctx, "nope://x"); !errors.Is(err, gateway.ErrUnknownResource) {
+				t.Errorf("subscribe unknown: %v", err)
+			}
+		})
+	}
+}

@@ -58,6 +58,7 @@ const (
 	methodTemplatesList  = "resources/templates/list"
 	methodResourcesRead  = "resources/read"
 	methodResourcesSub   = "resources/subscribe"
+	methodResourcesUnsub = "resources/unsubscribe"
 	methodToolsChanged   = "notifications/tools/list_changed"
 	methodPromptsChanged = "notifications/prompts/list_changed"
 	methodResChanged     = "notifications/resources/list_changed"

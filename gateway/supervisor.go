@@ -58,6 +58,9 @@ type managed struct {
 	firstDone chan struct{}
 	firstOnce sync.Once
 	kick      chan struct{} // wakes the refresher; buffered 1
+
+	subs        map[string]bool // resource uris a caller subscribed to; kept across restarts
+	subsChanged chan struct{}   // wakes the modern listener; buffered 1
 }
 
 func newManaged(g *Gateway, spec ServerSpec) *managed {
@@ -70,6 +73,9 @@ func newManaged(g *Gateway, spec ServerSpec) *managed {
 		dirty:     map[Kind]bool{},
 		firstDone: make(chan struct{}),
 		kick:      make(chan struct{}, 1),
+
+		subs:        map[string]bool{},
+		subsChanged: make(chan struct{}, 1),
 	}
 }
 
@@ -256,6 +262,7 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	if err != nil {
 		return fail(fmt.Errorf("server %q: discovery: %w", m.spec.Name, err))
 	}
+	m.resubscribeLegacy(sctx, s)
 	cancel()
 	m.log.Info("server ready", "era", s.era, "protocolVersion", s.version, "serverInfo", s.serverInfo.Name,
 		"tools", len(inv.lists[KindTools].items))
@@ -347,45 +354,6 @@ func (g *Gateway) dial(ctx context.Context, spec ServerSpec) (Conn, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// listen keeps a modern server's subscriptions/listen stream open so list
-// changes arrive; the server may end it gracefully, and then it is re-opened.
-func (m *managed) listen(ctx context.Context, s *session) {
-	if s.era != EraModern {
-		return
-	}
-	filter := map[string]any{}
-	if s.caps.Tools != nil && s.caps.Tools.ListChanged {
-		filter["toolsListChanged"] = true
-	}
-	if s.caps.Prompts != nil && s.caps.Prompts.ListChanged {
-		filter["promptsListChanged"] = true
-	}
-	if s.caps.Resources != nil && s.caps.Resources.ListChanged {
-		filter["resourcesListChanged"] = true
-	}
-	if len(filter) == 0 {
-		s.ackOnce.Do(func() { close(s.acked) })
-		return
-	}
-	params := mustJSON(map[string]any{"notifications": filter})
-	for {
-		_, err := s.request(ctx, methodListen, params, callOptions{})
-		if ctx.Err() != nil || errors.Is(err, ErrSessionClosed) {
-			return
-		}
-		if err != nil {
-			m.log.Warn("subscriptions/listen failed; list changes will not be seen", "error", err)
-			s.ackOnce.Do(func() { close(s.acked) })
-			return
-		}
-		select { // the server closed the stream gracefully: re-open it
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // keepalive pings the server every PingInterval (server/discover in the
