@@ -1,0 +1,162 @@
+//go:build linux
+
+package stdio
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// childEnv selects a child behaviour when the test binary is re-executed as the server.
+const childEnv = "GW_STDIO_CHILD"
+
+// Numbers shared by the children and the tests.
+const (
+	hugeLineSize = 20 << 20
+	noiseLines   = 80000 // of 100 bytes: 8 MB of stderr
+	stderrCount  = 30
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Exit(runChild(mode))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// runChild is the server side of the tests. It returns the exit code.
+func runChild(mode string) int {
+	out := bufio.NewWriter(os.Stdout)
+	println := func(s string) {
+		out.WriteString(s)
+		out.WriteByte('\n')
+		out.Flush()
+	}
+	waitStdinEOF := func() { _, _ = io.Copy(io.Discard, os.Stdin) }
+
+	switch mode {
+	case "echo": // echo every stdin line; exit 0 at stdin EOF
+		echo()
+
+	case "huge": // one line over DefaultMaxMessageSize, then a normal one
+		out.Write(bytes.Repeat([]byte("x"), hugeLineSize))
+		out.WriteByte('\n')
+		println(`{"ok":true}`)
+		waitStdinEOF()
+
+	case "long": // lines around a limit of 10, then an unterminated last line and EOF
+		fmt.Fprint(out, "0123456789\n", "01234567890\n", "short\n", "0123456789\r\n",
+			strings.Repeat("y", 100)+"\r\n", "\n", "  \t\r\n", "end")
+		out.Flush()
+		os.Stdout.Close()
+		waitStdinEOF()
+
+	case "noisy": // lots of stderr, then echo
+		bw := bufio.NewWriterSize(os.Stderr, 64<<10)
+		line := strings.Repeat("n", 99) + "\n"
+		for range noiseLines - 1 {
+			bw.WriteString(line)
+		}
+		bw.WriteString("noise end\n")
+		bw.Flush()
+		println("stderr-done")
+		echo()
+
+	case "stderr": // numbered stderr lines
+		for i := 1; i <= stderrCount; i++ {
+			fmt.Fprintf(os.Stderr, "err %d\n", i)
+		}
+		println("done")
+		waitStdinEOF()
+
+	case "stubborn": // report, but survive, stdin EOF and SIGTERM
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		go func() {
+			for range sigs {
+				fmt.Fprintln(os.Stderr, "got SIGTERM")
+			}
+		}()
+		println("ready")
+		waitStdinEOF()
+		fmt.Fprintln(os.Stderr, "stdin EOF")
+		for {
+			time.Sleep(time.Hour)
+		}
+
+	case "sleep": // never reads stdin; dies of SIGTERM
+		time.Sleep(time.Minute)
+
+	case "crash": // a few lines, then exit 3
+		println("one")
+		println("two")
+		println("three")
+		return 3
+
+	case "grandchild", "escapee": // leave a sleeping grandchild holding stdout and stderr, and exit
+		exe, err := os.Executable()
+		if err != nil {
+			panic(err)
+		}
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), childEnv+"=sleep")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if mode == "escapee" { // leaves our process group
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		println(strconv.Itoa(cmd.Process.Pid))
+
+	case "env": // report the environment and working directory
+		const key = "GW_STDIO_VAL"
+		count := 0
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, key+"=") {
+				count++
+			}
+		}
+		wd, _ := os.Getwd()
+		b, _ := json.Marshal(envReport{Val: os.Getenv(key), Count: count, Wd: wd})
+		println(string(b))
+		waitStdinEOF()
+
+	default:
+		fmt.Fprintf(os.Stderr, "unknown mode %q\n", mode)
+		return 2
+	}
+	return 0
+}
+
+type envReport struct {
+	Val   string `json:"val"`
+	Count int    `json:"count"`
+	Wd    string `json:"wd"`
+}
+
+func echo() {
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	w := bufio.NewWriter(os.Stdout)
+	for sc.Scan() {
+		w.Write(sc.Bytes())
+		w.WriteByte('\n')
+		if w.Flush() != nil {
+			return
+		}
+	}
+}
