@@ -22,8 +22,10 @@ fmt-check:
 	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# Benchmarks behind docs/BENCHMARKS.md: gw vs a direct stdio call side by
+# side in one run, and the policy host.
 bench:
-	$(GO) run ./cmd/gwbench
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ ./plugins/ | tee bench.out
 
 build:
 	$(GO) build -o bin/gw ./cmd/gw

@@ -230,6 +230,7 @@ func (n *normalizer) file(raw map[string]any) error {
 		n.warnf(`"inputs" (VS Code prompts) are not supported; ignored`)
 		delete(raw, "inputs")
 	}
+	n.policyPaths(raw)
 	m, ok := servers.(map[string]any)
 	if !ok {
 		return nil // the checker reports the wrong type
@@ -383,4 +384,31 @@ func readEnvFile(path string) (map[string]string, error) {
 		vars[k] = v
 	}
 	return vars, nil
+}
+
+// policyPaths resolves policy modules given as paths (anything with a '/'
+// or ending in .wasm; embedded names have neither) against the file's
+// directory.
+func (n *normalizer) policyPaths(raw map[string]any) {
+	pols, ok := raw["policies"].(map[string]any)
+	if !ok {
+		return
+	}
+	for _, kind := range []string{"collision", "authorize"} {
+		p, ok := pols[kind].(map[string]any)
+		if !ok {
+			continue
+		}
+		if mod, ok := p["module"].(string); ok && isModulePath(mod) {
+			p["module"] = n.path(mod)
+		}
+	}
+	if dir, ok := pols["cache_dir"].(string); ok && dir != "" {
+		pols["cache_dir"] = n.path(dir)
+	}
+}
+
+// isModulePath tells a .wasm path from an embedded policy's name.
+func isModulePath(s string) bool {
+	return strings.ContainsRune(s, '/') || strings.HasSuffix(s, ".wasm")
 }

@@ -173,12 +173,46 @@ type Log struct {
 	Format string `koanf:"format"`
 }
 
+// Policy names one policy module and its configuration.
+type Policy struct {
+	// Module is an embedded policy's name (prefix, reject, first-come,
+	// allow-all, allowlist, read-only) or a path to a .wasm file; a path
+	// in the file is relative to the file's directory. Empty means none.
+	Module string `koanf:"module"`
+	// Config is handed to the module once per instance, as JSON.
+	Config map[string]any `koanf:"config"`
+}
+
+// Policies configures the WebAssembly policy modules.
+type Policies struct {
+	// Collision decides exposed names. Default: the embedded "prefix",
+	// configured from gateway.names.
+	Collision Policy `koanf:"collision"`
+	// Authorize decides every tools/call. Default: none (all allowed).
+	Authorize Policy `koanf:"authorize"`
+	// Watch is how often module files are checked for changes; a changed
+	// file is checked and swapped in without a restart. 0 turns it off.
+	// Default 2s.
+	Watch time.Duration `koanf:"watch"`
+	// AuthorizeTimeout bounds one authorization. Default 100ms.
+	AuthorizeTimeout time.Duration `koanf:"authorize_timeout"`
+	// CollisionTimeout bounds one collision resolution. Default 2s.
+	CollisionTimeout time.Duration `koanf:"collision_timeout"`
+	// MemoryLimitMiB caps each module instance's memory, 1..4096.
+	// Default 64.
+	MemoryLimitMiB int `koanf:"memory_limit_mib"`
+	// CacheDir keeps compiled modules between runs; "" keeps them in
+	// memory only.
+	CacheDir string `koanf:"cache_dir"`
+}
+
 // Config is gw's whole configuration.
 type Config struct {
 	// Servers maps a server name, [A-Za-z0-9_-]{1,64}, to its settings.
-	Servers map[string]Server `koanf:"servers"`
-	Gateway Gateway           `koanf:"gateway"`
-	Log     Log               `koanf:"log"`
+	Servers  map[string]Server `koanf:"servers"`
+	Gateway  Gateway           `koanf:"gateway"`
+	Policies Policies          `koanf:"policies"`
+	Log      Log               `koanf:"log"`
 	// Warnings are non-fatal notes from loading, such as skipped remote
 	// servers or ignored VS Code inputs. They are not configuration keys.
 	Warnings []string `koanf:"-"`
@@ -203,6 +237,13 @@ func Default() Config {
 				DegradedAfter:  3,
 				StableAfter:    30 * time.Second,
 			},
+		},
+		Policies: Policies{
+			Collision:        Policy{Module: "prefix"},
+			Watch:            2 * time.Second,
+			AuthorizeTimeout: 100 * time.Millisecond,
+			CollisionTimeout: 2 * time.Second,
+			MemoryLimitMiB:   64,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

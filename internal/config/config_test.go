@@ -117,6 +117,18 @@ gateway:
     max_backoff: 1m
     degraded_after: 5
     stable_after: 2m30s
+policies:
+  collision:
+    module: first-come
+  authorize:
+    module: ./authz.wasm
+    config:
+      rules:
+        - callers: [alice, "group:dev"]
+          tools: ["notes__*"]
+  watch: 1s
+  authorize_timeout: 50ms
+  memory_limit_mib: 32
 log:
   level: debug
   format: json
@@ -160,6 +172,16 @@ func TestYAMLFullExample(t *testing.T) {
 				DegradedAfter:  5,
 				StableAfter:    150 * time.Second,
 			},
+		},
+		Policies: Policies{
+			Collision: Policy{Module: "first-come"},
+			Authorize: Policy{Module: filepath.Join(dir, "authz.wasm"), Config: map[string]any{
+				"rules": []any{map[string]any{"callers": []any{"alice", "group:dev"}, "tools": []any{"notes__*"}}},
+			}},
+			Watch:            time.Second,
+			AuthorizeTimeout: 50 * time.Millisecond,
+			CollisionTimeout: 2 * time.Second,
+			MemoryLimitMiB:   32,
 		},
 		Log: Log{Level: "debug", Format: "json"},
 	}
@@ -1033,6 +1055,31 @@ func TestToInt(t *testing.T) {
 		got, ok := toInt(tt.in)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("toInt(%T %v) = %d, %v; want %d, %v", tt.in, tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestPolicyValidation(t *testing.T) {
+	_, err := Parse([]byte(`
+servers: {a: {command: x}}
+policies:
+  collision: {module: ""}
+  watch: -1s
+  memory_limit_mib: 0
+  authorize: {modul: x}
+`), "yaml")
+	if err == nil {
+		t.Fatal("bad policies accepted")
+	}
+	for _, want := range []string{"policies.authorize.modul", "collision.module is required"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	_, err = Parse([]byte("servers: {a: {command: x}}\npolicies: {collision: {module: \"\"}, watch: -1s, memory_limit_mib: 0}\n"), "yaml")
+	for _, want := range []string{"collision.module is required", "watch must not be negative", "memory_limit_mib must be 1..4096"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
 		}
 	}
 }

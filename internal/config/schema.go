@@ -81,6 +81,8 @@ func (c *checker) check(path string, v any, t reflect.Type, nilOK bool) {
 		return
 	}
 	switch t.Kind() {
+	case reflect.Interface:
+		// Free-form JSON, such as a policy's own configuration.
 	case reflect.String:
 		if _, ok := v.(string); !ok {
 			c.wrongType(path, expected(t), v)

@@ -34,6 +34,23 @@ func (c *Config) Validate() error {
 		errs = append(errs, newError(ErrInvalid, key, format, args...))
 	}
 
+	pol := c.Policies
+	if strings.TrimSpace(pol.Collision.Module) == "" {
+		bad("policies.collision.module", "policies: collision.module is required (an embedded policy such as \"prefix\", or a .wasm path)")
+	}
+	if pol.Watch < 0 {
+		bad("policies.watch", "policies: watch must not be negative, got %s", pol.Watch)
+	}
+	if pol.AuthorizeTimeout <= 0 {
+		bad("policies.authorize_timeout", "policies: authorize_timeout must be positive, got %s", pol.AuthorizeTimeout)
+	}
+	if pol.CollisionTimeout <= 0 {
+		bad("policies.collision_timeout", "policies: collision_timeout must be positive, got %s", pol.CollisionTimeout)
+	}
+	if pol.MemoryLimitMiB < 1 || pol.MemoryLimitMiB > 4096 {
+		bad("policies.memory_limit_mib", "policies: memory_limit_mib must be 1..4096, got %d", pol.MemoryLimitMiB)
+	}
+
 	enabled := 0
 	for _, name := range sortedKeys(c.Servers) {
 		s := c.Servers[name]
