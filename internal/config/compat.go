@@ -231,6 +231,7 @@ func (n *normalizer) file(raw map[string]any) error {
 		delete(raw, "inputs")
 	}
 	n.policyPaths(raw)
+	n.natsPaths(raw)
 	m, ok := servers.(map[string]any)
 	if !ok {
 		return nil // the checker reports the wrong type
@@ -405,6 +406,28 @@ func (n *normalizer) policyPaths(raw map[string]any) {
 	}
 	if dir, ok := pols["cache_dir"].(string); ok && dir != "" {
 		pols["cache_dir"] = n.path(dir)
+	}
+}
+
+// natsPaths resolves the NATS section's files against the file's directory.
+func (n *normalizer) natsPaths(raw map[string]any) {
+	nc, ok := raw["nats"].(map[string]any)
+	if !ok {
+		return
+	}
+	resolve := func(m map[string]any, keys ...string) {
+		for _, k := range keys {
+			if p, ok := m[k].(string); ok && p != "" {
+				m[k] = n.path(p)
+			}
+		}
+	}
+	resolve(nc, "creds_file", "nkey_file")
+	if tls, ok := nc["tls"].(map[string]any); ok {
+		resolve(tls, "ca_file", "cert_file", "key_file")
+	}
+	if emb, ok := nc["embedded"].(map[string]any); ok {
+		resolve(emb, "store_dir")
 	}
 }
 

@@ -206,12 +206,55 @@ type Policies struct {
 	CacheDir string `koanf:"cache_dir"`
 }
 
+// TLS configures a TLS connection to NATS.
+type TLS struct {
+	CAFile             string `koanf:"ca_file"`
+	CertFile           string `koanf:"cert_file"`
+	KeyFile            string `koanf:"key_file"`
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"`
+}
+
+// Embedded configures the nats-server gw runs itself when no URL is set.
+type Embedded struct {
+	// StoreDir keeps JetStream state; "" means a "gw/nats" folder in the
+	// user's state directory.
+	StoreDir string `koanf:"store_dir"`
+	// Port is the loopback port clients reach it on: default 4222; -1
+	// picks a free one; 0 serves gw's own in-process connection only.
+	Port int `koanf:"port"`
+}
+
+// NATS configures the NATS face.
+type NATS struct {
+	// URL of an external server or cluster (comma-separated); "" starts an
+	// embedded server.
+	URL       string `koanf:"url"`
+	CredsFile string `koanf:"creds_file"`
+	NKeyFile  string `koanf:"nkey_file"`
+	User      string `koanf:"user"`
+	Password  string `koanf:"password"`
+	Token     string `koanf:"token"`
+	TLS       TLS    `koanf:"tls"`
+	// Prefix of every subject. Default "mcp.v1".
+	Prefix string `koanf:"prefix"`
+	// Gateway names this gateway in subjects and events; "" = the host name.
+	Gateway string `koanf:"gateway"`
+	// MaxConcurrent bounds calls in flight; more are refused at once.
+	// Default 64.
+	MaxConcurrent int `koanf:"max_concurrent"`
+	// LLMSubject is where sampling, elicitation and roots requests go when
+	// the caller does not answer them itself; "" = refuse them.
+	LLMSubject string   `koanf:"llm_subject"`
+	Embedded   Embedded `koanf:"embedded"`
+}
+
 // Config is gw's whole configuration.
 type Config struct {
 	// Servers maps a server name, [A-Za-z0-9_-]{1,64}, to its settings.
 	Servers  map[string]Server `koanf:"servers"`
 	Gateway  Gateway           `koanf:"gateway"`
 	Policies Policies          `koanf:"policies"`
+	NATS     NATS              `koanf:"nats"`
 	Log      Log               `koanf:"log"`
 	// Warnings are non-fatal notes from loading, such as skipped remote
 	// servers or ignored VS Code inputs. They are not configuration keys.
@@ -244,6 +287,11 @@ func Default() Config {
 			AuthorizeTimeout: 100 * time.Millisecond,
 			CollisionTimeout: 2 * time.Second,
 			MemoryLimitMiB:   64,
+		},
+		NATS: NATS{
+			Prefix:        "mcp.v1",
+			MaxConcurrent: 64,
+			Embedded:      Embedded{Port: 4222},
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

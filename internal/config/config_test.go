@@ -129,6 +129,10 @@ policies:
   watch: 1s
   authorize_timeout: 50ms
   memory_limit_mib: 32
+nats:
+  url: nats://a:4222,nats://b:4222
+  creds_file: ./gw.creds
+  gateway: gw-1
 log:
   level: debug
   format: json
@@ -182,6 +186,14 @@ func TestYAMLFullExample(t *testing.T) {
 			AuthorizeTimeout: 50 * time.Millisecond,
 			CollisionTimeout: 2 * time.Second,
 			MemoryLimitMiB:   32,
+		},
+		NATS: NATS{
+			URL:           "nats://a:4222,nats://b:4222",
+			CredsFile:     filepath.Join(dir, "gw.creds"),
+			Gateway:       "gw-1",
+			Prefix:        "mcp.v1",
+			MaxConcurrent: 64,
+			Embedded:      Embedded{Port: 4222},
 		},
 		Log: Log{Level: "debug", Format: "json"},
 	}
@@ -1078,6 +1090,18 @@ policies:
 	}
 	_, err = Parse([]byte("servers: {a: {command: x}}\npolicies: {collision: {module: \"\"}, watch: -1s, memory_limit_mib: 0}\n"), "yaml")
 	for _, want := range []string{"collision.module is required", "watch must not be negative", "memory_limit_mib must be 1..4096"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}
+
+func TestNATSValidation(t *testing.T) {
+	_, err := Parse([]byte(`
+servers: {a: {command: x}}
+nats: {user: u, token: t, prefix: "mcp..v1", max_concurrent: 0, password: p}
+`), "yaml")
+	for _, want := range []string{"only one of creds_file", "url is empty", "nats: prefix", "max_concurrent must be at least 1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

@@ -9,8 +9,9 @@ import (
 )
 
 var (
-	serverNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	separatorRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,8}$`)
+	serverNameRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	separatorRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,8}$`)
+	subjectPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
 	restartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
 	logLevels       = []string{"debug", "info", "warn", "error"}
@@ -49,6 +50,35 @@ func (c *Config) Validate() error {
 	}
 	if pol.MemoryLimitMiB < 1 || pol.MemoryLimitMiB > 4096 {
 		bad("policies.memory_limit_mib", "policies: memory_limit_mib must be 1..4096, got %d", pol.MemoryLimitMiB)
+	}
+
+	n := c.NATS
+	auth := 0
+	for _, set := range []bool{n.CredsFile != "", n.NKeyFile != "", n.User != "", n.Token != ""} {
+		if set {
+			auth++
+		}
+	}
+	if auth > 1 {
+		bad("nats", "nats: set only one of creds_file, nkey_file, user/password and token")
+	}
+	if n.Password != "" && n.User == "" {
+		bad("nats.password", "nats: password needs user")
+	}
+	if n.URL == "" && auth > 0 {
+		bad("nats.url", "nats: credentials are set but url is empty (the embedded server needs none)")
+	}
+	if !subjectPrefixRE.MatchString(n.Prefix) {
+		bad("nats.prefix", "nats: prefix %s must be dot-separated tokens of [A-Za-z0-9_-]", quoteShort(n.Prefix))
+	}
+	if n.Gateway != "" && !serverNameRE.MatchString(n.Gateway) {
+		bad("nats.gateway", "nats: gateway %s must be 1 to 64 of A-Z a-z 0-9 _ -", quoteShort(n.Gateway))
+	}
+	if n.MaxConcurrent < 1 {
+		bad("nats.max_concurrent", "nats: max_concurrent must be at least 1, got %d", n.MaxConcurrent)
+	}
+	if n.Embedded.Port < -1 || n.Embedded.Port > 65535 {
+		bad("nats.embedded.port", "nats: embedded.port must be -1..65535, got %d", n.Embedded.Port)
 	}
 
 	enabled := 0
