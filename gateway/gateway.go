@@ -81,8 +81,11 @@ type Options struct {
 // *jsonrpc.Error keep their code.
 type ClientHandler interface {
 	// Supports reports whether a method (MethodSampling, MethodElicitation,
-	// MethodRoots) is offered; gw declares the matching capabilities.
-	Supports(method string) bool
+	// MethodRoots) can be served; gw declares the matching capabilities. ctx
+	// is the request's in the modern era, where capabilities are declared per
+	// request (so they can depend on the caller), and the session's start in
+	// the legacy era.
+	Supports(ctx context.Context, method string) bool
 	HandleClientRequest(ctx context.Context, req ClientRequest) (json.RawMessage, error)
 }
 

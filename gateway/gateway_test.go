@@ -617,7 +617,7 @@ type handler struct {
 	related []string
 }
 
-func (h *handler) Supports(string) bool { return true }
+func (h *handler) Supports(context.Context, string) bool { return true }
 
 func (h *handler) HandleClientRequest(_ context.Context, req gateway.ClientRequest) (json.RawMessage, error) {
 	h.mu.Lock()

@@ -28,7 +28,7 @@ const maxInputRounds = 8
 func (s *session) open(ctx context.Context) error {
 	version := modernVersions[0]
 	for round := 0; ; round++ {
-		params, err := s.metaParams(nil, version)
+		params, err := s.metaParams(ctx, nil, version)
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (s *session) probeOutcome(r callReply, round int) probeOutcome {
 // the first to succeed decides the era.
 func (s *session) raceInitialize(ctx context.Context, probeID jsonrpc.ID, probe *pendingCall) error {
 	defer s.retire(probeID.String())
-	initID, init, err := s.send(ctx, methodInitialize, s.initializeParams(nil), callOptions{})
+	initID, init, err := s.send(ctx, methodInitialize, s.initializeParams(ctx, nil), callOptions{})
 	if err != nil {
 		return s.handshakeError(err)
 	}
@@ -143,7 +143,7 @@ func (s *session) raceInitialize(ctx context.Context, probeID jsonrpc.ID, probe 
 
 // initialize runs the legacy handshake.
 func (s *session) initialize(ctx context.Context, supported []string) error {
-	id, c, err := s.send(ctx, methodInitialize, s.initializeParams(supported), callOptions{})
+	id, c, err := s.send(ctx, methodInitialize, s.initializeParams(ctx, supported), callOptions{})
 	if err != nil {
 		return s.handshakeError(err)
 	}
@@ -151,14 +151,14 @@ func (s *session) initialize(ctx context.Context, supported []string) error {
 	return s.finishInitialize(ctx, callReply{result: res, err: err})
 }
 
-func (s *session) initializeParams(supported []string) json.RawMessage {
+func (s *session) initializeParams(ctx context.Context, supported []string) json.RawMessage {
 	want := legacyVersions[0]
 	if v, ok := pickVersion(legacyVersions, supported); ok {
 		want = v
 	}
 	return mustJSON(map[string]any{
 		"protocolVersion": want,
-		"capabilities":    s.clientCapabilities(),
+		"capabilities":    s.clientCapabilities(ctx),
 		"clientInfo":      s.cfg.clientInfo,
 	})
 }
@@ -222,16 +222,16 @@ func unsupportedVersions(e *jsonrpc.Error) []string {
 func allVersions() []string { return append(slices.Clone(modernVersions), legacyVersions...) }
 
 // clientCapabilities declares what the client handler offers.
-func (s *session) clientCapabilities() map[string]any {
+func (s *session) clientCapabilities(ctx context.Context) map[string]any {
 	caps := map[string]any{}
 	if h := s.cfg.handler; h != nil {
-		if h.Supports(MethodSampling) {
+		if h.Supports(ctx, MethodSampling) {
 			caps["sampling"] = map[string]any{}
 		}
-		if h.Supports(MethodElicitation) {
+		if h.Supports(ctx, MethodElicitation) {
 			caps["elicitation"] = map[string]any{"form": map[string]any{}}
 		}
-		if h.Supports(MethodRoots) {
+		if h.Supports(ctx, MethodRoots) {
 			caps["roots"] = map[string]any{}
 		}
 	}
@@ -239,11 +239,11 @@ func (s *session) clientCapabilities() map[string]any {
 }
 
 // metaParams adds the per-request _meta of the modern era.
-func (s *session) metaParams(params json.RawMessage, version string) (json.RawMessage, error) {
+func (s *session) metaParams(ctx context.Context, params json.RawMessage, version string) (json.RawMessage, error) {
 	return withMeta(params, map[string]json.RawMessage{
 		metaProtocolVersion:    mustJSON(version),
 		metaClientInfo:         mustJSON(s.cfg.clientInfo),
-		metaClientCapabilities: mustJSON(s.clientCapabilities()),
+		metaClientCapabilities: mustJSON(s.clientCapabilities(ctx)),
 	})
 }
 
@@ -256,7 +256,7 @@ func (s *session) request(ctx context.Context, method string, params json.RawMes
 	}
 	base := params
 	for round := 0; ; round++ {
-		p, err := s.metaParams(base, s.version)
+		p, err := s.metaParams(ctx, base, s.version)
 		if err != nil {
 			return nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
 		}
@@ -309,7 +309,7 @@ func (s *session) answerInput(ctx context.Context, method string, original, res 
 		responses := make(map[string]json.RawMessage, len(ir.InputRequests))
 		for key, req := range ir.InputRequests {
 			h := s.cfg.handler
-			if h == nil || !h.Supports(req.Method) {
+			if h == nil || !h.Supports(ctx, req.Method) {
 				return nil, fmt.Errorf("server %q: %s: server asked for %s, which this gateway does not offer", s.name, method, req.Method)
 			}
 			r, err := h.HandleClientRequest(ctx, ClientRequest{Server: s.name, Method: req.Method, Params: req.Params, Related: method})

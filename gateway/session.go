@@ -492,7 +492,7 @@ func (s *session) serveRequest(msg *jsonrpc.Message) {
 		result = json.RawMessage("{}")
 	case MethodSampling, MethodElicitation, MethodRoots:
 		h := s.cfg.handler
-		if h == nil || !h.Supports(msg.Method) {
+		if h == nil || !h.Supports(s.ctx, msg.Method) {
 			rpcErr = jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not offered by this gateway", msg.Method)
 			break
 		}
