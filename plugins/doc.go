@@ -1,0 +1,43 @@
+// Package plugins runs policy modules: WebAssembly modules that implement the policy ABI v1
+// (docs/POLICY_ABI_DRAFT.md), on wazero.
+//
+// The package knows nothing of MCP. It loads modules, checks them against the ABI, pools their
+// instances, calls their decision exports with bytes in and bytes out, enforces limits, and
+// hot-swaps modules. Interpreting the JSON a decision returns is the caller's job; this package
+// only guarantees it is UTF-8 JSON of bounded size, copied out of guest memory.
+//
+// # Pieces
+//
+//   - Host: the wazero runtimes (one per distinct memory limit, since the limit is a runtime
+//     setting in wazero) sharing one compilation cache, in memory or on disk.
+//   - Module: one compiled policy module and its pool of instances (Host.Load, Module.Call).
+//   - Slot: the current Module of one policy, swapped atomically on reload.
+//   - Watch: polls a module file and reports changes.
+//
+// # Sandbox
+//
+// A guest may import only wasi_snapshot_preview1, with no preopened directories, no environment,
+// no arguments and no stdin; clocks and crypto/rand are available; stdout and stderr go to the
+// Host's logger, line by line, with the module name, under a byte budget per module (excess lines
+// are dropped and counted). Its memory is capped (Limits.MemoryLimitPages). Every call into the
+// guest runs under a deadline enforced by wazero's WithCloseOnContextDone: a guest that runs
+// past it is stopped where it is, and its instance is discarded.
+//
+// # Lifecycle of a module
+//
+// Host.Load: compile (cached) → check imports and exports → instantiate one instance (running
+// _initialize, gw_abi_version, gw_init) → open. Module.Call: take an idle instance (or create
+// one, or wait) → gw_alloc, copy in, call, check and copy out → return the instance to the pool,
+// or discard it after a trap, a timeout or a bad answer. Module.Close or Slot.Swap retires the
+// module; the last call out releases its instances and compiled code.
+//
+// # Goroutines and locks
+//
+// The package starts no goroutine of its own (wazero starts one per call into the guest to watch
+// the call's context, and it ends with that call). Watch runs on its caller's goroutine.
+//
+// Host.mu and Module.mu are leaf locks, never held while taking another lock, calling the
+// guest, or waiting for anything (Host.mu covers the creation of a runtime, which runs no
+// guest code). Each Module's pool is a pair of buffered channels: idle instances, and one
+// token per live instance (at most Limits.PoolSize).
+package plugins

@@ -1,0 +1,3 @@
+module gwtest/echo
+
+go 1.26
