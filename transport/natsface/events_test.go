@@ -1,0 +1,143 @@
+package natsface
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestEvents publishes every kind of event: a wildcard subscriber gets them live, a late
+// subscriber replays them from the stream, and a KV watcher sees the catalog.
+func TestEvents(t *testing.T) {
+	s := startServer(t)
+	f := startFace(t, connect(t, s), newFakeGateway("gw1"), Options{})
+	cl := connect(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	live, err := cl.SubscribeSync("mcp.v1.evt.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "mcp-catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher, err := kv.Watch(ctx, "gw.*", jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Stop()
+
+	catalog := json.RawMessage(`{"tools":[{"name":"notes__search"}]}`)
+	if err := f.PublishCatalog(ctx, catalog); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PublishServerStatus(ctx, "notes.v2", json.RawMessage(`{"state":"ready"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PublishNotification(ctx, "notes.v2", NotificationKind("notifications/resources/updated"), json.RawMessage(`{"uri":"file:///a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PublishGatewayStatus(ctx, json.RawMessage(`{"state":"serving"}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ subject, data string }{
+		{"mcp.v1.evt.catalog.changed", string(catalog)},
+		{"mcp.v1.evt.srv.notes~2Ev2.status", `{"state":"ready"}`},
+		{"mcp.v1.evt.srv.notes~2Ev2.notify.resources_updated", `{"uri":"file:///a"}`},
+		{"mcp.v1.evt.gw.gw1.status", `{"state":"serving"}`},
+	}
+	check := func(who string, msg *nats.Msg, i int) {
+		t.Helper()
+		if msg.Subject != want[i].subject || string(msg.Data) != want[i].data || msg.Header.Get(HeaderGateway) != "gw1" {
+			t.Errorf("%s event %d: %s %s %v", who, i, msg.Subject, msg.Data, msg.Header)
+		}
+		if i == 1 && msg.Header.Get(HeaderServer) != "notes.v2" {
+			t.Errorf("%s: Mcp-Server header %v", who, msg.Header)
+		}
+	}
+	for i := range want {
+		msg, err := live.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("live event %d: %v", i, err)
+		}
+		check("live", msg, i)
+	}
+
+	// A late subscriber replays the stream.
+	cons, err := js.OrderedConsumer(ctx, "MCP_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"mcp.v1.evt.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("replayed event %d: %v", i, err)
+		}
+		check("late", &nats.Msg{Subject: m.Subject(), Data: m.Data(), Header: m.Headers()}, i)
+	}
+	stream, err := js.Stream(ctx, "MCP_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	if cfg.MaxAge != 24*time.Hour || cfg.MaxMsgsPerSubject != 100 || cfg.Storage != jetstream.FileStorage {
+		t.Errorf("stream config %+v", cfg)
+	}
+
+	// KV: the watcher sees the gateway's catalog; both keys hold it.
+	select {
+	case e := <-watcher.Updates():
+		if e == nil || e.Key() != "gw.gw1" || string(e.Value()) != string(catalog) {
+			t.Errorf("watch: %v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no KV update")
+	}
+	for _, key := range []string{"catalog", "gw.gw1"} {
+		e, err := kv.Get(ctx, key)
+		if err != nil || string(e.Value()) != string(catalog) {
+			t.Errorf("kv %s: %v", key, err)
+		}
+	}
+	updated := json.RawMessage(`{"tools":[]}`)
+	if err := f.PublishCatalog(ctx, updated); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-watcher.Updates():
+		if e == nil || string(e.Value()) != string(updated) {
+			t.Errorf("watch update: %v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no KV update")
+	}
+	if err := f.PublishCatalog(ctx, json.RawMessage(`{`)); err == nil {
+		t.Error("invalid catalog accepted")
+	}
+}
+
+func TestNotificationKind(t *testing.T) {
+	for method, want := range map[string]string{
+		"notifications/resources/updated":      "resources_updated",
+		"notifications/message":                "message",
+		"notifications/tools/list_changed":     "tools_list_changed",
+		"notifications/prompts/list_changed":   "prompts_list_changed",
+		"notifications/resources/list_changed": "resources_list_changed",
+		"notifications/progress":               "progress",
+		"custom/x.y":                           "custom_x~2Ey",
+	} {
+		if got := NotificationKind(method); got != want {
+			t.Errorf("%s: %q, want %q", method, got, want)
+		}
+	}
+}
