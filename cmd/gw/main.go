@@ -38,9 +38,12 @@ var version = "dev"
 const usage = `gw — the Wasm-policy MCP gateway
 
 Usage:
+  gw run     -c FILE                    serve the servers' tools over NATS until interrupted
+                                        (plain gw runs examples/demo.yaml)
   gw tools   -c FILE [--json]           print the merged tool catalog
   gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
   gw servers -c FILE [--json]           start the servers and print their status
+  gw policy  eval|check …               evaluate or check a policy module (gw policy for help)
   gw version
 
 Flags:
@@ -93,22 +96,33 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	return f, positional, nil
 }
 
+// demoConfig is what plain `gw` runs, from the repository root.
+const demoConfig = "examples/demo.yaml"
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		if _, err := os.Stat(demoConfig); err == nil {
+			args = []string{"run", "-c", demoConfig}
+		}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "version" {
+	switch cmd {
+	case "version":
 		fmt.Fprintln(stdout, "gw", version)
 		return 0
+	case "policy":
+		return runPolicy(ctx, rest, os.Stdin, stdout, stderr)
 	}
 	f, pos, err := parseArgs(cmd, rest, stderr)
 	if err != nil {
 		return 2
 	}
 	switch cmd {
-	case "tools", "servers":
+	case "tools", "servers", "run":
 		if len(pos) != 0 {
 			fmt.Fprintf(stderr, "gw %s: unexpected argument %q\n", cmd, pos[0])
 			return 2
@@ -131,11 +145,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
 	}
-	logger := newLogger(cfg, f.verbose, stderr)
+	logger := newLogger(cfg, f.verbose, cmd == "run", stderr)
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
-	g, err := gateway.New(gatewayOptions(cfg, logger))
+	if cmd == "run" {
+		return runGateway(ctx, cfg, logger, stderr)
+	}
+	ps, host, err := loadPolicies(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "gw:", err)
+		return 1
+	}
+	defer host.Close(context.Background())
+	defer ps.Close(context.Background())
+	opts := gatewayOptions(cfg, logger)
+	ps.Apply(&opts, cfg.Policies.CollisionTimeout, cfg.Policies.AuthorizeTimeout)
+	g, err := gateway.New(opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
@@ -158,10 +184,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// newLogger logs to stderr; the CLI commands default to warnings only so
-// their output stays readable, -v shows everything.
-func newLogger(cfg *config.Config, verbose bool, w io.Writer) *slog.Logger {
+// newLogger logs to stderr. `gw run` logs at the configured level; the
+// one-shot commands show warnings only so their output stays readable; -v
+// shows everything.
+func newLogger(cfg *config.Config, verbose, daemon bool, w io.Writer) *slog.Logger {
 	level := slog.LevelWarn
+	if daemon {
+		_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	}
 	if verbose {
 		level = slog.LevelDebug
 	}

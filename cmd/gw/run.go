@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/config"
+	"github.com/gwmcp/gw/transport/natsconn"
+	"github.com/gwmcp/gw/transport/natsface"
+)
+
+// runGateway is `gw run`: the servers, the policies and the NATS face, until
+// ctx ends (SIGINT/SIGTERM). Shutdown order: the face stops taking requests
+// and answers or fails those in flight; the gateway stops the servers; the
+// policies close; the NATS connection drains; an embedded server stops.
+func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "gw:", err)
+		return 1
+	}
+	name := cfg.NATS.Gateway
+	if name == "" {
+		name = defaultGatewayName()
+	}
+
+	nc, embedded, err := connectNATS(ctx, cfg, name, logger)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		_ = nc.Drain()
+		if embedded != nil {
+			embedded.Shutdown()
+		}
+	}()
+
+	ps, host, err := loadPolicies(ctx, cfg, logger)
+	if err != nil {
+		return fail(err)
+	}
+	defer host.Close(context.Background())
+	defer ps.Close(context.Background())
+
+	h := &faceHandler{}
+	face, err := natsface.New(nc, h, natsface.Options{
+		Prefix:        cfg.NATS.Prefix,
+		Gateway:       name,
+		MaxConcurrent: cfg.NATS.MaxConcurrent,
+		LLMSubject:    cfg.NATS.LLMSubject,
+		Version:       semver(version),
+		Logger:        logger,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	events := newEventBridge(face, logger)
+	opts := gatewayOptions(cfg, logger)
+	ps.Apply(&opts, cfg.Policies.CollisionTimeout, cfg.Policies.AuthorizeTimeout)
+	opts.Events = events
+	opts.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout}
+	g, err := gateway.New(opts)
+	if err != nil {
+		events.close()
+		return fail(err)
+	}
+	h.g = g
+	if err := face.Start(ctx); err != nil {
+		_ = g.Close()
+		events.close()
+		return fail(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		// The servers that failed are restarted per their policy; the
+		// others serve.
+		logger.Error("some servers did not start", "error", err)
+	}
+	ps.Watch(g, cfg.Policies.Watch)
+	publishGatewayStatus(face, name, "ready", g)
+	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
+
+	<-ctx.Done()
+	logger.Info("gw stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := face.Stop(stopCtx); err != nil {
+		logger.Warn("NATS face stop", "error", err)
+	}
+	_ = g.Close()
+	events.close()
+	publishGatewayStatus(face, name, "stopped", g)
+	return 0
+}
+
+func publishGatewayStatus(face *natsface.Face, name, state string, g *gateway.Gateway) {
+	st, _ := json.Marshal(map[string]any{"gateway": name, "state": state, "servers": g.Servers(), "time": time.Now().UTC()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = face.PublishGatewayStatus(ctx, st)
+}
+
+// connectNATS joins the configured NATS, or starts the embedded server when
+// no URL is configured: the zero-setup default.
+func connectNATS(ctx context.Context, cfg *config.Config, name string, logger *slog.Logger) (*nats.Conn, *natsconn.Embedded, error) {
+	n := cfg.NATS
+	if n.URL != "" {
+		nc, err := natsconn.Connect(ctx, natsconn.ConnOptions{
+			URL: n.URL, Name: "gw " + name, CredsFile: n.CredsFile, NKeyFile: n.NKeyFile,
+			User: n.User, Password: n.Password, Token: n.Token,
+			TLS:    natsconn.TLSOptions{CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, InsecureSkipVerify: n.TLS.InsecureSkipVerify},
+			Logger: logger,
+		})
+		return nc, nil, err
+	}
+	dir := n.Embedded.StoreDir
+	if dir == "" {
+		dir = filepath.Join(stateDir(), "gw", "nats")
+	}
+	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: dir, Port: n.Embedded.Port, ServerName: name, Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := e.Connect("gw " + name)
+	if err != nil {
+		e.Shutdown()
+		return nil, nil, err
+	}
+	if url := e.ClientURL(); url != "" {
+		logger.Info("embedded NATS server", "url", url, "try", "nats --server "+url+" micro ls", "store", dir)
+	}
+	return nc, e, nil
+}
+
+// stateDir is $XDG_STATE_HOME, else ~/.local/state, else the temp dir.
+func stateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return d
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state")
+	}
+	return os.TempDir()
+}
+
+func defaultGatewayName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "gw"
+	}
+	out := []rune{}
+	for _, r := range host {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			out = append(out, r)
+		} else {
+			out = append(out, '-')
+		}
+	}
+	return string(out)
+}
+
+// semver turns the build version into what micro accepts.
+func semver(v string) string {
+	if v == "" || v == "dev" {
+		return "0.0.0-dev"
+	}
+	return v
+}

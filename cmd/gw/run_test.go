@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestRunServesOverEmbeddedNATS runs `gw run` with the embedded NATS
+// server and calls a tool through it as an agent would.
+func TestRunServesOverEmbeddedNATS(t *testing.T) {
+	port := freePort(t)
+	cfg := writeConfig(t, "gw.yaml", fmt.Sprintf(`
+servers:
+  alpha:
+    command: EXE
+    env: {MCPTEST_SERVER: "1", MCPTEST_TOOLS: search}
+nats:
+  gateway: test-gw
+  embedded: {port: %d, store_dir: %s}
+policies:
+  cache_dir: %s
+`, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache")))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &stderr) }()
+
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	var nc *nats.Conn
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var err error
+		if nc, err = nats.Connect(url); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("embedded NATS never came up: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer nc.Close()
+
+	events, err := nc.SubscribeSync("mcp.v1.evt.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tool endpoint appears once the server is up.
+	var reply *nats.Msg
+	for {
+		reply, err = nc.Request("mcp.v1.req.alice.tools.call.alpha__echo", []byte(`{"name":"alpha__echo","arguments":{"text":"over nats"}}`), 5*time.Second)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("tools.call: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(string(reply.Data), "over nats") {
+		t.Fatalf("reply %s", reply.Data)
+	}
+	reply, err = nc.Request("mcp.v1.req.alice.tools.list", []byte(`{}`), 5*time.Second)
+	if err != nil || !strings.Contains(string(reply.Data), `"alpha__search"`) {
+		t.Fatalf("tools.list: %v %s", err, reply.Data)
+	}
+	var list struct {
+		Tools []json.RawMessage `json:"tools"`
+	}
+	if err := json.Unmarshal(reply.Data, &list); err != nil || len(list.Tools) < 10 {
+		t.Fatalf("tools.list result: %v %s", err, reply.Data)
+	}
+	// An error keeps its JSON-RPC code.
+	reply, err = nc.Request("mcp.v1.req.alice.tools.call.alpha__error_tool", []byte(`{"name":"alpha__error_tool","arguments":{}}`), 5*time.Second)
+	if err != nil || !strings.Contains(string(reply.Data), "-32603") {
+		t.Fatalf("error tool: %v %s", err, reply.Data)
+	}
+	if _, err := events.NextMsg(10 * time.Second); err != nil {
+		t.Errorf("no event on mcp.v1.evt.>: %v", err)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("gw run exited %d\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gw run did not stop on cancel")
+	}
+}

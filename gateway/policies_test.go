@@ -1,0 +1,272 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/mcptest"
+	"github.com/gwmcp/gw/plugins"
+	"github.com/gwmcp/gw/policies"
+)
+
+// The shipped policy modules, run by the real wazero host.
+
+// testCacheDir keeps compiled modules across test binaries and runs:
+// compiling a 2 MB Go module under the race detector takes many seconds.
+var testCacheDir = filepath.Join(os.TempDir(), "gw-test-wasm-cache")
+
+// policyLoader returns a loader over a fresh host; compiled modules are
+// cached on disk for the whole test binary.
+func policyLoader(t *testing.T) *gateway.PolicyLoader {
+	t.Helper()
+	ctx := context.Background()
+	host, err := plugins.NewHost(ctx, plugins.HostConfig{CacheDir: testCacheDir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host.Close(context.Background()) })
+	// Generous deadlines: these tests are about decisions, not speed, and
+	// the race detector on 2 busy cores is slow.
+	return &gateway.PolicyLoader{Host: host, Builtin: policies.Builtin, Logger: quietLogger(),
+		Limits: plugins.Limits{CallTimeout: 10 * time.Second, CollisionTimeout: 20 * time.Second, InitTimeout: 20 * time.Second}}
+}
+
+func loadSlot(t *testing.T, l *gateway.PolicyLoader, spec gateway.PolicySpec) *plugins.Slot {
+	t.Helper()
+	m, err := l.Load(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := &plugins.Slot{}
+	slot.Swap(m)
+	t.Cleanup(func() { _ = slot.Close(context.Background()) })
+	return slot
+}
+
+func TestWasmPrefixMatchesBuiltin(t *testing.T) {
+	l := policyLoader(t)
+	slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyCollision, Module: "prefix",
+		Config: json.RawMessage(`{"separator":"__","max_length":40}`)})
+	long := strings.Repeat("x", 90)
+	servers := []gateway.ServerItems{
+		{Server: "git.hub", Items: []gateway.Item{{Key: "repo/list"}, {Key: "a:b"}, {Key: "a_b"}, {Key: long}, {Key: long + "y"}}},
+		{Server: "notes", Items: []gateway.Item{{Key: "search"}, {Key: "añadir"}}},
+		{Server: "web", Items: []gateway.Item{{Key: "search"}}},
+	}
+	want, err := gateway.PrefixResolver{Separator: "__", MaxLength: 40}.Resolve(gateway.KindTools, servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := gateway.WasmResolver{Module: slot, Timeout: 20 * time.Second}.Resolve(gateway.KindTools, servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Names) != len(want.Names) {
+		t.Fatalf("wasm named %d items, Go %d", len(got.Names), len(want.Names))
+	}
+	for k, n := range want.Names {
+		if got.Names[k] != n {
+			t.Errorf("%v: wasm %q, Go %q", k, got.Names[k], n)
+		}
+	}
+}
+
+func TestWasmCollisionPolicies(t *testing.T) {
+	l := policyLoader(t)
+	servers := []gateway.ServerItems{
+		{Server: "notes", Items: []gateway.Item{{Key: "add_note"}, {Key: "search"}}},
+		{Server: "web", Items: []gateway.Item{{Key: "fetch"}, {Key: "search"}}},
+	}
+	for module, reason := range map[string]string{"reject": "collides with notes/search", "first-come": "shadowed by notes"} {
+		slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyCollision, Module: module})
+		res, err := gateway.WasmResolver{Module: slot, Timeout: 20 * time.Second}.Resolve(gateway.KindTools, servers)
+		if err != nil {
+			t.Fatalf("%s: %v", module, err)
+		}
+		if err := gateway.ValidateResolution(gateway.KindTools, servers, res); err != nil {
+			t.Fatalf("%s: %v", module, err)
+		}
+		if res.Names[gateway.ItemKey{Server: "notes", Name: "search"}] != "search" || len(res.Names) != 3 {
+			t.Errorf("%s: names %v", module, res.Names)
+		}
+		if len(res.Rejected) != 1 || res.Rejected[0].Server != "web" || !strings.Contains(res.Rejected[0].Reason, reason) {
+			t.Errorf("%s: rejected %+v; want web/search with %q", module, res.Rejected, reason)
+		}
+	}
+}
+
+func TestWasmAuthorizeThroughGateway(t *testing.T) {
+	l := policyLoader(t)
+	slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: "allowlist",
+		Config: json.RawMessage(`{"rules":[{"callers":["alice"],"tools":["s__*"]},{"callers":["group:readers"],"tools":["s__echo"]}]}`)})
+	g := start(t, gateway.Options{
+		Authorizer: gateway.WasmAuthorizer{Module: slot, Timeout: 10 * time.Second},
+		Servers:    []gateway.ServerSpec{server(t, "s", mcptest.Options{})},
+	})
+	as := func(id string, groups ...string) context.Context {
+		return gateway.WithCaller(context.Background(), gateway.Caller{ID: id, Groups: groups})
+	}
+	if _, err := call(as("alice"), g, "s__slow", map[string]any{"ms": 1}); err != nil {
+		t.Errorf("alice: %v", err)
+	}
+	if _, err := call(as("carol", "readers"), g, "s__echo", map[string]any{"text": "x"}); err != nil {
+		t.Errorf("carol (readers) echo: %v", err)
+	}
+	_, err := call(as("carol", "readers"), g, "s__slow", map[string]any{"ms": 1})
+	if !errors.Is(err, gateway.ErrDenied) || !strings.Contains(err.Error(), "carol") {
+		t.Errorf("carol slow: %v; want a denial naming carol", err)
+	}
+	if _, err := call(context.Background(), g, "s__echo", map[string]any{"text": "x"}); !errors.Is(err, gateway.ErrDenied) {
+		t.Errorf("anonymous: %v; want denied", err)
+	}
+}
+
+// TestHotSwapAuthorizer swaps a policy file under a running gateway: a good
+// new module takes over without a restart, a broken one is refused and the
+// last good one stays.
+func TestHotSwapAuthorizer(t *testing.T) {
+	l := policyLoader(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "authz.wasm")
+	copyBuiltin := func(name string) {
+		b, ok := policies.Builtin(name)
+		if !ok {
+			t.Fatalf("no builtin %s", name)
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil { // atomic, as deploy tools do
+			t.Fatal(err)
+		}
+	}
+	copyBuiltin("allow-all")
+	spec := gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: path}
+	ps, err := gateway.LoadPolicySet(context.Background(), l, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ps.Close(context.Background()) })
+	var logs syncBuffer
+	l.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	opts := gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}}
+	ps.Apply(&opts, 20*time.Second, 10*time.Second)
+	g := start(t, opts)
+	ps.Watch(g, 20*time.Millisecond)
+
+	// echo has no annotations: allow-all lets it through, read-only will not.
+	if _, err := call(context.Background(), g, "s__echo", map[string]any{"text": "x"}); err != nil {
+		t.Fatalf("allow-all: %v", err)
+	}
+	copyBuiltin("read-only")
+	waitFor(t, "read-only policy to take over", func() bool {
+		_, err := call(context.Background(), g, "s__echo", map[string]any{"text": "x"})
+		return errors.Is(err, gateway.ErrDenied)
+	})
+	if err := os.WriteFile(path, []byte("not a wasm module"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the broken module to be refused", func() bool { return strings.Contains(logs.String(), "refused") })
+	if _, err := call(context.Background(), g, "s__echo", map[string]any{"text": "x"}); !errors.Is(err, gateway.ErrDenied) {
+		t.Fatalf("after a broken module: %v; the read-only policy must stay", err)
+	}
+}
+
+// TestHammerAuthorizeDuringSwaps runs many concurrent authorizations while
+// the module is swapped twice: every call gets a decision from one module.
+func TestHammerAuthorizeDuringSwaps(t *testing.T) {
+	l := policyLoader(t)
+	slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: "allow-all"})
+	az := gateway.WasmAuthorizer{Module: slot, Timeout: 10 * time.Second}
+	req := gateway.AuthzRequest{Caller: gateway.Caller{ID: "alice"}, Server: "s", Tool: "t", Name: "s__t",
+		Annotations: json.RawMessage(`{"readOnlyHint":true}`)}
+	const n = 2000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n / 16 {
+				d, err := az.Authorize(context.Background(), req)
+				if err != nil || !d.Allow {
+					errs <- fmt.Errorf("worker %d call %d: %+v %v", w, i, d, err)
+					return
+				}
+			}
+		}()
+	}
+	for _, module := range []string{"read-only", "allow-all"} {
+		time.Sleep(20 * time.Millisecond)
+		m, err := l.Load(context.Background(), gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: module})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slot.Swap(m)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestPolicyLoadErrors(t *testing.T) {
+	l := policyLoader(t)
+	ctx := context.Background()
+	for name, spec := range map[string]gateway.PolicySpec{
+		"unknown builtin":    {Kind: gateway.PolicyAuthorize, Module: "no-such-policy"},
+		"missing file":       {Kind: gateway.PolicyAuthorize, Module: "/nonexistent/authz.wasm"},
+		"wrong kind":         {Kind: gateway.PolicyAuthorize, Module: "prefix"},
+		"bad config":         {Kind: gateway.PolicyAuthorize, Module: "allowlist", Config: json.RawMessage(`{"rules":"all"}`)},
+		"collision as authz": {Kind: gateway.PolicyCollision, Module: "read-only"},
+	} {
+		if _, err := l.Load(ctx, spec); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+	exports, err := l.Check(ctx, "prefix", nil)
+	if err != nil || len(exports) != 1 || exports[0] != gateway.ExportCollision {
+		t.Errorf("check prefix: %v %v", exports, err)
+	}
+}
+
+// syncBuffer is a log sink the test reads while the watcher writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

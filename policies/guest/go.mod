@@ -1,0 +1,3 @@
+module github.com/gwmcp/gw/policies/guest
+
+go 1.26
