@@ -194,7 +194,7 @@ func (s *session) finishInitialize(ctx context.Context, r callReply) error {
 // handshakeError explains a failed handshake in one line, naming the likely
 // cause: the process died, or it printed something that is not MCP.
 func (s *session) handshakeError(err error) error {
-	detail := err.Error()
+	detail := strings.TrimPrefix(err.Error(), fmt.Sprintf("server %q: ", s.name))
 	if errors.Is(err, context.DeadlineExceeded) {
 		detail = "no answer to server/discover or initialize before the start timeout"
 	}
@@ -203,13 +203,26 @@ func (s *session) handshakeError(err error) error {
 		if p := s.firstGarbage.Load(); p != nil {
 			first = *p
 		}
-		return fmt.Errorf("server %q: %w: %s; stdout had %d non-JSON-RPC line(s), first: %q", s.name, ErrNotMCP, detail, n, first)
+		return &detailedError{
+			msg: fmt.Sprintf("server %q: %v: %s; stdout had %d non-JSON-RPC line(s), first: %q", s.name, ErrNotMCP, detail, n, first),
+			err: []error{ErrNotMCP, err},
+		}
 	}
 	if c := s.cause(); c != nil && !strings.Contains(detail, c.Error()) {
 		detail += ": " + c.Error()
 	}
-	return fmt.Errorf("server %q: handshake failed: %s", s.name, detail)
+	return &detailedError{msg: fmt.Sprintf("server %q: handshake failed: %s", s.name, detail), err: []error{err}}
 }
+
+// detailedError has a message of its own and keeps its causes for
+// errors.Is and errors.As.
+type detailedError struct {
+	msg string
+	err []error
+}
+
+func (e *detailedError) Error() string   { return e.msg }
+func (e *detailedError) Unwrap() []error { return e.err }
 
 func unsupportedVersions(e *jsonrpc.Error) []string {
 	var d struct {

@@ -233,13 +233,19 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 		// A child that died during the handshake: its exit status and
 		// stderr say more than the handshake error.
 		if p, ok := conn.(processInfo); ok {
+			wait := time.Duration(0)
+			if errors.Is(err, ErrSessionClosed) {
+				wait = time.Second // EOF usually means exit: give the reaper a moment
+			}
+			timer := time.NewTimer(wait)
 			select {
 			case <-p.Done():
 				if exit := p.ExitError(); exit != nil {
 					err = fmt.Errorf("server %q: exited during start: %v", m.spec.Name, exit)
 				}
-			default:
+			case <-timer.C:
 			}
+			timer.Stop()
 		}
 		_ = s.close()
 		wg.Wait()
