@@ -448,3 +448,47 @@ func BenchmarkCompile(b *testing.B) {
 		})
 	}
 }
+
+// FuzzAuthorizeFailsClosed drives the read-only (Go kit) and
+// deny-destructive (C) modules with arbitrary input: every answer is valid
+// JSON with an allow member, and neither ever allows what it must not —
+// invalid JSON, a tool not marked read-only, a tool marked destructive (as
+// encoding/json reads the input).
+func FuzzAuthorizeFailsClosed(f *testing.F) {
+	f.Add([]byte(`{"caller":{"id":"alice"},"name":"notes__search","annotations":{"readOnlyHint":true},"arguments":{"q":"x"}}`))
+	f.Add([]byte(`{"name":"x","annotations":{"destructiveHint":true,"readOnlyHint":true}}`))
+	f.Add([]byte(`{"name":"a\"b","annotations":{"destructiveHint":false},"arguments":["}",{"annotations":{"destructiveHint":true}}]}`))
+	f.Add([]byte(`{"annotations":{"destructiveHint":true},"annotations":{}}`))
+	r := newRuntime(f)
+	ro := load(f, r, "read-only", `{}`)
+	dd := load(f, r, "deny-destructive", `{}`)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		// Maps, not structs: encoding/json matches struct fields
+		// case-insensitively, gw's policies (rightly) do not.
+		var top, ann map[string]json.RawMessage
+		valid := json.Valid(in) && json.Unmarshal(in, &top) == nil
+		if a, ok := top["annotations"]; ok && string(a) != "null" {
+			valid = valid && json.Unmarshal(a, &ann) == nil
+		}
+		hint := func(name string) string { return string(ann[name]) }
+		for _, c := range []struct {
+			g       *guest
+			mayPass bool
+		}{
+			{ro, valid && hint("readOnlyHint") == "true"},
+			{dd, valid && hint("destructiveHint") != "true"},
+		} {
+			out, err := c.g.call(c.g.authorize, in)
+			if err != nil {
+				t.Fatalf("%q: %v", in, err)
+			}
+			var d struct{ Allow *bool }
+			if json.Unmarshal(out, &d) != nil || d.Allow == nil {
+				t.Fatalf("%q: bad output %q", in, out)
+			}
+			if *d.Allow && !c.mayPass {
+				t.Fatalf("%q allowed: %s", in, out)
+			}
+		}
+	})
+}

@@ -129,7 +129,8 @@ type Server struct {
 type Names struct {
 	// Separator joins a server name and a tool name. Default "__".
 	Separator string `koanf:"separator"`
-	// MaxLength is the longest name gw exposes, 8..128. Default 64.
+	// MaxLength is the longest name gw exposes, 10..128 (room for the
+	// hash that shortens long names). Default 64.
 	MaxLength int `koanf:"max_length"`
 }
 
@@ -176,8 +177,9 @@ type Log struct {
 // Policy names one policy module and its configuration.
 type Policy struct {
 	// Module is an embedded policy's name (prefix, reject, first-come,
-	// allow-all, allowlist, read-only) or a path to a .wasm file; a path
-	// in the file is relative to the file's directory. Empty means none.
+	// allow-all, allowlist, read-only, deny-destructive) or a path to a
+	// .wasm file; a path in the file is relative to the file's directory.
+	// Empty means none.
 	Module string `koanf:"module"`
 	// Config is handed to the module once per instance, as JSON.
 	Config map[string]any `koanf:"config"`

@@ -763,7 +763,7 @@ log: {level: loud, format: xml}
 		`config: gateway.ping_interval must not be negative, got -1s`,
 		`config: gateway.max_message_size must be at least 1024, got 10`,
 		`config: gateway.names.separator "::" must be 1 to 8 of the characters A-Z a-z 0-9 _ . -`,
-		`config: gateway.names.max_length must be between 8 and 128, got 4`,
+		`config: gateway.names.max_length must be between 10 and 128, got 4`,
 		`config: gateway.restart.initial_backoff (1m0s) must not exceed gateway.restart.max_backoff (30s)`,
 		`config: gateway.restart.degraded_after must be at least 1, got 0`,
 		`config: gateway.restart.stable_after must not be negative, got -1s`,

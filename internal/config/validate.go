@@ -21,7 +21,7 @@ var (
 // Limits checked by Validate.
 const (
 	minMaxMessageSize = 1024
-	minNameLength     = 8
+	minNameLength     = 10
 	maxNameLength     = 128
 )
 

@@ -97,13 +97,13 @@ func match(p, s string) bool {
 // configure reads the config strictly: unknown members, wrong types, empty
 // lists and empty patterns are errors.
 func configure(config []byte) error {
-	var s kit.Scanner
-	s.Reset(config)
-	var parsed []rule
-	if s.Peek() == kit.Invalid && len(strings.TrimSpace(string(config))) == 0 {
+	if len(strings.TrimSpace(string(config))) == 0 {
 		rules = nil
 		return nil
 	}
+	var s kit.Scanner
+	s.Reset(config)
+	var parsed []rule
 	seen := false
 	obj := s.Object()
 	for obj.Next() {

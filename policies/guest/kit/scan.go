@@ -5,7 +5,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
-	"unsafe"
+
+	"github.com/gwmcp/gw/policies/guest/kit/internal/abi"
 )
 
 // Kind is the kind of a JSON value, as seen from its first byte.
@@ -153,28 +154,6 @@ const (
 	strHigh                // has non-ASCII bytes
 )
 
-// SWAR constants: a byte's lowest and highest bit in each of 8 lanes.
-const (
-	lanes01 = 0x0101010101010101
-	lanes80 = 0x8080808080808080
-)
-
-// plainWord reports whether none of the 8 bytes of x needs attention in a
-// string: no '"', no '\\', no control character, nothing non-ASCII. (The
-// classic "has zero byte" / "has byte less than" bit tricks; exact as an
-// any-lane test.)
-func plainWord(x uint64) bool {
-	q := x ^ (lanes01 * '"')
-	b := x ^ (lanes01 * '\\')
-	return ((q-lanes01)&^q|(b-lanes01)&^b|(x-lanes01*0x20)&^x|x)&lanes80 == 0
-}
-
-// load64 reads 8 bytes at d[i:] (the caller checks i+8 <= len(d)) with one
-// load: wasm and every platform gw runs on allow unaligned loads.
-func load64(d []byte, i int) uint64 {
-	return *(*uint64)(unsafe.Pointer(unsafe.SliceData(d[i:])))
-}
-
 // scanStr scans the string whose opening quote is d[i] and returns the
 // index of its closing quote, or an error message and where it was found.
 // Plain runs are skipped 8 bytes at a time: in a wasm guest every loop
@@ -182,7 +161,7 @@ func load64(d []byte, i int) uint64 {
 func scanStr(d []byte, i int) (end int, flags uint8, msg string) {
 	i++
 	for {
-		for i+8 <= len(d) && plainWord(load64(d, i)) {
+		for i+8 <= len(d) && abi.PlainWord(abi.Load64(d, i)) {
 			i += 8
 		}
 		for i < len(d) && !strStop[d[i]] {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/gwmcp/gw/policies/guest/kit/internal/abi"
 )
 
 var jsonDocs = []string{
@@ -251,8 +253,8 @@ func TestPlainWord(t *testing.T) {
 		for c := 0; c < 256; c++ {
 			b := []byte("abcdefgh")
 			b[lane] = byte(c)
-			if got, want := plainWord(load64(b, 0)), plainWordRef(b); got != want {
-				t.Fatalf("plainWord(%q) = %v", b, got)
+			if got, want := abi.PlainWord(abi.Load64(b, 0)), plainWordRef(b); got != want {
+				t.Fatalf("PlainWord(%q) = %v", b, got)
 			}
 		}
 	}
@@ -265,8 +267,8 @@ func FuzzPlainWord(f *testing.F) {
 		for i := range b {
 			b[i] = byte(x >> (8 * i))
 		}
-		if got, want := plainWord(load64(b, 0)), plainWordRef(b); got != want {
-			t.Fatalf("plainWord(%q) = %v", b, got)
+		if got, want := abi.PlainWord(abi.Load64(b, 0)), plainWordRef(b); got != want {
+			t.Fatalf("PlainWord(%q) = %v", b, got)
 		}
 	})
 }
