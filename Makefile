@@ -1,13 +1,17 @@
 # The one test command is `make test`: it installs the npm reference servers
-# the interop tests run against (idempotent), then vets, checks formatting and
-# runs every test with the race detector.
+# the interop tests run against (idempotent), vets, checks formatting, checks
+# that the committed policy modules match a rebuild of their sources, runs the
+# policy kit's own tests, then runs every test with the race detector.
 GO ?= go
 NPM_DIR := testdata/npm
 
-.PHONY: test npm-servers vet fmt-check bench build run
+.PHONY: test npm-servers vet fmt-check policies-check bench build run
 
-test: npm-servers vet fmt-check
+test: npm-servers vet fmt-check policies-check
 	$(GO) test -race -count=1 ./...
+
+policies-check:
+	$(MAKE) -C policies check test
 
 npm-servers: $(NPM_DIR)/node_modules/.installed
 

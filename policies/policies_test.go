@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -52,8 +54,16 @@ type guest struct {
 	authorize, collision api.Function
 }
 
-// cache shares compiled modules between the tests' runtimes.
-var cache = wazero.NewCompilationCache()
+// cache shares compiled modules between the tests' runtimes, and on disk
+// with the other packages' tests and later runs: compiling a 2 MB Go module
+// under the race detector takes many seconds.
+var cache = func() wazero.CompilationCache {
+	c, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
+	if err != nil {
+		return wazero.NewCompilationCache()
+	}
+	return c
+}()
 
 func newRuntime(t testing.TB) wazero.Runtime {
 	return newRuntimeConfig(t, true)
