@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -269,4 +270,80 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// nativeReadOnly is the read-only policy written in plain Go: the baseline
+// the Wasm module is compared with.
+type nativeReadOnly struct{}
+
+func (nativeReadOnly) Authorize(_ context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
+	var ann struct {
+		ReadOnlyHint *bool `json:"readOnlyHint"`
+	}
+	if len(req.Annotations) > 0 {
+		if err := json.Unmarshal(req.Annotations, &ann); err != nil {
+			return gateway.Decision{}, err
+		}
+	}
+	if ann.ReadOnlyHint != nil && *ann.ReadOnlyHint {
+		return gateway.Decision{Allow: true}, nil
+	}
+	return gateway.Decision{Reason: fmt.Sprintf("read-only policy: tool %q is not read-only", req.Name)}, nil
+}
+
+// BenchmarkAuthorize measures one authorization as the call path pays it
+// (encode the input, run the policy, decode the answer), for the shipped
+// modules and a native Go policy, and reports the median next to the mean.
+func BenchmarkAuthorize(b *testing.B) {
+	req := gateway.AuthzRequest{Caller: gateway.Caller{ID: "alice"}, Server: "notes", Tool: "search", Name: "notes__search",
+		Annotations: json.RawMessage(`{"readOnlyHint":true}`), Arguments: json.RawMessage(`{"query":"gateway"}`)}
+	host, err := plugins.NewHost(context.Background(), plugins.HostConfig{CacheDir: testCacheDir, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer host.Close(context.Background())
+	l := &gateway.PolicyLoader{Host: host, Builtin: policies.Builtin, Logger: quietLogger()}
+	authorizers := map[string]gateway.Authorizer{"native-go": nativeReadOnly{}}
+	for _, module := range []string{"allow-all", "read-only", "deny-destructive"} {
+		m, err := l.Load(context.Background(), gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: module})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		authorizers["wasm-"+module] = gateway.WasmAuthorizer{Module: m, Timeout: time.Second}
+	}
+	for _, name := range []string{"native-go", "wasm-allow-all", "wasm-read-only", "wasm-deny-destructive"} {
+		az := authorizers[name]
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			times := make([]time.Duration, 0, 1<<16)
+			b.ReportAllocs()
+			for b.Loop() {
+				t0 := time.Now()
+				d, err := az.Authorize(ctx, req)
+				if err != nil || !d.Allow {
+					b.Fatal(d, err)
+				}
+				if len(times) < cap(times) {
+					times = append(times, time.Since(t0))
+				}
+			}
+			slices.Sort(times)
+			if len(times) > 0 {
+				b.ReportMetric(float64(times[len(times)/2].Nanoseconds()), "p50-ns")
+				b.ReportMetric(float64(times[len(times)*99/100].Nanoseconds()), "p99-ns")
+			}
+		})
+	}
+	b.Run("wasm-read-only-parallel", func(b *testing.B) {
+		az := authorizers["wasm-read-only"]
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if d, err := az.Authorize(context.Background(), req); err != nil || !d.Allow {
+					b.Error(d, err)
+					return
+				}
+			}
+		})
+	})
 }
