@@ -310,7 +310,7 @@ func BenchmarkAuthorize(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer m.Close(context.Background())
-		authorizers["wasm-"+module] = gateway.WasmAuthorizer{Module: m, Timeout: time.Second}
+		authorizers["wasm-"+module] = gateway.WasmAuthorizer{Module: m}
 	}
 	for _, name := range []string{"native-go", "wasm-allow-all", "wasm-read-only", "wasm-deny-destructive"} {
 		az := authorizers[name]

@@ -160,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer host.Close(context.Background())
 	defer ps.Close(context.Background())
 	opts := gatewayOptions(cfg, logger)
-	ps.Apply(&opts, cfg.Policies.CollisionTimeout, cfg.Policies.AuthorizeTimeout)
+	ps.Apply(&opts, cfg.Policies.CollisionTimeout, 0) // the module's own limit is the authorize timeout
 	g, err := gateway.New(opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw:", err)

@@ -64,7 +64,7 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 	}
 	events := newEventBridge(face, logger)
 	opts := gatewayOptions(cfg, logger)
-	ps.Apply(&opts, cfg.Policies.CollisionTimeout, cfg.Policies.AuthorizeTimeout)
+	ps.Apply(&opts, cfg.Policies.CollisionTimeout, 0) // the module's own limit is the authorize timeout
 	opts.Events = events
 	opts.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout}
 	g, err := gateway.New(opts)
