@@ -11,7 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-// ABIVersion is the policy ABI major version this host implements (docs/POLICY_ABI_DRAFT.md).
+// ABIVersion is the policy ABI major version this host implements (docs/POLICY_ABI.md).
 const ABIVersion = 1
 
 // Names of the exports and imports of ABI v1.

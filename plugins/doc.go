@@ -1,5 +1,5 @@
 // Package plugins runs policy modules: WebAssembly modules that implement the policy ABI v1
-// (docs/POLICY_ABI_DRAFT.md), on wazero.
+// (docs/POLICY_ABI.md), on wazero.
 //
 // The package knows nothing of MCP. It loads modules, checks them against the ABI, pools their
 // instances, calls their decision exports with bytes in and bytes out, enforces limits, and

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Defaults applied by Host.Load to the zero fields of Limits (docs/POLICY_ABI_DRAFT.md, "Limits").
+// Defaults applied by Host.Load to the zero fields of Limits (docs/POLICY_ABI.md, "Limits").
 const (
 	DefaultCallTimeout      = 100 * time.Millisecond
 	DefaultCollisionTimeout = 2 * time.Second

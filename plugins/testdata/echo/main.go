@@ -1,6 +1,6 @@
 // Command echo is the Go policy module of the plugins tests: a realistic guest built with
 // GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared (a reactor), implementing policy ABI v1
-// (docs/POLICY_ABI_DRAFT.md). It avoids encoding/json and fmt to stay small (about 1.9 MB: no os either, stdout is written with syscall.Write),
+// (docs/POLICY_ABI.md). It avoids encoding/json and fmt to stay small (about 1.9 MB: no os either, stdout is written with syscall.Write),
 // which keeps compilation under the race detector affordable.
 //
 // Config (gw_init): {"version":N} — N is echoed in every answer; {"fail":"reason"} makes gw_init
