@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	ktoml "github.com/knadh/koanf/parsers/toml/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,12 @@ func parseFile(f *fileSource) (map[string]any, error) {
 		raw, err = kjson.Parser().Unmarshal(data)
 		if err != nil {
 			return nil, jsonError(prefix, data, err)
+		}
+	case "toml":
+		raw, err = ktoml.Parser().Unmarshal(data)
+		if err != nil {
+			// go-toml's messages carry the position: "toml: line 3 (last key …)".
+			return nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
 		}
 	default:
 		raw, err = kyaml.Parser().Unmarshal(data)

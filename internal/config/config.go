@@ -6,8 +6,8 @@
 // earlier ones key by key: maps merge, and scalars and lists replace.
 //
 //  1. Defaults, as returned by [Default].
-//  2. The configuration file, [Options.File]: YAML (.yaml, .yml) or JSON
-//     (.json).
+//  2. The configuration file, [Options.File]: YAML (.yaml, .yml), JSON
+//     (.json) or TOML (.toml).
 //  3. Environment variables that start with GW_ (see below).
 //  4. [Options.Overrides]: dotted keys, usually from command-line flags.
 //
@@ -347,9 +347,9 @@ func Parse(data []byte, format string) (*Config, error) {
 	switch format {
 	case "yaml", "yml":
 		format = "yaml"
-	case "json":
+	case "json", "toml":
 	default:
-		return nil, newError(ErrInvalid, "", "unsupported format %q (want yaml or json)", format)
+		return nil, newError(ErrInvalid, "", "unsupported format %q (want yaml, json or toml)", format)
 	}
 	b := builder{file: &fileSource{format: format, data: data}}
 	return b.build()
@@ -362,8 +362,10 @@ func formatOf(name string) (string, error) {
 		return "yaml", nil
 	case ".json":
 		return "json", nil
+	case ".toml":
+		return "toml", nil
 	default:
-		return "", newError(ErrInvalid, "", "%s: unsupported file type %q (want .yaml, .yml or .json)", name, ext)
+		return "", newError(ErrInvalid, "", "%s: unsupported file type %q (want .yaml, .yml, .json or .toml)", name, ext)
 	}
 }
 

@@ -804,13 +804,13 @@ func TestMissingFile(t *testing.T) {
 }
 
 func TestUnsupportedExtension(t *testing.T) {
-	_, err := Load(Options{File: "gw.toml", Environ: noEnv})
-	want := `config: gw.toml: unsupported file type ".toml" (want .yaml, .yml or .json)`
+	_, err := Load(Options{File: "gw.ini", Environ: noEnv})
+	want := `config: gw.ini: unsupported file type ".ini" (want .yaml, .yml, .json or .toml)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
 	}
-	if _, err := Parse(nil, "toml"); err == nil {
-		t.Error("Parse with format toml: no error")
+	if _, err := Parse(nil, "ini"); err == nil {
+		t.Error("Parse with format ini: no error")
 	}
 }
 
@@ -1105,5 +1105,39 @@ nats: {user: u, token: t, prefix: "mcp..v1", max_concurrent: 0, password: p}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}
+	}
+}
+
+func TestTOML(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "gw.toml", `
+[servers.notes]
+command = "go"
+args = ["run", "./examples/notes"]
+env = { API_KEY = "x" }
+call_timeout = "5s"
+
+[gateway]
+call_timeout = "10s"
+
+[gateway.names]
+max_length = 60
+`)
+	cfg, err := Load(Options{File: file, Environ: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.Servers["notes"]
+	if n.Command != "go" || len(n.Args) != 2 || n.Env["API_KEY"] != "x" || n.CallTimeout != 5*time.Second ||
+		cfg.Gateway.CallTimeout != 10*time.Second || cfg.Gateway.Names.MaxLength != 60 {
+		t.Fatalf("%+v", cfg)
+	}
+	bad := writeFile(t, dir, "bad.toml", "[servers.notes]\ncomand = \"go\"\n")
+	if _, err := Load(Options{File: bad, Environ: noEnv}); err == nil || !strings.Contains(err.Error(), "servers.notes.comand") {
+		t.Errorf("unknown key in TOML: %v", err)
+	}
+	broken := writeFile(t, dir, "broken.toml", "[servers\n")
+	if _, err := Load(Options{File: broken, Environ: noEnv}); err == nil || !strings.Contains(err.Error(), "broken.toml") {
+		t.Errorf("syntax error in TOML: %v", err)
 	}
 }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/transport/natsconn"
+	"github.com/gwmcp/gw/transport/natsface"
+)
+
+// BenchmarkNATSvsInProcess compares, in one run, a tools/call through the
+// NATS face (embedded server, an agent on its own connection) with the same
+// call on the in-process gateway. See docs/BENCHMARKS.md.
+func BenchmarkNATSvsInProcess(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: b.TempDir(), Port: 0, Logger: discardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Shutdown()
+	gwConn, err := e.Connect("gw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &faceHandler{}
+	face, err := natsface.New(gwConn, h, natsface.Options{Gateway: "bench", Logger: discardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := newEventBridge(face, discardLogger())
+	g, err := gateway.New(gateway.Options{
+		Logger: discardLogger(),
+		Events: events,
+		Servers: []gateway.ServerSpec{{Name: "s", Command: exe, Env: map[string]string{"MCPTEST_SERVER": "1"},
+			Restart: gateway.RestartNever}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.g = g
+	if err := face.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = face.Stop(context.Background())
+		_ = g.Close()
+		events.close()
+	}()
+	agent, err := e.Connect("agent")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer agent.Close()
+	params := json.RawMessage(`{"name":"s__echo","arguments":{"text":"benchmark"}}`)
+	// Wait for the tool's endpoint to appear on NATS.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := agent.Request("mcp.v1.req.bench.tools.call.s__echo", params, time.Second); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			b.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	b.Run("in-process", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := g.CallTool(ctx, params, gateway.CallOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("nats", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			msg, err := agent.Request("mcp.v1.req.bench.tools.call.s__echo", params, 10*time.Second)
+			if err != nil || !strings.Contains(string(msg.Data), "benchmark") {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
