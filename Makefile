@@ -29,7 +29,7 @@ fmt-check:
 # Benchmarks behind docs/BENCHMARKS.md: gw vs a direct stdio call side by
 # side in one run, and the policy host.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ ./plugins/ | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ ./plugins/ ./cmd/gw/ | tee bench.out
 
 build:
 	$(GO) build -o bin/gw ./cmd/gw
