@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,11 +129,14 @@ type Event struct {
 
 // Gateway routes calls to many servers. Create it with New, then Start.
 type Gateway struct {
-	opts    Options
-	log     *slog.Logger
-	order   []string
-	servers map[string]*managed
-	scfg    *sessionConfig
+	opts Options
+	log  *slog.Logger
+	scfg *sessionConfig
+
+	// set is the configured servers, swapped whole (copy on write) by
+	// AddServer and RemoveServer, so the call path reads it without a lock.
+	set   atomic.Pointer[serverSet]
+	setMu sync.Mutex // serialises changes to set
 
 	catalog atomic.Pointer[Catalog]
 
@@ -139,6 +144,7 @@ type Gateway struct {
 	inventory map[string]*inventory
 
 	startOnce sync.Once
+	started   bool // Start has launched the servers; guarded by setMu
 	closeOnce sync.Once
 	ctx       context.Context // cancelled by Close; every server's run loop watches it
 	cancel    context.CancelFunc
@@ -161,37 +167,59 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{
 		opts:      opts,
 		log:       opts.Logger,
-		servers:   map[string]*managed{},
 		inventory: map[string]*inventory{},
 		stopping:  make(chan struct{}),
 	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	set := &serverSet{byName: map[string]*managed{}}
 	for _, spec := range opts.Servers {
-		if spec.Name == "" {
-			return nil, errors.New("gw: a server has no name")
+		spec, err := checkSpec(spec)
+		if err != nil {
+			return nil, err
 		}
-		if _, dup := g.servers[spec.Name]; dup {
+		if _, dup := set.byName[spec.Name]; dup {
 			return nil, fmt.Errorf("gw: server %q configured twice", spec.Name)
 		}
-		if spec.Restart == "" {
-			spec.Restart = RestartOnFailure
-		}
-		switch spec.Restart {
-		case RestartAlways, RestartOnFailure, RestartNever:
-		default:
-			return nil, fmt.Errorf("gw: server %q: unknown restart policy %q", spec.Name, spec.Restart)
-		}
-		g.order = append(g.order, spec.Name)
-		g.servers[spec.Name] = newManaged(g, spec)
+		set.order = append(set.order, spec.Name)
+		set.byName[spec.Name] = newManaged(g, spec)
 	}
+	g.set.Store(set)
 	g.scfg = &sessionConfig{
 		clientInfo:      opts.ClientInfo,
 		handler:         opts.Handler,
 		discoverTimeout: opts.DiscoverTimeout,
 		onNotify:        g.onNotify,
 	}
-	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.catalog.Store(emptyCatalog())
 	return g, nil
+}
+
+// serverSet is an immutable view of the configured servers.
+type serverSet struct {
+	order  []string // configuration order, which breaks naming ties
+	byName map[string]*managed
+}
+
+// servers returns the current server set.
+func (g *Gateway) servers() *serverSet { return g.set.Load() }
+
+// server returns a configured server, or nil.
+func (g *Gateway) server(name string) *managed { return g.set.Load().byName[name] }
+
+// checkSpec validates a server spec and fills in its defaults.
+func checkSpec(spec ServerSpec) (ServerSpec, error) {
+	if spec.Name == "" {
+		return spec, errors.New("gw: a server has no name")
+	}
+	if spec.Restart == "" {
+		spec.Restart = RestartOnFailure
+	}
+	switch spec.Restart {
+	case RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		return spec, fmt.Errorf("gw: server %q: unknown restart policy %q", spec.Name, spec.Restart)
+	}
+	return spec, nil
 }
 
 func setDefaults(o *Options) {
@@ -231,16 +259,15 @@ func setDefaults(o *Options) {
 func (g *Gateway) Start(ctx context.Context) error {
 	var errs []error
 	g.startOnce.Do(func() {
-		for _, name := range g.order {
-			m := g.servers[name]
-			g.wg.Add(1)
-			go func() {
-				defer g.wg.Done()
-				m.run()
-			}()
+		g.setMu.Lock()
+		g.started = true
+		set := g.servers()
+		for _, name := range set.order {
+			g.launch(set.byName[name])
 		}
-		for _, name := range g.order {
-			m := g.servers[name]
+		g.setMu.Unlock()
+		for _, name := range set.order {
+			m := set.byName[name]
 			select {
 			case <-m.firstDone:
 				if err := m.firstErr; err != nil {
@@ -258,8 +285,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 // fails the calls still pending. It is idempotent.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
+		g.setMu.Lock()
 		close(g.stopping)
 		g.cancel()
+		g.setMu.Unlock()
 		g.wg.Wait()
 	})
 	return nil
@@ -270,9 +299,10 @@ func (g *Gateway) Catalog() *Catalog { return g.catalog.Load() }
 
 // Servers reports every server's status in configuration order.
 func (g *Gateway) Servers() []ServerStatus {
-	out := make([]ServerStatus, 0, len(g.order))
-	for _, name := range g.order {
-		out = append(out, g.servers[name].status())
+	set := g.servers()
+	out := make([]ServerStatus, 0, len(set.order))
+	for _, name := range set.order {
+		out = append(out, set.byName[name].status())
 	}
 	return out
 }
@@ -338,7 +368,7 @@ func (g *Gateway) ReadResource(ctx context.Context, params json.RawMessage) (jso
 // route sends one request to a server, waiting (within the call's deadline)
 // for a restarting server to come back.
 func (g *Gateway) route(ctx context.Context, server, method string, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
-	m := g.servers[server]
+	m := g.server(server)
 	if m == nil {
 		return nil, fmt.Errorf("%w: %q is not configured", ErrServerDown, server)
 	}
@@ -362,7 +392,10 @@ func (g *Gateway) route(ctx context.Context, server, method string, params json.
 // onNotify handles a server's notifications: list changes refresh the
 // catalog; the rest become events.
 func (g *Gateway) onNotify(s *session, method string, params json.RawMessage) {
-	m := g.servers[s.name]
+	m := g.server(s.name)
+	if m == nil {
+		return // removed while its session was ending
+	}
 	switch method {
 	case methodToolsChanged:
 		m.invalidate(s, KindTools)
@@ -401,7 +434,7 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 	} else {
 		g.inventory[server] = inv
 	}
-	c, err := buildCatalog(g.order, g.inventory, g.opts.Resolver)
+	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver)
 	if err != nil {
 		g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", server, "error", err)
 		if prev == nil {
@@ -422,7 +455,8 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 // lists without ttlMs rely on change notifications instead.
 func (g *Gateway) refreshStale(ctx context.Context, kinds ...Kind) {
 	now := time.Now()
-	for _, name := range g.order {
+	set := g.servers()
+	for _, name := range set.order {
 		g.mu.Lock()
 		inv := g.inventory[name]
 		g.mu.Unlock()
@@ -436,7 +470,7 @@ func (g *Gateway) refreshStale(ctx context.Context, kinds ...Kind) {
 			}
 		}
 		if len(stale) > 0 {
-			g.servers[name].refresh(ctx, stale...)
+			set.byName[name].refresh(ctx, stale...)
 		}
 	}
 }
@@ -472,4 +506,81 @@ func (e *codedError) Unwrap() []error { return []error{e.err, e.rpc} }
 
 func invalidParams(err error) error {
 	return &codedError{err: err, rpc: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: err.Error()}}
+}
+
+// launch starts a server's supervision loop; setMu must be held.
+func (g *Gateway) launch(m *managed) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		m.run()
+	}()
+}
+
+// AddServer configures and (once the gateway has started) starts another
+// server. Its tools join the catalog when it is up.
+func (g *Gateway) AddServer(spec ServerSpec) error {
+	spec, err := checkSpec(spec)
+	if err != nil {
+		return err
+	}
+	g.setMu.Lock()
+	defer g.setMu.Unlock()
+	if g.ctx.Err() != nil {
+		return ErrClosed
+	}
+	old := g.servers()
+	if _, dup := old.byName[spec.Name]; dup {
+		return fmt.Errorf("gw: server %q is already configured", spec.Name)
+	}
+	next := &serverSet{order: append(slices.Clone(old.order), spec.Name), byName: maps.Clone(old.byName)}
+	m := newManaged(g, spec)
+	next.byName[spec.Name] = m
+	g.set.Store(next)
+	if g.started {
+		g.launch(m)
+	}
+	return nil
+}
+
+// RemoveServer stops a server (its pending calls fail, its process is
+// stopped) and takes its tools out of the catalog.
+func (g *Gateway) RemoveServer(name string) error {
+	g.setMu.Lock()
+	old := g.servers()
+	m, ok := old.byName[name]
+	if !ok {
+		g.setMu.Unlock()
+		return fmt.Errorf("%w: %q is not configured", ErrServerDown, name)
+	}
+	next := &serverSet{order: slices.DeleteFunc(slices.Clone(old.order), func(n string) bool { return n == name }), byName: maps.Clone(old.byName)}
+	delete(next.byName, name)
+	g.set.Store(next)
+	started := g.started
+	g.setMu.Unlock()
+	m.cancel()
+	if started {
+		<-m.done
+	}
+	g.mutateInventory(name, func(*inventory) *inventory { return nil })
+	return nil
+}
+
+// ReplaceServer restarts a server with a new spec: the old process stops,
+// the new one starts.
+func (g *Gateway) ReplaceServer(spec ServerSpec) error {
+	if err := g.RemoveServer(spec.Name); err != nil {
+		return err
+	}
+	return g.AddServer(spec)
+}
+
+// ServerSpecs returns the configured servers' specs in order.
+func (g *Gateway) ServerSpecs() []ServerSpec {
+	set := g.servers()
+	out := make([]ServerSpec, 0, len(set.order))
+	for _, name := range set.order {
+		out = append(out, set.byName[name].spec)
+	}
+	return out
 }

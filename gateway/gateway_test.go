@@ -970,3 +970,78 @@ func TestResourceSubscriptionsSurviveRestart(t *testing.T) {
 		})
 	}
 }
+
+func TestAddRemoveReplaceServers(t *testing.T) {
+	rec := newRecorder()
+	g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{server(t, "a", mcptest.Options{})}})
+	hasTool := func(name string) func(gateway.Event) bool {
+		return func(e gateway.Event) bool {
+			if e.Kind != gateway.EventCatalogChanged {
+				return false
+			}
+			_, ok := e.Catalog.Tool(name)
+			return ok
+		}
+	}
+	lacksTool := func(name string) func(gateway.Event) bool {
+		return func(e gateway.Event) bool { return e.Kind == gateway.EventCatalogChanged && !hasTool(name)(e) }
+	}
+
+	if err := g.AddServer(server(t, "b", mcptest.Options{Era: mcptest.EraModern, Tools: []string{"extra"}})); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "b's tools", hasTool("b__extra"))
+	if got := text(t, mustCall(t, g, "b__echo", map[string]any{"text": "added"})); got != "added" {
+		t.Fatalf("b__echo: %q", got)
+	}
+	if err := g.AddServer(server(t, "b", mcptest.Options{})); err == nil {
+		t.Error("adding b twice succeeded")
+	}
+
+	// Replace: a new process with a new spec; a's process is untouched.
+	pidA, pidB := status(g, "a").Pid, status(g, "b").Pid
+	if err := g.ReplaceServer(server(t, "b", mcptest.Options{Tools: []string{"other"}})); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "b's new tools", hasTool("b__other"))
+	if _, ok := g.Catalog().Tool("b__extra"); ok {
+		t.Error("b__extra still listed after the replace")
+	}
+	if status(g, "a").Pid != pidA {
+		t.Error("replacing b restarted a")
+	}
+	if err := syscall.Kill(pidB, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("b's old process %d still exists: %v", pidB, err)
+	}
+
+	// Remove: pending calls fail, the tools leave, the process is gone.
+	pidB = status(g, "b").Pid
+	pending := make(chan error, 1)
+	go func() {
+		_, err := call(context.Background(), g, "b__never", map[string]any{})
+		pending <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := g.RemoveServer("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pending; err == nil {
+		t.Error("a call pending on a removed server succeeded")
+	}
+	rec.waitFor(t, "catalog without b", lacksTool("b__echo"))
+	if _, err := call(context.Background(), g, "b__echo", map[string]any{}); !errors.Is(err, gateway.ErrUnknownTool) {
+		t.Errorf("call to a removed server's tool: %v", err)
+	}
+	if err := syscall.Kill(pidB, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("removed server's process %d still exists: %v", pidB, err)
+	}
+	if err := g.RemoveServer("b"); !errors.Is(err, gateway.ErrServerDown) {
+		t.Errorf("removing b twice: %v", err)
+	}
+	if got := text(t, mustCall(t, g, "a__echo", map[string]any{"text": "still"})); got != "still" {
+		t.Fatalf("a after the changes: %q", got)
+	}
+	if n := len(g.Servers()); n != 1 {
+		t.Errorf("%d servers listed; want 1", n)
+	}
+}

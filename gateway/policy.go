@@ -215,7 +215,7 @@ func (a WasmAuthorizer) Authorize(ctx context.Context, req AuthzRequest) (Decisi
 func (g *Gateway) RebuildCatalog() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c, err := buildCatalog(g.order, g.inventory, g.opts.Resolver)
+	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver)
 	if err != nil {
 		return err
 	}
@@ -229,6 +229,6 @@ func (g *Gateway) RebuildCatalog() error {
 func (g *Gateway) CheckResolver(r Resolver) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_, err := buildCatalog(g.order, g.inventory, r)
+	_, err := buildCatalog(g.servers().order, g.inventory, r)
 	return err
 }

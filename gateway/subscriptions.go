@@ -29,7 +29,10 @@ func (g *Gateway) setSubscription(ctx context.Context, uri string, on bool) erro
 	if !ok {
 		return invalidParams(fmt.Errorf("%w: %q", ErrUnknownResource, uri))
 	}
-	m := g.servers[e.Server]
+	m := g.server(e.Server)
+	if m == nil {
+		return fmt.Errorf("%w: %q is not configured", ErrServerDown, e.Server)
+	}
 	m.mu.Lock()
 	if m.subs[uri] == on {
 		m.mu.Unlock()

@@ -48,6 +48,10 @@ type managed struct {
 	spec ServerSpec
 	log  *slog.Logger
 
+	ctx    context.Context // ends when the gateway closes or the server is removed
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+
 	mu       sync.Mutex
 	st       ServerStatus
 	sess     *session
@@ -64,7 +68,11 @@ type managed struct {
 }
 
 func newManaged(g *Gateway, spec ServerSpec) *managed {
+	ctx, cancel := context.WithCancel(g.ctx)
 	return &managed{
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
 		g:         g,
 		spec:      spec,
 		log:       g.opts.Logger.With("server", spec.Name),
@@ -123,8 +131,11 @@ func (m *managed) session(ctx context.Context) (*session, error) {
 				why = fmt.Sprintf("%s after: %s", st.State, st.LastError)
 			}
 			return nil, fmt.Errorf("%w: server %q is %s: %w", ErrServerDown, m.spec.Name, why, ctx.Err())
-		case <-m.g.stopping:
-			return nil, ErrClosed
+		case <-m.ctx.Done():
+			if m.g.ctx.Err() != nil {
+				return nil, ErrClosed
+			}
+			return nil, fmt.Errorf("%w: server %q was removed", ErrServerDown, m.spec.Name)
 		}
 	}
 }
@@ -132,7 +143,8 @@ func (m *managed) session(ctx context.Context) (*session, error) {
 // run is the supervision loop: start, serve until the session ends, then
 // restart per policy with capped exponential backoff and jitter.
 func (m *managed) run() {
-	ctx := m.g.ctx
+	defer close(m.done)
+	ctx := m.ctx
 	failures := 0
 	for attempt := 0; ; attempt++ {
 		uptime, clean, err := m.runOnce(ctx, attempt)
@@ -463,7 +475,10 @@ func (m *managed) relist(ctx context.Context, s *session, kinds []Kind) {
 
 // updateLists replaces some of a server's lists, if s is still its session.
 func (g *Gateway) updateLists(server string, s *session, lists map[Kind]listing) {
-	m := g.servers[server]
+	m := g.server(server)
+	if m == nil {
+		return
+	}
 	m.mu.Lock()
 	current := m.sess == s
 	m.mu.Unlock()

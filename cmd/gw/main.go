@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Warn(w)
 	}
 	if cmd == "run" {
-		return runGateway(ctx, cfg, logger, stderr)
+		return runGateway(ctx, f.config, cfg, logger, stderr)
 	}
 	ps, host, err := loadPolicies(ctx, cfg, logger)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 // ctx ends (SIGINT/SIGTERM). Shutdown order: the face stops taking requests
 // and answers or fails those in flight; the gateway stops the servers; the
 // policies close; the NATS connection drains; an embedded server stops.
-func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+func runGateway(ctx context.Context, path string, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
@@ -84,11 +84,19 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 		logger.Error("some servers did not start", "error", err)
 	}
 	ps.Watch(g, cfg.Policies.Watch)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		watchConfig(watchCtx, path, cfg.Gateway.ConfigWatch, cfg, g, logger)
+	}()
 	publishGatewayStatus(face, name, "ready", g)
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 
 	<-ctx.Done()
 	logger.Info("gw stopping")
+	stopWatch()
+	<-watchDone
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := face.Stop(stopCtx); err != nil {

@@ -129,3 +129,114 @@ policies:
 		t.Fatal("gw run did not stop on cancel")
 	}
 }
+
+// TestRunReloadsConfig edits the configuration of a running `gw run`: an
+// added server starts, a removed one stops, an unchanged one keeps running.
+func TestRunReloadsConfig(t *testing.T) {
+	port := freePort(t)
+	head := fmt.Sprintf(`
+gateway: {config_watch: 100ms}
+nats:
+  gateway: reload-gw
+  embedded: {port: %d, store_dir: %s}
+policies:
+  cache_dir: %s
+servers:
+  alpha:
+    command: EXE
+    env: {MCPTEST_SERVER: "1"}
+`, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
+	beta := `
+  beta:
+    command: EXE
+    env: {MCPTEST_SERVER: "1", MCPTEST_ERA: modern}
+`
+	cfg := writeConfig(t, "gw.yaml", head)
+	rewrite := func(body string) {
+		t.Helper()
+		exe, _ := os.Executable()
+		tmp := cfg + ".tmp"
+		if err := os.WriteFile(tmp, []byte(strings.ReplaceAll(body, "EXE", exe)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &stderr) }()
+
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s\n%s", what, stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	var nc *nats.Conn
+	eventually("NATS", func() bool {
+		var err error
+		nc, err = nats.Connect(url)
+		return err == nil
+	})
+	defer nc.Close()
+	callOK := func(tool string) bool {
+		msg, err := nc.Request("mcp.v1.req.alice.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"x"}}`), 2*time.Second)
+		return err == nil && strings.Contains(string(msg.Data), `"x"`)
+	}
+	alphaPid := func() float64 {
+		msg, err := nc.Request("mcp.v1.req.alice.servers.list", []byte(`{}`), 2*time.Second)
+		if err != nil {
+			return 0
+		}
+		var r struct {
+			Servers []struct {
+				Name string  `json:"name"`
+				Pid  float64 `json:"pid"`
+			} `json:"servers"`
+		}
+		_ = json.Unmarshal(msg.Data, &r)
+		for _, s := range r.Servers {
+			if s.Name == "alpha" {
+				return s.Pid
+			}
+		}
+		return 0
+	}
+	eventually("alpha__echo", func() bool { return callOK("alpha__echo") })
+	pid := alphaPid()
+
+	rewrite(head + beta)
+	eventually("beta__echo after adding beta", func() bool { return callOK("beta__echo") })
+
+	rewrite(head)
+	eventually("beta__echo gone after removing beta", func() bool {
+		_, err := nc.Request("mcp.v1.req.alice.tools.call.beta__echo", []byte(`{"name":"beta__echo","arguments":{}}`), time.Second)
+		return err != nil
+	})
+	rewrite(head + "  broken: [\n") // refused: the running configuration stays
+	time.Sleep(500 * time.Millisecond)
+	if !callOK("alpha__echo") || alphaPid() != pid || pid == 0 {
+		t.Errorf("alpha was disturbed by the reloads (pid %v, now %v)", pid, alphaPid())
+	}
+	if !strings.Contains(stderr.String(), "configuration change refused") {
+		t.Errorf("a broken file was not refused with a log line:\n%s", stderr.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("gw run exited %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gw run did not stop")
+	}
+}

@@ -162,8 +162,12 @@ type Gateway struct {
 	MaxMessageSize int `koanf:"max_message_size"`
 	// PingInterval is the keepalive ping period; 0 turns pings off.
 	PingInterval time.Duration `koanf:"ping_interval"`
-	Names        Names         `koanf:"names"`
-	Restart      Restart       `koanf:"restart"`
+	// ConfigWatch is how often `gw run` checks its configuration file: a
+	// changed file adds, removes or restarts only the servers that changed.
+	// 0 turns it off. Default 2s.
+	ConfigWatch time.Duration `koanf:"config_watch"`
+	Names       Names         `koanf:"names"`
+	Restart     Restart       `koanf:"restart"`
 }
 
 // Log configures gw's own logging.
@@ -272,6 +276,7 @@ func Default() Config {
 			DiscoverTimeout: 5 * time.Second,
 			StartTimeout:    30 * time.Second,
 			MaxMessageSize:  16 << 20,
+			ConfigWatch:     2 * time.Second,
 			Names: Names{
 				Separator: "__",
 				MaxLength: 64,

@@ -169,6 +169,7 @@ func TestYAMLFullExample(t *testing.T) {
 			StartTimeout:    20 * time.Second,
 			MaxMessageSize:  1 << 20,
 			PingInterval:    15 * time.Second,
+			ConfigWatch:     2 * time.Second,
 			Names:           Names{Separator: ".", MaxLength: 100},
 			Restart: Restart{
 				InitialBackoff: 250 * time.Millisecond,

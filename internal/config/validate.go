@@ -35,6 +35,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, newError(ErrInvalid, key, format, args...))
 	}
 
+	if c.Gateway.ConfigWatch < 0 {
+		bad("gateway.config_watch", "gateway.config_watch must not be negative, got %s", c.Gateway.ConfigWatch)
+	}
 	pol := c.Policies
 	if strings.TrimSpace(pol.Collision.Module) == "" {
 		bad("policies.collision.module", "policies: collision.module is required (an embedded policy such as \"prefix\", or a .wasm path)")

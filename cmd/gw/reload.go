@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/config"
+	"github.com/gwmcp/gw/plugins"
+)
+
+// watchConfig reloads the configuration file when it changes: servers that
+// were added, removed or changed are started, stopped or restarted; the
+// others keep running untouched. A file that does not load is refused with
+// a log line and nothing changes. Settings other than servers need a
+// restart, which is logged. It returns when ctx ends.
+func watchConfig(ctx context.Context, path string, interval time.Duration, current *config.Config, g *gateway.Gateway, logger *slog.Logger) {
+	if interval <= 0 {
+		return
+	}
+	plugins.Watch(ctx, path, interval, func([]byte) {
+		next, err := config.Load(config.Options{File: path})
+		if err != nil {
+			logger.Error("configuration change refused; keeping the running configuration", "file", path, "error", err)
+			return
+		}
+		applyServers(g, gatewayOptions(next, logger).Servers, logger)
+		for _, section := range changedSections(current, next) {
+			logger.Warn("configuration change needs a restart to take effect", "section", section)
+		}
+		current = next
+	})
+}
+
+// applyServers makes the gateway's servers match want, touching only the
+// servers that differ.
+func applyServers(g *gateway.Gateway, want []gateway.ServerSpec, logger *slog.Logger) {
+	have := map[string]gateway.ServerSpec{}
+	for _, s := range g.ServerSpecs() {
+		have[s.Name] = s
+	}
+	seen := map[string]bool{}
+	for _, spec := range want {
+		seen[spec.Name] = true
+		old, ok := have[spec.Name]
+		switch {
+		case !ok:
+			if err := g.AddServer(spec); err != nil {
+				logger.Error("could not add server", "server", spec.Name, "error", err)
+				continue
+			}
+			logger.Info("server added", "server", spec.Name)
+		case !sameSpec(old, spec):
+			if err := g.ReplaceServer(spec); err != nil {
+				logger.Error("could not restart server", "server", spec.Name, "error", err)
+				continue
+			}
+			logger.Info("server restarted with its new configuration", "server", spec.Name)
+		}
+	}
+	for name := range have {
+		if !seen[name] {
+			if err := g.RemoveServer(name); err != nil {
+				logger.Error("could not remove server", "server", name, "error", err)
+				continue
+			}
+			logger.Info("server removed", "server", name)
+		}
+	}
+}
+
+// sameSpec compares specs after defaults, so "" and "on-failure" match.
+func sameSpec(a, b gateway.ServerSpec) bool {
+	for _, s := range []*gateway.ServerSpec{&a, &b} {
+		if s.Restart == "" {
+			s.Restart = gateway.RestartOnFailure
+		}
+		if len(s.Args) == 0 {
+			s.Args = nil
+		}
+		if len(s.Env) == 0 {
+			s.Env = nil
+		}
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// changedSections names the settings, other than servers, that differ.
+func changedSections(a, b *config.Config) []string {
+	var out []string
+	for name, pair := range map[string][2]any{
+		"gateway":  {a.Gateway, b.Gateway},
+		"policies": {a.Policies, b.Policies},
+		"nats":     {a.NATS, b.NATS},
+		"log":      {a.Log, b.Log},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
