@@ -999,7 +999,7 @@ func TestAddRemoveReplaceServers(t *testing.T) {
 	}
 
 	// Replace: a new process with a new spec; a's process is untouched.
-	pidA, pidB := status(g, "a").Pid, status(g, "b").Pid
+	pidA, pidB := readyPid(t, g, "a"), readyPid(t, g, "b")
 	if err := g.ReplaceServer(server(t, "b", mcptest.Options{Tools: []string{"other"}})); err != nil {
 		t.Fatal(err)
 	}
@@ -1015,7 +1015,7 @@ func TestAddRemoveReplaceServers(t *testing.T) {
 	}
 
 	// Remove: pending calls fail, the tools leave, the process is gone.
-	pidB = status(g, "b").Pid
+	pidB = readyPid(t, g, "b")
 	pending := make(chan error, 1)
 	go func() {
 		_, err := call(context.Background(), g, "b__never", map[string]any{})
@@ -1043,5 +1043,21 @@ func TestAddRemoveReplaceServers(t *testing.T) {
 	}
 	if n := len(g.Servers()); n != 1 {
 		t.Errorf("%d servers listed; want 1", n)
+	}
+}
+
+// readyPid waits for a server's ready status and returns its pid (the
+// catalog and calls can be ahead of the status by a moment).
+func readyPid(t *testing.T, g *gateway.Gateway, name string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st := status(g, name); st.State == gateway.StateReady && st.Pid != 0 {
+			return st.Pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never ready: %+v", name, status(g, name))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
