@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,8 +120,27 @@ policies:
 	if _, err := events.NextMsg(10 * time.Second); err != nil {
 		t.Errorf("no event on mcp.v1.evt.>: %v", err)
 	}
+	reply, err = nc.Request("mcp.v1.req.alice.servers.list", []byte(`{}`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var servers struct {
+		Servers []struct {
+			Pid int `json:"pid"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(reply.Data, &servers); err != nil || len(servers.Servers) != 1 || servers.Servers[0].Pid == 0 {
+		t.Fatalf("servers.list: %v %s", err, reply.Data)
+	}
+	// A call in flight when gw stops is answered (or failed), not dropped.
+	inflight := make(chan error, 1)
+	go func() {
+		_, err := nc.Request("mcp.v1.req.alice.tools.call.alpha__slow", []byte(`{"name":"alpha__slow","arguments":{"ms":300}}`), 20*time.Second)
+		inflight <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
 
-	cancel()
+	cancel() // what SIGINT/SIGTERM do
 	select {
 	case code := <-done:
 		if code != 0 {
@@ -127,6 +148,17 @@ policies:
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("gw run did not stop on cancel")
+	}
+	select {
+	case err := <-inflight:
+		if err != nil {
+			t.Errorf("in-flight call at shutdown: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("in-flight call never answered")
+	}
+	if err := syscall.Kill(servers.Servers[0].Pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("server process %d left behind: %v", servers.Servers[0].Pid, err)
 	}
 }
 
