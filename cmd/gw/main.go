@@ -49,6 +49,8 @@ Usage:
 Flags:
   -c, --config FILE   gw YAML, or a Claude Desktop / Cursor / VS Code JSON file
   -v, --verbose       log at debug level (servers' stderr included)
+      --set KEY=VALUE override a configuration key, e.g. --set nats.url=nats://host:4222
+                      (precedence: defaults < file < GW_ environment < --set)
       --json          machine-readable output
       --pretty        indent the result of gw call
 
@@ -68,12 +70,21 @@ type cliFlags struct {
 	verbose bool
 	json    bool
 	pretty  bool
+	set     map[string]any // --set key=value: configuration overrides
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
 func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string, error) {
-	var f cliFlags
+	f := cliFlags{set: map[string]any{}}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Func("set", "override a configuration key: --set gateway.call_timeout=10s (repeatable)", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		f.set[k] = v
+		return nil
+	})
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	fs.StringVar(&f.config, "c", "", "config file")
@@ -140,7 +151,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gw %s: -c FILE is required\n", cmd)
 		return 2
 	}
-	cfg, err := config.Load(config.Options{File: f.config})
+	cfg, err := config.Load(config.Options{File: f.config, Overrides: f.set})
 	if err != nil {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1

@@ -158,3 +158,18 @@ func TestServersStatus(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+func TestSetOverridesConfig(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", twoServers)
+	// --set beats the file: beta disabled leaves only alpha's tools.
+	code, stdout, stderr := runGW(t, "tools", "-c", cfg, "--json", "--set", "servers.beta.disabled=true")
+	if code != 0 || strings.Contains(stdout, "beta__") || !strings.Contains(stdout, "alpha__echo") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runGW(t, "tools", "-c", cfg, "--set", "gateway.call_timeout=soon"); code != 1 || !strings.Contains(stderr, "gateway.call_timeout") {
+		t.Errorf("bad override: exit %d, %s", code, stderr)
+	}
+	if code, _, _ := runGW(t, "tools", "-c", cfg, "--set", "novalue"); code != 2 {
+		t.Errorf("malformed --set: exit %d", code)
+	}
+}
