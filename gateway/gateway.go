@@ -354,11 +354,7 @@ func (g *Gateway) GetPrompt(ctx context.Context, params json.RawMessage) (json.R
 // it, else to the server whose template matches.
 func (g *Gateway) ReadResource(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
 	uri := stringField(params, "uri")
-	c := g.Catalog()
-	e, ok := c.Resource(uri)
-	if !ok {
-		e, ok = c.templateFor(uri)
-	}
+	e, ok := g.Catalog().resourceOwner(uri)
 	if !ok {
 		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownResource, uri))
 	}

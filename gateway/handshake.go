@@ -284,10 +284,11 @@ func (s *session) request(ctx context.Context, method string, params json.RawMes
 			if round >= maxInputRounds {
 				return nil, fmt.Errorf("server %q: %s: still asking for input after %d rounds", s.name, method, round)
 			}
-			if base, err = s.answerInput(ctx, method, params, res); err != nil {
+			var asked bool
+			if base, asked, err = s.answerInput(ctx, method, params, res); err != nil {
 				return nil, err
 			}
-			if reqs, _ := field(res, "inputRequests"); len(mapOrEmpty(reqs)) == 0 {
+			if !asked {
 				// No questions, only state: the server is shedding load.
 				// Retry after a short, growing pause.
 				select {
@@ -304,45 +305,47 @@ func (s *session) request(ctx context.Context, method string, params json.RawMes
 
 // answerInput serves an InputRequiredResult's requests through the client
 // handler and returns the original params plus inputResponses and the
-// server's requestState, echoed exactly.
-func (s *session) answerInput(ctx context.Context, method string, original, res json.RawMessage) (json.RawMessage, error) {
+// server's requestState, echoed exactly, and whether the server asked
+// anything at all (a result with only state is load shedding).
+func (s *session) answerInput(ctx context.Context, method string, original, res json.RawMessage) (json.RawMessage, bool, error) {
 	var ir struct {
 		InputRequests map[string]struct {
 			Method string          `json:"method"`
 			Params json.RawMessage `json:"params"`
 		} `json:"inputRequests"`
 	}
-	if err := json.Unmarshal(res, &ir); err != nil {
-		return nil, fmt.Errorf("server %q: %s: bad InputRequiredResult: %w", s.name, method, err)
+	if err := decodeStrictFields(res, &ir); err != nil {
+		return nil, false, fmt.Errorf("server %q: %s: bad InputRequiredResult: %w", s.name, method, err)
 	}
+	asked := len(ir.InputRequests) > 0
 	state, hasState := field(res, "requestState")
 	out := original
 	var err error
-	if len(ir.InputRequests) > 0 {
+	if asked {
 		responses := make(map[string]json.RawMessage, len(ir.InputRequests))
 		for key, req := range ir.InputRequests {
 			h := s.cfg.handler
 			if h == nil || !h.Supports(ctx, req.Method) {
-				return nil, fmt.Errorf("server %q: %s: server asked for %s, which this gateway does not offer", s.name, method, req.Method)
+				return nil, false, fmt.Errorf("server %q: %s: server asked for %s, which this gateway does not offer", s.name, method, req.Method)
 			}
 			r, err := h.HandleClientRequest(ctx, ClientRequest{Server: s.name, Method: req.Method, Params: req.Params, Related: method})
 			if err != nil {
-				return nil, fmt.Errorf("server %q: %s: answering %s: %w", s.name, method, req.Method, err)
+				return nil, false, fmt.Errorf("server %q: %s: answering %s: %w", s.name, method, req.Method, err)
 			}
 			responses[key] = r
 		}
 		if out, err = setField(out, "inputResponses", mustJSON(responses)); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	} else if out, err = setField(out, "inputResponses", nil); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if hasState {
 		out, err = setField(out, "requestState", state)
 	} else {
 		out, err = setField(out, "requestState", nil)
 	}
-	return out, err
+	return out, asked, err
 }
 
 // decodeStrictFields decodes a JSON object into v after checking that every
@@ -363,13 +366,4 @@ func decodeStrictFields(raw json.RawMessage, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-// mapOrEmpty returns the members of a JSON object, none for anything else.
-func mapOrEmpty(raw json.RawMessage) map[string]json.RawMessage {
-	m, err := objectFields(raw)
-	if err != nil {
-		return nil
-	}
-	return m
 }

@@ -170,6 +170,15 @@ func (c *Catalog) Prompt(name string) (*Entry, bool) { e, ok := c.prompts[name];
 // Resource finds a listed resource by uri.
 func (c *Catalog) Resource(uri string) (*Entry, bool) { e, ok := c.resources[uri]; return e, ok }
 
+// resourceOwner returns the entry that serves uri: the listed resource, else
+// the template that matches it.
+func (c *Catalog) resourceOwner(uri string) (*Entry, bool) {
+	if e, ok := c.Resource(uri); ok {
+		return e, true
+	}
+	return c.templateFor(uri)
+}
+
 // templateFor returns the server whose resource template matches uri by its
 // literal prefix (the text before the first '{'), longest prefix first.
 func (c *Catalog) templateFor(uri string) (*Entry, bool) {

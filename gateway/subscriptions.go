@@ -21,11 +21,7 @@ func (g *Gateway) UnsubscribeResource(ctx context.Context, uri string) error {
 }
 
 func (g *Gateway) setSubscription(ctx context.Context, uri string, on bool) error {
-	c := g.Catalog()
-	e, ok := c.Resource(uri)
-	if !ok {
-		e, ok = c.templateFor(uri)
-	}
+	e, ok := g.Catalog().resourceOwner(uri)
 	if !ok {
 		return invalidParams(fmt.Errorf("%w: %q", ErrUnknownResource, uri))
 	}
@@ -55,7 +51,7 @@ func (g *Gateway) setSubscription(ctx context.Context, uri string, on bool) erro
 		}
 		return nil
 	}
-	if s.caps.Resources == nil || !s.caps.Resources.Subscribe {
+	if !s.offersSubscribe() {
 		return fmt.Errorf("server %q: does not offer resource subscriptions", e.Server)
 	}
 	method := methodResourcesSub
@@ -81,7 +77,7 @@ func (m *managed) subscribedURIs() []string {
 // resubscribeLegacy renews a legacy server's resource subscriptions after a
 // (re)start; a modern server gets them in its listen filter instead.
 func (m *managed) resubscribeLegacy(ctx context.Context, s *session) {
-	if s.era != EraLegacy || s.caps.Resources == nil || !s.caps.Resources.Subscribe {
+	if s.era != EraLegacy || !s.offersSubscribe() {
 		return
 	}
 	for _, uri := range m.subscribedURIs() {
@@ -103,7 +99,7 @@ func (m *managed) listenFilter(s *session) map[string]any {
 	if s.caps.Resources != nil && s.caps.Resources.ListChanged {
 		filter["resourcesListChanged"] = true
 	}
-	if uris := m.subscribedURIs(); len(uris) > 0 && s.caps.Resources != nil && s.caps.Resources.Subscribe {
+	if uris := m.subscribedURIs(); len(uris) > 0 && s.offersSubscribe() {
 		filter["resourceSubscriptions"] = uris
 	}
 	return filter
@@ -161,4 +157,10 @@ func (m *managed) listen(ctx context.Context, s *session) {
 			return
 		}
 	}
+}
+
+// offersSubscribe reports whether the server announced resource
+// subscriptions.
+func (s *session) offersSubscribe() bool {
+	return s.caps.Resources != nil && s.caps.Resources.Subscribe
 }
