@@ -224,12 +224,13 @@ func LoadPolicySet(ctx context.Context, l *PolicyLoader, specs ...PolicySpec) (*
 }
 
 // Apply sets the gateway options that the loaded policies serve.
-func (ps *PolicySet) Apply(o *Options, collisionTimeout, authorizeTimeout time.Duration) {
+// Deadlines are the modules' own call limits (PolicyLoader.Limits).
+func (ps *PolicySet) Apply(o *Options) {
 	if ps.Collision != nil {
-		o.Resolver = WasmResolver{Module: ps.Collision, Timeout: collisionTimeout}
+		o.Resolver = WasmResolver{Module: ps.Collision}
 	}
 	if ps.Authorize != nil {
-		o.Authorizer = WasmAuthorizer{Module: ps.Authorize, Timeout: authorizeTimeout}
+		o.Authorizer = WasmAuthorizer{Module: ps.Authorize}
 	}
 }
 

@@ -162,7 +162,7 @@ func TestHotSwapAuthorizer(t *testing.T) {
 	var logs syncBuffer
 	l.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	opts := gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}}
-	ps.Apply(&opts, 20*time.Second, 10*time.Second)
+	ps.Apply(&opts) // the loader's limits: 20s collision, 10s authorize
 	g := start(t, opts)
 	ps.Watch(g, 20*time.Millisecond)
 

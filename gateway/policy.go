@@ -28,8 +28,10 @@ const (
 // when the catalog changes, never on the call path; a failing module makes
 // the rebuild fail, and the gateway keeps its last good catalog.
 type WasmResolver struct {
-	Module  PolicyModule
-	Timeout time.Duration // per resolution; 0 = 2s
+	Module PolicyModule
+	// Timeout bounds a resolution on top of the module's own call limit;
+	// 0 leaves it to the module.
+	Timeout time.Duration
 }
 
 // collisionInput and collisionOutput are the ABI v1 JSON of gw_collision.
@@ -104,12 +106,12 @@ func (r WasmResolver) Resolve(kind Kind, servers []ServerItems) (Resolution, err
 	if err != nil {
 		return Resolution{}, err
 	}
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
+	ctx := context.Background()
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	out, err := r.Module.Call(ctx, ExportCollision, in)
 	if err != nil {
 		return Resolution{}, err

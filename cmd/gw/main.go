@@ -163,20 +163,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cmd == "run" {
 		return runGateway(ctx, f.config, cfg, logger, stderr)
 	}
-	ps, host, err := loadPolicies(ctx, cfg, logger)
+	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
 	}
-	defer host.Close(context.Background())
-	defer ps.Close(context.Background())
-	opts := gatewayOptions(cfg, logger)
-	ps.Apply(&opts, cfg.Policies.CollisionTimeout, 0) // the module's own limit is the authorize timeout
-	g, err := gateway.New(opts)
-	if err != nil {
-		fmt.Fprintln(stderr, "gw:", err)
-		return 1
-	}
+	defer release()
 	defer g.Close()
 	startErr := g.Start(ctx)
 	if startErr != nil {

@@ -62,6 +62,30 @@ func policySpecs(cfg *config.Config) ([]gateway.PolicySpec, error) {
 	return specs, nil
 }
 
+// newGateway loads the configured policies and builds a gateway they
+// serve; customize may add options (a face's handler and events). release
+// closes the policies and their host, after the gateway has closed.
+func newGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, customize func(*gateway.Options)) (g *gateway.Gateway, ps *gateway.PolicySet, release func(), err error) {
+	ps, host, err := loadPolicies(ctx, cfg, logger)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	release = func() {
+		_ = ps.Close(context.Background())
+		_ = host.Close(context.Background())
+	}
+	opts := gatewayOptions(cfg, logger)
+	ps.Apply(&opts)
+	if customize != nil {
+		customize(&opts)
+	}
+	if g, err = gateway.New(opts); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return g, ps, release, nil
+}
+
 // loadPolicies loads the configured policy modules.
 func loadPolicies(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*gateway.PolicySet, *plugins.Host, error) {
 	host, err := newPolicyHost(ctx, cfg.Policies, logger)

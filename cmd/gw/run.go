@@ -43,13 +43,6 @@ func runGateway(ctx context.Context, path string, cfg *config.Config, logger *sl
 		}
 	}()
 
-	ps, host, err := loadPolicies(ctx, cfg, logger)
-	if err != nil {
-		return fail(err)
-	}
-	defer host.Close(context.Background())
-	defer ps.Close(context.Background())
-
 	h := &faceHandler{}
 	face, err := natsface.New(nc, h, natsface.Options{
 		Prefix:        cfg.NATS.Prefix,
@@ -63,15 +56,15 @@ func runGateway(ctx context.Context, path string, cfg *config.Config, logger *sl
 		return fail(err)
 	}
 	events := newEventBridge(face, logger)
-	opts := gatewayOptions(cfg, logger)
-	ps.Apply(&opts, cfg.Policies.CollisionTimeout, 0) // the module's own limit is the authorize timeout
-	opts.Events = events
-	opts.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout}
-	g, err := gateway.New(opts)
+	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
+		o.Events = events
+		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout}
+	})
 	if err != nil {
 		events.close()
 		return fail(err)
 	}
+	defer release()
 	h.g = g
 	if err := face.Start(ctx); err != nil {
 		_ = g.Close()
