@@ -148,7 +148,6 @@ type Gateway struct {
 	closeOnce sync.Once
 	ctx       context.Context // cancelled by Close; every server's run loop watches it
 	cancel    context.CancelFunc
-	stopping  chan struct{}
 	wg        sync.WaitGroup
 }
 
@@ -168,7 +167,6 @@ func New(opts Options) (*Gateway, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		inventory: map[string]*inventory{},
-		stopping:  make(chan struct{}),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	set := &serverSet{byName: map[string]*managed{}}
@@ -286,7 +284,6 @@ func (g *Gateway) Start(ctx context.Context) error {
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.setMu.Lock()
-		close(g.stopping)
 		g.cancel()
 		g.setMu.Unlock()
 		g.wg.Wait()

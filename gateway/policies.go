@@ -81,11 +81,7 @@ func (l *PolicyLoader) read(spec PolicySpec) ([]byte, error) {
 }
 
 func (l *PolicyLoader) load(ctx context.Context, spec PolicySpec, wasm []byte) (*plugins.Module, error) {
-	cfg := spec.Config
-	if len(bytes.TrimSpace(cfg)) == 0 {
-		cfg = json.RawMessage("{}")
-	}
-	m, err := l.Host.Load(ctx, filepath.Base(spec.Module), wasm, cfg, l.Limits)
+	m, err := l.Host.Load(ctx, filepath.Base(spec.Module), wasm, orEmptyObject(spec.Config), l.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", spec.Kind, err)
 	}
@@ -109,10 +105,7 @@ func (l *PolicyLoader) Check(ctx context.Context, module string, cfg json.RawMes
 	if err != nil {
 		return nil, err
 	}
-	if len(bytes.TrimSpace(cfg)) == 0 {
-		cfg = json.RawMessage("{}")
-	}
-	m, err := l.Host.Load(ctx, filepath.Base(module), wasm, cfg, l.Limits)
+	m, err := l.Host.Load(ctx, filepath.Base(module), wasm, orEmptyObject(cfg), l.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -264,4 +257,12 @@ func (ps *PolicySet) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// orEmptyObject is a policy's configuration, {} when none was given.
+func orEmptyObject(cfg json.RawMessage) json.RawMessage {
+	if len(bytes.TrimSpace(cfg)) == 0 {
+		return json.RawMessage("{}")
+	}
+	return cfg
 }

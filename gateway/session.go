@@ -346,7 +346,7 @@ func (s *session) retire(id string) *pendingCall {
 type callOptions struct {
 	onProgress func(params json.RawMessage)
 	// noCancel suppresses notifications/cancelled on abandon, for the
-	// pre-handshake probe that a legacy server must not see more of.
+	// handshake: a server that did not finish it is stopped anyway.
 	noCancel bool
 }
 
