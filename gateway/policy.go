@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -162,8 +161,9 @@ func AuthorizeInput(buf *bytes.Buffer, req AuthzRequest) {
 	buf.WriteByte('}')
 }
 
-// appendJSONString writes s as a JSON string. strconv's Go quoting is JSON
-// for printable ASCII; anything else goes through encoding/json.
+// appendJSONString writes s as a JSON string: printable ASCII that needs no
+// escape as it is (names and ids almost always are), anything else through
+// encoding/json.
 func appendJSONString(buf *bytes.Buffer, s string) {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '&' {
@@ -172,7 +172,9 @@ func appendJSONString(buf *bytes.Buffer, s string) {
 			return
 		}
 	}
-	buf.Write(strconv.AppendQuote(buf.AvailableBuffer(), s))
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
 }
 
 // ParseDecision decodes an authorization answer; anything but a clear

@@ -20,12 +20,13 @@
 // no arguments and no stdin; clocks and crypto/rand are available; stdout and stderr go to the
 // Host's logger, line by line, with the module name, under a byte budget per module (excess lines
 // are dropped and counted). Its memory is capped (Limits.MemoryLimitPages). Every call into the
-// guest runs under a deadline enforced by wazero's WithCloseOnContextDone: a guest that runs
-// past it is stopped where it is, and its instance is discarded.
+// guest runs under a deadline: Load instruments the module (internal/interrupt) so that it calls
+// a host checkpoint every thousand loop iterations and calls, where a guest past its deadline is
+// stopped and the Go runtime can preempt it; its instance is then discarded.
 //
 // # Lifecycle of a module
 //
-// Host.Load: compile (cached) → check imports and exports → instantiate one instance (running
+// Host.Load: instrument → compile (cached) → check imports and exports → instantiate one instance (running
 // _initialize, gw_abi_version, gw_init) → open. Module.Call: take an idle instance (or create
 // one, or wait) → gw_alloc, copy in, call, check and copy out → return the instance to the pool,
 // or discard it after a trap, a timeout or a bad answer. Module.Close or Slot.Swap retires the
@@ -33,8 +34,9 @@
 //
 // # Goroutines and locks
 //
-// The package starts no goroutine of its own (wazero starts one per call into the guest to watch
-// the call's context, and it ends with that call). Watch runs on its caller's goroutine.
+// The package starts no goroutine of its own: deadlines are checked inside the guest's calls,
+// and only a caller context that can end gets a context.AfterFunc hook for the call's duration.
+// Watch runs on its caller's goroutine.
 //
 // Host.mu and Module.mu are leaf locks, never held while taking another lock, calling the
 // guest, or waiting for anything (Host.mu covers the creation of a runtime, which runs no

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gwmcp/gw/plugins/internal/interrupt"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -100,10 +101,10 @@ func (h *Host) runtime(ctx context.Context, pages uint32) (*hostRuntime, error) 
 		return r, nil
 	}
 	// NewRuntimeConfig picks the compiler where wazero supports it, else the interpreter.
-	// CloseOnContextDone makes compiled code check for the end of the call's context, so a
-	// runaway guest stops at its deadline. Debug info is off: errors keep the first line only.
+	// Deadlines do not use CloseOnContextDone (it leaves compiled code for Go at every loop
+	// head): Load instruments each module with a checkpoint import instead (watchdog.go).
+	// Debug info is off: errors keep the first line only.
 	cfg := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages).
 		WithCompilationCache(h.cache).
 		WithDebugInfoEnabled(false)
@@ -111,6 +112,12 @@ func (h *Host) runtime(ctx context.Context, pages uint32) (*hostRuntime, error) 
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("plugins: instantiate %s: %w", wasiModule, err)
+	}
+	if _, err := rt.NewHostModuleBuilder(checkpointModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(checkpoint), nil, nil).
+		Export(checkpointName).Instantiate(ctx); err != nil {
+		_ = rt.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("plugins: instantiate %s: %w", checkpointModule, err)
 	}
 	r := &hostRuntime{rt: rt, wasi: rt.Module(wasiModule).ExportedFunctionDefinitions()}
 	h.runtimes[pages] = r
@@ -168,6 +175,11 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 			return nil, &Error{Module: name, Kind: ErrClosed, Err: err, Detail: "host is closed"}
 		}
 		return nil, &Error{Module: name, Kind: ErrInvalidModule, Err: err, Detail: err.Error()}
+	}
+	wasm, err = interrupt.Instrument(wasm, interrupt.Options{
+		Module: checkpointModule, Name: checkpointName, Interval: checkpointInterval})
+	if err != nil {
+		return nil, &Error{Module: name, Kind: ErrInvalidModule, Err: err, Detail: "compile: " + err.Error()}
 	}
 	compiled, err := r.rt.CompileModule(ctx, wasm)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,8 @@ func TestHostileCalls(t *testing.T) {
 			kind: ErrBadOutput, parts: []string{"outside memory"}},
 		{name: "gw_alloc loops", wasm: abiModule(guest{output: "{}", alloc: [][]byte{opLoop, opBr0, opEnd, opUnreachable}}), input: "{}",
 			kind: ErrTimeout, parts: []string{"gw_alloc: timed out"}, timeout: true},
+		// 2^50 calls and not one loop: stopped at function entries.
+		{name: "recursion without loops", wasm: recursionModule(), kind: ErrTimeout, also: context.DeadlineExceeded, timeout: true},
 		{name: "Go panic", wasm: echoWasm, input: `"panic"`, kind: ErrTrap},
 		{name: "Go infinite loop", wasm: echoWasm, input: `"spin"`, kind: ErrTimeout, also: context.DeadlineExceeded, timeout: true},
 		{name: "Go out of memory", wasm: echoWasm, input: `"grow"`, kind: ErrTrap,
@@ -135,6 +138,48 @@ func TestGoGuestOutputIsBounded(t *testing.T) {
 		t.Error("dropped lines were not reported")
 	}
 	t.Logf("%d of 20000 lines logged, %d bytes of log", lines, len(text))
+}
+
+// recursionModule's gw_authorize makes a call tree of 2^50 calls without a single loop.
+func recursionModule() []byte {
+	m := &wasmModule{}
+	m.memory(1, 0)
+	m.export("gw_abi_version", m.fn(nil, []byte{i32}, nil, i32c(1)))
+	m.export("gw_alloc", m.fn([]byte{i32}, []byte{i32}, nil, i32c(inputAt)))
+	rec := uint32(len(m.imports) + len(m.funcs)) // the next function: rec(n) calls rec(n-1) twice
+	dec := [][]byte{localGet(0), i32c(1), opI32Sub, call(rec)}
+	m.fn([]byte{i32}, nil, nil, append(append(append([][]byte{localGet(0), opIf}, dec...), dec...), opEnd)...)
+	m.export("gw_authorize", m.fn([]byte{i32, i32}, []byte{i64}, nil, i32c(50), call(rec), i64c(0)))
+	return m.bytes()
+}
+
+// TestRunawayGuestLetsGCRun: compiled guest code never passes a Go safe point, so a guest
+// spinning without checkpoints would stall every stop-the-world phase of the garbage collector
+// — the whole gateway — until it returned. The checkpoint is where the runtime preempts it.
+func TestRunawayGuestLetsGCRun(t *testing.T) {
+	h := newHost(t)
+	m := load(t, h, "loop", abiModule(guest{decision: bodyLoop}), "", Limits{CallTimeout: 2 * time.Second})
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Call(context.Background(), ExportAuthorize, []byte(`{}`))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the guest is spinning now
+	for i := range 5 {
+		start := time.Now()
+		runtime.GC()
+		took := time.Since(start)
+		t.Logf("GC %d while the guest spins: %v", i, took)
+		if took > stopSlack {
+			t.Errorf("GC took %v while a guest spun", took)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the call returned before its deadline: %v", err)
+	default:
+	}
+	wantErr(t, <-done, ErrTimeout)
 }
 
 // TestCallerContext: the caller's cancellation and deadline stop a call, and are told apart

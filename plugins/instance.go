@@ -22,6 +22,7 @@ type instance struct {
 	alloc     api.Function
 	decisions [numDecisions]api.Function
 	stack     [2]uint64 // parameters and results of CallWithStack; no allocation per call
+	watch     watchdog  // interrupts the guest call in progress
 
 	stdout, stderr *lineWriter
 }
@@ -38,19 +39,15 @@ func (in *instance) close(ctx context.Context) {
 // gw_abi_version (must be 1), gw_init(config) if exported; all within Limits.InitTimeout and ctx.
 // The new instance is registered as live; on error it is closed and the error returned.
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
-	ictx, cancel := context.WithTimeout(ctx, m.lim.InitTimeout)
-	defer cancel()
-	unhook := context.AfterFunc(m.stopCtx, cancel)
-	defer unhook()
-
 	in := &instance{
 		stdout: &lineWriter{log: m.log, stream: "stdout", level: slog.LevelInfo},
 		stderr: &lineWriter{log: m.log, stream: "stderr", level: slog.LevelWarn},
 	}
-	mod, err := m.rt.InstantiateModule(ictx, m.compiled, m.host.modConfig.WithStdout(in.stdout).WithStderr(in.stderr))
+	// Instantiation runs no guest code (no start functions): nothing to interrupt yet.
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, m.host.modConfig.WithStdout(in.stdout).WithStderr(in.stderr))
 	if err != nil {
-		if ictx.Err() != nil {
-			return nil, m.contextError(ctx, "", m.lim.InitTimeout, ictx.Err())
+		if ctx.Err() != nil {
+			return nil, m.contextError(ctx, "", m.lim.InitTimeout, ctx.Err())
 		}
 		return nil, &Error{Module: m.name, Kind: ErrInvalidModule, Err: err,
 			Detail: "instantiate: " + firstLine(err.Error())}
@@ -63,6 +60,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 			in.decisions[i] = mod.ExportedFunction(decisionNames[i])
 		}
 	}
+	in.watch.init()
 
 	m.mu.Lock()
 	stopping := m.stopCtx.Err() != nil
@@ -75,7 +73,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		return nil, m.closedError("")
 	}
 
-	if err := m.initialize(ctx, ictx, in); err != nil {
+	if err := m.initialize(ctx, in); err != nil {
 		m.mu.Lock()
 		delete(m.live, in)
 		m.mu.Unlock()
@@ -85,23 +83,22 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	return in, nil
 }
 
-// initialize runs the initialization calls of a new instance.
-func (m *Module) initialize(ctx, ictx context.Context, in *instance) error {
+// initialize runs the initialization calls of a new instance, under one InitTimeout.
+func (m *Module) initialize(ctx context.Context, in *instance) error {
 	timeout := m.lim.InitTimeout
-	if m.shape.hasInitFunc {
-		if err := in.mod.ExportedFunction(exportInitialize).CallWithStack(ictx, in.stack[:]); err != nil {
-			return m.callError(ctx, exportInitialize, timeout, err)
+	export, err := m.guarded(ctx, in, timeout, func() (string, error) {
+		if m.shape.hasInitFunc {
+			if err := in.mod.ExportedFunction(exportInitialize).CallWithStack(in.watch.ctx, in.stack[:]); err != nil {
+				return exportInitialize, err
+			}
 		}
-		if err := ictx.Err(); err != nil {
-			return m.contextError(ctx, exportInitialize, timeout, err)
+		if err := in.mod.ExportedFunction(exportVersion).CallWithStack(in.watch.ctx, in.stack[:]); err != nil {
+			return exportVersion, err
 		}
-	}
-
-	if err := in.mod.ExportedFunction(exportVersion).CallWithStack(ictx, in.stack[:]); err != nil {
-		return m.callError(ctx, exportVersion, timeout, err)
-	}
-	if err := ictx.Err(); err != nil {
-		return m.contextError(ctx, exportVersion, timeout, err)
+		return exportVersion, nil
+	})
+	if err != nil {
+		return m.guestError(ctx, export, timeout, err)
 	}
 	if v := int32(uint32(in.stack[0])); v != ABIVersion {
 		return &Error{Module: m.name, Export: exportVersion, Kind: ErrABIVersion,
@@ -110,7 +107,7 @@ func (m *Module) initialize(ctx, ictx context.Context, in *instance) error {
 
 	if m.shape.hasInit {
 		fn := in.mod.ExportedFunction(exportInit)
-		out, err := m.exchange(ctx, ictx, in, fn, exportInit, timeout, m.config, true)
+		out, err := m.exchange(ctx, in, fn, exportInit, timeout, m.config, true)
 		if err != nil {
 			return err
 		}
@@ -123,49 +120,75 @@ func (m *Module) initialize(ctx, ictx context.Context, in *instance) error {
 
 // decide runs one decision call on in. On error the instance must be discarded.
 func (m *Module) decide(ctx context.Context, in *instance, id exportID, input []byte) ([]byte, error) {
-	timeout := m.lim.timeout(id)
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	unhook := context.AfterFunc(m.stopCtx, cancel)
-	defer unhook()
-	return m.exchange(ctx, cctx, in, in.decisions[id], decisionNames[id], timeout, input, false)
+	return m.exchange(ctx, in, in.decisions[id], decisionNames[id], m.lim.timeout(id), input, false)
+}
+
+// guarded runs guest calls under in's watchdog for at most timeout and ctx, and the module's
+// stop. run returns the export it was in and the error of its guest call. An interrupt wins
+// over whatever the guest did, even a normal return just as it came: the flag stays set, so the
+// instance is spent, and the error is a context error (never a trap).
+func (m *Module) guarded(ctx context.Context, in *instance, timeout time.Duration,
+	run func() (string, error)) (string, error) {
+	in.watch.arm(ctx, timeout)
+	if m.stopCtx.Err() != nil {
+		in.watch.stop()
+	}
+	export, err := run()
+	if cause := in.watch.disarm(); cause != nil {
+		return export, interrupted{cause}
+	}
+	return export, err
+}
+
+// interrupted is the error of a guest call the watchdog stopped.
+type interrupted struct{ cause error }
+
+func (e interrupted) Error() string { return "interrupted: " + e.cause.Error() }
+
+// guestError turns an error from guarded into an *Error.
+func (m *Module) guestError(ctx context.Context, export string, timeout time.Duration, err error) error {
+	if i, ok := err.(interrupted); ok {
+		return m.contextError(ctx, export, timeout, i.cause)
+	}
+	return m.callError(export, err)
 }
 
 // exchange is the ABI's call sequence: p = gw_alloc(len(input)); input written at p;
 // r = fn(p, len(input)); r unpacked to (ptr, len), checked against the output limit and the
-// memory size, and the bytes copied out. ctx is the caller's context, cctx the call's (with its
-// deadline). A zero result is an error unless zeroOK (gw_init); the output must be UTF-8 JSON.
-func (m *Module) exchange(ctx, cctx context.Context, in *instance, fn api.Function, export string,
+// memory size, and the bytes copied out; all under one watch of timeout and ctx. A zero result
+// is an error unless zeroOK (gw_init); the output must be UTF-8 JSON.
+func (m *Module) exchange(ctx context.Context, in *instance, fn api.Function, export string,
 	timeout time.Duration, input []byte, zeroOK bool) ([]byte, error) {
 	bad := func(kind error, detail string) error {
 		return &Error{Module: m.name, Export: export, Kind: kind, Detail: detail}
 	}
 
 	n := uint32(len(input)) // Call bounded len(input) by the memory limit
-	in.stack[0] = uint64(n)
-	if err := in.alloc.CallWithStack(cctx, in.stack[:]); err != nil {
-		return nil, m.callError(ctx, exportAlloc, timeout, err)
+	var p uint32
+	var badAlloc error
+	at, err := m.guarded(ctx, in, timeout, func() (string, error) {
+		in.stack[0] = uint64(n)
+		if err := in.alloc.CallWithStack(in.watch.ctx, in.stack[:]); err != nil {
+			return exportAlloc, err
+		}
+		p = uint32(in.stack[0])
+		if p == 0 && n > 0 {
+			badAlloc = bad(ErrBadOutput, "gw_alloc("+utoa(n)+") returned 0: the guest cannot allocate")
+			return exportAlloc, nil
+		}
+		if !in.mem.Write(p, input) {
+			badAlloc = bad(ErrBadOutput, "gw_alloc("+utoa(n)+") returned "+utoa(p)+
+				", outside memory of "+utoa(in.mem.Size())+" bytes")
+			return exportAlloc, nil
+		}
+		in.stack[0], in.stack[1] = uint64(p), uint64(n)
+		return export, fn.CallWithStack(in.watch.ctx, in.stack[:])
+	})
+	if err != nil {
+		return nil, m.guestError(ctx, at, timeout, err)
 	}
-	if err := cctx.Err(); err != nil {
-		// The deadline passed while the guest was returning: wazero may close the instance at
-		// any moment now, so treat the call as timed out.
-		return nil, m.contextError(ctx, exportAlloc, timeout, err)
-	}
-	p := uint32(in.stack[0])
-	if p == 0 && n > 0 {
-		return nil, bad(ErrBadOutput, "gw_alloc("+utoa(n)+") returned 0: the guest cannot allocate")
-	}
-	if !in.mem.Write(p, input) {
-		return nil, bad(ErrBadOutput, "gw_alloc("+utoa(n)+") returned "+utoa(p)+
-			", outside memory of "+utoa(in.mem.Size())+" bytes")
-	}
-
-	in.stack[0], in.stack[1] = uint64(p), uint64(n)
-	if err := fn.CallWithStack(cctx, in.stack[:]); err != nil {
-		return nil, m.callError(ctx, export, timeout, err)
-	}
-	if err := cctx.Err(); err != nil {
-		return nil, m.contextError(ctx, export, timeout, err)
+	if badAlloc != nil {
+		return nil, badAlloc
 	}
 
 	r := in.stack[0]
@@ -196,21 +219,15 @@ func (m *Module) exchange(ctx, cctx context.Context, in *instance, fn api.Functi
 	return out, nil
 }
 
-// callError classifies an error returned by a call into the guest.
-func (m *Module) callError(ctx context.Context, export string, timeout time.Duration, err error) error {
+// callError classifies an error returned by a call into the guest that the watchdog did not
+// interrupt.
+func (m *Module) callError(export string, err error) error {
 	if exit, ok := errors.AsType[*sys.ExitError](err); ok {
-		switch code := exit.ExitCode(); code {
-		case sys.ExitCodeDeadlineExceeded:
-			return m.contextError(ctx, export, timeout, context.DeadlineExceeded)
-		case sys.ExitCodeContextCanceled:
-			return m.contextError(ctx, export, timeout, context.Canceled)
-		default:
-			if m.stopCtx.Err() != nil {
-				return &Error{Module: m.name, Export: export, Kind: ErrClosed, Err: err, Detail: "module closed during the call"}
-			}
-			return &Error{Module: m.name, Export: export, Kind: ErrTrap, Err: err,
-				Detail: "guest exited with code " + utoa(code)}
+		if m.stopCtx.Err() != nil {
+			return &Error{Module: m.name, Export: export, Kind: ErrClosed, Err: err, Detail: "module closed during the call"}
 		}
+		return &Error{Module: m.name, Export: export, Kind: ErrTrap, Err: err,
+			Detail: "guest exited with code " + utoa(exit.ExitCode())}
 	}
 	return &Error{Module: m.name, Export: export, Kind: ErrTrap, Err: err, Detail: "trapped: " + firstLine(err.Error())}
 }

@@ -39,8 +39,8 @@ type Module struct {
 	idle  chan *instance
 	slots chan struct{}
 
-	// stopCtx is canceled when Close gives up waiting: it cancels every call in progress
-	// (wazero then stops the guest) and wakes calls waiting for an instance.
+	// stopCtx is canceled when Close gives up waiting: Close then interrupts every call in
+	// progress, and calls waiting for an instance wake up.
 	stopCtx context.Context
 	stop    context.CancelFunc
 
@@ -139,8 +139,19 @@ func (m *Module) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	m.stop()
+	m.interruptAll()
 	<-m.done
 	return ctx.Err()
+}
+
+// interruptAll stops every guest call in progress. A call arming after this sees stopCtx ended
+// (canceled before) and stops itself.
+func (m *Module) interruptAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for in := range m.live {
+		in.watch.stop()
+	}
 }
 
 // enter admits one call, unless the module is retired.

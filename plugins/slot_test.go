@@ -49,7 +49,6 @@ func TestSlotHammer(t *testing.T) {
 
 	var (
 		next     atomic.Int64 // calls handed out
-		finished atomic.Int64 // calls answered
 		counts   [4]atomic.Int64
 		wg       sync.WaitGroup
 		errOnce  sync.Once
@@ -62,17 +61,19 @@ func TestSlotHammer(t *testing.T) {
 	}
 
 	// The swapper replaces v1 by v2 after a third of the calls, and v2 by v3 after two thirds,
-	// while the callers keep going.
+	// while the callers keep going. The caller that hands out call v*calls/3 waits for swap v,
+	// so the swaps land mid-run however fast the calls are; the other callers do not wait.
+	swapAt := [3]chan struct{}{nil, make(chan struct{}), make(chan struct{})}
+	swapDone := [3]chan struct{}{nil, make(chan struct{}), make(chan struct{})}
 	swapped := make(chan struct{})
 	go func() {
 		defer close(swapped)
 		for v := 1; v <= 2; v++ {
-			for finished.Load() < int64(v*calls/3) && !failed.Load() {
-				time.Sleep(100 * time.Microsecond)
-			}
+			<-swapAt[v]
 			if old := slot.Swap(versions[v]); old != versions[v-1] {
 				fail(fmt.Errorf("swap %d returned the wrong module", v))
 			}
+			close(swapDone[v])
 		}
 	}()
 
@@ -85,6 +86,12 @@ func TestSlotHammer(t *testing.T) {
 				n := next.Add(1)
 				if n > calls {
 					return
+				}
+				for v := 1; v <= 2; v++ {
+					if n == int64(v*calls/3) {
+						close(swapAt[v])
+						<-swapDone[v]
+					}
 				}
 				out, err := slot.Call(ctx, ExportAuthorize, []byte(`{"n":`+strconv.FormatInt(n, 10)+`}`))
 				if err != nil {
@@ -106,7 +113,6 @@ func TestSlotHammer(t *testing.T) {
 				}
 				seen = v
 				counts[v].Add(1)
-				finished.Add(1)
 			}
 		}()
 	}

@@ -198,6 +198,7 @@ var (
 	opDrop        = []byte{0x1a}
 	opMemGrow     = []byte{0x40, 0x00}
 	opI32Eq       = []byte{0x46}
+	opI32Sub      = []byte{0x6b}
 )
 
 // packed is the i64 a decision export returns for output at ptr of length n.

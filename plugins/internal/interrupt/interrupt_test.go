@@ -1,0 +1,231 @@
+package interrupt
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// A few helpers write modules byte by byte: precise cases without a toolchain.
+
+func sec(id byte, items ...[]byte) []byte {
+	body := appendU32(nil, uint32(len(items)))
+	for _, it := range items {
+		body = append(body, it...)
+	}
+	return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+}
+
+func wasmModule(sections ...[]byte) []byte {
+	return append([]byte("\x00asm\x01\x00\x00\x00"), bytes.Join(sections, nil)...)
+}
+
+func str(s string) []byte { return appendName(nil, s) }
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+func u32(v uint32) []byte { return appendU32(nil, v) }
+
+// fnBody is a code section entry: no locals, then the instructions and end.
+func fnBody(instrs ...[]byte) []byte {
+	b := cat(append([][]byte{{0x00}}, append(instrs, []byte{0x0b})...)...)
+	return append(u32(uint32(len(b))), b...)
+}
+
+// counting is a module exercising what the rewrite renumbers: an import before the defined
+// functions, call, call_indirect through an element segment, ref.func, and an export.
+//
+//	type 0: (i32) -> (i32)      type 1: () -> ()
+//	func 0: import env.note () -> ()
+//	func 1: run(n): count n down in a loop, calling step through the table each time; note();
+//	        return the sum of the step results
+//	func 2: step(x) -> x + 1 (called via call_indirect)
+func counting() []byte {
+	i32 := byte(0x7f)
+	types := sec(1, []byte{0x60, 1, i32, 1, i32}, []byte{0x60, 0, 0})
+	imports := sec(2, cat(str("env"), str("note"), []byte{0x00}, u32(1)))
+	funcs := sec(3, u32(0), u32(0))
+	table := sec(4, []byte{0x70, 0x00, 1})
+	exports := sec(7, cat(str("run"), []byte{0x00}, u32(1)), cat(str("step"), []byte{0x00}, u32(2)))
+	elems := sec(9, cat(u32(0), []byte{0x41, 0, 0x0b}, u32(1), u32(2))) // table[0] = step
+	run := cat(
+		[]byte{0x01, 0x01, i32},                                      // one local (sum), i32
+		[]byte{0x03, 0x40},                                           // loop
+		[]byte{0x20, 0, 0x45, 0x04, 0x40},                            // if n == 0
+		[]byte{0x10, 0, 0x20, 1, 0x0f, 0x0b},                         //   call note; return sum
+		[]byte{0x20, 1, 0x41, 0, 0x41, 0, 0x11, 0, 0, 0x6a, 0x21, 1}, // sum = sum + step(0) via the table
+		[]byte{0x20, 0, 0x41, 1, 0x6b, 0x21, 0},                      // n--
+		[]byte{0x0c, 0, 0x0b},                                        // br 0 (to the loop), end loop
+		[]byte{0x00, 0x0b},                                           // unreachable, end
+	)
+	// ref.func 2 (dropped) keeps the ref.func rewrite honest.
+	step := cat([]byte{0x00, 0xd2, 2, 0x1a, 0x20, 0, 0x41, 1, 0x6a, 0x0b})
+	code := sec(10, append(u32(uint32(len(run))), run...), append(u32(uint32(len(step))), step...))
+	return wasmModule(types, imports, funcs, table, exports, elems, code)
+}
+
+// instantiate runs an instrumented module with env.note and the checkpoint counting calls.
+func instantiate(t *testing.T, wasm []byte, checkpoint func()) (api.Module, *int) {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { rt.Close(ctx) })
+	notes := new(int)
+	if _, err := rt.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithFunc(func() { *notes++ }).Export("note").Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.NewHostModuleBuilder("gw").NewFunctionBuilder().
+		WithFunc(checkpoint).Export("checkpoint").Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.Instantiate(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod, notes
+}
+
+var opts = Options{Module: "gw", Name: "checkpoint", Interval: 10}
+
+// TestCheckpointFrequency: the rewritten module computes what the original did, calls every
+// renumbered function correctly, and calls the checkpoint once per Interval loop heads and
+// function entries.
+func TestCheckpointFrequency(t *testing.T) {
+	wasm, err := Instrument(counting(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkpoints := 0
+	mod, notes := instantiate(t, wasm, func() { checkpoints++ })
+	res, err := mod.ExportedFunction("run").Call(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0] != 1000 || *notes != 1 {
+		t.Fatalf("run(1000) = %d with %d notes, want 1000 and 1", res[0], *notes)
+	}
+	// 1001 loop heads, one checkpoint per 10. No entry checks: run enters its loop first
+	// thing, and step calls nothing.
+	if checkpoints != 100 {
+		t.Errorf("%d checkpoints, want 100", checkpoints)
+	}
+	if res, err := mod.ExportedFunction("step").Call(context.Background(), 41); err != nil || res[0] != 42 {
+		t.Errorf("step(41) = %v, %v", res, err)
+	}
+}
+
+// TestCheckpointStops: a checkpoint that panics ends a guest that would loop forever.
+func TestCheckpointStops(t *testing.T) {
+	loop := wasmModule(
+		sec(1, []byte{0x60, 0, 0}),
+		sec(3, u32(0)),
+		sec(7, cat(str("spin"), []byte{0x00}, u32(0))),
+		sec(10, fnBody([]byte{0x03, 0x40, 0x0c, 0, 0x0b})),
+	)
+	wasm, err := Instrument(loop, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	mod, _ := instantiate(t, wasm, func() {
+		if n++; n == 1000 {
+			panic("stop")
+		}
+	})
+	_, err = mod.ExportedFunction("spin").Call(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "stop") {
+		t.Fatalf("spin returned %v, want the checkpoint's panic", err)
+	}
+}
+
+// TestShippedModules: every policy gw ships (Go and C builds) instruments into a module wazero
+// compiles, with the same exports, deterministically.
+func TestShippedModules(t *testing.T) {
+	files, _ := filepath.Glob("../../../policies/*.wasm")
+	if len(files) == 0 {
+		t.Fatal("no shipped policies found")
+	}
+	ctx := context.Background()
+	// The interpreter validates as the compiler does, at a fraction of the cost under -race.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
+	for _, f := range files {
+		orig, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wasm, err := Instrument(orig, opts)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		again, _ := Instrument(orig, opts)
+		if !bytes.Equal(wasm, again) {
+			t.Errorf("%s: two rewrites differ", f)
+		}
+		before, err := rt.CompileModule(ctx, orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			t.Errorf("%s: instrumented module does not compile: %v", f, err)
+			continue
+		}
+		for name, def := range before.ExportedFunctions() {
+			got, ok := after.ExportedFunctions()[name]
+			if !ok || got.Index() != def.Index()+1 || !equalTypes(got, def) {
+				t.Errorf("%s: export %s moved from %d to %v", f, name, def.Index(), got)
+			}
+		}
+		imports := after.ImportedFunctions()
+		last := imports[len(imports)-1]
+		if mod, name, _ := last.Import(); mod != "gw" || name != "checkpoint" {
+			t.Errorf("%s: last import is %s.%s", f, mod, name)
+		}
+		t.Logf("%s: %d → %d bytes", filepath.Base(f), len(orig), len(wasm))
+	}
+}
+
+func equalTypes(a, b api.FunctionDefinition) bool {
+	return bytes.Equal(a.ParamTypes(), b.ParamTypes()) && bytes.Equal(a.ResultTypes(), b.ResultTypes())
+}
+
+// TestRefuses: what cannot be instrumented safely is refused with a reason.
+func TestRefuses(t *testing.T) {
+	voidType := sec(1, []byte{0x60, 0, 0})
+	oneFunc := sec(3, u32(0))
+	cases := []struct {
+		name, want string
+		wasm       []byte
+	}{
+		{"not wasm", "not a WebAssembly 1.0 binary", []byte("hello, world")},
+		{"truncated section", "unexpected end", wasmModule(voidType)[:12]},
+		{"imports from the checkpoint's module", "reserves",
+			wasmModule(voidType, sec(2, cat(str("gw"), str("checkpoint"), []byte{0x00}, u32(0))))},
+		// global.get 0 in a module with no globals: after the rewrite it would name the budget.
+		{"names a global that does not exist", "global 0 does not exist",
+			wasmModule(voidType, oneFunc, sec(10, fnBody([]byte{0x23, 0, 0x1a})))},
+		{"atomics", "not a WebAssembly 2.0 instruction",
+			wasmModule(voidType, oneFunc, sec(10, fnBody([]byte{0xfe, 0x03, 0x00})))},
+		{"exception handling", "not a WebAssembly 2.0 instruction",
+			wasmModule(voidType, oneFunc, sec(10, fnBody([]byte{0x1f, 0x40, 0x00, 0x0b})))},
+		{"body without end", "unexpected end",
+			wasmModule(voidType, oneFunc, sec(10, append(u32(2), 0x00, 0x01)))},
+		{"element flags", "not WebAssembly 2.0",
+			wasmModule(voidType, sec(9, u32(8)))},
+	}
+	for _, c := range cases {
+		_, err := Instrument(c.wasm, opts)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+}
