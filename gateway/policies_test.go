@@ -335,6 +335,19 @@ func BenchmarkAuthorize(b *testing.B) {
 			}
 		})
 	}
+	// A tool call's context can end (deadline, cancellation): the policy must honour it, which
+	// the background context above does not exercise.
+	b.Run("wasm-read-only-cancellable-ctx", func(b *testing.B) {
+		az := authorizers["wasm-read-only"]
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, err := az.Authorize(ctx, req); err != nil || !d.Allow {
+				b.Fatal(d, err)
+			}
+		}
+	})
 	b.Run("wasm-read-only-parallel", func(b *testing.B) {
 		az := authorizers["wasm-read-only"]
 		b.RunParallel(func(pb *testing.PB) {

@@ -60,7 +60,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 			in.decisions[i] = mod.ExportedFunction(decisionNames[i])
 		}
 	}
-	in.watch.init()
+	in.watch.init(m.stopCtx)
 
 	m.mu.Lock()
 	stopping := m.stopCtx.Err() != nil
@@ -86,7 +86,11 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 // initialize runs the initialization calls of a new instance, under one InitTimeout.
 func (m *Module) initialize(ctx context.Context, in *instance) error {
 	timeout := m.lim.InitTimeout
-	export, err := m.guarded(ctx, in, timeout, func() (string, error) {
+	first := exportVersion
+	if m.shape.hasInitFunc {
+		first = exportInitialize
+	}
+	export, err := m.guarded(ctx, in, timeout, first, func() (string, error) {
 		if m.shape.hasInitFunc {
 			if err := in.mod.ExportedFunction(exportInitialize).CallWithStack(in.watch.ctx, in.stack[:]); err != nil {
 				return exportInitialize, err
@@ -125,13 +129,13 @@ func (m *Module) decide(ctx context.Context, in *instance, id exportID, input []
 
 // guarded runs guest calls under in's watchdog for at most timeout and ctx, and the module's
 // stop. run returns the export it was in and the error of its guest call. An interrupt wins
-// over whatever the guest did, even a normal return just as it came: the flag stays set, so the
-// instance is spent, and the error is a context error (never a trap).
-func (m *Module) guarded(ctx context.Context, in *instance, timeout time.Duration,
+// over whatever the guest did next, even a normal return: the instance is spent, and the error
+// is a context error (never a trap). first is the export run calls first, named when ctx has
+// ended before it.
+func (m *Module) guarded(ctx context.Context, in *instance, timeout time.Duration, first string,
 	run func() (string, error)) (string, error) {
-	in.watch.arm(ctx, timeout)
-	if m.stopCtx.Err() != nil {
-		in.watch.stop()
+	if !in.watch.arm(ctx, timeout) {
+		return first, interrupted{in.watch.disarm()}
 	}
 	export, err := run()
 	if cause := in.watch.disarm(); cause != nil {
@@ -166,7 +170,7 @@ func (m *Module) exchange(ctx context.Context, in *instance, fn api.Function, ex
 	n := uint32(len(input)) // Call bounded len(input) by the memory limit
 	var p uint32
 	var badAlloc error
-	at, err := m.guarded(ctx, in, timeout, func() (string, error) {
+	at, err := m.guarded(ctx, in, timeout, exportAlloc, func() (string, error) {
 		in.stack[0] = uint64(n)
 		if err := in.alloc.CallWithStack(in.watch.ctx, in.stack[:]); err != nil {
 			return exportAlloc, err

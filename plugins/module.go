@@ -138,20 +138,9 @@ func (m *Module) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	m.stop()
-	m.interruptAll()
+	m.stop() // each call in flight stops at its next checkpoint
 	<-m.done
 	return ctx.Err()
-}
-
-// interruptAll stops every guest call in progress. A call arming after this sees stopCtx ended
-// (canceled before) and stops itself.
-func (m *Module) interruptAll() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for in := range m.live {
-		in.watch.stop()
-	}
 }
 
 // enter admits one call, unless the module is retired.
