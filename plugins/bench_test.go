@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 )
@@ -35,6 +36,40 @@ func BenchmarkCall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCheckpoints measures what the checkpoints (internal/interrupt) cost a warm call: the
+// same modules loaded with and without them. Compare the pairs: "off" cannot be stopped.
+func BenchmarkCheckpoints(b *testing.B) {
+	modules := []struct {
+		name string
+		wasm []byte
+	}{{"echo", echoWasm}}
+	for _, name := range []string{"read-only", "deny-destructive"} { // the Go kit, and C
+		wasm, err := os.ReadFile("../policies/" + name + ".wasm")
+		if err != nil {
+			b.Fatal(err)
+		}
+		modules = append(modules, struct {
+			name string
+			wasm []byte
+		}{name, wasm})
+	}
+	for _, c := range modules {
+		for _, off := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/checkpoints=%v", c.name, !off), func(b *testing.B) {
+				h := newHost(b)
+				h.uninstrumented = off
+				m := load(b, h, c.name, c.wasm, "", Limits{PoolSize: 1})
+				ctx := context.Background()
+				for b.Loop() {
+					if _, err := m.Call(ctx, ExportAuthorize, benchInput); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
