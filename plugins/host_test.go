@@ -103,6 +103,10 @@ func TestLoadRefuses(t *testing.T) {
 	}{
 		{"not wasm", []byte("hello"), "", Limits{}, ErrInvalidModule, []string{"compile"}},
 		{"empty", nil, "", Limits{}, ErrInvalidModule, nil},
+		// 14 bytes declaring 2^32-1 imports: wazero alone would allocate ~300 GiB and the process
+		// would die.
+		{"lying import count", []byte("\x00asm\x01\x00\x00\x00\x02\x05\xff\xff\xff\xff\x0f"), "", Limits{},
+			ErrInvalidModule, []string{"compile: import section: a vector of 4294967295 elements in 0 bytes"}},
 		{"no memory", abiModule(guest{output: "{}", noMemory: true}), "", Limits{}, ErrMissingExport, []string{"memory: not exported"}},
 		{"no gw_alloc", abiModule(guest{output: "{}", noAlloc: true}), "", Limits{}, ErrMissingExport, []string{"gw_alloc"}},
 		{"no gw_abi_version", abiModule(guest{output: "{}", noVersion: true}), "", Limits{}, ErrMissingExport, []string{"gw_abi_version"}},

@@ -90,6 +90,9 @@ func Instrument(wasm []byte, o Options) ([]byte, error) {
 		case secGlobal:
 			m.definedGlobals, err = count(s.body)
 		}
+		if err == nil {
+			err = checkVectors(s.id, s.body)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s section: %w", sectionName(s.id), err)
 		}
@@ -170,6 +173,64 @@ func Instrument(wasm []byte, o Options) ([]byte, error) {
 	return out, nil
 }
 
+// MaxLocals bounds the locals of one function, as V8 and Wasmtime do. wazero allocates a
+// function's locals up front, so a 10-byte body declaring 2^32 of them would cost 4 GiB.
+const MaxLocals = 50000
+
+// checkVectors refuses a section whose element counts cannot be right: each element takes at
+// least one byte, so a count larger than the section's bytes is a lie. wazero allocates vectors
+// by their declared count before reading them, so such a module (22 bytes suffice) would make it
+// allocate gigabytes and crash the process. The sections Instrument rewrites are read in full
+// and fail on their own; this covers the others, in full for type and data (whose entries hold
+// vectors of their own).
+func checkVectors(id byte, body []byte) error {
+	r := reader{b: body}
+	switch id {
+	case secCustom: // wazero allocates the name before checking it against the section
+		r.bytes(int(r.u32()))
+		return r.err
+	case secType:
+		n := r.vecLen()
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			if form := r.byte(); r.err == nil && form != 0x60 {
+				return fmt.Errorf("type %d: form 0x%02x is not a function type", i, form)
+			}
+			r.bytes(int(r.vecLen())) // params: one byte each in WebAssembly 2.0
+			r.bytes(int(r.vecLen())) // results
+		}
+		return r.end()
+	case secData:
+		n := r.vecLen()
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			switch flags := r.u32(); flags {
+			case 0: // active, memory 0: offset, bytes
+				skipConstExpr(&r)
+			case 1: // passive: bytes
+			case 2: // active: memory, offset, bytes
+				r.u32()
+				skipConstExpr(&r)
+			default:
+				if r.err == nil {
+					return fmt.Errorf("segment %d: flags %d are not WebAssembly 2.0", i, flags)
+				}
+			}
+			r.bytes(int(r.vecLen()))
+		}
+		return r.end()
+	case 3, 4, 5, secTag: // function, table, memory, tag
+		r.vecLen()
+		return r.err
+	}
+	return nil
+}
+
+// skipConstExpr skips a constant expression (up to its end).
+func skipConstExpr(r *reader) {
+	var m module
+	m.budget = ^uint32(0) // any global index may appear here
+	_, _ = m.expr(nil, r, false)
+}
+
 // module holds the counts and new indices of one rewrite.
 type module struct {
 	types, imports                 uint32
@@ -203,6 +264,7 @@ const (
 	secStart     = 8
 	secElement   = 9
 	secCode      = 10
+	secData      = 11
 	secDataCount = 12
 	secTag       = 13
 )
@@ -223,6 +285,8 @@ func sectionName(id byte) string {
 	switch id {
 	case secType:
 		return "type"
+	case secCustom:
+		return "custom"
 	case secImport:
 		return "import"
 	case secGlobal:
@@ -235,6 +299,8 @@ func sectionName(id byte) string {
 		return "element"
 	case secCode:
 		return "code"
+	case secData:
+		return "data"
 	}
 	return fmt.Sprintf("id %d", id)
 }
@@ -286,7 +352,7 @@ func appendName(dst []byte, s string) []byte {
 // and refuses imports from the checkpoint's module.
 func (m *module) readImports(body []byte, reserved string) error {
 	r := reader{b: body}
-	m.imports = r.u32()
+	m.imports = r.vecLen()
 	for i := uint32(0); i < m.imports && r.err == nil; i++ {
 		mod := string(r.bytes(int(r.u32())))
 		r.bytes(int(r.u32())) // name
@@ -436,13 +502,17 @@ func (m *module) code(body []byte) ([]byte, error) {
 // thing; every Go function starts so).
 func (m *module) body(dst, code []byte) ([]byte, error) {
 	r := reader{b: code}
-	groups := r.u32()
+	groups := r.vecLen()
+	var locals uint64
 	for i := uint32(0); i < groups && r.err == nil; i++ {
-		r.u32()  // count
+		locals += uint64(r.u32())
 		r.byte() // valtype
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("locals: %w", r.err)
+	}
+	if locals > MaxLocals {
+		return nil, fmt.Errorf("%d locals, more than the %d allowed", locals, MaxLocals)
 	}
 	dst = append(dst, code[:r.pos]...)
 	m.calls, m.loopFirst = false, false
@@ -683,6 +753,17 @@ func (r *reader) u32() uint32 {
 	}
 	r.err = errors.New("u32 is longer than 5 bytes")
 	return 0
+}
+
+// vecLen reads a vector's element count and checks that enough bytes remain for that many
+// elements of at least one byte each.
+func (r *reader) vecLen() uint32 {
+	n := r.u32()
+	if r.err == nil && int64(n) > int64(len(r.b)-r.pos) {
+		r.err = fmt.Errorf("a vector of %d elements in %d bytes", n, len(r.b)-r.pos)
+		return 0
+	}
+	return n
 }
 
 // s64 skips a signed LEB128 of at most 10 bytes (s32 and s33 fit).

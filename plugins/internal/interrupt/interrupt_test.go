@@ -221,6 +221,15 @@ func TestRefuses(t *testing.T) {
 			wasmModule(voidType, oneFunc, sec(10, append(u32(2), 0x00, 0x01)))},
 		{"element flags", "not WebAssembly 2.0",
 			wasmModule(voidType, sec(9, u32(8)))},
+		// Counts that would make wazero allocate gigabytes before reading a byte.
+		{"import count lies", "import section: a vector of 4294967295 elements in 0 bytes", wasmModule(append([]byte{2, 5}, u32(0xffffffff)...))},
+		{"function count lies", "a vector of 4294967295 elements in 0 bytes", wasmModule(append([]byte{3, 5}, u32(0xffffffff)...))},
+		{"table count lies", "a vector of", wasmModule(append([]byte{4, 5}, u32(0xffffffff)...))},
+		{"param count lies", "type section: a vector of 4294967295", wasmModule(sec(1, cat([]byte{0x60}, u32(0xffffffff))))},
+		{"data length lies", "data section: a vector of 4294967295", wasmModule(sec(11, cat(u32(0), []byte{0x41, 0, 0x0b}, u32(0xffffffff))))},
+		{"custom name length lies", "unexpected end", wasmModule(append([]byte{0, 5}, u32(0xffffffff)...))},
+		{"4 billion locals", "4294967295 locals", wasmModule(voidType, oneFunc,
+			sec(10, cat(u32(8), u32(1), u32(0xffffffff), []byte{0x7f, 0x0b})))},
 	}
 	for _, c := range cases {
 		_, err := Instrument(c.wasm, opts)
@@ -228,4 +237,39 @@ func TestRefuses(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
 		}
 	}
+}
+
+// FuzzInstrument: Instrument never panics, and whatever wazero accepts it can instrument into a
+// module wazero accepts too. The seeds run with every go test; go test -fuzz FuzzInstrument
+// explores further.
+func FuzzInstrument(f *testing.F) {
+	f.Add(counting())
+	f.Add(wasmModule(sec(1, []byte{0x60, 0, 0}), sec(3, u32(0)), sec(10, fnBody([]byte{0x03, 0x40, 0x0c, 0, 0x0b}))))
+	if c, err := os.ReadFile("../../../policies/deny-destructive.wasm"); err == nil {
+		f.Add(c)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out, err := Instrument(wasm, opts)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return // refused: wazero never sees it (gw compiles only what Instrument returns)
+		}
+		// What Instrument accepts has sane counts, so wazero may decode it without a memory
+		// blow-up; if wazero accepts the original, it must accept the rewrite.
+		orig, cerr := rt.CompileModule(ctx, wasm)
+		if cerr != nil {
+			return
+		}
+		defer orig.Close(ctx)
+		after, err := rt.CompileModule(ctx, out)
+		if err != nil {
+			t.Fatalf("wazero accepts the module but not its instrumented form: %v", err)
+		}
+		after.Close(ctx)
+	})
 }
