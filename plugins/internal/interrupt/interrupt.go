@@ -153,6 +153,8 @@ func Instrument(wasm []byte, o Options) ([]byte, error) {
 			sr := reader{b: s.body}
 			body = appendU32(nil, m.fn(sr.u32()))
 			err = sr.end()
+		case secTable:
+			body, err = tables(s.body)
 		case secElement:
 			body, err = m.elements(s.body)
 		case secCode:
@@ -217,11 +219,51 @@ func checkVectors(id byte, body []byte) error {
 			r.bytes(int(r.vecLen()))
 		}
 		return r.end()
-	case 3, 4, 5, secTag: // function, table, memory, tag
+	case 3, 5, secTag: // function, memory, tag
 		r.vecLen()
 		return r.err
 	}
 	return nil
+}
+
+// MaxTableElements bounds every table: its declared minimum must fit, and its maximum is set
+// to at most this, so table.grow fails inside the guest beyond it. A table lives in Go memory
+// (8 bytes an element), outside the linear-memory limit; wazero alone accepts 2^27 elements,
+// 1 GiB per instance.
+const MaxTableElements = 1 << 20
+
+// tables rewrites a table section so that every table has a maximum within MaxTableElements.
+func tables(body []byte) ([]byte, error) {
+	r := reader{b: body}
+	n := r.vecLen()
+	dst := appendU32(nil, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		reftype := r.byte()
+		flag := r.byte()
+		min, max := r.u32(), uint32(MaxTableElements)
+		switch flag {
+		case 0x00:
+		case 0x01:
+			if declared := r.u32(); declared < max {
+				max = declared
+			}
+		default:
+			if r.err == nil {
+				return nil, fmt.Errorf("table %d: limits flag 0x%02x is not WebAssembly 2.0", i, flag)
+			}
+		}
+		if r.err == nil && min > MaxTableElements {
+			return nil, fmt.Errorf("table %d: %d elements, more than the %d allowed", i, min, MaxTableElements)
+		}
+		// A declared maximum below the minimum stays: wazero refuses it.
+		dst = append(dst, reftype, 0x01)
+		dst = appendU32(dst, min)
+		dst = appendU32(dst, max)
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return dst, nil
 }
 
 // skipConstExpr skips a constant expression (up to its end).
@@ -259,6 +301,7 @@ const (
 	secCustom    = 0
 	secType      = 1
 	secImport    = 2
+	secTable     = 4
 	secGlobal    = 6
 	secExport    = 7
 	secStart     = 8
@@ -299,6 +342,8 @@ func sectionName(id byte) string {
 		return "element"
 	case secCode:
 		return "code"
+	case secTable:
+		return "table"
 	case secData:
 		return "data"
 	}

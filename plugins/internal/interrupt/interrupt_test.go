@@ -145,6 +145,34 @@ func TestCheckpointStops(t *testing.T) {
 	}
 }
 
+// TestTableLimit: a table gets a maximum within MaxTableElements, so table.grow fails inside the
+// guest beyond it; a larger minimum is refused.
+func TestTableLimit(t *testing.T) {
+	growType := sec(1, []byte{0x60, 1, 0x7f, 1, 0x7f})                       // (i32) -> (i32)
+	grow := fnBody([]byte{0xd0, 0x70, 0x20, 0, 0xfc, 15, 0})                 // table.grow 0 (ref.null func, n)
+	m := wasmModule(growType, sec(3, u32(0)), sec(4, []byte{0x70, 0x00, 1}), // min 1, no maximum
+		sec(7, cat(str("grow"), []byte{0x00}, u32(0))), sec(10, grow))
+	wasm, err := Instrument(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, _ := instantiate(t, wasm, func() {})
+	for _, c := range []struct{ n, want uint64 }{
+		{MaxTableElements, 0xffffffff}, // 1 + 2^20 > the maximum: -1
+		{10, 1},                        // the old size
+		{MaxTableElements - 11, 11},    // exactly to the maximum
+	} {
+		res, err := mod.ExportedFunction("grow").Call(context.Background(), c.n)
+		if err != nil || uint32(res[0]) != uint32(c.want) {
+			t.Errorf("table.grow(%d) = %v, %v; want %d", c.n, res, err, int32(c.want))
+		}
+	}
+	huge := wasmModule(sec(4, cat([]byte{0x70, 0x00}, u32(MaxTableElements+1))))
+	if _, err := Instrument(huge, opts); err == nil || !strings.Contains(err.Error(), "more than the 1048576 allowed") {
+		t.Errorf("a table of 2^20+1 elements: %v", err)
+	}
+}
+
 // TestShippedModules: every policy gw ships (Go and C builds) instruments into a module wazero
 // compiles, with the same exports, deterministically.
 func TestShippedModules(t *testing.T) {
