@@ -34,9 +34,9 @@
 //
 // # Goroutines and locks
 //
-// The package starts no goroutine of its own: deadlines are checked inside the guest's calls,
-// and only a caller context that can end gets a context.AfterFunc hook for the call's duration.
-// Watch runs on its caller's goroutine.
+// The package starts no goroutine of its own: deadlines, the caller's context and Close are
+// checked at the guest's checkpoints, on the calling goroutine. Watch runs on its caller's
+// goroutine.
 //
 // Host.mu and Module.mu are leaf locks, never held while taking another lock, calling the
 // guest, or waiting for anything (Host.mu covers the creation of a runtime, which runs no
