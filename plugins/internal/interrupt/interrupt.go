@@ -100,6 +100,7 @@ func Instrument(wasm []byte, o Options) ([]byte, error) {
 	m.checkpoint = m.importedFuncs // appended after every imported function
 	m.budget = m.importedGlobals + m.definedGlobals
 	m.interval = o.Interval
+	m.check = m.checkSequence()
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/4+64)
 	out = append(out, wasm[:8]...)
@@ -281,6 +282,7 @@ type module struct {
 	checkpoint                     uint32 // function index of the added import
 	budget                         uint32 // global index of the added global
 	interval                       uint32
+	check                          []byte // the inserted sequence; the same everywhere
 
 	// Facts about the function body expr last read with checks.
 	calls     bool // it has a call or call_indirect
@@ -573,9 +575,12 @@ func (m *module) body(dst, code []byte) ([]byte, error) {
 }
 
 // appendCheck appends the countdown and the checkpoint call.
-func (m *module) appendCheck(dst []byte) []byte {
+func (m *module) appendCheck(dst []byte) []byte { return append(dst, m.check...) }
+
+// checkSequence encodes the countdown and the checkpoint call for this module's indices.
+func (m *module) checkSequence() []byte {
 	g := appendU32(nil, m.budget)
-	dst = append(dst, 0x23)
+	dst := []byte{0x23} // global.get
 	dst = append(dst, g...)
 	dst = append(dst, 0x41, 0x01, 0x6b, 0x24) // i32.const 1, i32.sub, global.set
 	dst = append(dst, g...)
