@@ -25,15 +25,18 @@ type Limits struct {
 	// CallTimeout is the deadline of one call to gw_authorize (and of any decision export that
 	// has no timeout of its own). Default DefaultCallTimeout (100 ms). The caller's context may
 	// shorten it, never lengthen it. It covers gw_alloc, the copy in and the decision call, not
-	// the wait for an idle instance (which honours only the caller's context).
+	// the wait for an idle instance (which honours only the caller's context). It is counted
+	// from the guest's first checkpoint in the call, at most one checkpoint interval of guest
+	// work after the call starts (plugins/RATIONALE.md).
 	CallTimeout time.Duration
 
 	// CollisionTimeout is the deadline of one call to gw_collision. Default
 	// DefaultCollisionTimeout (2 s).
 	CollisionTimeout time.Duration
 
-	// InitTimeout bounds the creation of one instance: instantiation, _initialize, the
-	// gw_abi_version check and gw_init. Default DefaultInitTimeout (2 s).
+	// InitTimeout bounds the guest code that creates one instance: _initialize, the
+	// gw_abi_version check and gw_init (instantiation itself runs none). Default
+	// DefaultInitTimeout (2 s).
 	InitTimeout time.Duration
 
 	// MemoryLimitPages caps the linear memory of each instance, in 64 KiB pages; memory.grow

@@ -62,13 +62,18 @@ func (w *watchdog) init(stop context.Context) {
 // before a checkpoint. The guest work before the first checkpoint (under one interval) is not
 // counted against the deadline.
 func (w *watchdog) arm(caller context.Context, d time.Duration) bool {
-	w.caller, w.timeout, w.deadline, w.cause = caller, d, time.Time{}, nil
-	if w.stop.Err() != nil {
-		w.cause = errStopped
-	} else if err := caller.Err(); err != nil {
-		w.cause = err
-	}
+	w.caller, w.timeout, w.deadline = caller, d, time.Time{}
+	w.cause = w.ended()
 	return w.cause == nil
+}
+
+// ended reports why the call may not go on regardless of time: the module stopped, or the
+// caller's context ended.
+func (w *watchdog) ended() error {
+	if w.stop.Err() != nil {
+		return errStopped
+	}
+	return w.caller.Err()
 }
 
 // disarm ends the watch and returns why the guest was interrupted, nil if it was not. A non-nil
@@ -80,17 +85,17 @@ func (w *watchdog) disarm() error {
 
 // check runs at each checkpoint: the cause of an interrupt, or nil to go on.
 func (w *watchdog) check() error {
-	if w.cause == nil && w.caller != nil {
-		switch {
-		case w.stop.Err() != nil:
-			w.cause = errStopped
-		case w.caller.Err() != nil:
-			w.cause = w.caller.Err()
-		case w.deadline.IsZero():
-			w.deadline = time.Now().Add(w.timeout)
-		case !time.Now().Before(w.deadline):
-			w.cause = context.DeadlineExceeded
-		}
+	if w.cause != nil || w.caller == nil {
+		return w.cause
+	}
+	if w.cause = w.ended(); w.cause != nil {
+		return w.cause
+	}
+	switch now := time.Now(); {
+	case w.deadline.IsZero():
+		w.deadline = now.Add(w.timeout)
+	case !now.Before(w.deadline):
+		w.cause = context.DeadlineExceeded
 	}
 	return w.cause
 }
