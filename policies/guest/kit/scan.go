@@ -390,6 +390,20 @@ func (s *Scanner) expect(k Kind) bool {
 	return false
 }
 
+// Lit consumes lit if the input continues with exactly those bytes (no
+// whitespace skipped) and reports whether it did; otherwise it consumes
+// nothing and records no error. A decoder uses it for a fast path over
+// input laid out as it expects, a member's key and colon at a time, and
+// falls back to walking with Object when the layout differs. In a wasm
+// guest one comparison costs far less than scanning the key byte by byte.
+func (s *Scanner) Lit(lit string) bool {
+	if s.err != nil || len(s.data)-s.pos < len(lit) || string(s.data[s.pos:s.pos+len(lit)]) != lit {
+		return false
+	}
+	s.pos += len(lit)
+	return true
+}
+
 // Iter walks the members of an object or the elements of an array. Each
 // time Next returns true the caller must consume exactly one value (read it
 // or Skip it).

@@ -12,7 +12,8 @@ import (
 	"github.com/gwmcp/gw/policies/guest/kit/internal/abi"
 )
 
-// Input is one tool call to decide on. Its strings may be kept. The Input
+// Input is one tool call to decide on. Its strings may be kept (each keeps
+// the chunk of at most 4 KiB it was carved from alive). The Input
 // itself, its byte slices and the Groups slice are reused or alias gw's
 // input buffer: they are valid only until the handler returns (copy what
 // you keep).
@@ -31,6 +32,7 @@ type Input struct {
 	Arguments []byte
 
 	groups [maxInlineGroups]string // backs Caller.Groups without allocating
+	arena  []byte                  // the chunk strings are carved from (see carve)
 }
 
 // Caller identifies who makes the call.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -114,9 +115,10 @@ func TestParseAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	// One buffer holds every string.
-	if allocs > 1 {
-		t.Errorf("Parse allocates %v times, want 1", allocs)
+	// A reused Input carves its strings from a chunk: one allocation per
+	// chunk, about every hundred calls here.
+	if allocs != 0 {
+		t.Errorf("Parse allocates %v times per call, want 0", allocs)
 	}
 }
 
@@ -132,6 +134,85 @@ func TestKeptStringsSurvive(t *testing.T) {
 	if id != "alice" || name != "notes__search" {
 		t.Fatalf("kept strings changed: %q %q", id, name)
 	}
+	// Across many chunks, and strings too long for one.
+	long := strings.Repeat("g", 2*maxChunk)
+	var kept []string
+	for i := range 3000 {
+		name := strconv.Itoa(i) + strings.Repeat("x", i%50)
+		if i%500 == 0 {
+			name += long
+		}
+		doc := `{"caller":{"id":"c` + strconv.Itoa(i) + `"},"name":"` + name + `"}`
+		if err := Parse([]byte(doc), &in); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, in.Caller.ID, in.Name)
+	}
+	for i := range 3000 {
+		name := strconv.Itoa(i) + strings.Repeat("x", i%50)
+		if i%500 == 0 {
+			name += long
+		}
+		if kept[2*i] != "c"+strconv.Itoa(i) || kept[2*i+1] != name {
+			t.Fatalf("input %d: kept %q %q", i, kept[2*i], kept[2*i+1])
+		}
+	}
+}
+
+// parseGeneral is Parse without the canonical fast path.
+func parseGeneral(input []byte, in *Input) error {
+	var p parser
+	p.s.Reset(input)
+	p.general(input, in)
+	if err := p.s.End(); err != nil {
+		return err
+	}
+	p.strings(in)
+	return nil
+}
+
+// The fast path must be taken for what gw writes (else it is dead weight),
+// and not for other layouts.
+func TestCanonicalTaken(t *testing.T) {
+	for doc, want := range map[string]bool{
+		sample: true,
+		small:  true,
+		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n"}`:                                      true,
+		`{"caller":{"id":null,"groups":null},"server":null,"tool":"t","name":"n","annotations":null}`:   true,
+		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","arguments":{},"annotations":{}}`:      false,
+		`{"server":"s","caller":{"id":"a"},"tool":"t","name":"n"}`:                                      false,
+		`{"caller": {"id":"a"},"server":"s","tool":"t","name":"n"}`:                                     false,
+		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","name":"m"}`:                           false,
+		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","extra":1}`:                            false,
+		`{"caller":{"id":"a","id":"b"},"server":"s","tool":"t","name":"n"}`:                             false,
+		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","annotations":{"readOnlyHint":"yes"}}`: false,
+	} {
+		var p parser
+		p.s.Reset([]byte(doc))
+		if got := p.canonical([]byte(doc), new(Input)); got != want {
+			t.Errorf("canonical(%s) = %v, want %v", doc, got, want)
+		}
+	}
+}
+
+// FuzzCanonical: with or without the fast path, Parse gives the same input
+// or the same error.
+func FuzzCanonical(f *testing.F) {
+	f.Add([]byte(sample))
+	f.Add([]byte(small))
+	f.Add([]byte(`{"caller":{"id":"a","groups":["x","y","z","w","v"]},"server":"s","tool":"t","name":"n\u00e9","annotations":{"readOnlyHint":true,"readOnlyHint":false},"arguments":[]}`))
+	f.Add([]byte(`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","arguments":{}} x`))
+	f.Add([]byte(`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","arguments":{},"caller":null}`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		var fast, general Input
+		errFast, errGeneral := Parse(doc, &fast), parseGeneral(doc, &general)
+		if (errFast == nil) != (errGeneral == nil) || errFast != nil && errFast.Error() != errGeneral.Error() {
+			t.Fatalf("Parse(%q): error %v, general walk: %v", doc, errFast, errGeneral)
+		}
+		if errFast == nil && !equalInput(fast, general) {
+			t.Fatalf("Parse(%q)\n got  %+v\n general walk %+v", doc, fast, general)
+		}
+	})
 }
 
 // reference decodes with encoding/json, case-sensitively, last member

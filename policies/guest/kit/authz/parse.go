@@ -12,13 +12,74 @@ import (
 // optional ones within ABI v1); a known member given twice, or with the
 // wrong JSON type, is an error (null counts as absent).
 //
-// All of in's strings share one allocation (they may be kept);
+// in's strings are carved from a chunk that in keeps and only ever appends
+// to, so they may be kept (a kept string keeps its chunk, at most 4 KiB,
+// alive) and a reused Input parses without allocating.
 // in.Arguments, in.Annotations.Raw and in.Caller.Groups' backing array
 // alias input or in itself and are valid while both are.
 func Parse(input []byte, in *Input) error {
-	*in = Input{}
+	arena := in.arena
+	*in = Input{arena: arena}
 	var p parser
 	p.s.Reset(input)
+	if !p.canonical(input, in) {
+		// Not laid out as gw writes it: start again with the general walk.
+		*in = Input{arena: arena}
+		p = parser{}
+		p.s.Reset(input)
+		p.general(input, in)
+	}
+	if err := p.s.End(); err != nil {
+		return err
+	}
+	p.strings(in)
+	return nil
+}
+
+// canonical reads input laid out as gw writes it: members in the ABI's order,
+// no whitespace, no escapes in keys, caller first. It reports false, having
+// possibly read part of it, as soon as the layout differs; the general walk
+// then decides. Wherever it reports true, the general walk reads the same.
+// It exists for speed: matching "key": with one comparison halves the cost
+// of a call in a Go-built guest.
+func (p *parser) canonical(input []byte, in *Input) bool {
+	s := &p.s
+	if !s.Lit(`{"caller":{"id":`) {
+		return false
+	}
+	p.seen = fCaller | fID
+	p.strValue("caller.id", sID)
+	if s.Lit(`,"groups":`) {
+		p.seen |= fGroups
+		p.groupsValue()
+	}
+	if !s.Lit(`},"server":`) {
+		return false
+	}
+	p.seen |= fServer
+	p.strValue("server", sServer)
+	if !s.Lit(`,"tool":`) {
+		return false
+	}
+	p.seen |= fTool
+	p.strValue("tool", sTool)
+	if !s.Lit(`,"name":`) {
+		return false
+	}
+	p.seen |= fName
+	p.strValue("name", sName)
+	if s.Lit(`,"annotations":`) {
+		p.seen |= fAnnotations
+		p.annotations(input, &in.Annotations)
+	}
+	if s.Lit(`,"arguments":`) {
+		in.Arguments = s.Raw()
+	}
+	return s.Lit("}") && s.Err() == nil
+}
+
+// general walks the members in any order and layout.
+func (p *parser) general(input []byte, in *Input) {
 	s := &p.s
 	obj := s.Object()
 	for obj.Next() {
@@ -34,7 +95,7 @@ func Parse(input []byte, in *Input) error {
 		case "name":
 			p.str(fName, "name", sName)
 		case "annotations":
-			if p.first(fAnnotations, "annotations") && !s.Null() {
+			if p.first(fAnnotations, "annotations") {
 				p.annotations(input, &in.Annotations)
 			}
 		case "arguments":
@@ -45,11 +106,6 @@ func Parse(input []byte, in *Input) error {
 			s.Skip()
 		}
 	}
-	if err := s.End(); err != nil {
-		return err
-	}
-	p.strings(in)
-	return nil
 }
 
 // parser holds the state of one Parse: the members seen, and the string
@@ -110,9 +166,13 @@ func (p *parser) first(f fields, name string) bool {
 
 // str reads a string member into span slot i; null reads as "".
 func (p *parser) str(f fields, name string, i int) {
-	if !p.first(f, name) {
-		return
+	if p.first(f, name) {
+		p.strValue(name, i)
 	}
+}
+
+// strValue reads a string or null into span slot i.
+func (p *parser) strValue(name string, i int) {
 	switch p.s.Peek() {
 	case kit.String:
 		b, plain := p.s.StrBytes()
@@ -136,26 +196,8 @@ func (p *parser) caller() {
 		case "id":
 			p.str(fID, "caller.id", sID)
 		case "groups":
-			if !p.first(fGroups, "caller.groups") || s.Null() {
-				continue
-			}
-			if s.Peek() != kit.Array {
-				s.Fail("caller.groups: expected an array")
-				continue
-			}
-			arr := s.Array()
-			for arr.Next() {
-				if s.Peek() != kit.String {
-					s.Fail("caller.groups: expected strings")
-					break
-				}
-				b, plain := s.StrBytes()
-				if p.ngroup < maxInlineGroups {
-					p.spans[sGroup0+p.ngroup] = span{b, plain}
-				} else {
-					p.groups = append(p.groups, span{b, plain})
-				}
-				p.ngroup++
+			if p.first(fGroups, "caller.groups") {
+				p.groupsValue()
 			}
 		default:
 			s.Skip()
@@ -163,8 +205,38 @@ func (p *parser) caller() {
 	}
 }
 
+// groupsValue reads caller.groups: an array of strings, or null.
+func (p *parser) groupsValue() {
+	s := &p.s
+	if s.Null() {
+		return
+	}
+	if s.Peek() != kit.Array {
+		s.Fail("caller.groups: expected an array")
+		return
+	}
+	arr := s.Array()
+	for arr.Next() {
+		if s.Peek() != kit.String {
+			s.Fail("caller.groups: expected strings")
+			return
+		}
+		b, plain := s.StrBytes()
+		if p.ngroup < maxInlineGroups {
+			p.spans[sGroup0+p.ngroup] = span{b, plain}
+		} else {
+			p.groups = append(p.groups, span{b, plain})
+		}
+		p.ngroup++
+	}
+}
+
+// annotations reads the annotations object, or null.
 func (p *parser) annotations(input []byte, a *Annotations) {
 	s := &p.s
+	if s.Null() {
+		return
+	}
 	if s.Peek() != kit.Object {
 		s.Fail("annotations: expected an object")
 		return
@@ -209,8 +281,8 @@ func (p *parser) hint(f fields, name string) Hint {
 	return Absent
 }
 
-// strings decodes every string span into one buffer, turned into one
-// string that all of in's strings are slices of.
+// strings decodes every string span into one buffer, carved from in's
+// chunk, turned into one string that all of in's strings are slices of.
 func (p *parser) strings(in *Input) {
 	ninline := min(p.ngroup, maxInlineGroups)
 	size := 0
@@ -223,7 +295,7 @@ func (p *parser) strings(in *Input) {
 	if size == 0 && p.ngroup == 0 {
 		return
 	}
-	buf := make([]byte, 0, size)
+	buf := in.carve(size)
 	var ends [sGroup0 + maxInlineGroups]int
 	for i, sp := range p.spans[:sGroup0+ninline] {
 		buf = sp.append(buf)
@@ -269,4 +341,30 @@ func (sp span) append(dst []byte) []byte {
 		return append(dst, sp.b...)
 	}
 	return kit.Unquote(dst, sp.b)
+}
+
+// Chunks for Input.carve: the first is small (an Input used once parses
+// one input), later ones grow to maxChunk; a string set longer than
+// maxChunk/4 gets its own allocation.
+const (
+	minChunk = 256
+	maxChunk = 4096
+)
+
+// carve returns an empty slice with room for size bytes, from in's chunk
+// when it has room. A chunk is only ever appended to, never rewritten, so
+// the strings carved from it earlier stay as they were for as long as a
+// policy keeps them, and a reused Input allocates once per chunk instead of
+// once per call: in a Go-built guest that allocation was an eighth of a
+// call.
+func (in *Input) carve(size int) []byte {
+	if size > maxChunk/4 {
+		return make([]byte, 0, size)
+	}
+	if cap(in.arena)-len(in.arena) < size {
+		in.arena = make([]byte, 0, max(min(max(2*cap(in.arena), minChunk), maxChunk), size))
+	}
+	start := len(in.arena)
+	in.arena = in.arena[:start+size]
+	return in.arena[start : start : start+size]
 }
