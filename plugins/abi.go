@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/gwmcp/gw/plugins/internal/jsonvalid"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -175,9 +175,7 @@ func checkShape(name string, c wazero.CompiledModule, wasi map[string]api.Functi
 }
 
 // validJSON reports whether b is one UTF-8 JSON value.
-func validJSON(b []byte) bool {
-	return utf8.Valid(b) && json.Valid(b)
-}
+func validJSON(b []byte) bool { return jsonvalid.Valid(b) }
 
 // initAnswer interprets gw_init's output: ok for {"ok":true} (or no output, 0), otherwise the
 // reason to refuse the load. Members are matched case-sensitively; unknown members are ignored.
