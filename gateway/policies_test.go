@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -291,6 +292,34 @@ func (nativeReadOnly) Authorize(_ context.Context, req gateway.AuthzRequest) (ga
 	return gateway.Decision{Reason: fmt.Sprintf("read-only policy: tool %q is not read-only", req.Name)}, nil
 }
 
+// nativeReadOnlyJSON is the read-only policy in plain Go handed what a Wasm
+// policy is handed, the ABI input, and decoding it with encoding/json as a
+// native policy would: the baseline where the JSON handling is included.
+type nativeReadOnlyJSON struct{}
+
+func (nativeReadOnlyJSON) Authorize(_ context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
+	var buf bytes.Buffer
+	gateway.AuthorizeInput(&buf, req)
+	var in struct {
+		Caller struct {
+			ID     string   `json:"id"`
+			Groups []string `json:"groups"`
+		} `json:"caller"`
+		Server, Tool, Name string
+		Annotations        struct {
+			ReadOnlyHint, DestructiveHint, IdempotentHint, OpenWorldHint *bool
+		} `json:"annotations"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &in); err != nil {
+		return gateway.Decision{}, err
+	}
+	if in.Annotations.ReadOnlyHint != nil && *in.Annotations.ReadOnlyHint {
+		return gateway.Decision{Allow: true}, nil
+	}
+	return gateway.Decision{Reason: fmt.Sprintf("read-only policy: tool %q is not read-only", in.Name)}, nil
+}
+
 // BenchmarkAuthorize measures one authorization as the call path pays it
 // (encode the input, run the policy, decode the answer), for the shipped
 // modules and a native Go policy, and reports the median next to the mean.
@@ -303,7 +332,7 @@ func BenchmarkAuthorize(b *testing.B) {
 	}
 	defer host.Close(context.Background())
 	l := &gateway.PolicyLoader{Host: host, Builtin: policies.Builtin, Logger: quietLogger()}
-	authorizers := map[string]gateway.Authorizer{"native-go": nativeReadOnly{}}
+	authorizers := map[string]gateway.Authorizer{"native-go": nativeReadOnly{}, "native-go-json": nativeReadOnlyJSON{}}
 	for _, module := range []string{"allow-all", "read-only", "deny-destructive"} {
 		m, err := l.Load(context.Background(), gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: module})
 		if err != nil {
@@ -312,7 +341,7 @@ func BenchmarkAuthorize(b *testing.B) {
 		defer m.Close(context.Background())
 		authorizers["wasm-"+module] = gateway.WasmAuthorizer{Module: m}
 	}
-	for _, name := range []string{"native-go", "wasm-allow-all", "wasm-read-only", "wasm-deny-destructive"} {
+	for _, name := range []string{"native-go", "native-go-json", "wasm-allow-all", "wasm-read-only", "wasm-deny-destructive"} {
 		az := authorizers[name]
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()

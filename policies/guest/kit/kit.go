@@ -30,8 +30,8 @@
 // The kit also offers what its own decoders use: Scanner, an allocation-light
 // JSON pull scanner, and AppendString, a JSON string writer. In a wasip1
 // guest under wazero, encoding/json takes about 18 µs to decode a 90-byte
-// authorize input; authz.Parse, built on Scanner, about 3 µs with one
-// allocation.
+// authorize input; authz.Parse, built on Scanner, about 2.5 µs for a
+// 160-byte one, without allocating.
 //
 // Everything except the wasm exports is plain Go, so policies are unit-tested
 // natively with go test (see authz.Eval and collision.Eval).
