@@ -290,14 +290,14 @@ func skipValue(d []byte, i int) (int, string) {
 		}
 		switch c := d[i]; c {
 		case '{', '[':
+			if len(stack) >= MaxDepth { // an empty container counts too
+				return i, "exceeded max depth"
+			}
 			closer := c + 2 // '{'+2 is '}', '['+2 is ']'
 			i = skipWS(d, i+1)
 			if i < len(d) && d[i] == closer {
 				i++
 				break
-			}
-			if len(stack) >= MaxDepth {
-				return i, "exceeded max depth"
 			}
 			stack = append(stack, closer)
 			if closer == '}' {

@@ -41,12 +41,15 @@ func TestSkipMatchesEncodingJSON(t *testing.T) {
 
 func TestDepth(t *testing.T) {
 	for _, depth := range []int{MaxDepth, MaxDepth + 1} {
-		for _, open := range []string{"[", `{"a":`} {
-			close := "]"
-			if open != "[" {
+		for _, open := range []string{"[", `{"a":`, "[!"} { // [! : the innermost container is empty
+			close, inner := "]", "1"
+			switch open {
+			case `{"a":`:
 				close = "}"
+			case "[!":
+				open, inner = "[", ""
 			}
-			doc := strings.Repeat(open, depth) + "1" + strings.Repeat(close, depth)
+			doc := strings.Repeat(open, depth) + inner + strings.Repeat(close, depth)
 			var s Scanner
 			s.Reset([]byte(doc))
 			s.Skip()
