@@ -16,15 +16,20 @@ import (
 var benchInput = []byte(`{"caller":{"id":"alice","groups":["dev"]},"server":"notes","tool":"search",` +
 	`"name":"notes__search","annotations":{"readOnlyHint":true},"arguments":{"query":"x"}}`)
 
+// namedWasm is a module to benchmark, by name.
+type namedWasm struct {
+	name string
+	wasm []byte
+}
+
+// benchGuests are a Go guest (the echo module) and a minimal hand-made one.
+func benchGuests() []namedWasm {
+	return []namedWasm{{"go-guest", echoWasm}, {"hand-made", abiModule(good)}}
+}
+
 func BenchmarkCall(b *testing.B) {
 	h := newHost(b)
-	for _, c := range []struct {
-		name string
-		wasm []byte
-	}{
-		{"go-guest", echoWasm},
-		{"hand-made", abiModule(good)},
-	} {
+	for _, c := range benchGuests() {
 		b.Run(c.name, func(b *testing.B) {
 			m := load(b, h, c.name, c.wasm, `{"version":1}`, Limits{})
 			ctx := context.Background()
@@ -42,19 +47,13 @@ func BenchmarkCall(b *testing.B) {
 // BenchmarkCheckpoints measures what the checkpoints (internal/interrupt) cost a warm call: the
 // same modules loaded with and without them. Compare the pairs: "off" cannot be stopped.
 func BenchmarkCheckpoints(b *testing.B) {
-	modules := []struct {
-		name string
-		wasm []byte
-	}{{"echo", echoWasm}}
+	modules := []namedWasm{{"echo", echoWasm}}
 	for _, name := range []string{"read-only", "deny-destructive"} { // the Go kit, and C
 		wasm, err := os.ReadFile("../policies/" + name + ".wasm")
 		if err != nil {
 			b.Fatal(err)
 		}
-		modules = append(modules, struct {
-			name string
-			wasm []byte
-		}{name, wasm})
+		modules = append(modules, namedWasm{name, wasm})
 	}
 	for _, c := range modules {
 		for _, off := range []bool{false, true} {
@@ -147,13 +146,7 @@ func BenchmarkLoad(b *testing.B) {
 // discarded instance, and reports the linear memory an instance holds.
 func BenchmarkInstantiate(b *testing.B) {
 	h := newHost(b)
-	for _, c := range []struct {
-		name string
-		wasm []byte
-	}{
-		{"go-guest", echoWasm},
-		{"hand-made", abiModule(good)},
-	} {
+	for _, c := range benchGuests() {
 		b.Run(c.name, func(b *testing.B) {
 			m := load(b, h, c.name, c.wasm, `{"version":1}`, Limits{PoolSize: 1})
 			ctx := context.Background()

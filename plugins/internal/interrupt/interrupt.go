@@ -220,7 +220,7 @@ func checkVectors(id byte, body []byte) error {
 			r.bytes(int(r.vecLen()))
 		}
 		return r.end()
-	case 3, 5, secTag: // function, memory, tag
+	case secFunction, secMemory, secTag:
 		r.vecLen()
 		return r.err
 	}
@@ -303,7 +303,9 @@ const (
 	secCustom    = 0
 	secType      = 1
 	secImport    = 2
+	secFunction  = 3
 	secTable     = 4
+	secMemory    = 5
 	secGlobal    = 6
 	secExport    = 7
 	secStart     = 8
