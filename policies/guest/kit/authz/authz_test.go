@@ -159,18 +159,6 @@ func TestKeptStringsSurvive(t *testing.T) {
 	}
 }
 
-// parseGeneral is Parse without the canonical fast path.
-func parseGeneral(input []byte, in *Input) error {
-	var p parser
-	p.s.Reset(input)
-	p.general(input, in)
-	if err := p.s.End(); err != nil {
-		return err
-	}
-	p.strings(in)
-	return nil
-}
-
 // The fast path must be taken for what gw writes (else it is dead weight),
 // and not for other layouts.
 func TestCanonicalTaken(t *testing.T) {
@@ -205,7 +193,7 @@ func FuzzCanonical(f *testing.F) {
 	f.Add([]byte(`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","arguments":{},"caller":null}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		var fast, general Input
-		errFast, errGeneral := Parse(doc, &fast), parseGeneral(doc, &general)
+		errFast, errGeneral := Parse(doc, &fast), parse(doc, &general, false)
 		if (errFast == nil) != (errGeneral == nil) || errFast != nil && errFast.Error() != errGeneral.Error() {
 			t.Fatalf("Parse(%q): error %v, general walk: %v", doc, errFast, errGeneral)
 		}

@@ -17,12 +17,15 @@ import (
 // alive) and a reused Input parses without allocating.
 // in.Arguments, in.Annotations.Raw and in.Caller.Groups' backing array
 // alias input or in itself and are valid while both are.
-func Parse(input []byte, in *Input) error {
+func Parse(input []byte, in *Input) error { return parse(input, in, true) }
+
+// parse is Parse, with the canonical fast path tried first when fast is set.
+func parse(input []byte, in *Input, fast bool) error {
 	arena := in.arena
 	*in = Input{arena: arena}
 	var p parser
 	p.s.Reset(input)
-	if !p.canonical(input, in) {
+	if !fast || !p.canonical(input, in) {
 		// Not laid out as gw writes it: start again with the general walk.
 		*in = Input{arena: arena}
 		p = parser{}
