@@ -43,8 +43,8 @@ func parse(input []byte, in *Input, fast bool) error {
 // no whitespace, no escapes in keys, caller first. It reports false, having
 // possibly read part of it, as soon as the layout differs; the general walk
 // then decides. Wherever it reports true, the general walk reads the same.
-// It exists for speed: matching "key": with one comparison halves the cost
-// of a call in a Go-built guest.
+// It exists for speed: matching "key": with one comparison instead of
+// scanning it cuts a quarter of a Go-built guest's authorization.
 func (p *parser) canonical(input []byte, in *Input) bool {
 	s := &p.s
 	if !s.Lit(`{"caller":{"id":`) {
