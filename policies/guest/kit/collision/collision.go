@@ -106,28 +106,28 @@ func AppendResolution(dst []byte, r *Resolution) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"server":`...)
-		dst = kit.AppendString(dst, n.Server)
-		dst = append(dst, `,"name":`...)
-		dst = kit.AppendString(dst, n.Name)
-		dst = append(dst, `,"exposed":`...)
-		dst = kit.AppendString(dst, n.Exposed)
-		dst = append(dst, '}')
+		dst = appendItem(dst, n.Server, n.Name, `,"exposed":`, n.Exposed)
 	}
 	dst = append(dst, `],"rejected":[`...)
 	for i, n := range r.Rejected {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"server":`...)
-		dst = kit.AppendString(dst, n.Server)
-		dst = append(dst, `,"name":`...)
-		dst = kit.AppendString(dst, n.Name)
-		dst = append(dst, `,"reason":`...)
-		dst = kit.AppendString(dst, n.Reason)
-		dst = append(dst, '}')
+		dst = appendItem(dst, n.Server, n.Name, `,"reason":`, n.Reason)
 	}
 	return append(dst, "]}"...)
+}
+
+// appendItem appends {"server":…,"name":…,"<key>":…}; member is the third
+// member's separator, key and colon.
+func appendItem(dst []byte, server, name, member, value string) []byte {
+	dst = append(dst, `{"server":`...)
+	dst = kit.AppendString(dst, server)
+	dst = append(dst, `,"name":`...)
+	dst = kit.AppendString(dst, name)
+	dst = append(dst, member...)
+	dst = kit.AppendString(dst, value)
+	return append(dst, '}')
 }
 
 // Parse decodes a collision input into in. Keys match case-sensitively;
