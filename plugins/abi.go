@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gwmcp/gw/plugins/internal/jsonvalid"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -173,9 +172,6 @@ func checkShape(name string, c wazero.CompiledModule, wasi map[string]api.Functi
 	}
 	return sh, nil
 }
-
-// validJSON reports whether b is one UTF-8 JSON value.
-func validJSON(b []byte) bool { return jsonvalid.Valid(b) }
 
 // initAnswer interprets gw_init's output: ok for {"ok":true} (or no output, 0), otherwise the
 // reason to refuse the load. Members are matched case-sensitively; unknown members are ignored.

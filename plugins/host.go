@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gwmcp/gw/plugins/internal/interrupt"
+	"github.com/gwmcp/gw/plugins/internal/jsonvalid"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -160,7 +161,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 	}
 	if len(bytes.TrimSpace(config)) == 0 {
 		config = []byte("{}")
-	} else if !validJSON(config) {
+	} else if !jsonvalid.Valid(config) {
 		return nil, &Error{Module: name, Export: exportInit, Kind: ErrInit, Detail: "configuration is not UTF-8 JSON"}
 	}
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gwmcp/gw/plugins/internal/jsonvalid"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -217,7 +218,7 @@ func (m *Module) exchange(ctx context.Context, in *instance, fn api.Function, ex
 		return nil, bad(ErrBadOutput, "output is outside memory")
 	}
 	out := bytes.Clone(view) // view aliases guest memory: copy before the next call reuses it
-	if !validJSON(out) {
+	if !jsonvalid.Valid(out) {
 		return nil, bad(ErrBadOutput, "output is not UTF-8 JSON ("+quoteHead(out)+")")
 	}
 	return out, nil
