@@ -160,7 +160,7 @@ func TestHotSwapAuthorizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ps.Close(context.Background()) })
-	var logs syncBuffer
+	var logs mcptest.SyncBuffer
 	l.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	opts := gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}}
 	ps.Apply(&opts) // the loader's limits: 20s collision, 10s authorize
@@ -242,24 +242,6 @@ func TestPolicyLoadErrors(t *testing.T) {
 	if err != nil || len(exports) != 1 || exports[0] != gateway.ExportCollision {
 		t.Errorf("check prefix: %v %v", exports, err)
 	}
-}
-
-// syncBuffer is a log sink the test reads while the watcher writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
