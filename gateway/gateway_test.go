@@ -316,6 +316,35 @@ func TestEraDetection(t *testing.T) {
 	}
 }
 
+// TestSlowModernServerWinsRace starts modern servers that begin reading only
+// after the discover timeout, so the probe and initialize reach them
+// together and both get answers: a modern-only server refuses initialize
+// (often before it answers the probe), a dual-era one answers both. The
+// probe's answer must win every time.
+func TestSlowModernServerWinsRace(t *testing.T) {
+	const rounds = 25 // two servers each: 50 handshakes
+	for i := range rounds {
+		g, err := startErr(t, gateway.Options{
+			DiscoverTimeout: 30 * time.Millisecond,
+			Servers: []gateway.ServerSpec{
+				withRestart(server(t, "modern", mcptest.Options{Era: mcptest.EraModern, StartDelay: 60 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
+				withRestart(server(t, "dual", mcptest.Options{Era: mcptest.EraDual, StartDelay: 60 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
+			},
+		})
+		if err != nil {
+			t.Fatalf("round %d: Start: %v", i, err)
+		}
+		for _, name := range []string{"modern", "dual"} {
+			if st := status(g, name); st.Era != "modern" {
+				t.Errorf("round %d: %s opened as %q; want modern", i, name, st.Era)
+			}
+		}
+		if err := g.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", i, err)
+		}
+	}
+}
+
 func TestUnsupportedVersion(t *testing.T) {
 	_, err := startErr(t, gateway.Options{Servers: []gateway.ServerSpec{
 		withRestart(server(t, "future", mcptest.Options{Era: mcptest.EraModern, SupportedVersions: []string{"2099-01-01"}}), gateway.RestartNever),

@@ -116,23 +116,61 @@ func (s *session) probeOutcome(r callReply, round int) probeOutcome {
 	return probeOutcome{modern: true}
 }
 
-// raceInitialize sends initialize while the unanswered probe stays pending;
-// the first to succeed decides the era.
+// raceInitialize sends initialize while the unanswered probe stays pending.
+// A modern answer to the probe always wins: a slow server reads both
+// requests together and answers both, often initialize first (a modern-only
+// server refuses it at once, a dual-era one accepts it). So an initialize
+// answer decides only once the probe has had its say: the probe's answer,
+// if it is already there, is taken first, and a pending probe is given
+// another discover timeout to arrive. A legacy server answers the probe
+// with an error as soon as it reads it, so only one that never answers
+// unknown requests pays that wait, once per start.
 func (s *session) raceInitialize(ctx context.Context, probeID jsonrpc.ID, probe *pendingCall) error {
 	defer s.retire(probeID.String())
 	initID, init, err := s.send(ctx, methodInitialize, s.initializeParams(ctx, nil), callOptions{})
 	if err != nil {
 		return s.handshakeError(err)
 	}
+	probeReply := probe.reply // nil once the probe said "not modern"
+	modern := func(r callReply) bool {
+		if s.probeOutcome(r, 1).modern {
+			s.retire(initID.String())
+			return true
+		}
+		probeReply = nil
+		return false
+	}
 	for {
 		select {
-		case r := <-probe.reply:
-			if out := s.probeOutcome(r, 1); out.modern {
-				s.retire(initID.String())
+		case r := <-probeReply:
+			if modern(r) {
 				return nil
 			}
-			probe = &pendingCall{} // nil reply channel: never selected again
 		case r := <-init.reply:
+			if probeReply == nil {
+				return s.finishInitialize(ctx, r)
+			}
+			// Both may be ready: the probe's answer first, deterministically.
+			select {
+			case pr := <-probeReply:
+				if modern(pr) {
+					return nil
+				}
+				return s.finishInitialize(ctx, r)
+			default:
+			}
+			grace := time.NewTimer(s.cfg.discoverTimeout)
+			select {
+			case pr := <-probeReply:
+				grace.Stop()
+				if modern(pr) {
+					return nil
+				}
+			case <-grace.C:
+			case <-ctx.Done():
+				grace.Stop()
+				return s.handshakeError(ctx.Err())
+			}
 			return s.finishInitialize(ctx, r)
 		case <-ctx.Done():
 			s.retire(initID.String())

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // MainIfChild runs the server and exits if the environment variable
@@ -14,9 +15,16 @@ import (
 //		mcptest.MainIfChild()
 //		os.Exit(m.Run())
 //	}
+//
+// In the parent it sets GORACE so that children built with -race exit at
+// once: the race detector otherwise sleeps a second at exit, so every
+// child outlived the stdin-close step of a stop and was sent SIGTERM.
 func MainIfChild() {
 	if os.Getenv(EnvServer) == "1" {
 		Main()
+	}
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		_ = os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
 	}
 }
 

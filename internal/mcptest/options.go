@@ -64,6 +64,8 @@ const (
 	EnvStderrSpam = "MCPTEST_STDERR_SPAM"
 	// EnvEOFGraceMs is Options.EOFGrace in milliseconds (negative: none).
 	EnvEOFGraceMs = "MCPTEST_EOF_GRACE_MS"
+	// EnvStartDelayMs is Options.StartDelay in milliseconds.
+	EnvStartDelayMs = "MCPTEST_START_DELAY_MS"
 )
 
 // DefaultEOFGrace is how long requests in flight may still finish after the
@@ -172,6 +174,12 @@ type Options struct {
 	// legacy wait for the client) always take the whole grace period.
 	EOFGrace time.Duration
 
+	// StartDelay is how long the server waits before it reads its first
+	// line (MCPTEST_START_DELAY_MS, in milliseconds), like a server that
+	// starts slowly (npx fetching a package, a cold JVM): requests sent
+	// meanwhile queue up in the pipe and are read together.
+	StartDelay time.Duration
+
 	// Stderr receives the server's diagnostics. Nil discards them;
 	// MainIfChild sets os.Stderr. Not settable from the environment.
 	Stderr io.Writer
@@ -250,8 +258,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.EOFGrace == 0 {
 		o.EOFGrace = DefaultEOFGrace
 	}
-	if o.PageSize < 0 || o.TTLMs < 0 || o.ExitAfter < 0 || o.StderrSpamKiB < 0 {
-		return bad("negative page size, ttl, exit delay or stderr spam")
+	if o.PageSize < 0 || o.TTLMs < 0 || o.ExitAfter < 0 || o.StderrSpamKiB < 0 || o.StartDelay < 0 {
+		return bad("negative page size, ttl, exit delay, start delay or stderr spam")
 	}
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
@@ -316,6 +324,7 @@ func ParseEnv(lookup func(string) (string, bool)) (Options, error) {
 	o.CrashOnStart = flag(EnvCrashOnStart)
 	o.StderrSpamKiB = num(EnvStderrSpam)
 	o.EOFGrace = time.Duration(num(EnvEOFGraceMs)) * time.Millisecond
+	o.StartDelay = time.Duration(num(EnvStartDelayMs)) * time.Millisecond
 	if err := errors.Join(errs...); err != nil {
 		return Options{}, err
 	}
@@ -339,7 +348,7 @@ func OptionsFromEnv() Options {
 // Environ returns the environment variables ("KEY=value") that make a child
 // process started with MainIfChild serve with o, including MCPTEST_SERVER=1.
 // Append them to os.Environ() for exec.Cmd.Env. Stderr and Exit are not
-// represented; ExitAfter and EOFGrace are rounded to milliseconds.
+// represented; ExitAfter, EOFGrace and StartDelay are rounded to milliseconds.
 func (o Options) Environ() []string {
 	env := []string{EnvServer + "=1"}
 	add := func(key, value string) {
@@ -371,5 +380,6 @@ func (o Options) Environ() []string {
 	flag(EnvCrashOnStart, o.CrashOnStart)
 	num(EnvStderrSpam, o.StderrSpamKiB)
 	num(EnvEOFGraceMs, int(o.EOFGrace/time.Millisecond))
+	num(EnvStartDelayMs, int(o.StartDelay/time.Millisecond))
 	return env
 }

@@ -162,6 +162,12 @@ func (s *server) run() error {
 			}
 		})
 	}
+	if d := s.opts.StartDelay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-s.ctx.Done():
+		}
+	}
 	err := s.readLoop()
 	drained := s.drain()
 	s.stop()
