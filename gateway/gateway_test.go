@@ -1090,3 +1090,18 @@ func readyPid(t *testing.T, g *gateway.Gateway, name string) int {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMalformedToolSkipped: a tools/list entry without a usable name is left
+// out and counted; the server's other tools are served and it stays ready.
+func TestMalformedToolSkipped(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{
+		withRestart(server(t, "bad", mcptest.Options{BadTools: true}), gateway.RestartNever),
+	}})
+	st := status(g, "bad")
+	if st.State != gateway.StateReady || st.Skipped != 3 {
+		t.Fatalf("status = %s, skipped %d; want ready, 3 skipped", st.State, st.Skipped)
+	}
+	if got := text(t, mustCall(t, g, "bad__echo", map[string]any{"text": "still here"})); got != "still here" {
+		t.Fatalf("echo = %q", got)
+	}
+}

@@ -47,11 +47,22 @@ type listing struct {
 	// server's "public" or "private", "" when absent.
 	freshUntil time.Time
 	cacheScope string
+	// skipped counts malformed entries left out.
+	skipped int
 }
 
 // inventory is everything a server offers.
 type inventory struct {
 	lists map[Kind]listing
+}
+
+// skipped counts the malformed entries left out of every list.
+func (inv *inventory) skipped() int {
+	n := 0
+	for _, l := range inv.lists {
+		n += l.skipped
+	}
+	return n
 }
 
 // offers reports whether the server's capabilities announce a kind.
@@ -116,10 +127,14 @@ func (s *session) listAll(ctx context.Context, k Kind) (listing, error) {
 		if err := json.Unmarshal(raw, &items); err != nil {
 			return listing{}, fmt.Errorf("server %q: %s: %q is not an array", s.name, method, k)
 		}
-		for _, it := range items {
+		for i, it := range items {
 			item, err := parseItem(k, it)
 			if err != nil {
-				return listing{}, fmt.Errorf("server %q: %s: %w", s.name, method, err)
+				// One bad entry must not take the server's other items
+				// (or the server) down with it.
+				out.skipped++
+				s.log.Warn("skipping a malformed list entry", "list", method, "page", page, "index", i, "error", err, "entry", truncateBytes(it, 200))
+				continue
 			}
 			out.items = append(out.items, item)
 		}

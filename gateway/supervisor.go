@@ -38,7 +38,10 @@ type ServerStatus struct {
 	Failures   int            `json:"failures"` // consecutive
 	Restarts   int            `json:"restarts"`
 	LastError  string         `json:"lastError,omitempty"`
-	Since      time.Time      `json:"since"`
+	// Skipped counts the malformed entries left out of the server's lists
+	// (a tool without a name, say); each is logged.
+	Skipped int       `json:"skipped,omitempty"`
+	Since   time.Time `json:"since"`
 }
 
 // managed supervises one server: it owns the run goroutine, and while a
@@ -292,6 +295,7 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	m.mu.Unlock()
 	m.setState(StateReady, nil, func(st *ServerStatus) {
 		st.Era, st.Version, st.ServerInfo, st.LastError = s.era.String(), s.version, s.serverInfo, ""
+		st.Skipped = inv.skipped()
 		if p, ok := conn.(processInfo); ok {
 			st.Pid = p.Pid()
 		}
@@ -485,6 +489,7 @@ func (g *Gateway) updateLists(server string, s *session, lists map[Kind]listing)
 	if !current {
 		return
 	}
+	var skipped int
 	g.mutateInventory(server, func(old *inventory) *inventory {
 		inv := &inventory{lists: map[Kind]listing{}}
 		if old != nil {
@@ -495,6 +500,10 @@ func (g *Gateway) updateLists(server string, s *session, lists map[Kind]listing)
 		for k, l := range lists {
 			inv.lists[k] = l
 		}
+		skipped = inv.skipped()
 		return inv
 	})
+	m.mu.Lock()
+	m.st.Skipped = skipped
+	m.mu.Unlock()
 }

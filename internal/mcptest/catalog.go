@@ -70,6 +70,12 @@ func (s *server) listTools(c *call) (map[string]any, *rpcError) {
 		items = append(items, t.json())
 	}
 	s.mu.Unlock()
+	if s.opts.BadTools {
+		items = append(items,
+			map[string]any{"name": "", "inputSchema": map[string]any{"type": "object"}},
+			map[string]any{"description": "a tool without a name", "inputSchema": map[string]any{"type": "object"}},
+			"not a tool object")
+	}
 	return s.page(c, "tools", items)
 }
 

@@ -64,6 +64,8 @@ const (
 	EnvStderrSpam = "MCPTEST_STDERR_SPAM"
 	// EnvEOFGraceMs is Options.EOFGrace in milliseconds (negative: none).
 	EnvEOFGraceMs = "MCPTEST_EOF_GRACE_MS"
+	// EnvBadTools is Options.BadTools ("1"/"true").
+	EnvBadTools = "MCPTEST_BAD_TOOLS"
 	// EnvStartDelayMs is Options.StartDelay in milliseconds.
 	EnvStartDelayMs = "MCPTEST_START_DELAY_MS"
 )
@@ -173,6 +175,11 @@ type Options struct {
 	// Requests that never end on their own (never, subscriptions/listen, a
 	// legacy wait for the client) always take the whole grace period.
 	EOFGrace time.Duration
+
+	// BadTools appends malformed entries to tools/list after the real tools
+	// (MCPTEST_BAD_TOOLS=1): one with an empty name, one without a name and
+	// one that is not an object.
+	BadTools bool
 
 	// StartDelay is how long the server waits before it reads its first
 	// line (MCPTEST_START_DELAY_MS, in milliseconds), like a server that
@@ -325,6 +332,7 @@ func ParseEnv(lookup func(string) (string, bool)) (Options, error) {
 	o.StderrSpamKiB = num(EnvStderrSpam)
 	o.EOFGrace = time.Duration(num(EnvEOFGraceMs)) * time.Millisecond
 	o.StartDelay = time.Duration(num(EnvStartDelayMs)) * time.Millisecond
+	o.BadTools = flag(EnvBadTools)
 	if err := errors.Join(errs...); err != nil {
 		return Options{}, err
 	}
@@ -381,5 +389,6 @@ func (o Options) Environ() []string {
 	num(EnvStderrSpam, o.StderrSpamKiB)
 	num(EnvEOFGraceMs, int(o.EOFGrace/time.Millisecond))
 	num(EnvStartDelayMs, int(o.StartDelay/time.Millisecond))
+	flag(EnvBadTools, o.BadTools)
 	return env
 }
