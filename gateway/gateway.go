@@ -64,7 +64,8 @@ type Options struct {
 	DiscoverTimeout time.Duration  // server/discover probe; default 5s
 	StartTimeout    time.Duration  // spawn + handshake + discovery; default 30s
 	MaxMessageSize  int            // default 16 MiB
-	PingInterval    time.Duration  // keepalive; 0 = off
+	PingInterval    time.Duration  // keepalive period; default 15s, negative = off
+	PingMisses      int            // unanswered pings in a row before a restart; default 3
 	StopGrace       time.Duration  // each step of a child's shutdown; default 2s
 
 	InitialBackoff time.Duration // default 500ms
@@ -242,6 +243,12 @@ func setDefaults(o *Options) {
 	def(&o.InitialBackoff, 500*time.Millisecond)
 	def(&o.MaxBackoff, 30*time.Second)
 	def(&o.StableAfter, 30*time.Second)
+	if o.PingInterval == 0 {
+		o.PingInterval = 15 * time.Second
+	}
+	if o.PingMisses <= 0 {
+		o.PingMisses = 3
+	}
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = 16 << 20
 	}

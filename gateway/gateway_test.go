@@ -895,6 +895,26 @@ func TestKeepaliveRestartsHungServer(t *testing.T) {
 	}
 }
 
+// TestKeepaliveSparesBusyServer: a server that leaves every other ping
+// unanswered for longer than the interval is busy, not hung: it is never
+// restarted. A hung one is (TestKeepaliveRestartsHungServer).
+func TestKeepaliveSparesBusyServer(t *testing.T) {
+	const every = 50 * time.Millisecond
+	g := start(t, gateway.Options{
+		PingInterval: every,
+		Servers: []gateway.ServerSpec{server(t, "busy", mcptest.Options{
+			PingDelay: 3 * every, PingDelayEvery: 2, EOFGrace: -time.Millisecond,
+		})},
+	})
+	time.Sleep(40 * every)
+	if s := status(g, "busy"); s.Restarts != 0 || s.State != gateway.StateReady {
+		t.Fatalf("busy server: %+v; want ready, never restarted", s)
+	}
+	if n := stats(t, g, "busy").Methods["ping"]; n < 10 {
+		t.Fatalf("only %d pings in %v; the test proves nothing", n, 40*every)
+	}
+}
+
 // readOnlyAuthorizer allows alice everything and others only read-only tools.
 type readOnlyAuthorizer struct{ fail bool }
 
@@ -1103,5 +1123,28 @@ func TestMalformedToolSkipped(t *testing.T) {
 	}
 	if got := text(t, mustCall(t, g, "bad__echo", map[string]any{"text": "still here"})); got != "still here" {
 		t.Fatalf("echo = %q", got)
+	}
+}
+
+// TestStalledServerSurvivesTimedOutWrite: a call whose arguments cannot all
+// be written before its deadline (the server stopped reading) times out, but
+// the rest of its line still goes out, so the stream stays framed: once the
+// server reads again, later calls work, without a restart.
+func TestStalledServerSurvivesTimedOutWrite(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	mustCall(t, g, "s__stall_input", map[string]any{"ms": 1500})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	big := strings.Repeat("x", 256<<10) // more than the pipe holds
+	if _, err := call(ctx, g, "s__echo", map[string]any{"text": big}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call into a stalled server = %v; want its deadline", err)
+	}
+	for i := range 3 {
+		if got := text(t, mustCall(t, g, "s__echo", map[string]any{"text": "after"})); got != "after" {
+			t.Fatalf("call %d after the stall = %q", i, got)
+		}
+	}
+	if st := status(g, "s"); st.State != gateway.StateReady || st.Restarts != 0 {
+		t.Fatalf("status %+v; want ready and never restarted", st)
 	}
 }

@@ -381,7 +381,9 @@ func (s *session) send(ctx context.Context, method string, params json.RawMessag
 	if err := s.addPending(id.String(), c); err != nil {
 		return id, nil, err
 	}
-	if err := s.conn.WriteMessage(ctx, line); err != nil {
+	// A detached write still reaches the server whole: the request counts as
+	// sent, so await cancels it like any other abandoned call.
+	if err := s.write(ctx, line); err != nil && !errors.Is(err, stdio.ErrDetached) {
 		if s.retire(id.String()) != nil {
 			return id, nil, fmt.Errorf("server %q: %s: write: %w", s.name, method, err)
 		}
@@ -432,7 +434,21 @@ func (s *session) notify(ctx context.Context, method string, params json.RawMess
 	if err != nil {
 		return err
 	}
-	return s.conn.WriteMessage(ctx, line)
+	return s.write(ctx, line)
+}
+
+// write sends one line. A stream broken part-way can never be framed again,
+// so the session ends and the supervisor restarts the server (status, event,
+// log) rather than every later call failing against a server that looks
+// ready.
+func (s *session) write(ctx context.Context, line []byte) error {
+	err := s.conn.WriteMessage(ctx, line)
+	if err != nil && errors.Is(err, stdio.ErrBroken) {
+		s.log.Error("the stream to the server is broken; ending the session", "error", err)
+		s.shutdown(fmt.Errorf("%w: %w", ErrSessionClosed, err))
+		_ = s.conn.Close()
+	}
+	return err
 }
 
 func (s *session) dispatchLoop() {
@@ -514,7 +530,7 @@ func (s *session) serveRequest(msg *jsonrpc.Message) {
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = s.conn.WriteMessage(ctx, line)
+		err = s.write(ctx, line)
 		cancel()
 	}
 	if err != nil {

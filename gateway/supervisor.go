@@ -379,8 +379,10 @@ func (g *Gateway) dial(ctx context.Context, spec ServerSpec) (Conn, error) {
 }
 
 // keepalive pings the server every PingInterval (server/discover in the
-// modern era, which has no ping) and kills a server that stops answering, so
-// the supervisor restarts it.
+// modern era, which has no ping) and kills a server that leaves PingMisses
+// pings in a row unanswered, so the supervisor restarts it. Each ping has
+// one interval to be answered; one answer, even an error, resets the count,
+// so a server that is merely busy now and then is left alone.
 func (m *managed) keepalive(ctx context.Context, s *session) {
 	every := m.g.opts.PingInterval
 	if every <= 0 {
@@ -388,13 +390,14 @@ func (m *managed) keepalive(ctx context.Context, s *session) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	missed := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, max(every, 2*time.Second))
+		pctx, cancel := context.WithTimeout(ctx, every)
 		var err error
 		if s.era == EraModern {
 			_, err = s.request(pctx, methodDiscover, nil, callOptions{})
@@ -404,9 +407,14 @@ func (m *managed) keepalive(ctx context.Context, s *session) {
 		cancel()
 		var rpcErr *jsonrpc.Error
 		if err == nil || errors.As(err, &rpcErr) || ctx.Err() != nil || errors.Is(err, ErrSessionClosed) {
-			continue // an error reply still proves the server is alive
+			missed = 0 // an error reply still proves the server is alive
+			continue
 		}
-		m.log.Error("server did not answer keepalive; restarting it", "error", err)
+		if missed++; missed < m.g.opts.PingMisses {
+			m.log.Warn("server did not answer a keepalive ping", "missed", missed, "limit", m.g.opts.PingMisses, "error", err)
+			continue
+		}
+		m.log.Error("server did not answer keepalive pings; restarting it", "missed", missed, "error", err)
 		s.shutdown(fmt.Errorf("%w: %w", ErrSessionClosed, errKeepaliveMissed))
 		_ = s.conn.Close()
 		return

@@ -238,7 +238,8 @@ func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
 		DiscoverTimeout: gc.DiscoverTimeout,
 		StartTimeout:    gc.StartTimeout,
 		MaxMessageSize:  gc.MaxMessageSize,
-		PingInterval:    gc.PingInterval,
+		PingInterval:    pingInterval(gc.PingInterval),
+		PingMisses:      gc.PingMisses,
 		InitialBackoff:  gc.Restart.InitialBackoff,
 		MaxBackoff:      gc.Restart.MaxBackoff,
 		DegradedAfter:   gc.Restart.DegradedAfter,
@@ -342,4 +343,13 @@ func oneLine(s string, n int) string {
 		return s[:n-1] + "…"
 	}
 	return s
+}
+
+// pingInterval maps the config's "0 turns pings off" onto the gateway's
+// "negative is off, 0 is the default".
+func pingInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -160,8 +160,14 @@ type Gateway struct {
 	// MaxMessageSize is the largest message in bytes, at least 1024.
 	// Default 16 MiB.
 	MaxMessageSize int `koanf:"max_message_size"`
-	// PingInterval is the keepalive ping period; 0 turns pings off.
+	// PingInterval is the keepalive ping period (server/discover in the
+	// modern era); 0 turns pings off. Default 15s: on stdio a ping costs
+	// next to nothing, and without one a hung server stays "ready".
 	PingInterval time.Duration `koanf:"ping_interval"`
+	// PingMisses is how many pings in a row may go unanswered (each is
+	// given one interval) before the server is restarted, so a hung server
+	// is restarted and a merely busy one is not. Default 3.
+	PingMisses int `koanf:"ping_misses"`
 	// ConfigWatch is how often `gw run` checks its configuration file: a
 	// changed file adds, removes or restarts only the servers that changed.
 	// 0 turns it off. Default 2s.
@@ -277,6 +283,8 @@ func Default() Config {
 			StartTimeout:    30 * time.Second,
 			MaxMessageSize:  16 << 20,
 			ConfigWatch:     2 * time.Second,
+			PingInterval:    15 * time.Second,
+			PingMisses:      3,
 			Names: Names{
 				Separator: "__",
 				MaxLength: 64,

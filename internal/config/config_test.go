@@ -76,7 +76,7 @@ func TestDefaultsApplied(t *testing.T) {
 	// The documented default values, spelled out once.
 	g := want.Gateway
 	if g.CallTimeout != 60*time.Second || g.DiscoverTimeout != 5*time.Second || g.StartTimeout != 30*time.Second ||
-		g.MaxMessageSize != 16*1024*1024 || g.PingInterval != 0 || g.Names.Separator != "__" || g.Names.MaxLength != 64 ||
+		g.MaxMessageSize != 16*1024*1024 || g.PingInterval != 15*time.Second || g.PingMisses != 3 || g.Names.Separator != "__" || g.Names.MaxLength != 64 ||
 		g.Restart.InitialBackoff != 500*time.Millisecond || g.Restart.MaxBackoff != 30*time.Second ||
 		g.Restart.DegradedAfter != 3 || g.Restart.StableAfter != 30*time.Second ||
 		want.Log.Level != "info" || want.Log.Format != "text" {
@@ -169,6 +169,7 @@ func TestYAMLFullExample(t *testing.T) {
 			StartTimeout:    20 * time.Second,
 			MaxMessageSize:  1 << 20,
 			PingInterval:    15 * time.Second,
+			PingMisses:      3,
 			ConfigWatch:     2 * time.Second,
 			Names:           Names{Separator: ".", MaxLength: 100},
 			Restart: Restart{

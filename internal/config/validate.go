@@ -126,6 +126,9 @@ func (c *Config) Validate() error {
 	positive("gateway.discover_timeout", g.DiscoverTimeout)
 	positive("gateway.start_timeout", g.StartTimeout)
 	notNegative("gateway.ping_interval", g.PingInterval)
+	if g.PingMisses < 1 {
+		bad("gateway.ping_misses", "gateway.ping_misses must be at least 1, got %d", g.PingMisses)
+	}
 	if g.MaxMessageSize < minMaxMessageSize {
 		bad("gateway.max_message_size", "gateway.max_message_size must be at least %d, got %d", minMaxMessageSize, g.MaxMessageSize)
 	}

@@ -88,6 +88,8 @@
 //     {"q1": …}, else -32602. An undeclared client capability is an isError
 //     result in legacy and -32021 in modern.
 //   - ping_client: legacy: pings the client, replies "pong-ok".
+//   - stall_input {ms}: replies at once, then reads no more input for ms
+//     milliseconds (a read already under way finishes first).
 //   - stats: the counters as JSON text and structuredContent (see Stats).
 //   - error_tool: JSON-RPC error -32603 with data.
 //   - is_error: a result with isError true.

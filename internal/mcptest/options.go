@@ -66,6 +66,10 @@ const (
 	EnvEOFGraceMs = "MCPTEST_EOF_GRACE_MS"
 	// EnvBadTools is Options.BadTools ("1"/"true").
 	EnvBadTools = "MCPTEST_BAD_TOOLS"
+	// EnvPingDelayMs is Options.PingDelay in milliseconds.
+	EnvPingDelayMs = "MCPTEST_PING_DELAY_MS"
+	// EnvPingDelayEvery is Options.PingDelayEvery.
+	EnvPingDelayEvery = "MCPTEST_PING_DELAY_EVERY"
 	// EnvStartDelayMs is Options.StartDelay in milliseconds.
 	EnvStartDelayMs = "MCPTEST_START_DELAY_MS"
 )
@@ -181,6 +185,13 @@ type Options struct {
 	// one that is not an object.
 	BadTools bool
 
+	// PingDelay holds the answer to a ping this long
+	// (MCPTEST_PING_DELAY_MS, in milliseconds): a busy or hung server as its
+	// client's keepalive sees it. PingDelayEvery (MCPTEST_PING_DELAY_EVERY)
+	// delays only every Nth ping (the 2nd, 4th, … for 2); 0 or 1 delays all.
+	PingDelay      time.Duration
+	PingDelayEvery int
+
 	// StartDelay is how long the server waits before it reads its first
 	// line (MCPTEST_START_DELAY_MS, in milliseconds), like a server that
 	// starts slowly (npx fetching a package, a cold JVM): requests sent
@@ -265,8 +276,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.EOFGrace == 0 {
 		o.EOFGrace = DefaultEOFGrace
 	}
-	if o.PageSize < 0 || o.TTLMs < 0 || o.ExitAfter < 0 || o.StderrSpamKiB < 0 || o.StartDelay < 0 {
-		return bad("negative page size, ttl, exit delay, start delay or stderr spam")
+	if o.PageSize < 0 || o.TTLMs < 0 || o.ExitAfter < 0 || o.StderrSpamKiB < 0 || o.StartDelay < 0 || o.PingDelay < 0 || o.PingDelayEvery < 0 {
+		return bad("negative page size, ttl, exit delay, start or ping delay, or stderr spam")
 	}
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
@@ -333,6 +344,8 @@ func ParseEnv(lookup func(string) (string, bool)) (Options, error) {
 	o.EOFGrace = time.Duration(num(EnvEOFGraceMs)) * time.Millisecond
 	o.StartDelay = time.Duration(num(EnvStartDelayMs)) * time.Millisecond
 	o.BadTools = flag(EnvBadTools)
+	o.PingDelay = time.Duration(num(EnvPingDelayMs)) * time.Millisecond
+	o.PingDelayEvery = num(EnvPingDelayEvery)
 	if err := errors.Join(errs...); err != nil {
 		return Options{}, err
 	}
@@ -390,5 +403,7 @@ func (o Options) Environ() []string {
 	num(EnvEOFGraceMs, int(o.EOFGrace/time.Millisecond))
 	num(EnvStartDelayMs, int(o.StartDelay/time.Millisecond))
 	flag(EnvBadTools, o.BadTools)
+	num(EnvPingDelayMs, int(o.PingDelay/time.Millisecond))
+	num(EnvPingDelayEvery, o.PingDelayEvery)
 	return env
 }

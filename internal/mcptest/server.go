@@ -68,7 +68,7 @@ type call struct {
 // while it is held.
 type server struct {
 	opts Options
-	in   io.Reader
+	in   *stallReader
 	out  io.Writer
 
 	ctx        context.Context
@@ -81,6 +81,7 @@ type server struct {
 	dead     atomic.Bool // the server died: drop every write
 	dieOnce  sync.Once
 	exitCode atomic.Int64
+	pings    atomic.Int64 // pings received, for Options.PingDelayEvery
 
 	subMu sync.Mutex               // guards subs; held while writing to a stream
 	subs  map[string]*subscription // open subscriptions/listen streams by id
@@ -114,7 +115,7 @@ func Serve(in io.Reader, out io.Writer, opts Options) error {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &server{
 		opts:     o,
-		in:       in,
+		in:       &stallReader{r: in, done: ctx.Done()},
 		out:      out,
 		ctx:      ctx,
 		stop:     stop,
@@ -236,7 +237,7 @@ func (s *server) die(code int) {
 // close closes in and out if they can be closed, once.
 func (s *server) close() {
 	s.closeIO.Do(func() {
-		if c, ok := s.in.(io.Closer); ok {
+		if c, ok := s.in.r.(io.Closer); ok {
 			c.Close()
 		}
 		if c, ok := s.out.(io.Closer); ok {
@@ -696,7 +697,16 @@ func (s *server) decorate(c *call, res map[string]any) map[string]any {
 	return res
 }
 
-func (s *server) ping(*call) (map[string]any, *rpcError) {
+func (s *server) ping(c *call) (map[string]any, *rpcError) {
+	n := s.pings.Add(1)
+	if d := s.opts.PingDelay; d > 0 && (s.opts.PingDelayEvery <= 1 || n%int64(s.opts.PingDelayEvery) == 0) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+		}
+	}
 	return map[string]any{}, nil
 }
 
@@ -738,4 +748,26 @@ func (s *server) logs(c *call, level string) bool {
 	threshold := s.logLevel
 	s.mu.Unlock()
 	return threshold == "" || levelRank(level) >= levelRank(threshold)
+}
+
+// stallReader is the server's input; stallFor makes its next reads wait,
+// so the client's writes back up in the pipe.
+type stallReader struct {
+	r     io.Reader
+	done  <-chan struct{} // the server stopped: stop stalling
+	until atomic.Int64    // unix nanoseconds
+}
+
+func (r *stallReader) stallFor(d time.Duration) { r.until.Store(time.Now().Add(d).UnixNano()) }
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if d := time.Until(time.Unix(0, r.until.Load())); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.done:
+			t.Stop()
+		}
+	}
+	return r.r.Read(p)
 }

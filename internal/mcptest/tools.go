@@ -73,6 +73,19 @@ var builtinTools = []tool{
 		},
 	},
 	{
+		name:        "stall_input",
+		description: "Stops reading the input for ms milliseconds, as a server stuck in a long synchronous task would; replies at once.",
+		input:       schema(map[string]any{"ms": intProp("How long to stop reading, in milliseconds.", maxSlowMs)}, "ms"),
+		run: func(s *server, _ *call, args object) (map[string]any, *rpcError) {
+			ms, bad := needInt(args, "ms", maxSlowMs)
+			if bad != nil {
+				return bad, nil
+			}
+			s.in.stallFor(time.Duration(ms) * time.Millisecond)
+			return textResult(fmt.Sprintf("not reading for %dms", ms)), nil
+		},
+	},
+	{
 		name:        "crash",
 		description: "Exits the server with status 3 without replying.",
 		input:       noArgs(),

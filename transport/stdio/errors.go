@@ -11,11 +11,17 @@ var (
 	// released the stdout pipe.
 	ErrClosed = errors.New("stdio: process closed")
 
-	// ErrBroken is returned by WriteMessage once a write was interrupted part-way (by its context or
-	// by Close). The child has then received a partial line, so the stream can no longer be framed
+	// ErrBroken is returned by WriteMessage once a write failed part-way (by Close, or a pipe
+	// error). The child has then received a partial line, so the stream can no longer be framed
 	// and every later write fails. The write that broke the stream returns an error wrapping both
 	// ErrBroken and its cause.
 	ErrBroken = errors.New("stdio: stream broken by an interrupted write")
+
+	// ErrDetached is wrapped, with the context's error, by a WriteMessage whose context ended after
+	// part of the line was written. The rest is written in the background so the stream stays
+	// framed: the child will still receive the whole message, so the caller should treat it as
+	// sent (and, say, cancel the request it carried).
+	ErrDetached = errors.New("stdio: write interrupted; the rest of the line follows in the background")
 
 	// ErrNewline is returned by WriteMessage for a message that contains '\n'; nothing is written.
 	ErrNewline = errors.New("stdio: message contains a newline")

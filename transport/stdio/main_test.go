@@ -97,6 +97,11 @@ func runChild(mode string) int {
 			time.Sleep(time.Hour)
 		}
 
+	case "stall": // say so, read nothing for a second, then echo
+		println("stalling")
+		time.Sleep(time.Second)
+		echo()
+
 	case "sleep": // never reads stdin; dies of SIGTERM
 		time.Sleep(time.Minute)
 

@@ -65,10 +65,11 @@ type Process struct {
 	pid   int
 	grace time.Duration
 
-	stdin    *os.File      // our write end; non-blocking so write deadlines work
-	writeSem chan struct{} // one slot: holding it is the write lock
-	wbuf     []byte        // reused write buffer, at most writeBufSize; guarded by writeSem
-	broken   atomic.Bool   // a write was interrupted part-way
+	stdin    *os.File       // our write end; non-blocking so write deadlines work
+	writeSem chan struct{}  // one slot: holding it is the write lock
+	wbuf     []byte         // reused write buffer, at most writeBufSize; guarded by writeSem
+	broken   atomic.Bool    // a write failed part-way: the stream can no longer be framed
+	finisher sync.WaitGroup // finishWrite, while it holds writeSem
 
 	readMu sync.Mutex // serialises ReadMessage
 	stdout *pipeReader
@@ -268,9 +269,12 @@ func (p *Process) ReadMessage() ([]byte, error) {
 // messages are written one at a time and never interleave.
 //
 // msg must not contain '\n' (ErrNewline; nothing is written). Waiting for other writers and the
-// write itself stop when ctx is done, returning ctx's error. A write interrupted part-way (by ctx
-// or Close) leaves a partial line in the pipe: it returns an error wrapping ErrBroken and the
-// cause, and every later write fails with ErrBroken. After Close has begun, writes fail with
+// write itself stop when ctx is done, returning ctx's error. When ctx ends after part of the line
+// went out, the rest is written in the background so the stream stays framed: the error wraps
+// ErrDetached and ctx's error, the child still receives the whole message (unless it dies or
+// Close comes first), and later writes queue behind the rest. A write that fails part-way for
+// any other reason (Close, EPIPE) breaks the stream: it returns an error wrapping ErrBroken and
+// the cause, and every later write fails with ErrBroken. After Close has begun, writes fail with
 // ErrClosed. If the child has exited, writes fail with an error wrapping syscall.EPIPE.
 func (p *Process) WriteMessage(ctx context.Context, msg []byte) error {
 	if bytes.IndexByte(msg, '\n') >= 0 {
@@ -289,11 +293,31 @@ func (p *Process) WriteMessage(ctx context.Context, msg []byte) error {
 	case <-p.closing:
 		return ErrClosed
 	}
-	defer func() { <-p.writeSem }()
 	if err := p.writable(); err != nil {
+		<-p.writeSem
 		return err
 	}
-	return p.writeLocked(ctx, msg)
+	rest, err := p.writeLocked(ctx, msg)
+	if rest == nil {
+		<-p.writeSem
+		return err
+	}
+	// The write lock passes to finishWrite, which releases it.
+	p.finisher.Add(1)
+	go p.finishWrite(rest)
+	return err
+}
+
+// finishWrite writes the rest of a line whose writer gave up part-way, then releases the write
+// lock it inherited. It waits for the child without a deadline: a child that never reads again
+// is the keepalive's business, and Close ends the wait by closing stdin.
+func (p *Process) finishWrite(rest []byte) {
+	defer p.finisher.Done()
+	defer func() { <-p.writeSem }()
+	if _, err := p.stdin.Write(rest); err != nil {
+		p.broken.Store(true)
+		p.log.Debug("finishing an interrupted write failed; the stream is broken", "error", err)
+	}
 }
 
 // writable returns ErrClosed or ErrBroken if writes can no longer succeed.
@@ -309,8 +333,9 @@ func (p *Process) writable() error {
 	return nil
 }
 
-// writeLocked writes msg and '\n', honouring ctx. The caller holds writeSem.
-func (p *Process) writeLocked(ctx context.Context, msg []byte) error {
+// writeLocked writes msg and '\n', honouring ctx. The caller holds writeSem. When ctx ends
+// part-way, it returns a copy of what is left of the line for finishWrite.
+func (p *Process) writeLocked(ctx context.Context, msg []byte) (rest []byte, err error) {
 	// The deadline first: a cancellation that fires meanwhile must not be overwritten by it.
 	deadline, hasDeadline := ctx.Deadline()
 	if hasDeadline {
@@ -333,7 +358,7 @@ func (p *Process) writeLocked(ctx context.Context, msg []byte) error {
 		_ = p.stdin.SetWriteDeadline(time.Time{})
 	}
 	if err == nil {
-		return nil
+		return nil, nil
 	}
 
 	var cause error
@@ -349,10 +374,17 @@ func (p *Process) writeLocked(ctx context.Context, msg []byte) error {
 		cause = fmt.Errorf("server %q: write: %w", p.name, err)
 	}
 	if n > 0 && n < total {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			rest = make([]byte, 0, total-n) // a copy: msg is the caller's
+			if n < len(msg) {
+				rest = append(rest, msg[n:]...)
+			}
+			return append(rest, '\n'), fmt.Errorf("%w: %w (wrote %d of %d bytes; the rest follows)", ErrDetached, cause, n, total)
+		}
 		p.broken.Store(true)
-		return fmt.Errorf("%w: %w (wrote %d of %d bytes)", ErrBroken, cause, n, total)
+		return nil, fmt.Errorf("%w: %w (wrote %d of %d bytes)", ErrBroken, cause, n, total)
 	}
-	return cause
+	return nil, cause
 }
 
 // writeLineLocked writes msg and '\n' to stdin and returns how many of the total bytes were
@@ -392,6 +424,7 @@ func (p *Process) Close() error {
 func (p *Process) shutdown() error {
 	close(p.closing)
 	_ = p.stdin.Close()
+	p.finisher.Wait()
 	var err error
 	if !p.awaitExit(p.grace) {
 		p.signalGroup(syscall.SIGTERM)

@@ -659,23 +659,48 @@ func TestWriteRejectsNewline(t *testing.T) {
 	readLine(t, p, "ok") // nothing of the rejected messages reached the child
 }
 
-// TestWriteDeadlineBreaksStream: the child never reads, so a message larger than the pipe is cut
-// off by the deadline part-way, and the stream is broken from then on.
-func TestWriteDeadlineBreaksStream(t *testing.T) {
+// TestWriteDeadlineDetaches: the child never reads, so a message larger than the pipe is cut off
+// by the deadline part-way. The writer returns at its deadline; the rest of the line is still
+// owed to the child, so the next writer queues behind it rather than breaking the stream.
+func TestWriteDeadlineDetaches(t *testing.T) {
 	p := startChild(t, "sleep")
 	big := bytes.Repeat([]byte("a"), 4<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
 	err := p.WriteMessage(ctx, big)
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrBroken) {
-		t.Fatalf("WriteMessage = %v, want DeadlineExceeded and ErrBroken", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrDetached) || errors.Is(err, ErrBroken) {
+		t.Fatalf("WriteMessage = %v, want DeadlineExceeded and ErrDetached", err)
 	}
 	if d := time.Since(start); d > prompt {
 		t.Fatalf("WriteMessage returned after %v", d)
 	}
-	if err := p.WriteMessage(context.Background(), []byte("x")); err != ErrBroken {
-		t.Fatalf("next WriteMessage = %v, want ErrBroken", err)
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.WriteMessage(ctx, []byte("x")); err != context.DeadlineExceeded {
+		t.Fatalf("next WriteMessage = %v, want DeadlineExceeded (queued behind the rest)", err)
+	}
+}
+
+// TestStalledChildGetsWholeLines: a child that stops reading for a while, then reads again, gets
+// every line whole, the interrupted one included, and the writes after it work.
+func TestStalledChildGetsWholeLines(t *testing.T) {
+	p := startChild(t, "stall")
+	readLine(t, p, "stalling")
+	big := bytes.Repeat([]byte("b"), 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.WriteMessage(ctx, big); !errors.Is(err, ErrDetached) {
+		t.Fatalf("WriteMessage = %v, want ErrDetached", err)
+	}
+	wrote := make(chan error, 1)
+	go func() { wrote <- p.WriteMessage(context.Background(), []byte("after")) }()
+	if msg, err := readWithin(t, p, 5*time.Second); err != nil || !bytes.Equal(msg, big) {
+		t.Fatalf("ReadMessage = (%d bytes, %v), want the whole %d-byte line", len(msg), err, len(big))
+	}
+	readLine(t, p, "after")
+	if err := <-wrote; err != nil {
+		t.Fatalf("WriteMessage after the stall = %v", err)
 	}
 }
 
@@ -710,8 +735,8 @@ func TestWriteCancel(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrBroken) {
-			t.Fatalf("WriteMessage = %v, want Canceled and ErrBroken", err)
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrDetached) {
+			t.Fatalf("WriteMessage = %v, want Canceled and ErrDetached", err)
 		}
 	case <-time.After(prompt):
 		t.Fatal("WriteMessage did not return after cancel")
