@@ -230,6 +230,39 @@ func TestCatalogPublishedOnlyWhenChanged(t *testing.T) {
 	}
 }
 
+// TestReadyAfterInitialCatalog checks that the gateway's "ready" event
+// follows the catalog of the initial start, so that an agent reacting to it
+// finds every tool in the catalog and callable.
+func TestReadyAfterInitialCatalog(t *testing.T) {
+	r := startEventsRun(t, "ready-gw")
+	isReady := func(m jetstream.Msg) bool {
+		var st struct{ State string }
+		return m.Subject() == "mcp.v1.evt.gw.ready-gw.status" && json.Unmarshal(m.Data(), &st) == nil && st.State == "ready"
+	}
+	evts := r.events("mcp.v1.evt.>", isReady)
+	var last jetstream.Msg
+	for _, m := range evts {
+		if m.Subject() == "mcp.v1.evt.catalog.changed" {
+			last = m
+		}
+	}
+	all := []string{"alpha__echo", "beta__echo", "gamma__echo"}
+	if last == nil || !hasTools(t, last, all...) {
+		t.Fatalf("the last catalog before ready lacks some of %v", all)
+	}
+	// Right after ready, each tool is callable (its endpoint is up).
+	r.call("gamma__add_tool", `{"name":"after"}`)
+	evts = r.events("mcp.v1.evt.>", func(m jetstream.Msg) bool {
+		return m.Subject() == "mcp.v1.evt.catalog.changed" && hasTools(t, m, "gamma__after")
+	})
+	ready := slices.IndexFunc(evts, isReady)
+	for _, m := range evts[ready+1 : len(evts)-1] {
+		if m.Subject() == "mcp.v1.evt.catalog.changed" {
+			t.Errorf("a catalog.changed between ready and the next change: %s", m.Data())
+		}
+	}
+}
+
 // TestEventBridgeQueue drives the bridge's queue directly against a real
 // face: a catalog that finds the queue full is kept (the newest one) and goes
 // out before the queued events, other events are dropped and counted, flush
