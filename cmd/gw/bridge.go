@@ -110,48 +110,162 @@ func (h clientHandler) HandleClientRequest(ctx context.Context, req gateway.Clie
 }
 
 // eventBridge publishes gateway events on NATS. The gateway must never wait
-// on NATS, so events go through a bounded queue to one publisher goroutine;
-// when the queue is full, events are dropped and counted. A newer catalog
-// replaces an older one still queued.
+// on NATS, so events go through a bounded queue to one publisher goroutine,
+// which publishes them in the order they came; when the queue is full,
+// events are dropped and counted.
+//
+// Catalogs are not queued themselves: the newest one waits in catalog and a
+// marker in the queue says where it goes out, so a newer catalog replaces an
+// older one still waiting, and a catalog is never dropped (without room for
+// a marker it goes out before the next queued event). The face publishes a
+// catalog only when its bytes changed.
+//
+// The publisher runs from newEventBridge until close; close stops it once
+// the events queued before are out. Nothing blocks on the publisher except
+// flush, within its ctx.
 type eventBridge struct {
 	face *natsface.Face
 	log  *slog.Logger
-	q    chan gateway.Event
-	done chan struct{}
+	q    chan bridgeItem
+	stop chan struct{} // closed by close: the publisher drains q and returns
+	done chan struct{} // closed when the publisher has returned
 	once sync.Once
 
-	mu      sync.Mutex
-	dropped int
+	mu            sync.Mutex
+	dropped       int
+	catalog       *gateway.Catalog // newest catalog not yet taken by the publisher
+	catalogQueued bool             // a marker for catalog is in q
 }
 
+// bridgeItem is one entry of the queue: an event, a catalog marker (an
+// EventCatalogChanged without its catalog), or a flush barrier.
+type bridgeItem struct {
+	event   gateway.Event
+	barrier chan struct{} // closed by the publisher when it gets there
+}
+
+// flushTimeout bounds flush: a NATS that does not answer cannot hold up gw.
+const flushTimeout = 10 * time.Second
+
+// newEventBridge returns a bridge whose publisher is running.
 func newEventBridge(face *natsface.Face, log *slog.Logger) *eventBridge {
-	b := &eventBridge{face: face, log: log, q: make(chan gateway.Event, 1024), done: make(chan struct{})}
+	b := makeEventBridge(face, log, 1024)
 	go b.run()
 	return b
 }
 
+// makeEventBridge returns a bridge with a queue of size events whose
+// publisher is not started yet (tests fill its queue first).
+func makeEventBridge(face *natsface.Face, log *slog.Logger, size int) *eventBridge {
+	return &eventBridge{face: face, log: log, q: make(chan bridgeItem, size), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// HandleEvent queues e for publishing; it never blocks.
 func (b *eventBridge) HandleEvent(e gateway.Event) {
-	select {
-	case b.q <- e:
-	default:
-		b.mu.Lock()
-		b.dropped++
-		n := b.dropped
-		b.mu.Unlock()
-		if n&(n-1) == 0 {
-			b.log.Warn("NATS event queue full; events dropped", "dropped", n)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e.Kind == gateway.EventCatalogChanged {
+		b.catalog = e.Catalog
+		if b.catalogQueued {
+			return
 		}
+		e.Catalog = nil
+	}
+	select {
+	case b.q <- bridgeItem{event: e}:
+		b.catalogQueued = b.catalogQueued || e.Kind == gateway.EventCatalogChanged
+		return
+	default:
+	}
+	if e.Kind == gateway.EventCatalogChanged {
+		return // kept in b.catalog: it goes out before the next queued item
+	}
+	b.dropped++
+	if n := b.dropped; n&(n-1) == 0 {
+		b.log.Warn("NATS event queue full; events dropped", "dropped", n)
+	}
+}
+
+// flush waits until the events handed to HandleEvent before it are published
+// (or failed), at most flushTimeout or until ctx ends, and reports whether
+// they were. gw run flushes before it announces the gateway ready, so that
+// the catalog of the start is out first.
+func (b *eventBridge) flush(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	barrier := make(chan struct{})
+	select {
+	case b.q <- bridgeItem{barrier: barrier}:
+	case <-b.stop:
+		return false
+	case <-ctx.Done():
+		b.log.Warn("NATS event queue not flushed", "error", ctx.Err())
+		return false
+	}
+	select {
+	case <-barrier:
+		return true
+	case <-b.done:
+		return false
+	case <-ctx.Done():
+		b.log.Warn("NATS event queue not flushed", "error", ctx.Err())
+		return false
 	}
 }
 
 func (b *eventBridge) run() {
 	defer close(b.done)
-	for e := range b.q {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := b.publish(ctx, e); err != nil && !errors.Is(err, context.Canceled) {
-			b.log.Warn("could not publish event", "error", err)
+	for {
+		select {
+		case it := <-b.q:
+			b.handle(it)
+		case <-b.stop:
+			for {
+				select {
+				case it := <-b.q:
+					b.handle(it)
+				default:
+					b.publishCatalog(false)
+					return
+				}
+			}
 		}
-		cancel()
+	}
+}
+
+// handle publishes one queued item, after a catalog that found no room in
+// the queue.
+func (b *eventBridge) handle(it bridgeItem) {
+	b.publishCatalog(false)
+	switch {
+	case it.barrier != nil:
+		close(it.barrier)
+	case it.event.Kind == gateway.EventCatalogChanged:
+		b.publishCatalog(true)
+	default:
+		b.send(it.event)
+	}
+}
+
+// publishCatalog publishes the waiting catalog: the one its marker announced
+// (marker), or one that found no room for a marker.
+func (b *eventBridge) publishCatalog(marker bool) {
+	b.mu.Lock()
+	c := b.catalog
+	if c == nil || b.catalogQueued != marker {
+		b.mu.Unlock()
+		return
+	}
+	b.catalog, b.catalogQueued = nil, false
+	b.mu.Unlock()
+	b.send(gateway.Event{Kind: gateway.EventCatalogChanged, Catalog: c})
+}
+
+func (b *eventBridge) send(e gateway.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.publish(ctx, e); err != nil && !errors.Is(err, context.Canceled) {
+		b.log.Warn("could not publish event", "error", err)
 	}
 }
 
@@ -182,8 +296,9 @@ func (b *eventBridge) publish(ctx context.Context, e gateway.Event) error {
 	return nil
 }
 
-// close stops the publisher after the queued events are out.
+// close stops the publisher after the queued events are out. Events handed
+// over later are not published. It is idempotent.
 func (b *eventBridge) close() {
-	b.once.Do(func() { close(b.q) })
+	b.once.Do(func() { close(b.stop) })
 	<-b.done
 }

@@ -83,6 +83,7 @@ func runGateway(ctx context.Context, path string, cfg *config.Config, logger *sl
 		defer close(watchDone)
 		watchConfig(watchCtx, path, cfg.Gateway.ConfigWatch, cfg, g, logger)
 	}()
+	events.flush(ctx) // "ready" follows the catalog of the start
 	publishGatewayStatus(face, name, "ready", g)
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 

@@ -108,7 +108,10 @@
 // file storage, max age 24h, 100 messages per subject), so core subscribers get them live and late
 // subscribers replay them from the stream. Each has the header Mcp-Gateway; server events also
 // Mcp-Server with the server's name. The catalog is also kept in the KV bucket
-// Options.CatalogBucket under "catalog" (the latest from any gateway) and "gw.{gw}".
+// Options.CatalogBucket under "catalog" (the latest from any gateway) and "gw.{gw}". A catalog
+// equal, byte for byte, to the last one the Face published is neither written nor published
+// again (see Face.PublishCatalog), so catalog.changed and the bucket's revisions follow changes
+// of the catalog's content, not how often the gateway side reports it.
 //
 // # Goroutines
 //
@@ -139,7 +142,8 @@
 // # Locks
 //
 // Face.svcMu (Start, SetTools, Stop's first step; held while calling into micro) is taken before
-// Face.mu (state, in-flight calls, input waits). call.mu orders a call's frames; it is held while
+// Face.mu (state, in-flight calls, input waits). Face.catalogMu (PublishCatalog, held across its
+// JetStream calls) is taken before Face.mu and never with svcMu. call.mu orders a call's frames; it is held while
 // publishing one frame and never while taking another lock. Face.statsMu is a leaf, also taken
 // under micro's own lock by its stats handler, which is why micro is never called with Face.mu held.
 package natsface

@@ -2,6 +2,7 @@ package natsface
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -38,6 +39,13 @@ func NotificationKind(method string) string {
 // Gateway and under CatalogKey, then publishes it on Prefix.evt.catalog.changed. The bucket is
 // written first, so that a subscriber reacting to the event reads the new value. A catalog over
 // the max payload cannot be published (nats.ErrMaxPayload).
+//
+// A catalog byte for byte equal to the last one this Face published is not written or published
+// again: PublishCatalog returns nil at once. The event means the catalog changed, and the gateway
+// side may report a catalog many times over (every re-list of a server whose lists carry ttlMs);
+// comparing the bytes here makes every caller's event and KV write follow real changes only.
+// After a failed PublishCatalog the next one is published whatever it holds. Calls are
+// serialised, so the bucket and the events see catalogs in the same order.
 func (f *Face) PublishCatalog(ctx context.Context, catalog json.RawMessage) error {
 	if !json.Valid(catalog) {
 		return fmt.Errorf("natsface: publish catalog: not JSON")
@@ -46,12 +54,24 @@ func (f *Face) PublishCatalog(ctx context.Context, catalog json.RawMessage) erro
 	if err != nil {
 		return err
 	}
+	digest := sha256.Sum256(catalog)
+	f.catalogMu.Lock()
+	defer f.catalogMu.Unlock()
+	if f.catalogPublished && digest == f.catalogDigest {
+		return nil
+	}
+	// Until this one is out, nothing counts as published: a retry of the same bytes goes out.
+	f.catalogPublished = false
 	for _, key := range []string{GatewayCatalogKeyPrefix + f.opts.Gateway, CatalogKey} {
 		if _, err := kv.Put(ctx, key, catalog); err != nil {
 			return fmt.Errorf("natsface: publish catalog: key %q: %w", key, err)
 		}
 	}
-	return f.publish(ctx, js, f.opts.Prefix+".evt.catalog.changed", "", catalog)
+	if err := f.publish(ctx, js, f.opts.Prefix+".evt.catalog.changed", "", catalog); err != nil {
+		return err
+	}
+	f.catalogDigest, f.catalogPublished = digest, true
+	return nil
 }
 
 // PublishServerStatus publishes status (any JSON) on Prefix.evt.srv.{EncodeToken(server)}.status.

@@ -3,6 +3,7 @@ package natsface
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,5 +140,82 @@ func TestNotificationKind(t *testing.T) {
 		if got := NotificationKind(method); got != want {
 			t.Errorf("%s: %q, want %q", method, got, want)
 		}
+	}
+}
+
+// TestPublishCatalogOnlyWhenChanged publishes catalogs against a real server: repeats of the last
+// published bytes, one after the other or at once from many goroutines, write nothing and publish
+// no event; a change (back to an older catalog too) gives exactly one event and one write per key;
+// a publish that failed is not mistaken for one that went out.
+func TestPublishCatalogOnlyWhenChanged(t *testing.T) {
+	s := startServer(t)
+	f := startFace(t, connect(t, s), newFakeGateway("gw1"), Options{})
+	js, err := jetstream.New(connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// counts returns the catalog events in the stream and the writes to the catalog bucket so far.
+	counts := func() (events, writes uint64) {
+		t.Helper()
+		for name, n := range map[string]*uint64{"MCP_EVENTS": &events, "KV_mcp-catalog": &writes} {
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := st.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*n = info.State.LastSeq
+		}
+		return events, writes
+	}
+	publish := func(ctx context.Context, catalog string) error {
+		return f.PublishCatalog(ctx, json.RawMessage(catalog))
+	}
+	step := func(what, catalog string, times int, wantEvents, wantWrites uint64) {
+		t.Helper()
+		for range times {
+			if err := publish(ctx, catalog); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		if e, w := counts(); e != wantEvents || w != wantWrites {
+			t.Errorf("%s: %d events and %d bucket writes, want %d and %d", what, e, w, wantEvents, wantWrites)
+		}
+	}
+	a, b := `{"tools":[{"name":"a"}]}`, `{"tools":[{"name":"b"}]}`
+	step("first catalog, ten times", a, 10, 1, 2)
+	step("a change, ten times", b, 10, 2, 4)
+	step("back to the first", a, 1, 3, 6)
+
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if err := publish(ctx, b); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	step("the same change from 8 goroutines at once", b, 0, 4, 8)
+
+	failed, stop := context.WithCancel(ctx)
+	stop()
+	if err := publish(failed, a); err == nil {
+		t.Fatal("publish with a cancelled ctx succeeded")
+	}
+	step("the catalog whose publish failed", a, 1, 5, 10)
+	step("and again", a, 3, 5, 10)
+	if e, err := js.KeyValue(ctx, "mcp-catalog"); err != nil {
+		t.Fatal(err)
+	} else if v, err := e.Get(ctx, "gw.gw1"); err != nil || string(v.Value()) != a {
+		t.Errorf("gw.gw1 holds %v (%v), want %s", v, err, a)
 	}
 }

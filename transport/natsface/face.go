@@ -2,6 +2,7 @@ package natsface
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,6 +141,13 @@ type Face struct {
 
 	statsMu sync.Mutex // leaf; guards stats
 	stats   map[string]*endpointStats
+
+	// catalogMu serialises PublishCatalog and guards the two fields below: the SHA-256 of the
+	// last catalog published in full (bucket and event), and whether there is one. It is taken
+	// before mu.
+	catalogMu        sync.Mutex
+	catalogDigest    [sha256.Size]byte
+	catalogPublished bool
 }
 
 // New returns a Face serving h over nc. It checks opts and does not start: Start subscribes.
