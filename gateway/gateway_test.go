@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1146,5 +1147,62 @@ func TestStalledServerSurvivesTimedOutWrite(t *testing.T) {
 	}
 	if st := status(g, "s"); st.State != gateway.StateReady || st.Restarts != 0 {
 		t.Fatalf("status %+v; want ready and never restarted", st)
+	}
+}
+
+// TestRequestFloodBounded: a server that stops reading and then sends 50,000
+// pings costs gw a bounded number of goroutines and bytes; its session ends
+// (restart, status) and the server serves again afterwards.
+func TestRequestFloodBounded(t *testing.T) {
+	rec := newRecorder()
+	g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{
+		server(t, "flood", mcptest.Options{EOFGrace: -time.Millisecond}),
+	}})
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	base := runtime.NumGoroutine()
+
+	var peakG, peakHeap atomic.Uint64
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		var ms runtime.MemStats
+		for i := 0; ; i++ {
+			if n := uint64(runtime.NumGoroutine()); n > peakG.Load() {
+				peakG.Store(n)
+			}
+			if i%10 == 0 {
+				runtime.ReadMemStats(&ms)
+				if ms.HeapAlloc > peakHeap.Load() {
+					peakHeap.Store(ms.HeapAlloc)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _ = call(ctx, g, "flood__flood_pings", map[string]any{"count": 50000, "stop_reading": true})
+	e := rec.waitFor(t, "restart after the flood", func(e gateway.Event) bool {
+		return e.Kind == gateway.EventServerStatus && e.Status.State == gateway.StateRestarting
+	})
+	close(stop)
+	sampler.Wait()
+	if !strings.Contains(e.Status.LastError, "without waiting for the answers") {
+		t.Errorf("restart reason %q; want the request flood", e.Status.LastError)
+	}
+	if grew := int64(peakG.Load()) - int64(base); grew > 100 {
+		t.Errorf("goroutines grew by %d during the flood; want a bounded handful", grew)
+	}
+	if grew := int64(peakHeap.Load()) - int64(before.HeapAlloc); grew > 64<<20 {
+		t.Errorf("heap grew by %d MiB during the flood", grew>>20)
+	}
+	if got := text(t, mustCall(t, g, "flood__echo", map[string]any{"text": "back"})); got != "back" {
+		t.Fatalf("after the flood: %q", got)
 	}
 }

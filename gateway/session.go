@@ -42,6 +42,17 @@ var (
 // reader never blocks on a slow consumer, it drops and counts instead.
 const notificationQueueSize = 4096
 
+// Server-to-client requests (ping, sampling, elicitation, roots) are served
+// by at most requestWorkers goroutines per session, with requestQueueSize
+// more waiting. A server that asks more than that without waiting for the
+// answers (or stops reading them) is flooding its client: the session ends
+// and the supervisor restarts it. Without the bound, 200,000 pings from a
+// server that stopped reading left as many goroutines and 1.25 GB behind.
+const (
+	requestWorkers   = 8
+	requestQueueSize = 256
+)
+
 // session is one JSON-RPC client connection to one server process, in
 // whichever era the server speaks. It owns two goroutines: the reader and the
 // notification dispatcher; server-to-client requests and cancellation
@@ -70,6 +81,9 @@ type session struct {
 
 	notes   chan *jsonrpc.Message
 	dropped atomic.Int64
+
+	requests chan *jsonrpc.Message // server-to-client requests waiting for a worker
+	workers  int                   // request workers running; guarded by mu
 
 	acked   chan struct{} // closed when a subscriptions/listen is acknowledged
 	ackOnce sync.Once
@@ -117,6 +131,7 @@ func newSession(name string, conn Conn, cfg *sessionConfig, log *slog.Logger) *s
 		pending:    make(map[string]*pendingCall),
 		tokens:     make(map[string]*pendingCall),
 		notes:      make(chan *jsonrpc.Message, notificationQueueSize),
+		requests:   make(chan *jsonrpc.Message, requestQueueSize),
 		acked:      make(chan struct{}),
 		readerDone: make(chan struct{}),
 		dispDone:   make(chan struct{}),
@@ -183,11 +198,7 @@ func (s *session) readLoop() {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("server closed its output (EOF)")
 			}
-			// Replies already queued behind progress are delivered before
-			// the rest fail: no reply that arrived is lost.
-			close(s.notes)
-			<-s.dispDone
-			s.shutdown(fmt.Errorf("%w: %v", ErrSessionClosed, err))
+			s.endReading(err)
 			return
 		}
 		msg, err := jsonrpc.Decode(line)
@@ -216,13 +227,78 @@ func (s *session) readLoop() {
 				}
 			}
 		case jsonrpc.KindRequest:
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serveRequest(msg)
-			}()
+			if !s.enqueueRequest(msg) {
+				err := fmt.Errorf("%w: more than %d", errRequestFlood, requestWorkers+requestQueueSize)
+				s.log.Error("ending the session", "error", err)
+				s.endReading(err)
+				return
+			}
 		}
 	}
+}
+
+// enqueueRequest hands a server-to-client request to a worker, starting one
+// if fewer than requestWorkers run. The reader never blocks here: it reports
+// a full queue, and the reader ends the session.
+func (s *session) enqueueRequest(msg *jsonrpc.Message) bool {
+	select {
+	case s.requests <- msg:
+	default:
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.workers < requestWorkers && s.spawnLocked(s.requestWorker) {
+		s.workers++
+	}
+	return true
+}
+
+// requestWorker serves queued requests until the queue is empty. It checks
+// the queue again under mu before it leaves, so a request enqueued while it
+// was leaving is never stranded: enqueueRequest starts a worker under the
+// same lock.
+func (s *session) requestWorker() {
+	for {
+		select {
+		case msg := <-s.requests:
+			s.serveRequest(msg)
+			continue
+		default:
+		}
+		s.mu.Lock()
+		if len(s.requests) > 0 {
+			s.mu.Unlock()
+			continue
+		}
+		s.workers--
+		s.mu.Unlock()
+		return
+	}
+}
+
+// spawnLocked runs f on a goroutine close waits for, unless the session has
+// ended, and reports whether it did. s.mu is held: shutdown marks the session
+// closed under it before close waits, so no goroutine is added to wg once
+// close may be waiting.
+func (s *session) spawnLocked(f func()) bool {
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// endReading ends the session from the reader. Replies already queued behind
+// progress are delivered before the rest fail: no reply that arrived is lost.
+func (s *session) endReading(why error) {
+	close(s.notes)
+	<-s.dispDone
+	s.shutdown(fmt.Errorf("%w: %w", ErrSessionClosed, why))
 }
 
 // badLine handles stdout output that is not JSON-RPC. A broken response
@@ -417,13 +493,13 @@ func (s *session) sendCancel(id jsonrpc.ID, why error) {
 		reason = "request timed out"
 	}
 	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": reason})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spawnLocked(func() {
 		if err := s.notify(context.Background(), methodCancelled, params); err != nil {
 			s.log.Debug("could not send cancellation", "id", id.String(), "error", err)
 		}
-	}()
+	})
 }
 
 // notify sends a notification with a bounded wait.
@@ -445,7 +521,7 @@ func (s *session) write(ctx context.Context, line []byte) error {
 	err := s.conn.WriteMessage(ctx, line)
 	if err != nil && errors.Is(err, stdio.ErrBroken) {
 		s.log.Error("the stream to the server is broken; ending the session", "error", err)
-		s.shutdown(fmt.Errorf("%w: %w", ErrSessionClosed, err))
+		s.shutdown(fmt.Errorf("%w: %w: %w", ErrSessionClosed, errStreamBroken, err))
 		_ = s.conn.Close()
 	}
 	return err

@@ -206,7 +206,17 @@ func backoff(initial, maxDelay time.Duration, n int) time.Duration {
 }
 
 // errKeepaliveMissed ends a session whose server stopped answering.
-var errKeepaliveMissed = errors.New("no answer to keepalive ping")
+// Why gw itself ended a session. Such an end is a failure, whatever the
+// child's exit status, and the status names the reason, not the signal.
+var (
+	errKeepaliveMissed = errors.New("no answer to keepalive ping")
+	errRequestFlood    = errors.New("the server sent requests without waiting for the answers")
+	errStreamBroken    = errors.New("the stream to the server broke")
+)
+
+func endedByGateway(cause error) bool {
+	return errors.Is(cause, errKeepaliveMissed) || errors.Is(cause, errRequestFlood) || errors.Is(cause, errStreamBroken)
+}
 
 // processInfo is what a stdio child adds to a Conn.
 type processInfo interface {
@@ -321,8 +331,8 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	}
 	clean := false
 	err = fmt.Errorf("server %q: %w", m.spec.Name, cause)
-	if errors.Is(cause, errKeepaliveMissed) {
-		return uptime, false, err // gw stopped a hung server: a failure, whatever its exit status
+	if endedByGateway(cause) {
+		return uptime, false, err
 	}
 	if p, ok := conn.(processInfo); ok {
 		<-p.Done()

@@ -90,6 +90,9 @@
 //   - ping_client: legacy: pings the client, replies "pong-ok".
 //   - stall_input {ms}: replies at once, then reads no more input for ms
 //     milliseconds (a read already under way finishes first).
+//   - flood_pings {count, stop_reading}: writes count ping requests to the
+//     client without waiting for the answers (with stop_reading, after it
+//     stopped reading its input), then replies.
 //   - stats: the counters as JSON text and structuredContent (see Stats).
 //   - error_tool: JSON-RPC error -32603 with data.
 //   - is_error: a result with isError true.

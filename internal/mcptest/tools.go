@@ -170,6 +170,15 @@ var builtinTools = []tool{
 		run:         runPingClient,
 	},
 	{
+		name:        "flood_pings",
+		description: "Writes count ping requests to the client without waiting for answers (ids \"flood-N\"), after, with stop_reading, it stops reading its input (for a day); replies once they are written.",
+		input: schema(map[string]any{
+			"count":        intProp("How many pings.", maxFloodPings),
+			"stop_reading": prop("boolean", "Stop reading the input first."),
+		}, "count"),
+		run: runFloodPings,
+	},
+	{
 		name:        "stats",
 		description: "Replies with the server's counters as JSON text (and structuredContent).",
 		input:       noArgs(),
@@ -414,4 +423,23 @@ func runStats(s *server, _ *call, _ object) (map[string]any, *rpcError) {
 	res := textResult(string(b))
 	res["structuredContent"] = st
 	return res, nil
+}
+
+// maxFloodPings bounds flood_pings.
+const maxFloodPings = 10_000_000
+
+func runFloodPings(s *server, c *call, args object) (map[string]any, *rpcError) {
+	n, bad := needInt(args, "count", maxFloodPings)
+	if bad != nil {
+		return bad, nil
+	}
+	if string(args["stop_reading"]) == "true" {
+		s.in.stallFor(time.Duration(maxSlowMs) * time.Millisecond)
+	}
+	for i := range n {
+		if !s.writeLine(c.ctx, []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":"flood-%d","method":"ping"}`, i))) {
+			return nil, errNoReply
+		}
+	}
+	return textResult(fmt.Sprintf("sent %d pings", n)), nil
 }
