@@ -27,6 +27,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/config"
