@@ -102,8 +102,10 @@ type ClientRequest struct {
 	Related string
 }
 
-// EventSink receives the gateway's events. HandleEvent must not block for
-// long: it runs on the gateway's goroutines.
+// EventSink receives the gateway's events, one at a time and in order, on a
+// goroutine the gateway owns, with no gateway lock held: it may call back
+// into the gateway. HandleEvent should return quickly, since later events
+// wait for it. No event is delivered after Close returns.
 type EventSink interface {
 	HandleEvent(Event)
 }
@@ -126,6 +128,8 @@ type Event struct {
 	Params  json.RawMessage // the server's params, untouched
 	Status  *ServerStatus
 	Catalog *Catalog
+
+	flushed chan struct{} // a FlushEvents marker, never handed to the sink
 }
 
 // Gateway routes calls to many servers. Create it with New, then Start.
@@ -140,6 +144,7 @@ type Gateway struct {
 	setMu sync.Mutex // serialises changes to set
 
 	catalog atomic.Pointer[Catalog]
+	events  *eventQueue
 
 	mu        sync.Mutex // guards inventory and rebuilds
 	inventory map[string]*inventory
@@ -190,6 +195,7 @@ func New(opts Options) (*Gateway, error) {
 		onNotify:        g.onNotify,
 	}
 	g.catalog.Store(emptyCatalog())
+	g.events = newEventQueue(opts.Events) // last: New fails before it or not at all
 	return g, nil
 }
 
@@ -294,6 +300,7 @@ func (g *Gateway) Close() error {
 		g.cancel()
 		g.setMu.Unlock()
 		g.wg.Wait()
+		g.events.close()
 	})
 	return nil
 }
@@ -410,11 +417,12 @@ func (g *Gateway) onNotify(s *session, method string, params json.RawMessage) {
 	g.emit(Event{Kind: EventServerNotification, Server: s.name, Method: method, Params: params})
 }
 
-func (g *Gateway) emit(e Event) {
-	if g.opts.Events != nil {
-		g.opts.Events.HandleEvent(e)
-	}
-}
+// FlushEvents waits until every event emitted before it has been handed to
+// the sink (and HandleEvent returned), or ctx ends, or the gateway closes.
+func (g *Gateway) FlushEvents(ctx context.Context) error { return g.events.flush(ctx) }
+
+// emit queues an event for the sink.
+func (g *Gateway) emit(e Event) { g.events.push(e) }
 
 // setInventory records a server's lists (nil removes them) and rebuilds the
 // catalog; a failed rebuild keeps the last good catalog.
@@ -448,7 +456,9 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 		g.log.Warn("left out of the catalog", "server", r.Server, "name", r.Name, "reason", r.Reason)
 	}
 	g.catalog.Store(c)
-	g.emit(Event{Kind: EventCatalogChanged, Catalog: c})
+	// Queued under g.mu, so catalog events come in the order the catalogs
+	// were stored.
+	g.events.push(Event{Kind: EventCatalogChanged, Catalog: c})
 }
 
 // refreshStale re-lists, before answering, the lists whose ttlMs has passed;

@@ -120,6 +120,19 @@ func start(t testing.TB, opts gateway.Options) *gateway.Gateway {
 
 func startErr(t testing.TB, opts gateway.Options) (*gateway.Gateway, error) {
 	t.Helper()
+	g, err := gateway.New(withTestDefaults(opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g, g.Start(ctx)
+}
+
+// withTestDefaults fills in what tests want unless they set it: quiet logs,
+// short stops and backoffs, generous call timeouts.
+func withTestDefaults(opts gateway.Options) gateway.Options {
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
 	}
@@ -135,14 +148,7 @@ func startErr(t testing.TB, opts gateway.Options) (*gateway.Gateway, error) {
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = 20 * time.Second
 	}
-	g, err := gateway.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return g, g.Start(ctx)
+	return opts
 }
 
 func params(name string, args any) json.RawMessage {
@@ -326,10 +332,10 @@ func TestSlowModernServerWinsRace(t *testing.T) {
 	const rounds = 25 // two servers each: 50 handshakes
 	for i := range rounds {
 		g, err := startErr(t, gateway.Options{
-			DiscoverTimeout: 30 * time.Millisecond,
+			DiscoverTimeout: 50 * time.Millisecond,
 			Servers: []gateway.ServerSpec{
-				withRestart(server(t, "modern", mcptest.Options{Era: mcptest.EraModern, StartDelay: 60 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
-				withRestart(server(t, "dual", mcptest.Options{Era: mcptest.EraDual, StartDelay: 60 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
+				withRestart(server(t, "modern", mcptest.Options{Era: mcptest.EraModern, StartDelay: 100 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
+				withRestart(server(t, "dual", mcptest.Options{Era: mcptest.EraDual, StartDelay: 100 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
 			},
 		})
 		if err != nil {
@@ -900,19 +906,19 @@ func TestKeepaliveRestartsHungServer(t *testing.T) {
 // unanswered for longer than the interval is busy, not hung: it is never
 // restarted. A hung one is (TestKeepaliveRestartsHungServer).
 func TestKeepaliveSparesBusyServer(t *testing.T) {
-	const every = 50 * time.Millisecond
+	const every = 200 * time.Millisecond
 	g := start(t, gateway.Options{
 		PingInterval: every,
 		Servers: []gateway.ServerSpec{server(t, "busy", mcptest.Options{
 			PingDelay: 3 * every, PingDelayEvery: 2, EOFGrace: -time.Millisecond,
 		})},
 	})
-	time.Sleep(40 * every)
+	time.Sleep(12 * every)
 	if s := status(g, "busy"); s.Restarts != 0 || s.State != gateway.StateReady {
 		t.Fatalf("busy server: %+v; want ready, never restarted", s)
 	}
-	if n := stats(t, g, "busy").Methods["ping"]; n < 10 {
-		t.Fatalf("only %d pings in %v; the test proves nothing", n, 40*every)
+	if n := stats(t, g, "busy").Methods["ping"]; n < 6 {
+		t.Fatalf("only %d pings in %v; the test proves nothing", n, 12*every)
 	}
 }
 

@@ -121,10 +121,12 @@ func (s *session) probeOutcome(r callReply, round int) probeOutcome {
 // requests together and answers both, often initialize first (a modern-only
 // server refuses it at once, a dual-era one accepts it). So an initialize
 // answer decides only once the probe has had its say: the probe's answer,
-// if it is already there, is taken first, and a pending probe is given
-// another discover timeout to arrive. A legacy server answers the probe
-// with an error as soon as it reads it, so only one that never answers
-// unknown requests pays that wait, once per start.
+// if it is already there, is taken first. After a successful initialize a
+// pending probe is given another discover timeout; after a failed one it
+// has until the start deadline, since the probe is then the only way in
+// (the initialize error is reported if it never answers). A legacy server
+// answers the probe with an error as soon as it reads it, so only one that
+// never answers unknown requests pays that wait, once per start.
 func (s *session) raceInitialize(ctx context.Context, probeID jsonrpc.ID, probe *pendingCall) error {
 	defer s.retire(probeID.String())
 	initID, init, err := s.send(ctx, methodInitialize, s.initializeParams(ctx, nil), callOptions{})
@@ -159,16 +161,22 @@ func (s *session) raceInitialize(ctx context.Context, probeID jsonrpc.ID, probe 
 				return s.finishInitialize(ctx, r)
 			default:
 			}
-			grace := time.NewTimer(s.cfg.discoverTimeout)
+			var grace <-chan time.Time
+			if r.err == nil {
+				t := time.NewTimer(s.cfg.discoverTimeout)
+				defer t.Stop()
+				grace = t.C
+			}
 			select {
 			case pr := <-probeReply:
-				grace.Stop()
 				if modern(pr) {
 					return nil
 				}
-			case <-grace.C:
+			case <-grace:
 			case <-ctx.Done():
-				grace.Stop()
+				if r.err != nil {
+					return fmt.Errorf("server %q: initialize: %w", s.name, r.err)
+				}
 				return s.handshakeError(ctx.Err())
 			}
 			return s.finishInitialize(ctx, r)

@@ -244,12 +244,19 @@ func (ps *PolicySet) Watch(g *Gateway, interval time.Duration) {
 	}
 }
 
-// Close stops watching and closes the modules.
-func (ps *PolicySet) Close(ctx context.Context) error {
+// StopWatching stops hot swapping and waits for the watchers to end, so no
+// swap rebuilds the catalog after it returns. Stop them before closing the
+// gateway.
+func (ps *PolicySet) StopWatching() {
 	if ps.cancel != nil {
 		ps.cancel()
 	}
 	ps.wg.Wait()
+}
+
+// Close stops watching and closes the modules.
+func (ps *PolicySet) Close(ctx context.Context) error {
+	ps.StopWatching()
 	var errs []error
 	for _, s := range []*plugins.Slot{ps.Collision, ps.Authorize} {
 		if s != nil {

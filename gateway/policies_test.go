@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,4 +371,123 @@ func BenchmarkAuthorize(b *testing.B) {
 			}
 		})
 	})
+}
+
+// sinkFunc adapts a function to EventSink.
+type sinkFunc func(gateway.Event)
+
+func (f sinkFunc) HandleEvent(e gateway.Event) { f(e) }
+
+// TestSinkMayCallBack: the sink is called with no gateway lock held, so it
+// may list tools (which re-lists stale servers and rebuilds the catalog)
+// and read statuses from inside HandleEvent.
+func TestSinkMayCallBack(t *testing.T) {
+	var g *gateway.Gateway
+	var ready sync.WaitGroup
+	ready.Add(1)
+	var handled sync.Map
+	sink := sinkFunc(func(e gateway.Event) {
+		ready.Wait()
+		_ = g.ListTools(context.Background())
+		_ = g.Servers()
+		handled.Store(e.Kind, true)
+	})
+	opts := gateway.Options{Events: sink, Servers: []gateway.ServerSpec{
+		server(t, "s", mcptest.Options{Era: mcptest.EraModern, TTLMs: 1}),
+	}}
+	var err error
+	if g, err = gateway.New(withTestDefaults(opts)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	ready.Done()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := g.Start(ctx); err != nil {
+			done <- err
+			return
+		}
+		_, err := call(ctx, g, "s__add_tool", map[string]any{"name": "extra"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("deadlock: the gateway waits on a sink that calls it back")
+	}
+	waitFor(t, "the new tool", func() bool { _, ok := g.Catalog().Tool("s__extra"); return ok })
+	if _, ok := handled.Load(gateway.EventCatalogChanged); !ok {
+		t.Fatal("no catalog event reached the sink")
+	}
+}
+
+// TestCloseDuringPolicySwaps closes the gateway while its collision policy
+// keeps being swapped: no panic, no race, and no event reaches the sink once
+// Close has returned.
+func TestCloseDuringPolicySwaps(t *testing.T) {
+	l := policyLoader(t)
+	path := filepath.Join(t.TempDir(), "collision.wasm")
+	write := func(name string) {
+		b, _ := policies.Builtin(name)
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Error(err)
+		}
+	}
+	write("prefix")
+	ps, err := gateway.LoadPolicySet(context.Background(), l, gateway.PolicySpec{Kind: gateway.PolicyCollision, Module: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close(context.Background())
+	var closed atomic.Bool
+	var afterClose atomic.Int64
+	var swaps atomic.Int64
+	sink := sinkFunc(func(e gateway.Event) {
+		if closed.Load() {
+			afterClose.Add(1)
+		}
+		if e.Kind == gateway.EventCatalogChanged {
+			swaps.Add(1)
+		}
+	})
+	opts := gateway.Options{Events: sink, Servers: []gateway.ServerSpec{
+		server(t, "a", mcptest.Options{Tools: []string{"search"}}),
+		server(t, "b", mcptest.Options{Tools: []string{"search"}}),
+	}}
+	ps.Apply(&opts)
+	g := start(t, opts)
+	ps.Watch(g, 5*time.Millisecond)
+
+	stop := make(chan struct{})
+	var swapper sync.WaitGroup
+	swapper.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+			write([]string{"first-come", "prefix"}[i%2])
+		}
+	})
+	waitFor(t, "a few swaps", func() bool { return swaps.Load() >= 4 })
+	before := swaps.Load()
+	_ = g.Close()
+	closed.Store(true)
+	time.Sleep(300 * time.Millisecond) // the watcher goes on swapping
+	close(stop)
+	swapper.Wait()
+	if n := afterClose.Load(); n != 0 {
+		t.Fatalf("%d events reached the sink after Close returned (%d catalogs before)", n, before)
+	}
 }

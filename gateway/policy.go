@@ -224,7 +224,7 @@ func (g *Gateway) RebuildCatalog() error {
 		return err
 	}
 	g.catalog.Store(c)
-	g.emit(Event{Kind: EventCatalogChanged, Catalog: c})
+	g.events.push(Event{Kind: EventCatalogChanged, Catalog: c})
 	return nil
 }
 

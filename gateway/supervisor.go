@@ -108,8 +108,9 @@ func (m *managed) setState(state State, err error, edit func(*ServerStatus)) {
 		edit(&m.st)
 	}
 	st := m.st
+	// Queued under m.mu, so a server's status events keep their order.
+	m.g.events.push(Event{Kind: EventServerStatus, Server: m.spec.Name, Status: &st})
 	m.mu.Unlock()
-	m.g.emit(Event{Kind: EventServerStatus, Server: m.spec.Name, Status: &st})
 }
 
 // session returns the live session, waiting within ctx for a server that is

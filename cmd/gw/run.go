@@ -83,7 +83,8 @@ func runGateway(ctx context.Context, path string, cfg *config.Config, logger *sl
 		defer close(watchDone)
 		watchConfig(watchCtx, path, cfg.Gateway.ConfigWatch, cfg, g, logger)
 	}()
-	events.flush(ctx) // "ready" follows the catalog of the start
+	_ = g.FlushEvents(ctx) // "ready" follows the catalog of the start:
+	events.flush(ctx)      // out of the gateway, then onto NATS
 	publishGatewayStatus(face, name, "ready", g)
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 
@@ -96,6 +97,8 @@ func runGateway(ctx context.Context, path string, cfg *config.Config, logger *sl
 	if err := face.Stop(stopCtx); err != nil {
 		logger.Warn("NATS face stop", "error", err)
 	}
+	// Watchers first: a policy swap rebuilds the catalog and emits.
+	ps.StopWatching()
 	_ = g.Close()
 	events.close()
 	publishGatewayStatus(face, name, "stopped", g)
