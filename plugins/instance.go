@@ -128,11 +128,11 @@ func (m *Module) decide(ctx context.Context, in *instance, id exportID, input []
 	return m.exchange(ctx, in, in.decisions[id], decisionNames[id], m.lim.timeout(id), input, false)
 }
 
-// guarded runs guest calls under in's watchdog for at most timeout and ctx, and the module's
-// stop. run returns the export it was in and the error of its guest call. An interrupt wins
-// over whatever the guest did next, even a normal return: the instance is spent, and the error
-// is a context error (never a trap). first is the export run calls first, named when ctx has
-// ended before it.
+// guarded runs guest calls under in's watchdog for at most timeout (counted from here) and ctx,
+// and the module's stop. run returns the export it was in and the error of its guest call. An
+// interrupt, or a return after the deadline, wins over whatever the guest did: the instance is
+// spent, and the error is a context error (never a trap, never an answer). first is the export
+// run calls first, named when ctx has ended before it.
 func (m *Module) guarded(ctx context.Context, in *instance, timeout time.Duration, first string,
 	run func() (string, error)) (string, error) {
 	if !in.watch.arm(ctx, timeout) {
@@ -245,15 +245,25 @@ func (m *Module) contextError(ctx context.Context, export string, timeout time.D
 		return &Error{Module: m.name, Export: export, Kind: ErrClosed, Err: cause, Detail: "module closed during the call"}
 	case errors.Is(ctx.Err(), context.Canceled):
 		return &Error{Module: m.name, Export: export, Kind: ErrCanceled, Err: context.Canceled, Detail: "canceled by the caller"}
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || pastDeadline(ctx):
 		return &Error{Module: m.name, Export: export, Kind: ErrTimeout, Err: context.DeadlineExceeded,
 			Detail: "caller's deadline exceeded"}
 	case errors.Is(cause, context.Canceled):
 		return &Error{Module: m.name, Export: export, Kind: ErrCanceled, Err: context.Canceled, Detail: "canceled"}
+	case cause == errLate:
+		return &Error{Module: m.name, Export: export, Kind: ErrTimeout, Err: context.DeadlineExceeded,
+			Detail: "answered after its deadline of " + timeout.String()}
 	default:
 		return &Error{Module: m.name, Export: export, Kind: ErrTimeout, Err: context.DeadlineExceeded,
 			Detail: "timed out after " + timeout.String()}
 	}
+}
+
+// pastDeadline reports whether ctx has a deadline that has passed, even if ctx's timer has not
+// fired yet (the watchdog stops a call at the caller's deadline by the clock).
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func itoa(n int) string    { return strconv.Itoa(n) }
