@@ -42,7 +42,7 @@ func cat(parts ...[]byte) []byte {
 func TestDeadlineStartsWithTheCall(t *testing.T) {
 	var w watchdog
 	w.init(context.Background())
-	if !w.arm(context.Background(), 10*time.Millisecond) {
+	if !w.arm(context.Background(), startWindow(10*time.Millisecond).deadline) {
 		t.Fatal("arm refused a live context")
 	}
 	time.Sleep(20 * time.Millisecond) // the guest's work before its first checkpoint
@@ -56,7 +56,7 @@ func TestDeadlineStartsWithTheCall(t *testing.T) {
 	// The caller's deadline counts when it comes first, even before its context's timer fires.
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(time.Millisecond))
 	defer cancel()
-	w.arm(ctx, time.Hour)
+	w.arm(ctx, startWindow(time.Hour).deadline)
 	time.Sleep(2 * time.Millisecond)
 	if err := w.check(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a checkpoint after the caller's deadline: %v", err)
@@ -181,4 +181,38 @@ func TestBulkWorkIsBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInitIsOneWindow: the initialization of an instance — _initialize, gw_abi_version, then
+// gw_alloc and gw_init — runs within one InitTimeout, not one for each step.
+func TestInitIsOneWindow(t *testing.T) {
+	h := newHost(t)
+	m := &wasmModule{}
+	clockTimeGet := m.importFunc("wasi_snapshot_preview1", "clock_time_get", []byte{i32, i64, i32}, []byte{i32})
+	m.memory(1, 0)
+	now := cat(i32c(1), i64c(0), i32c(8), call(clockTimeGet), opDrop, i32c(8), []byte{0x29, 3, 0}) // monotonic ns
+	// busy(ms) spins until ms milliseconds have passed on the monotonic clock.
+	busy := m.fn([]byte{i32}, nil, []byte{i64},
+		now, localGet(0), []byte{0xad}, i64c(1e6), []byte{0x7e, 0x7c}, localSet(1), // end = now + ms·10⁶
+		opLoop, now, localGet(1), []byte{0x54}, opBrIf0, opEnd) // while now < end
+	m.export("gw_abi_version", m.fn(nil, []byte{i32}, nil, i32c(1)))
+	m.export("gw_alloc", m.fn([]byte{i32}, []byte{i32}, nil, i32c(inputAt)))
+	m.export("_initialize", m.fn(nil, nil, nil, i32c(60), call(busy)))
+	const ok = `{"ok":true}`
+	m.dataAt(initOutputAt, []byte(ok))
+	m.export("gw_init", m.fn([]byte{i32, i32}, []byte{i64}, nil, i32c(60), call(busy),
+		i64c(packed(initOutputAt, uint32(len(ok))))))
+	m.export("gw_authorize", m.fn([]byte{i32, i32}, []byte{i64}, nil, i64c(packed(outputAt, 2))))
+	m.dataAt(outputAt, []byte("{}"))
+	wasm := m.bytes()
+
+	if mod, err := h.Load(context.Background(), "slow init", wasm, nil, Limits{InitTimeout: relaxed}); err != nil {
+		t.Fatalf("with time to spare: %v", err)
+	} else {
+		mod.Close(context.Background())
+	}
+	start := time.Now()
+	_, err := h.Load(context.Background(), "slow init", wasm, nil, Limits{InitTimeout: 100 * time.Millisecond})
+	t.Logf("%v after %v", err, time.Since(start).Round(time.Millisecond))
+	wantErr(t, err, ErrTimeout, "gw_init: timed out after 100ms")
 }

@@ -68,16 +68,28 @@ func (w *watchdog) init(stop context.Context) {
 	w.stop = stop
 }
 
-// arm watches one call (or sequence of calls) under caller, and reports whether the guest may
-// be called at all: not when caller or the module has already ended. The call's deadline is d
-// from now, or the caller's deadline if that comes first: it covers all the guest does from
-// here, including the work before its first checkpoint.
-func (w *watchdog) arm(caller context.Context, d time.Duration) bool {
+// window is the time limit of one guest call or sequence of calls.
+type window struct {
+	timeout  time.Duration // as configured, for messages
+	deadline time.Duration // on clock(): timeout after the window started
+}
+
+// startWindow returns a window of timeout starting now. The deadline thus covers all the guest
+// does from here, including its work before the first checkpoint.
+func startWindow(timeout time.Duration) window {
 	now := clock()
-	w.caller, w.deadline = caller, now+d
-	if w.deadline < now { // overflow: d is all but infinite
-		w.deadline = forever
+	d := now + timeout
+	if d < now { // overflow: timeout is all but infinite
+		d = forever
 	}
+	return window{timeout, d}
+}
+
+// arm watches one call (or sequence of calls) under caller until deadline (on clock()), or
+// the caller's deadline if that comes first, and reports whether the guest may be called at
+// all: not when caller or the module has already ended.
+func (w *watchdog) arm(caller context.Context, deadline time.Duration) bool {
+	w.caller, w.deadline = caller, deadline
 	if t, ok := caller.Deadline(); ok {
 		w.deadline = min(w.deadline, t.Sub(epoch))
 	}
