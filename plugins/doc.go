@@ -20,9 +20,11 @@
 // no arguments and no stdin; clocks and crypto/rand are available; stdout and stderr go to the
 // Host's logger, line by line, with the module name, under a byte budget per module (excess lines
 // are dropped and counted). Its memory is capped (Limits.MemoryLimitPages). Every call into the
-// guest runs under a deadline: Load instruments the module (internal/interrupt) so that it calls
-// a host checkpoint every thousand loop iterations and calls, where a guest past its deadline is
-// stopped and the Go runtime can preempt it; its instance is then discarded.
+// guest runs under a deadline that starts with the call: Load instruments the module
+// (internal/interrupt) so that it calls a host checkpoint every thousand loop iterations and
+// calls (bulk memory instructions count by their length), where a guest past its deadline is
+// stopped and the Go runtime can preempt it; its instance is then discarded. An answer that
+// arrives after the deadline is refused the same way.
 //
 // # Lifecycle of a module
 //

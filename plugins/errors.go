@@ -34,7 +34,8 @@ var (
 	ErrInit = errors.New("plugins: initialization refused")
 
 	// ErrTimeout: a call into the guest ran past its deadline (the call timeout, the init timeout
-	// or the caller's deadline). The instance was stopped and discarded. Such errors also match
+	// or the caller's deadline): it was stopped there, or it returned after the deadline, and
+	// whatever it answered was dropped. The instance was discarded. Such errors also match
 	// context.DeadlineExceeded.
 	ErrTimeout = errors.New("plugins: timed out")
 
@@ -42,9 +43,10 @@ var (
 	// was stopped and discarded. Such errors also match context.Canceled.
 	ErrCanceled = errors.New("plugins: canceled")
 
-	// ErrTrap: the guest trapped (unreachable, out-of-bounds access, stack overflow, failed
-	// memory growth turned into a trap...) or exited (proc_exit, a Go panic). The instance was
-	// discarded.
+	// ErrTrap: the guest trapped (unreachable, out-of-bounds access, stack overflow...) or
+	// exited (proc_exit, a Go panic, the Go runtime out of memory). A memory.grow past the memory
+	// limit does not trap: it returns -1 to the guest, and a trap or an exit is the guest's own
+	// reaction. The instance was discarded.
 	ErrTrap = errors.New("plugins: trapped")
 
 	// ErrInputTooLarge: the input of a call is larger than the module's memory limit.

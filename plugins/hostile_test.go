@@ -270,3 +270,20 @@ func warm(t *testing.T, m *Module) {
 	}
 	m.put(in)
 }
+
+// TestFailedGrowReturnsToTheGuest: memory.grow past the memory limit fails inside the guest —
+// it returns -1 and the guest goes on — rather than trapping. (A guest may trap on it, as the
+// memory bomb does, or exit, as the Go runtime does when it runs out of memory.)
+func TestFailedGrowReturnsToTheGuest(t *testing.T) {
+	h := newHost(t)
+	const answer = `{"allow":false,"reason":"out of memory"}`
+	body := [][]byte{i32c(2), opMemGrow, i32c(-1), opI32Eq, // 1 page + 2 > the limit of 2
+		opIf, i64c(packed(outputAt, uint32(len(answer)))), {0x0f}, opEnd, // return the answer
+		opUnreachable}
+	m := load(t, h, "grow", abiModule(guest{output: answer, decision: body, memMax: 65536}), "",
+		Limits{MemoryLimitPages: 2})
+	out, err := m.Call(context.Background(), ExportAuthorize, []byte(`{}`))
+	if err != nil || string(out) != answer {
+		t.Fatalf("got %s, %v; want the guest's answer after memory.grow returned -1", out, err)
+	}
+}

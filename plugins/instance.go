@@ -86,12 +86,12 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 
 // initialize runs the initialization calls of a new instance, under one InitTimeout.
 func (m *Module) initialize(ctx context.Context, in *instance) error {
-	timeout := m.lim.InitTimeout
+	win := startWindow(m.lim.InitTimeout)
 	first := exportVersion
 	if m.shape.hasInitFunc {
 		first = exportInitialize
 	}
-	export, err := m.guarded(ctx, in, timeout, first, func() (string, error) {
+	export, err := m.guarded(ctx, in, win, first, func() (string, error) {
 		if m.shape.hasInitFunc {
 			if err := in.mod.ExportedFunction(exportInitialize).CallWithStack(in.watch.ctx, in.stack[:]); err != nil {
 				return exportInitialize, err
@@ -103,7 +103,7 @@ func (m *Module) initialize(ctx context.Context, in *instance) error {
 		return exportVersion, nil
 	})
 	if err != nil {
-		return m.guestError(ctx, export, timeout, err)
+		return m.guestError(ctx, export, win.timeout, err)
 	}
 	if v := int32(uint32(in.stack[0])); v != ABIVersion {
 		return &Error{Module: m.name, Export: exportVersion, Kind: ErrABIVersion,
@@ -112,7 +112,7 @@ func (m *Module) initialize(ctx context.Context, in *instance) error {
 
 	if m.shape.hasInit {
 		fn := in.mod.ExportedFunction(exportInit)
-		out, err := m.exchange(ctx, in, fn, exportInit, timeout, m.config, true)
+		out, err := m.exchange(ctx, in, fn, exportInit, win, m.config, true)
 		if err != nil {
 			return err
 		}
@@ -125,17 +125,17 @@ func (m *Module) initialize(ctx context.Context, in *instance) error {
 
 // decide runs one decision call on in. On error the instance must be discarded.
 func (m *Module) decide(ctx context.Context, in *instance, id exportID, input []byte) ([]byte, error) {
-	return m.exchange(ctx, in, in.decisions[id], decisionNames[id], m.lim.timeout(id), input, false)
+	return m.exchange(ctx, in, in.decisions[id], decisionNames[id], startWindow(m.lim.timeout(id)), input, false)
 }
 
-// guarded runs guest calls under in's watchdog for at most timeout and ctx, and the module's
-// stop. run returns the export it was in and the error of its guest call. An interrupt wins
-// over whatever the guest did next, even a normal return: the instance is spent, and the error
-// is a context error (never a trap). first is the export run calls first, named when ctx has
-// ended before it.
-func (m *Module) guarded(ctx context.Context, in *instance, timeout time.Duration, first string,
+// guarded runs guest calls under in's watchdog within win and ctx, and the module's stop. run
+// returns the export it was in and the error of its guest call. An interrupt, or a return after
+// the deadline, wins over whatever the guest did: the instance is spent, and the error is a
+// context error (never a trap, never an answer). first is the export run calls first, named
+// when ctx has ended before it.
+func (m *Module) guarded(ctx context.Context, in *instance, win window, first string,
 	run func() (string, error)) (string, error) {
-	if !in.watch.arm(ctx, timeout) {
+	if !in.watch.arm(ctx, win.deadline) {
 		return first, interrupted{in.watch.disarm()}
 	}
 	export, err := run()
@@ -160,10 +160,10 @@ func (m *Module) guestError(ctx context.Context, export string, timeout time.Dur
 
 // exchange is the ABI's call sequence: p = gw_alloc(len(input)); input written at p;
 // r = fn(p, len(input)); r unpacked to (ptr, len), checked against the output limit and the
-// memory size, and the bytes copied out; all under one watch of timeout and ctx. A zero result
+// memory size, and the bytes copied out; all under one watch of win and ctx. A zero result
 // is an error unless zeroOK (gw_init); the output must be UTF-8 JSON.
 func (m *Module) exchange(ctx context.Context, in *instance, fn api.Function, export string,
-	timeout time.Duration, input []byte, zeroOK bool) ([]byte, error) {
+	win window, input []byte, zeroOK bool) ([]byte, error) {
 	bad := func(kind error, detail string) error {
 		return &Error{Module: m.name, Export: export, Kind: kind, Detail: detail}
 	}
@@ -171,7 +171,7 @@ func (m *Module) exchange(ctx context.Context, in *instance, fn api.Function, ex
 	n := uint32(len(input)) // Call bounded len(input) by the memory limit
 	var p uint32
 	var badAlloc error
-	at, err := m.guarded(ctx, in, timeout, exportAlloc, func() (string, error) {
+	at, err := m.guarded(ctx, in, win, exportAlloc, func() (string, error) {
 		in.stack[0] = uint64(n)
 		if err := in.alloc.CallWithStack(in.watch.ctx, in.stack[:]); err != nil {
 			return exportAlloc, err
@@ -190,7 +190,7 @@ func (m *Module) exchange(ctx context.Context, in *instance, fn api.Function, ex
 		return export, fn.CallWithStack(in.watch.ctx, in.stack[:])
 	})
 	if err != nil {
-		return nil, m.guestError(ctx, at, timeout, err)
+		return nil, m.guestError(ctx, at, win.timeout, err)
 	}
 	if badAlloc != nil {
 		return nil, badAlloc
@@ -245,15 +245,25 @@ func (m *Module) contextError(ctx context.Context, export string, timeout time.D
 		return &Error{Module: m.name, Export: export, Kind: ErrClosed, Err: cause, Detail: "module closed during the call"}
 	case errors.Is(ctx.Err(), context.Canceled):
 		return &Error{Module: m.name, Export: export, Kind: ErrCanceled, Err: context.Canceled, Detail: "canceled by the caller"}
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || pastDeadline(ctx):
 		return &Error{Module: m.name, Export: export, Kind: ErrTimeout, Err: context.DeadlineExceeded,
 			Detail: "caller's deadline exceeded"}
 	case errors.Is(cause, context.Canceled):
 		return &Error{Module: m.name, Export: export, Kind: ErrCanceled, Err: context.Canceled, Detail: "canceled"}
+	case cause == errLate:
+		return &Error{Module: m.name, Export: export, Kind: ErrTimeout, Err: context.DeadlineExceeded,
+			Detail: "answered after its deadline of " + timeout.String()}
 	default:
 		return &Error{Module: m.name, Export: export, Kind: ErrTimeout, Err: context.DeadlineExceeded,
 			Detail: "timed out after " + timeout.String()}
 	}
+}
+
+// pastDeadline reports whether ctx has a deadline that has passed, even if ctx's timer has not
+// fired yet (the watchdog stops a call at the caller's deadline by the clock).
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func itoa(n int) string    { return strconv.Itoa(n) }

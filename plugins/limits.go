@@ -24,10 +24,11 @@ const MaxPoolSize = 1024
 type Limits struct {
 	// CallTimeout is the deadline of one call to gw_authorize (and of any decision export that
 	// has no timeout of its own). Default DefaultCallTimeout (100 ms). The caller's context may
-	// shorten it, never lengthen it. It covers gw_alloc, the copy in and the decision call, not
-	// the wait for an idle instance (which honours only the caller's context). It is counted
-	// from the guest's first checkpoint in the call, at most one checkpoint interval of guest
-	// work after the call starts (plugins/RATIONALE.md).
+	// shorten it, never lengthen it. It starts when the call enters the guest and covers
+	// gw_alloc, the copy in and the decision call, bulk memory work included; not the wait for
+	// an idle instance (which honours only the caller's context) nor creating one (InitTimeout).
+	// A guest still running at the deadline is stopped at its next checkpoint; one that returns
+	// after it fails with ErrTimeout too, whatever it answered (plugins/RATIONALE.md).
 	CallTimeout time.Duration
 
 	// CollisionTimeout is the deadline of one call to gw_collision. Default

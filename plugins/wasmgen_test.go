@@ -317,3 +317,8 @@ var (
 		localGet(1), []byte{0xad}, []byte{0x84}, // i64.extend_i32_u, i64.or
 	}
 )
+
+func localSet(i uint32) []byte { return append([]byte{0x21}, uleb(uint64(i))...) }
+func localTee(i uint32) []byte { return append([]byte{0x22}, uleb(uint64(i))...) }
+
+var opBrIf0 = []byte{0x0d, 0x00}

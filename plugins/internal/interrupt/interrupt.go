@@ -28,6 +28,29 @@
 // once per Interval of them. The checkpoint runs in Go: the runtime can
 // preempt the goroutine there, and the host stops the guest by panicking.
 //
+// One instruction can do much more than one tick's work: memory.fill,
+// memory.copy and memory.init touch as many bytes as the guest asks
+// (megabytes at a time), table.fill, table.copy, table.init and table.grow
+// as many elements, memory.grow as many pages. Before each of them the
+// rewrite charges the countdown for the count on top of the stack, one tick
+// per KiB (BulkBytesPerTick; a table element counts 8 bytes, a page 64 KiB),
+// and calls the checkpoint when the charge uses up the countdown:
+//
+//	global.set $scratch  global.get $scratch     ;; the count stays on the stack
+//	global.get $scratch  i32.const 10  i32.shr_u ;; ticks (i32.shl 6 for pages)
+//	global.set $scratch
+//	global.get $scratch  global.get $budget  i32.ge_u
+//	if
+//	  i32.const Interval  global.set $budget  call $checkpoint
+//	else
+//	  global.get $budget  global.get $scratch  i32.sub  global.set $budget
+//	end
+//
+// The comparison is unsigned and the subtraction only runs when the charge
+// is smaller than the countdown, so no count, however large, can raise the
+// countdown. A single bulk instruction still runs to its end: its length is
+// bounded by the memory (or table) size.
+//
 // Adding an import shifts the index of every function the module defines, so
 // Instrument renumbers calls, ref.func, exports, the start function, element
 // segments and global initialisers, and drops the "name" custom section
@@ -48,12 +71,35 @@ type Options struct {
 	// () -> () that the host must provide.
 	Module, Name string
 	// Interval is how many loop iterations and function entries pass
-	// between two checkpoint calls; at least 1.
+	// between two checkpoint calls; at least 1. Bulk memory and table
+	// instructions count BulkBytesPerTick bytes a tick.
 	Interval uint32
 }
 
+// BulkBytesPerTick is how many bytes of a bulk instruction cost one tick of
+// the countdown: a 1 MiB memory.fill costs 1024 loop iterations' worth.
+// Plain memset runs at several GB/s, so with an Interval of 1000 the guest
+// still calls the checkpoint every few hundred microseconds at most.
+const BulkBytesPerTick = 1 << bulkShift
+
+// Shifts from an instruction's count to ticks.
+const (
+	bulkShift  = 10             // bytes: one tick per KiB
+	tableShift = bulkShift - 3  // table elements: 8 bytes each
+	pageShift  = 16 - bulkShift // memory pages: 64 KiB each (a left shift)
+)
+
+// scratchIdx is the scratch global's index relative to the budget's.
+const scratchIdx = 1
+
+// Opcodes of the charge's shifts.
+const (
+	opShrU = 0x76 // i32.shr_u
+	opShl  = 0x74 // i32.shl
+)
+
 // Instrument returns a copy of wasm with the checkpoint import, the budget
-// global and the checks added. Sections other than those rewritten are
+// and scratch globals, and the checks and charges added. Sections other than those rewritten are
 // copied unchanged. The output is deterministic, so a compilation cache
 // keyed by module bytes keeps working.
 func Instrument(wasm []byte, o Options) ([]byte, error) {
@@ -101,6 +147,9 @@ func Instrument(wasm []byte, o Options) ([]byte, error) {
 	m.budget = m.importedGlobals + m.definedGlobals
 	m.interval = o.Interval
 	m.check = m.checkSequence()
+	m.chargeBytes = m.chargeSequence(opShrU, bulkShift)
+	m.chargeElems = m.chargeSequence(opShrU, tableShift)
+	m.chargePages = m.chargeSequence(opShl, pageShift)
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/4+64)
 	out = append(out, wasm[:8]...)
@@ -283,6 +332,8 @@ type module struct {
 	budget                         uint32 // global index of the added global
 	interval                       uint32
 	check                          []byte // the inserted sequence; the same everywhere
+	// The sequences inserted before bulk instructions counting bytes, table elements and pages.
+	chargeBytes, chargeElems, chargePages []byte
 
 	// Facts about the function body expr last read with checks.
 	calls     bool // it has a call or call_indirect
@@ -430,14 +481,16 @@ func (m *module) readImports(body []byte, reserved string) error {
 	return r.end()
 }
 
-// appendGlobal writes a global section of n rewritten globals (rest) and
-// the budget: mutable i32 starting at the interval.
+// appendGlobal writes a global section of n rewritten globals (rest), the
+// budget (mutable i32 starting at the interval) and the scratch global of
+// the bulk charges (mutable i32, 0).
 func (m *module) appendGlobal(dst []byte, n uint32, rest []byte) []byte {
-	dst = appendU32(dst, n+1)
+	dst = appendU32(dst, n+2)
 	dst = append(dst, rest...)
 	dst = append(dst, 0x7f, 0x01, 0x41)
 	dst = appendS32(dst, int32(m.interval))
-	return append(dst, 0x0b)
+	dst = append(dst, 0x0b)
+	return append(dst, 0x7f, 0x01, 0x41, 0x00, 0x0b)
 }
 
 // globals rewrites the initialisers of a global section (ref.func) and adds
@@ -597,9 +650,57 @@ func (m *module) checkSequence() []byte {
 	return append(dst, 0x0b)
 }
 
+// chargeSequence encodes the charge inserted before a bulk instruction: the
+// count on top of the stack, shifted by shift (op i32.shr_u or i32.shl), is
+// taken from the budget, and the checkpoint called when it uses the budget up.
+func (m *module) chargeSequence(op byte, shift uint32) []byte {
+	b := appendU32(nil, m.budget)
+	s := appendU32(nil, m.budget+scratchIdx)
+	var dst []byte
+	ins := func(op byte, imm []byte) { dst = append(append(dst, op), imm...) }
+	ins(0x24, s) // global.set $scratch
+	ins(0x23, s) // global.get $scratch: the count is back for the instruction
+	ins(0x23, s)
+	ins(0x41, appendS32(nil, int32(shift))) // i32.const shift
+	ins(op, nil)
+	ins(0x24, s) // $scratch = ticks
+	ins(0x23, s)
+	ins(0x23, b)
+	ins(0x4f, nil)          // i32.ge_u: ticks >= budget
+	ins(0x04, []byte{0x40}) // if
+	ins(0x41, appendS32(nil, int32(m.interval)))
+	ins(0x24, b)
+	ins(0x10, appendU32(nil, m.checkpoint))
+	ins(0x05, nil) // else: 0 <= ticks < budget
+	ins(0x23, b)
+	ins(0x23, s)
+	ins(0x6b, nil) // i32.sub
+	ins(0x24, b)
+	ins(0x0b, nil)
+	return dst
+}
+
+// charge returns the sequence to insert before the instruction op (whose
+// opcode byte r has just read), or nil if it does no bulk work.
+func (m *module) charge(op byte, r *reader) []byte {
+	switch op {
+	case 0x40: // memory.grow
+		return m.chargePages
+	case 0xfc:
+		peek := *r
+		switch peek.u32() {
+		case 8, 10, 11: // memory.init, memory.copy, memory.fill
+			return m.chargeBytes
+		case 12, 14, 15, 17: // table.init, table.copy, table.grow, table.fill
+			return m.chargeElems
+		}
+	}
+	return nil
+}
+
 // expr copies one expression (up to the end that closes it) from r to dst,
 // renumbering functions and, when checks is set, inserting a check after
-// the block type of every loop.
+// the block type of every loop and a charge before every bulk instruction.
 func (m *module) expr(dst []byte, r *reader, checks bool) ([]byte, error) {
 	copied := r.pos // r.b[copied:r.pos] is read but not yet written
 	depth := 0
@@ -634,6 +735,13 @@ func (m *module) expr(dst []byte, r *reader, checks bool) ([]byte, error) {
 			dst = appendU32(dst, m.fn(idx))
 			copied = r.pos
 			continue
+		}
+		if checks {
+			if seq := m.charge(op, r); seq != nil {
+				dst = append(dst, r.b[copied:at]...)
+				dst = append(dst, seq...)
+				copied = at
+			}
 		}
 		if err := m.skipImmediates(r, op); err != nil {
 			return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, at, err)
@@ -683,7 +791,7 @@ func (m *module) skipImmediates(r *reader, op byte) error {
 		}
 	case op >= 0x20 && op <= 0x22: // local.get, local.set, local.tee
 		r.u32()
-	case op == 0x23, op == 0x24: // global.get, global.set
+	case op == 0x23, op == 0x24: // global.get, global.set: not the budget nor the scratch
 		if idx := r.u32(); r.err == nil && idx >= m.budget {
 			return fmt.Errorf("global %d does not exist", idx)
 		}

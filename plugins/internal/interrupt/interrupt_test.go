@@ -145,6 +145,66 @@ func TestCheckpointStops(t *testing.T) {
 	}
 }
 
+// bulkModule exports fill(n), copy(n) (memory.fill and memory.copy of n bytes at 0), grow(n)
+// (memory.grow, the old size), tfill(n) (table.fill of n elements of its 2048) and spin(n) (a
+// loop of n iterations).
+func bulkModule() []byte {
+	types := sec(1, []byte{0x60, 1, 0x7f, 0}, []byte{0x60, 1, 0x7f, 1, 0x7f}) // (i32) -> (), (i32) -> (i32)
+	fill := fnBody([]byte{0x41, 0, 0x41, 0, 0x20, 0, 0xfc, 11, 0})            // memory.fill(0, 0, n)
+	cpy := fnBody([]byte{0x41, 0, 0x41, 0, 0x20, 0, 0xfc, 10, 0, 0})          // memory.copy(0, 0, n)
+	grow := fnBody([]byte{0x20, 0, 0x40, 0})                                  // memory.grow(n)
+	tfill := fnBody([]byte{0x41, 0, 0xd0, 0x70, 0x20, 0, 0xfc, 17, 0})        // table.fill(0, null, n)
+	spin := fnBody([]byte{0x02, 0x40, 0x03, 0x40, 0x20, 0, 0x45, 0x0d, 1,     // block loop; n == 0: out
+		0x20, 0, 0x41, 1, 0x6b, 0x21, 0, 0x0c, 0, 0x0b, 0x0b}) // n--; br loop
+	names := []string{"fill", "copy", "grow", "tfill", "spin"}
+	var exports [][]byte
+	for i, n := range names {
+		exports = append(exports, cat(str(n), []byte{0x00}, u32(uint32(i))))
+	}
+	return wasmModule(types, sec(3, u32(0), u32(0), u32(1), u32(0), u32(0)),
+		sec(4, []byte{0x70, 0x00, 0x80, 0x10}), // a table of 2048 funcref
+		sec(5, []byte{0x00, 2}),                // 2 pages, no maximum
+		sec(7, exports...), sec(10, fill, cpy, grow, tfill, spin))
+}
+
+// TestBulkCharges: bulk memory and table instructions charge the countdown one tick per
+// BulkBytesPerTick bytes (8 bytes a table element, 64 KiB a page) and call the checkpoint when
+// the charge uses it up; a count however large never raises the countdown.
+func TestBulkCharges(t *testing.T) {
+	wasm, err := Instrument(bulkModule(), opts) // Interval 10
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkpoints := 0
+	mod, _ := instantiate(t, wasm, func() { checkpoints++ })
+	for i, c := range []struct {
+		fn    string
+		n     uint64
+		after int // checkpoints so far
+	}{
+		{"fill", 64 << 10, 1},   // 64 ticks: more than the countdown of 10
+		{"fill", 5 << 10, 1},    // 5 ticks: 5 left
+		{"fill", 4 << 10, 1},    // 4: 1 left
+		{"fill", 1 << 10, 2},    // 1: used up
+		{"fill", 1023, 2},       // under a tick
+		{"copy", 10 << 10, 3},   // 10: used up
+		{"grow", 1, 4},          // a page: 64 ticks
+		{"tfill", 1280, 5},      // 1280 elements of 8 bytes: 10 ticks
+		{"grow", 0x03000000, 6}, // fails; its charge wraps to 0xC0000000, unsigned: a checkpoint
+		{"spin", 25, 8},         // 26 loop heads: the countdown is 10 again, not raised
+	} {
+		if _, err := mod.ExportedFunction(c.fn).Call(context.Background(), c.n); err != nil {
+			t.Fatalf("%d: %s(%d): %v", i, c.fn, c.n, err)
+		}
+		if checkpoints != c.after {
+			t.Fatalf("%d: after %s(%d): %d checkpoints, want %d", i, c.fn, c.n, checkpoints, c.after)
+		}
+	}
+	if got := mod.Memory().Size(); got != 3<<16 {
+		t.Errorf("memory is %d bytes, want 3 pages: the charge changed what memory.grow did", got)
+	}
+}
+
 // TestTableLimit: a table gets a maximum within MaxTableElements, so table.grow fails inside the
 // guest beyond it; a larger minimum is refused.
 func TestTableLimit(t *testing.T) {
@@ -272,6 +332,7 @@ func TestRefuses(t *testing.T) {
 // explores further.
 func FuzzInstrument(f *testing.F) {
 	f.Add(counting())
+	f.Add(bulkModule())
 	f.Add(wasmModule(sec(1, []byte{0x60, 0, 0}), sec(3, u32(0)), sec(10, fnBody([]byte{0x03, 0x40, 0x0c, 0, 0x0b}))))
 	if c, err := os.ReadFile("../../../policies/deny-destructive.wasm"); err == nil {
 		f.Add(c)
