@@ -151,7 +151,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gw %s: -c FILE is required\n", cmd)
 		return 2
 	}
-	cfg, err := config.Load(config.Options{File: f.config, Overrides: f.set})
+	// The same layers build the configuration at start and at every reload
+	// (`gw run` watches the file): a reload that forgot --set or GW_ would
+	// see the servers they configure as changed and restart them without.
+	loadOpts := config.Options{File: f.config, Environ: os.Environ(), Overrides: f.set}
+	cfg, err := config.Load(loadOpts)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
@@ -161,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Warn(w)
 	}
 	if cmd == "run" {
-		return runGateway(ctx, f.config, cfg, logger, stderr)
+		return runGateway(ctx, loadOpts, cfg, logger, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {

@@ -16,14 +16,19 @@ import (
 // others keep running untouched. A file that does not load is refused with
 // a log line and nothing changes. Settings other than servers need a
 // restart, which is logged. It returns when ctx ends.
-func watchConfig(ctx context.Context, path string, interval time.Duration, current *config.Config, g *gateway.Gateway, logger *slog.Logger) {
-	if interval <= 0 {
+//
+// load is what built the running configuration: the file, the environment
+// and the --set overrides. Every reload rebuilds the configuration from all
+// of them, so a server configured partly by --set or a GW_ variable keeps
+// that part and is not seen as changed.
+func watchConfig(ctx context.Context, load config.Options, interval time.Duration, current *config.Config, g *gateway.Gateway, logger *slog.Logger) {
+	if interval <= 0 || load.File == "" {
 		return
 	}
-	plugins.Watch(ctx, path, interval, func([]byte) {
-		next, err := config.Load(config.Options{File: path})
+	plugins.Watch(ctx, load.File, interval, func([]byte) {
+		next, err := config.Load(load)
 		if err != nil {
-			logger.Error("configuration change refused; keeping the running configuration", "file", path, "error", err)
+			logger.Error("configuration change refused; keeping the running configuration", "file", load.File, "error", err)
 			return
 		}
 		applyServers(g, gatewayOptions(next, logger).Servers, logger)

@@ -22,7 +22,8 @@ import (
 // ctx ends (SIGINT/SIGTERM). Shutdown order: the face stops taking requests
 // and answers or fails those in flight; the gateway stops the servers; the
 // policies close; the NATS connection drains; an embedded server stops.
-func runGateway(ctx context.Context, path string, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+// load is how cfg was loaded; a reload of the file uses the same layers.
+func runGateway(ctx context.Context, load config.Options, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
@@ -81,7 +82,7 @@ func runGateway(ctx context.Context, path string, cfg *config.Config, logger *sl
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		watchConfig(watchCtx, path, cfg.Gateway.ConfigWatch, cfg, g, logger)
+		watchConfig(watchCtx, load, cfg.Gateway.ConfigWatch, cfg, g, logger)
 	}()
 	publishGatewayStatus(face, name, "ready", g)
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
