@@ -8,6 +8,7 @@ import (
 	ktoml "github.com/knadh/koanf/parsers/toml/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/knadh/koanf/maps"
@@ -191,6 +192,51 @@ func stripJSONC(in []byte) []byte {
 	return out
 }
 
+// gwSections are the top-level keys of gw's own configuration.
+var gwSections = []string{"servers", "gateway", "policies", "nats", "log"}
+
+// nearSection returns the section of gw's that key most likely misspells,
+// or "". Case is ignored; a key is near a section within one edit for the
+// short names log and nats, within two for the others, or when it starts
+// with the first five letters of a long one ("policy", "gateways").
+func nearSection(key string) string {
+	k := strings.ToLower(key)
+	for _, s := range gwSections {
+		limit := 2
+		if len(s) <= 4 {
+			limit = 1
+		}
+		if editDistance(k, s) <= limit || len(s) > 5 && strings.HasPrefix(k, s[:5]) {
+			return s
+		}
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return max(len(a), len(b)) // long keys are nothing like gw's
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 // remoteTypes are transport types of servers that gw cannot run yet.
 var remoteTypes = map[string]bool{
 	"http":            true,
@@ -223,14 +269,24 @@ func (n *normalizer) file(raw map[string]any) error {
 		servers = mcp
 		raw["servers"] = mcp
 		delete(raw, "mcpServers")
-		// Claude Desktop and Cursor keep settings of their own here.
+		// gw's own sections may sit beside mcpServers and are decoded as
+		// strictly as in gw's own files: a policy written here is applied
+		// or the file is refused, never dropped. Claude Desktop and Cursor
+		// keep settings of their own at the top level too; those are
+		// ignored with a warning, unless the key looks like a misspelt
+		// section of gw's, which is an error (a dropped "polices" would run
+		// without the policy the user wrote).
 		for _, k := range sortedKeys(raw) {
-			switch k {
-			case "servers", "gateway", "log", "inputs":
-			default:
-				n.warnf("top-level key %q is not used by gw; ignored", k)
-				delete(raw, k)
+			if slices.Contains(gwSections, k) || k == "inputs" {
+				continue
 			}
+			if near := nearSection(k); near != "" {
+				n.errs = append(n.errs, newError(ErrUnknownKey, k,
+					"unknown key %q (did you mean %q?)", k, near))
+			} else {
+				n.warnf("top-level key %q is not used by gw; ignored", k)
+			}
+			delete(raw, k)
 		}
 	}
 	if _, ok := raw["inputs"]; ok {

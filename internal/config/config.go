@@ -45,9 +45,13 @@
 // Besides gw's own format (top-level servers, gateway and log), the client
 // configuration files that users already have load as they are:
 //
-//   - Claude Desktop and Cursor: servers under "mcpServers". Other top-level
-//     keys in such a file, like Claude Desktop's "globalShortcut", are ignored
-//     with a warning.
+//   - Claude Desktop and Cursor: servers under "mcpServers". gw's own
+//     sections (gateway, policies, nats, log) may sit beside it and are
+//     decoded and validated exactly as in gw's own files, so a policy
+//     written there is applied. Other top-level keys, like Claude Desktop's
+//     "globalShortcut", are ignored with a warning, except a key that looks
+//     like a misspelt section of gw's ("polices", "Policies", "gatway"):
+//     that is an unknown-key error, so a policy is never silently dropped.
 //   - VS Code (.vscode/mcp.json): servers with "type": "stdio" and an optional
 //     "envFile". The top-level "inputs" are ignored with a warning, and
 //     ${input:…} placeholders are passed on unchanged with a warning.

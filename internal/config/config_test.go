@@ -1142,3 +1142,72 @@ max_length = 60
 		t.Errorf("syntax error in TOML: %v", err)
 	}
 }
+
+// gw's own sections beside mcpServers are kept and decoded as strictly as in
+// gw's own files: a policy written there ends up in the configuration.
+func TestMCPServersFileKeepsGWSections(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "claude_desktop_config.json", `{
+  "mcpServers": {"notes": {"command": "x"}},
+  "policies": {
+    "authorize": {"module": "allowlist", "config": {"rules": [{"callers": ["alice"], "tools": ["*"]}]}},
+    "collision": {"module": "policies/mine.wasm"}
+  },
+  "nats": {"url": "nats://127.0.0.1:4333"},
+  "gateway": {"call_timeout": "10s"},
+  "log": {"level": "debug"},
+  "globalShortcut": "Ctrl+Space"
+}`)
+	cfg, err := Load(Options{File: file, Environ: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "authorize module", cfg.Policies.Authorize.Module, "allowlist")
+	if cfg.Policies.Authorize.Config["rules"] == nil {
+		t.Errorf("authorize config lost: %+v", cfg.Policies.Authorize.Config)
+	}
+	eq(t, "collision module", cfg.Policies.Collision.Module, filepath.Join(dir, "policies/mine.wasm"))
+	eq(t, "nats.url", cfg.NATS.URL, "nats://127.0.0.1:4333")
+	eq(t, "gateway.call_timeout", cfg.Gateway.CallTimeout, 10*time.Second)
+	eq(t, "log.level", cfg.Log.Level, "debug")
+	eq(t, "warnings", cfg.Warnings, []string{`top-level key "globalShortcut" is not used by gw; ignored`})
+}
+
+// Unknown keys stay errors in an mcpServers file: inside gw's sections, and
+// at the top level when a key looks like a misspelt section of gw's.
+func TestMCPServersFileUnknownKeys(t *testing.T) {
+	tests := []struct{ name, data, want string }{
+		{"inside policies", `{"mcpServers": {"a": {"command": "x"}}, "policies": {"authorise": {"module": "read-only"}}}`,
+			`config: unknown key "policies.authorise"`},
+		{"inside nats", `{"mcpServers": {"a": {"command": "x"}}, "nats": {"ulr": "nats://x"}}`,
+			`config: unknown key "nats.ulr"`},
+		{"misspelt section", `{"mcpServers": {"a": {"command": "x"}}, "polices": {"authorize": {"module": "read-only"}}}`,
+			`config: unknown key "polices" (did you mean "policies"?)`},
+		{"section in the wrong case", `{"mcpServers": {"a": {"command": "x"}}, "Policies": {}}`,
+			`config: unknown key "Policies" (did you mean "policies"?)`},
+		{"short section", `{"mcpServers": {"a": {"command": "x"}}, "nat": {}}`,
+			`config: unknown key "nat" (did you mean "nats"?)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeFile(t, t.TempDir(), "mcp.json", tt.data)
+			_, err := Load(Options{File: file, Environ: noEnv})
+			eq(t, "errors", errLines(t, err), []string{tt.want})
+			if !errors.Is(err, ErrUnknownKey) {
+				t.Error("errors.Is(err, ErrUnknownKey) = false")
+			}
+		})
+	}
+}
+
+func TestNearSection(t *testing.T) {
+	for key, want := range map[string]string{
+		"polices": "policies", "policy": "policies", "policies_v2": "policies", "gatway": "gateway", "Gateway": "gateway",
+		"logs": "log", "nat": "nats", "server": "servers",
+		"globalShortcut": "", "preferences": "", "isUsingBuiltInNodeForMcp": "", "ui": "", "news": "",
+	} {
+		if got := nearSection(key); got != want {
+			t.Errorf("nearSection(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
