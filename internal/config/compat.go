@@ -17,8 +17,9 @@ import (
 )
 
 // parseFile parses the file's bytes into a map, reporting syntax errors with
-// the file name and position.
-func parseFile(f *fileSource) (map[string]any, error) {
+// the file name and position. It also returns the server names in the
+// order the file lists them, which the map forgets.
+func parseFile(f *fileSource) (map[string]any, []string, error) {
 	data := bytes.TrimPrefix(f.data, []byte("\xef\xbb\xbf")) // a UTF-8 BOM, as Windows editors write
 	prefix := ""
 	if f.name != "" {
@@ -33,19 +34,19 @@ func parseFile(f *fileSource) (map[string]any, error) {
 		data = stripJSONC(data)
 		raw, err = kjson.Parser().Unmarshal(data)
 		if err != nil {
-			return nil, jsonError(prefix, data, err)
+			return nil, nil, jsonError(prefix, data, err)
 		}
 	case "toml":
 		raw, err = ktoml.Parser().Unmarshal(data)
 		if err != nil {
 			// go-toml's messages carry the position: "toml: line 3 (last key …)".
-			return nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
+			return nil, nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
 		}
 	default:
 		raw, err = kyaml.Parser().Unmarshal(data)
 		if err != nil {
 			// yaml.v3's messages carry the position: "yaml: line 3: …".
-			return nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
+			return nil, nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
 		}
 	}
 	if raw == nil { // an empty file, or "null"
@@ -53,7 +54,7 @@ func parseFile(f *fileSource) (map[string]any, error) {
 	}
 	maps.IntfaceKeysToStrings(raw) // YAML maps with non-string keys
 	prune(raw, 1)
-	return raw, nil
+	return raw, fileServerOrder(f.format, data), nil
 }
 
 // pruneDepth is the depth below which prune empties maps and lists. The
