@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -209,19 +208,17 @@ func newLogger(cfg *config.Config, verbose, daemon bool, w io.Writer) *slog.Logg
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// gatewayOptions turns the configuration into gateway options. Servers are
-// ordered by name, so the catalog is the same on every run.
+// gatewayOptions turns the configuration into gateway options. Servers come
+// in the configured order (priority, then the file's order; see
+// config.Config.ServerNames), which breaks naming ties in collision
+// policies such as first-come.
 func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
-	names := make([]string, 0, len(cfg.Servers))
-	for name, s := range cfg.Servers {
-		if !s.Disabled {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
 	var specs []gateway.ServerSpec
-	for _, name := range names {
+	for _, name := range cfg.ServerNames() {
 		s := cfg.Servers[name]
+		if s.Disabled {
+			continue
+		}
 		specs = append(specs, gateway.ServerSpec{
 			Name:        name,
 			Command:     s.Command,
@@ -230,6 +227,7 @@ func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
 			Dir:         s.Cwd,
 			Restart:     gateway.RestartPolicy(s.Restart),
 			CallTimeout: s.CallTimeout,
+			Priority:    s.Priority,
 		})
 	}
 	gc := cfg.Gateway

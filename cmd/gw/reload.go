@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/gwmcp/gw/gateway"
@@ -73,6 +74,22 @@ func applyServers(g *gateway.Gateway, want []gateway.ServerSpec, logger *slog.Lo
 			}
 			logger.Info("server removed", "server", name)
 		}
+	}
+	// Running servers keep their places (see gateway.AddServer), so a file
+	// that only moves servers around changes nothing until the next start.
+	var wantOrder, haveOrder []string
+	running := map[string]bool{}
+	for _, s := range g.ServerSpecs() {
+		haveOrder = append(haveOrder, s.Name)
+		running[s.Name] = true
+	}
+	for _, s := range want {
+		if running[s.Name] {
+			wantOrder = append(wantOrder, s.Name)
+		}
+	}
+	if !slices.Equal(wantOrder, haveOrder) {
+		logger.Warn("the running servers' order differs from the configured one; a new order takes effect at the next start, or set priority", "running", haveOrder, "configured", wantOrder)
 	}
 }
 
