@@ -46,12 +46,19 @@ type ServerSpec struct {
 	Dir         string
 	Restart     RestartPolicy // "" = on-failure
 	CallTimeout time.Duration // 0 = Options.CallTimeout
+	// Priority places the server in the gateway's order, which breaks
+	// naming ties (Resolver input, resource ownership): higher first;
+	// equal priorities keep the order the servers were configured or
+	// added in.
+	Priority int
 }
 
 // Options configure a Gateway. The zero value of each field has a sensible
 // default.
 type Options struct {
-	Servers []ServerSpec // in configuration order, which breaks naming ties
+	// Servers in configuration order, which breaks naming ties; a higher
+	// ServerSpec.Priority moves a server ahead (a stable sort).
+	Servers []ServerSpec
 
 	Resolver   Resolver      // collision policy; nil = PrefixResolver{}
 	Authorizer Authorizer    // call authorization; nil = every call allowed
@@ -184,8 +191,8 @@ func New(opts Options) (*Gateway, error) {
 		if _, dup := set.byName[spec.Name]; dup {
 			return nil, fmt.Errorf("gw: server %q configured twice", spec.Name)
 		}
-		set.order = append(set.order, spec.Name)
 		set.byName[spec.Name] = newManaged(g, spec)
+		set.order = set.insert(spec, -1)
 	}
 	g.set.Store(set)
 	g.scfg = &sessionConfig{
@@ -203,6 +210,27 @@ func New(opts Options) (*Gateway, error) {
 type serverSet struct {
 	order  []string // configuration order, which breaks naming ties
 	byName map[string]*managed
+}
+
+// insert returns a new order with spec's server placed by its priority:
+// at index at when that keeps the order sorted by priority (ReplaceServer
+// keeps a server's place), else (at < 0) after every server of the same or
+// a higher priority. byName must already hold spec's server.
+func (s *serverSet) insert(spec ServerSpec, at int) []string {
+	prio := func(i int) int { return s.byName[s.order[i]].spec.Priority }
+	fits := at >= 0 && at <= len(s.order) &&
+		(at == 0 || prio(at-1) >= spec.Priority) &&
+		(at == len(s.order) || prio(at) <= spec.Priority)
+	if !fits {
+		at = len(s.order)
+		for i := range s.order {
+			if prio(i) < spec.Priority {
+				at = i
+				break
+			}
+		}
+	}
+	return slices.Insert(slices.Clone(s.order), at, spec.Name)
 }
 
 // servers returns the current server set.
@@ -528,8 +556,15 @@ func (g *Gateway) launch(m *managed) {
 }
 
 // AddServer configures and (once the gateway has started) starts another
-// server. Its tools join the catalog when it is up.
+// server. Its tools join the catalog when it is up. It goes after the
+// servers of its priority and ahead of those of a lower one.
 func (g *Gateway) AddServer(spec ServerSpec) error {
+	return g.addServer(spec, -1)
+}
+
+// addServer adds spec's server at index at of the order if its priority
+// allows, else by its priority (see serverSet.insert).
+func (g *Gateway) addServer(spec ServerSpec, at int) error {
 	spec, err := checkSpec(spec)
 	if err != nil {
 		return err
@@ -543,9 +578,10 @@ func (g *Gateway) AddServer(spec ServerSpec) error {
 	if _, dup := old.byName[spec.Name]; dup {
 		return fmt.Errorf("gw: server %q is already configured", spec.Name)
 	}
-	next := &serverSet{order: append(slices.Clone(old.order), spec.Name), byName: maps.Clone(old.byName)}
+	next := &serverSet{order: old.order, byName: maps.Clone(old.byName)}
 	m := newManaged(g, spec)
 	next.byName[spec.Name] = m
+	next.order = next.insert(spec, at)
 	g.set.Store(next)
 	if g.started {
 		g.launch(m)
@@ -577,12 +613,18 @@ func (g *Gateway) RemoveServer(name string) error {
 }
 
 // ReplaceServer restarts a server with a new spec: the old process stops,
-// the new one starts.
+// the new one starts. The server keeps its place in the order unless its
+// priority changed; then it goes after the servers of its new priority.
 func (g *Gateway) ReplaceServer(spec ServerSpec) error {
+	set := g.servers()
+	at := slices.Index(set.order, spec.Name)
+	if old := set.byName[spec.Name]; old != nil && old.spec.Priority != spec.Priority {
+		at = -1
+	}
 	if err := g.RemoveServer(spec.Name); err != nil {
 		return err
 	}
-	return g.AddServer(spec)
+	return g.addServer(spec, at)
 }
 
 // ServerSpecs returns the configured servers' specs in order.

@@ -65,10 +65,14 @@ func (l *PolicyLoader) Load(ctx context.Context, spec PolicySpec) (*plugins.Modu
 }
 
 func (l *PolicyLoader) read(spec PolicySpec) ([]byte, error) {
+	what := "policy " + string(spec.Kind)
+	if spec.Kind == "" { // Check: any kind
+		what = "policy module"
+	}
 	if spec.IsPath() {
 		wasm, err := os.ReadFile(spec.Module)
 		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", spec.Kind, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		return wasm, nil
 	}
@@ -77,7 +81,7 @@ func (l *PolicyLoader) read(spec PolicySpec) ([]byte, error) {
 			return wasm, nil
 		}
 	}
-	return nil, fmt.Errorf("policy %s: no embedded policy %q (give a .wasm path, or one of the embedded names)", spec.Kind, spec.Module)
+	return nil, fmt.Errorf("%s: no embedded policy %q (give a .wasm path, or one of the embedded names)", what, spec.Module)
 }
 
 func (l *PolicyLoader) load(ctx context.Context, spec PolicySpec, wasm []byte) (*plugins.Module, error) {

@@ -1,15 +1,15 @@
 // Command gw is the Wasm-policy MCP gateway: it runs many MCP servers as
 // child processes and serves their merged tools.
 //
-// Until the NATS face lands, two in-process commands use the gateway
-// directly:
-//
+//	gw run -c FILE                       serve the tools over NATS until interrupted
 //	gw tools -c FILE [--json]            print the merged tool catalog
 //	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
 //	gw servers -c FILE                   start every server and print its status
+//	gw policy eval|check …               try a policy module
+//	gw help [COMMAND]                    usage (also: gw COMMAND --help)
 //
-// FILE is gw's YAML (a servers: map) or the mcpServers JSON of Claude
-// Desktop, Cursor or VS Code.
+// FILE is gw's YAML, JSON or TOML (a servers: map) or the mcpServers JSON
+// of Claude Desktop, Cursor or VS Code.
 package main
 
 import (
@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -44,8 +43,9 @@ Usage:
   gw tools   -c FILE [--json]           print the merged tool catalog
   gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
   gw servers -c FILE [--json]           start the servers and print their status
-  gw policy  eval|check …               evaluate or check a policy module (gw policy for help)
+  gw policy  eval|check …               evaluate or check a policy module
   gw version
+  gw help [COMMAND]                     this text, or one command's help (or: gw COMMAND --help)
 
 Flags:
   -c, --config FILE   gw YAML, or a Claude Desktop / Cursor / VS Code JSON file
@@ -87,7 +87,9 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 		return nil
 	})
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	// Help flags are handled before parsing (see wantsHelp); this runs
+	// after a flag error, which the flag package has printed.
+	fs.Usage = func() { fmt.Fprintf(stderr, "run 'gw help %s' for usage\n", name) }
 	fs.StringVar(&f.config, "c", "", "config file")
 	fs.StringVar(&f.config, "config", "", "config file")
 	fs.BoolVar(&f.verbose, "v", false, "verbose")
@@ -117,11 +119,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			args = []string{"run", "-c", demoConfig}
 		}
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 && args[0] == "help" {
+			return printHelp(args[1], stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
+	if _, ok := helpFor(cmd); !ok {
+		fmt.Fprintf(stderr, "gw: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if wantsHelp(rest) {
+		return printHelp(cmd, stdout, stderr)
+	}
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "gw", version)
@@ -144,15 +156,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gw call: want NAME and optional 'JSON-ARGS'")
 			return 2
 		}
-	default:
-		fmt.Fprintf(stderr, "gw: unknown command %q\n\n%s", cmd, usage)
-		return 2
 	}
 	if f.config == "" {
 		fmt.Fprintf(stderr, "gw %s: -c FILE is required\n", cmd)
 		return 2
 	}
-	cfg, err := config.Load(config.Options{File: f.config, Overrides: f.set})
+	// The same layers build the configuration at start and at every reload
+	// (`gw run` watches the file): a reload that forgot --set or GW_ would
+	// see the servers they configure as changed and restart them without.
+	loadOpts := config.Options{File: f.config, Environ: os.Environ(), Overrides: f.set}
+	cfg, err := config.Load(loadOpts)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
@@ -162,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Warn(w)
 	}
 	if cmd == "run" {
-		return runGateway(ctx, f.config, cfg, logger, stderr)
+		return runGateway(ctx, loadOpts, cfg, logger, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {
@@ -172,7 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer release()
 	defer g.Close()
 	startErr := g.Start(ctx)
-	if startErr != nil {
+	if startErr != nil && cmd != "servers" { // gw servers reports them in its table
 		// One line per server that did not come up; the rest still serve.
 		for _, line := range strings.Split(startErr.Error(), "\n") {
 			fmt.Fprintln(stderr, "gw:", line)
@@ -200,25 +213,51 @@ func newLogger(cfg *config.Config, verbose, daemon bool, w io.Writer) *slog.Logg
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	if !daemon && !verbose {
+		h = oneShotHandler{h}
+	}
+	return slog.New(h)
 }
 
-// gatewayOptions turns the configuration into gateway options. Servers are
-// ordered by name, so the catalog is the same on every run.
-func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
-	names := make([]string, 0, len(cfg.Servers))
-	for name, s := range cfg.Servers {
-		if !s.Disabled {
-			names = append(names, name)
-		}
+// serverEndedMsg is the gateway's log message for a server that stopped or
+// failed to start (gateway/supervisor.go).
+const serverEndedMsg = "server ended"
+
+// oneShotHandler drops the gateway's "server ended" lines: the one-shot
+// commands report a server that did not start themselves, once (gw tools
+// and gw call on stderr, gw servers in its table). -v shows everything.
+type oneShotHandler struct{ slog.Handler }
+
+func (h oneShotHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == serverEndedMsg {
+		return nil
 	}
-	slices.Sort(names)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h oneShotHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return oneShotHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h oneShotHandler) WithGroup(name string) slog.Handler {
+	return oneShotHandler{h.Handler.WithGroup(name)}
+}
+
+// gatewayOptions turns the configuration into gateway options. Servers come
+// in the configured order (priority, then the file's order; see
+// config.Config.ServerNames), which breaks naming ties in collision
+// policies such as first-come.
+func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
 	var specs []gateway.ServerSpec
-	for _, name := range names {
+	for _, name := range cfg.ServerNames() {
 		s := cfg.Servers[name]
+		if s.Disabled {
+			continue
+		}
 		specs = append(specs, gateway.ServerSpec{
 			Name:        name,
 			Command:     s.Command,
@@ -227,6 +266,7 @@ func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
 			Dir:         s.Cwd,
 			Restart:     gateway.RestartPolicy(s.Restart),
 			CallTimeout: s.CallTimeout,
+			Priority:    s.Priority,
 		})
 	}
 	gc := cfg.Gateway
@@ -265,6 +305,8 @@ func printTools(tools []gateway.Entry, asJSON bool, stdout, stderr io.Writer, st
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rows)
+	} else if len(rows) == 0 {
+		fmt.Fprintln(stderr, "0 tools") // no empty table
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSERVER\tTOOL\tDESCRIPTION")
@@ -295,7 +337,10 @@ func printServers(st []gateway.ServerStatus, asJSON bool, stdout io.Writer) int 
 			code = 1
 		}
 		info := strings.TrimSpace(s.ServerInfo.Name + " " + s.ServerInfo.Version)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Era, s.Version, info, oneLine(s.LastError, 80))
+		// The row names the server: its error need not repeat it. The last
+		// column can be long, so the cause at the end is kept.
+		lastErr := strings.TrimPrefix(s.LastError, fmt.Sprintf("server %q: ", s.Name))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Era, s.Version, info, oneLine(lastErr, 200))
 	}
 	_ = tw.Flush()
 	return code

@@ -173,3 +173,15 @@ func TestSetOverridesConfig(t *testing.T) {
 		t.Errorf("malformed --set: exit %d", code)
 	}
 }
+
+// A policy written beside mcpServers in a Claude Desktop file is applied.
+func TestClaudeDesktopConfigPolicyApplied(t *testing.T) {
+	cfg := writeConfig(t, "claude_desktop_config.json", `{
+  "mcpServers": {"notes": {"command": "EXE", "env": {"MCPTEST_SERVER": "1"}}},
+  "policies": {"authorize": {"module": "allowlist", "config": {"rules": [{"callers": ["nobody"], "tools": ["*"]}]}}}
+}`)
+	code, stdout, stderr := runGW(t, "call", "-c", cfg, "notes__echo", `{"text":"hi"}`)
+	if code != 1 || strings.Contains(stdout, "hi") || !strings.Contains(stderr, "denied") {
+		t.Fatalf("want the call denied by the allowlist; exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}

@@ -106,19 +106,17 @@ func loadPolicies(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 	return ps, host, nil
 }
 
-const policyUsage = `Usage:
-  gw policy eval --kind authorize|collision --module M [--config JSON] INPUT.json
-  gw policy check M
-
-M is an embedded policy (%s) or a path to a .wasm file.
-INPUT.json is the ABI input (docs/POLICY_ABI.md); "-" reads standard input.
-`
-
-// runPolicy serves `gw policy`: tools for policy authors.
+// runPolicy serves `gw policy`: tools for policy authors. Help (gw policy
+// help, gw policy SUB --help) goes to stdout with status 0; a usage mistake
+// to stderr with status 2.
 func runPolicy(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	usage := fmt.Sprintf(policyUsage, strings.Join(policies.Names(), ", "))
+	usage := policyHelp()
+	if len(args) > 0 && (args[0] == "help" || wantsHelp(args)) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintf(stderr, "gw policy: want a command, eval or check\n%s", usage)
 		return 2
 	}
 	fs := flag.NewFlagSet("gw policy "+args[0], flag.ContinueOnError)
@@ -161,6 +159,10 @@ func runPolicy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		input, err := readInput(pos[0], stdin)
 		if err != nil {
 			fmt.Fprintln(stderr, "gw policy eval:", err)
+			return 1
+		}
+		if err := checkPolicyInput(gateway.PolicyKind(*kind), input); err != nil {
+			fmt.Fprintf(stderr, "gw policy eval: %s: %v\n", pos[0], err)
 			return 1
 		}
 		spec := gateway.PolicySpec{Kind: gateway.PolicyKind(*kind), Module: *module, Config: json.RawMessage(*cfgJSON)}
@@ -214,4 +216,74 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 		return io.ReadAll(stdin)
 	}
 	return os.ReadFile(path)
+}
+
+// checkPolicyInput checks that input has the shape of the ABI's input for
+// kind (docs/POLICY_ABI.md), so that an input of the other kind is an error
+// rather than an empty answer. Member names are case-sensitive.
+func checkPolicyInput(kind gateway.PolicyKind, input []byte) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(input, &obj); err != nil || obj == nil {
+		return fmt.Errorf("not a JSON object (want the %s input of docs/POLICY_ABI.md)", kind)
+	}
+	other := gateway.PolicyAuthorize
+	if kind == gateway.PolicyAuthorize {
+		other = gateway.PolicyCollision
+	}
+	article := map[gateway.PolicyKind]string{gateway.PolicyAuthorize: "an", gateway.PolicyCollision: "a"}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("not %s %s input: %s (is it %s %s input? then use --kind %s)",
+			article[kind], kind, fmt.Sprintf(format, args...), article[other], other, other)
+	}
+	str := func(name string) error {
+		var v string
+		if raw, ok := obj[name]; !ok {
+			return bad("%q is missing", name)
+		} else if json.Unmarshal(raw, &v) != nil {
+			return bad("%q is not a string", name)
+		}
+		return nil
+	}
+	switch kind {
+	case gateway.PolicyAuthorize:
+		var caller map[string]json.RawMessage
+		if raw, ok := obj["caller"]; !ok {
+			return bad(`"caller" is missing`)
+		} else if json.Unmarshal(raw, &caller) != nil || caller == nil {
+			return bad(`"caller" is not an object`)
+		}
+		for _, name := range []string{"server", "tool", "name"} {
+			if err := str(name); err != nil {
+				return err
+			}
+		}
+	case gateway.PolicyCollision:
+		if err := str("kind"); err != nil {
+			return err
+		}
+		var servers []struct {
+			Server *string `json:"server"`
+			Items  []struct {
+				Name *string `json:"name"`
+			} `json:"items"`
+		}
+		raw, ok := obj["servers"]
+		if !ok {
+			return bad(`"servers" is missing`)
+		}
+		if err := json.Unmarshal(raw, &servers); err != nil {
+			return bad(`"servers" is not a list of {"server", "items"}`)
+		}
+		for i, sv := range servers {
+			if sv.Server == nil {
+				return bad(`servers[%d] has no "server"`, i)
+			}
+			for j, it := range sv.Items {
+				if it.Name == nil {
+					return bad(`servers[%d].items[%d] has no "name"`, i, j)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/gwmcp/gw/gateway"
@@ -16,14 +17,19 @@ import (
 // others keep running untouched. A file that does not load is refused with
 // a log line and nothing changes. Settings other than servers need a
 // restart, which is logged. It returns when ctx ends.
-func watchConfig(ctx context.Context, path string, interval time.Duration, current *config.Config, g *gateway.Gateway, logger *slog.Logger) {
-	if interval <= 0 {
+//
+// load is what built the running configuration: the file, the environment
+// and the --set overrides. Every reload rebuilds the configuration from all
+// of them, so a server configured partly by --set or a GW_ variable keeps
+// that part and is not seen as changed.
+func watchConfig(ctx context.Context, load config.Options, interval time.Duration, current *config.Config, g *gateway.Gateway, logger *slog.Logger) {
+	if interval <= 0 || load.File == "" {
 		return
 	}
-	plugins.Watch(ctx, path, interval, func([]byte) {
-		next, err := config.Load(config.Options{File: path})
+	plugins.Watch(ctx, load.File, interval, func([]byte) {
+		next, err := config.Load(load)
 		if err != nil {
-			logger.Error("configuration change refused; keeping the running configuration", "file", path, "error", err)
+			logger.Error("configuration change refused; keeping the running configuration", "file", load.File, "error", err)
 			return
 		}
 		applyServers(g, gatewayOptions(next, logger).Servers, logger)
@@ -68,6 +74,22 @@ func applyServers(g *gateway.Gateway, want []gateway.ServerSpec, logger *slog.Lo
 			}
 			logger.Info("server removed", "server", name)
 		}
+	}
+	// Running servers keep their places (see gateway.AddServer), so a file
+	// that only moves servers around changes nothing until the next start.
+	var wantOrder, haveOrder []string
+	running := map[string]bool{}
+	for _, s := range g.ServerSpecs() {
+		haveOrder = append(haveOrder, s.Name)
+		running[s.Name] = true
+	}
+	for _, s := range want {
+		if running[s.Name] {
+			wantOrder = append(wantOrder, s.Name)
+		}
+	}
+	if !slices.Equal(wantOrder, haveOrder) {
+		logger.Warn("the running servers' order differs from the configured one; a new order takes effect at the next start, or set priority", "running", haveOrder, "configured", wantOrder)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,7 +23,8 @@ import (
 // ctx ends (SIGINT/SIGTERM). Shutdown order: the face stops taking requests
 // and answers or fails those in flight; the gateway stops the servers; the
 // policies close; the NATS connection drains; an embedded server stops.
-func runGateway(ctx context.Context, path string, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
+// load is how cfg was loaded; a reload of the file uses the same layers.
+func runGateway(ctx context.Context, load config.Options, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
@@ -81,7 +83,7 @@ func runGateway(ctx context.Context, path string, cfg *config.Config, logger *sl
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		watchConfig(watchCtx, path, cfg.Gateway.ConfigWatch, cfg, g, logger)
+		watchConfig(watchCtx, load, cfg.Gateway.ConfigWatch, cfg, g, logger)
 	}()
 	_ = g.FlushEvents(ctx) // "ready" follows the catalog of the start:
 	events.flush(ctx)      // out of the gateway, then onto NATS
@@ -131,7 +133,7 @@ func connectNATS(ctx context.Context, cfg *config.Config, name string, logger *s
 	}
 	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: dir, Port: n.Embedded.Port, ServerName: name, Logger: logger})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, embeddedAdvice(err, n.Embedded.Port)
 	}
 	nc, err := e.Connect("gw " + name)
 	if err != nil {
@@ -142,6 +144,23 @@ func connectNATS(ctx context.Context, cfg *config.Config, name string, logger *s
 		logger.Info("embedded NATS server", "url", url, "try", "nats --server "+url+" micro ls", "store", dir)
 	}
 	return nc, e, nil
+}
+
+// embeddedAdvice adds what to do to an error of the embedded NATS server
+// whose store or port another gw (usually) already uses: join that one, or
+// run this one apart from it.
+func embeddedAdvice(err error, port int) error {
+	if !errors.Is(err, natsconn.ErrStoreInUse) && !errors.Is(err, natsconn.ErrAddrInUse) {
+		return err
+	}
+	url := "nats://127.0.0.1:PORT"
+	if port > 0 {
+		url = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	}
+	return fmt.Errorf("%w\n  another gw probably runs here with its embedded NATS server. Either join it:\n"+
+		"    --set nats.url=%s\n"+
+		"  or run this one apart, with its own store and port:\n"+
+		"    --set nats.embedded.store_dir=DIR --set nats.embedded.port=-1", err, url)
 }
 
 // stateDir is $XDG_STATE_HOME, else ~/.local/state, else the temp dir.

@@ -254,3 +254,110 @@ servers:
 		t.Fatal("gw run did not stop")
 	}
 }
+
+// TestRunReloadKeepsOverrides starts `gw run` with part of a server's
+// configuration given by --set and by a GW_ variable, then edits an
+// unrelated part of the file: the reload is built from the same layers as
+// the start, so the server is not restarted and keeps both settings.
+func TestRunReloadKeepsOverrides(t *testing.T) {
+	t.Setenv("GW_SERVERS__alpha__ENV__MCPTEST_ERA", "modern")
+	port := freePort(t)
+	head := fmt.Sprintf(`
+gateway: {config_watch: 100ms}
+nats:
+  gateway: reload-set-gw
+  embedded: {port: %d, store_dir: %s}
+policies:
+  cache_dir: %s
+servers:
+  alpha:
+    command: EXE
+    env: {MCPTEST_SERVER: "1"}
+`, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
+	cfg := writeConfig(t, "gw.yaml", head)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr mcptest.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "-c", cfg, "--set", "servers.alpha.env.MCPTEST_TOOLS=search"}, &bytes.Buffer{}, &stderr)
+	}()
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s\n%s", what, stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	var nc *nats.Conn
+	eventually("NATS", func() bool {
+		var err error
+		nc, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
+		return err == nil
+	})
+	defer nc.Close()
+	callOK := func(tool string) bool {
+		msg, err := nc.Request("mcp.v1.req.alice.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"x"}}`), 2*time.Second)
+		return err == nil && !strings.Contains(string(msg.Data), `"error"`)
+	}
+	type status struct {
+		Name string  `json:"name"`
+		Pid  float64 `json:"pid"`
+		Era  string  `json:"era"`
+	}
+	alpha := func() status {
+		msg, err := nc.Request("mcp.v1.req.alice.servers.list", []byte(`{}`), 2*time.Second)
+		if err != nil {
+			return status{}
+		}
+		var r struct{ Servers []status }
+		_ = json.Unmarshal(msg.Data, &r)
+		for _, s := range r.Servers {
+			if s.Name == "alpha" {
+				return s
+			}
+		}
+		return status{}
+	}
+	eventually("alpha__search (from --set)", func() bool { return callOK("alpha__search") })
+	before := alpha()
+	if before.Pid == 0 || before.Era != "modern" {
+		t.Fatalf("alpha before the edit: %+v (want a pid and the modern era from GW_)", before)
+	}
+
+	exe, _ := os.Executable()
+	edited := strings.ReplaceAll(head+`
+  beta:
+    command: EXE
+    env: {MCPTEST_SERVER: "1"}
+`, "EXE", exe)
+	if err := os.WriteFile(cfg+".tmp", []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(cfg+".tmp", cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually("beta__echo after the edit", func() bool { return callOK("beta__echo") })
+	time.Sleep(300 * time.Millisecond) // a wrongful restart would have begun by now
+	if after := alpha(); after != before {
+		t.Errorf("alpha changed on an unrelated edit: before %+v, after %+v", before, after)
+	}
+	if !callOK("alpha__search") {
+		t.Errorf("alpha lost its --set tools after the reload\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), `server restarted`) {
+		t.Errorf("a server was restarted:\n%s", stderr.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("gw run exited %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gw run did not stop")
+	}
+}

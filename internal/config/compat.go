@@ -8,6 +8,7 @@ import (
 	ktoml "github.com/knadh/koanf/parsers/toml/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/knadh/koanf/maps"
@@ -16,8 +17,9 @@ import (
 )
 
 // parseFile parses the file's bytes into a map, reporting syntax errors with
-// the file name and position.
-func parseFile(f *fileSource) (map[string]any, error) {
+// the file name and position. It also returns the server names in the
+// order the file lists them, which the map forgets.
+func parseFile(f *fileSource) (map[string]any, []string, error) {
 	data := bytes.TrimPrefix(f.data, []byte("\xef\xbb\xbf")) // a UTF-8 BOM, as Windows editors write
 	prefix := ""
 	if f.name != "" {
@@ -32,19 +34,19 @@ func parseFile(f *fileSource) (map[string]any, error) {
 		data = stripJSONC(data)
 		raw, err = kjson.Parser().Unmarshal(data)
 		if err != nil {
-			return nil, jsonError(prefix, data, err)
+			return nil, nil, jsonError(prefix, data, err)
 		}
 	case "toml":
 		raw, err = ktoml.Parser().Unmarshal(data)
 		if err != nil {
 			// go-toml's messages carry the position: "toml: line 3 (last key …)".
-			return nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
+			return nil, nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
 		}
 	default:
 		raw, err = kyaml.Parser().Unmarshal(data)
 		if err != nil {
 			// yaml.v3's messages carry the position: "yaml: line 3: …".
-			return nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
+			return nil, nil, &Error{Kind: ErrSyntax, msg: oneLine(prefix + err.Error()), err: err}
 		}
 	}
 	if raw == nil { // an empty file, or "null"
@@ -52,7 +54,7 @@ func parseFile(f *fileSource) (map[string]any, error) {
 	}
 	maps.IntfaceKeysToStrings(raw) // YAML maps with non-string keys
 	prune(raw, 1)
-	return raw, nil
+	return raw, fileServerOrder(f.format, data), nil
 }
 
 // pruneDepth is the depth below which prune empties maps and lists. The
@@ -191,6 +193,51 @@ func stripJSONC(in []byte) []byte {
 	return out
 }
 
+// gwSections are the top-level keys of gw's own configuration.
+var gwSections = []string{"servers", "gateway", "policies", "nats", "log"}
+
+// nearSection returns the section of gw's that key most likely misspells,
+// or "". Case is ignored; a key is near a section within one edit for the
+// short names log and nats, within two for the others, or when it starts
+// with the first five letters of a long one ("policy", "gateways").
+func nearSection(key string) string {
+	k := strings.ToLower(key)
+	for _, s := range gwSections {
+		limit := 2
+		if len(s) <= 4 {
+			limit = 1
+		}
+		if editDistance(k, s) <= limit || len(s) > 5 && strings.HasPrefix(k, s[:5]) {
+			return s
+		}
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return max(len(a), len(b)) // long keys are nothing like gw's
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 // remoteTypes are transport types of servers that gw cannot run yet.
 var remoteTypes = map[string]bool{
 	"http":            true,
@@ -223,14 +270,24 @@ func (n *normalizer) file(raw map[string]any) error {
 		servers = mcp
 		raw["servers"] = mcp
 		delete(raw, "mcpServers")
-		// Claude Desktop and Cursor keep settings of their own here.
+		// gw's own sections may sit beside mcpServers and are decoded as
+		// strictly as in gw's own files: a policy written here is applied
+		// or the file is refused, never dropped. Claude Desktop and Cursor
+		// keep settings of their own at the top level too; those are
+		// ignored with a warning, unless the key looks like a misspelt
+		// section of gw's, which is an error (a dropped "polices" would run
+		// without the policy the user wrote).
 		for _, k := range sortedKeys(raw) {
-			switch k {
-			case "servers", "gateway", "log", "inputs":
-			default:
-				n.warnf("top-level key %q is not used by gw; ignored", k)
-				delete(raw, k)
+			if slices.Contains(gwSections, k) || k == "inputs" {
+				continue
 			}
+			if near := nearSection(k); near != "" {
+				n.errs = append(n.errs, newError(ErrUnknownKey, k,
+					"unknown key %q (did you mean %q?)", k, near))
+			} else {
+				n.warnf("top-level key %q is not used by gw; ignored", k)
+			}
+			delete(raw, k)
 		}
 	}
 	if _, ok := raw["inputs"]; ok {

@@ -45,9 +45,13 @@
 // Besides gw's own format (top-level servers, gateway and log), the client
 // configuration files that users already have load as they are:
 //
-//   - Claude Desktop and Cursor: servers under "mcpServers". Other top-level
-//     keys in such a file, like Claude Desktop's "globalShortcut", are ignored
-//     with a warning.
+//   - Claude Desktop and Cursor: servers under "mcpServers". gw's own
+//     sections (gateway, policies, nats, log) may sit beside it and are
+//     decoded and validated exactly as in gw's own files, so a policy
+//     written there is applied. Other top-level keys, like Claude Desktop's
+//     "globalShortcut", are ignored with a warning, except a key that looks
+//     like a misspelt section of gw's ("polices", "Policies", "gatway"):
+//     that is an unknown-key error, so a policy is never silently dropped.
 //   - VS Code (.vscode/mcp.json): servers with "type": "stdio" and an optional
 //     "envFile". The top-level "inputs" are ignored with a warning, and
 //     ${input:…} placeholders are passed on unchanged with a warning.
@@ -64,6 +68,21 @@
 // directory; cwd is made absolute. Paths from the environment or overrides,
 // and everything given to Parse, stay relative to gw's working directory. An
 // empty cwd stays empty: the child then runs in gw's working directory.
+//
+// # Server order
+//
+// Servers have an order, which breaks ties between them: the first-come
+// collision policy gives a contested name to the first server that has it,
+// and a resource URI belongs to the first server that lists it. The order is
+// the file's (YAML, JSON and TOML all keep one; gw reads it from the file
+// itself, as koanf's maps do not), unless a server's "priority" says
+// otherwise: an integer, default 0, higher first. An explicit priority wins
+// over the file's order; servers of equal priority keep the file's order;
+// servers only GW_ variables or overrides configure come after those the
+// file lists, by name. [Config.ServerNames] returns the order. A server that
+// `gw run` adds on a reload goes after the running ones of its priority
+// (the running servers keep their places), so reordering the file takes
+// effect at the next start; changing a priority takes effect at once.
 //
 // # Strictness
 //
@@ -123,6 +142,12 @@ type Server struct {
 	// CallTimeout overrides Gateway.CallTimeout for this server; 0 means
 	// use the gateway's.
 	CallTimeout time.Duration `koanf:"call_timeout"`
+	// Priority places the server in the configured order, which breaks
+	// ties between servers (the first-come collision policy keeps a name
+	// for the first server that has it): a higher priority comes first.
+	// Servers of equal priority, 0 by default, keep the file's order. See
+	// [Config.ServerNames].
+	Priority int `koanf:"priority"`
 }
 
 // Names controls how gw names tools from several servers.
@@ -271,6 +296,12 @@ type Config struct {
 	// Warnings are non-fatal notes from loading, such as skipped remote
 	// servers or ignored VS Code inputs. They are not configuration keys.
 	Warnings []string `koanf:"-"`
+	// Order lists the servers in the order the configuration file gives
+	// them (Go maps, Servers included, keep no order). Load and Parse set
+	// it; servers that only GW_ variables or overrides configure are not
+	// in it. Use [Config.ServerNames] for the order to run servers in. It
+	// is not a configuration key.
+	Order []string `koanf:"-"`
 }
 
 // Default returns the configuration used where no layer sets a key. It has
@@ -403,13 +434,15 @@ func (b *builder) build() (*Config, error) {
 	var (
 		errs     []error
 		warnings []string
+		order    []string
 		label    = "servers"
 	)
 	if b.file != nil {
-		raw, err := parseFile(b.file)
+		raw, fileOrder, err := parseFile(b.file)
 		if err != nil {
 			return nil, err
 		}
+		order = fileOrder
 		n := normalizer{dir: b.file.dir}
 		if err := n.file(raw); err != nil {
 			return nil, err
@@ -459,6 +492,11 @@ func (b *builder) build() (*Config, error) {
 		cfg.Servers[name] = s
 	}
 	cfg.Warnings = warnings
+	for _, name := range order {
+		if _, ok := cfg.Servers[name]; ok { // not a skipped remote server
+			cfg.Order = append(cfg.Order, name)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -197,7 +197,8 @@ func TestYAMLFullExample(t *testing.T) {
 			MaxConcurrent: 64,
 			Embedded:      Embedded{Port: 4222},
 		},
-		Log: Log{Level: "debug", Format: "json"},
+		Log:   Log{Level: "debug", Format: "json"},
+		Order: []string{"notes", "web", "old"}, // the file's order
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -1142,4 +1143,142 @@ max_length = 60
 	if _, err := Load(Options{File: broken, Environ: noEnv}); err == nil || !strings.Contains(err.Error(), "broken.toml") {
 		t.Errorf("syntax error in TOML: %v", err)
 	}
+}
+
+// gw's own sections beside mcpServers are kept and decoded as strictly as in
+// gw's own files: a policy written there ends up in the configuration.
+func TestMCPServersFileKeepsGWSections(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "claude_desktop_config.json", `{
+  "mcpServers": {"notes": {"command": "x"}},
+  "policies": {
+    "authorize": {"module": "allowlist", "config": {"rules": [{"callers": ["alice"], "tools": ["*"]}]}},
+    "collision": {"module": "policies/mine.wasm"}
+  },
+  "nats": {"url": "nats://127.0.0.1:4333"},
+  "gateway": {"call_timeout": "10s"},
+  "log": {"level": "debug"},
+  "globalShortcut": "Ctrl+Space"
+}`)
+	cfg, err := Load(Options{File: file, Environ: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "authorize module", cfg.Policies.Authorize.Module, "allowlist")
+	if cfg.Policies.Authorize.Config["rules"] == nil {
+		t.Errorf("authorize config lost: %+v", cfg.Policies.Authorize.Config)
+	}
+	eq(t, "collision module", cfg.Policies.Collision.Module, filepath.Join(dir, "policies/mine.wasm"))
+	eq(t, "nats.url", cfg.NATS.URL, "nats://127.0.0.1:4333")
+	eq(t, "gateway.call_timeout", cfg.Gateway.CallTimeout, 10*time.Second)
+	eq(t, "log.level", cfg.Log.Level, "debug")
+	eq(t, "warnings", cfg.Warnings, []string{`top-level key "globalShortcut" is not used by gw; ignored`})
+}
+
+// Unknown keys stay errors in an mcpServers file: inside gw's sections, and
+// at the top level when a key looks like a misspelt section of gw's.
+func TestMCPServersFileUnknownKeys(t *testing.T) {
+	tests := []struct{ name, data, want string }{
+		{"inside policies", `{"mcpServers": {"a": {"command": "x"}}, "policies": {"authorise": {"module": "read-only"}}}`,
+			`config: unknown key "policies.authorise"`},
+		{"inside nats", `{"mcpServers": {"a": {"command": "x"}}, "nats": {"ulr": "nats://x"}}`,
+			`config: unknown key "nats.ulr"`},
+		{"misspelt section", `{"mcpServers": {"a": {"command": "x"}}, "polices": {"authorize": {"module": "read-only"}}}`,
+			`config: unknown key "polices" (did you mean "policies"?)`},
+		{"section in the wrong case", `{"mcpServers": {"a": {"command": "x"}}, "Policies": {}}`,
+			`config: unknown key "Policies" (did you mean "policies"?)`},
+		{"short section", `{"mcpServers": {"a": {"command": "x"}}, "nat": {}}`,
+			`config: unknown key "nat" (did you mean "nats"?)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeFile(t, t.TempDir(), "mcp.json", tt.data)
+			_, err := Load(Options{File: file, Environ: noEnv})
+			eq(t, "errors", errLines(t, err), []string{tt.want})
+			if !errors.Is(err, ErrUnknownKey) {
+				t.Error("errors.Is(err, ErrUnknownKey) = false")
+			}
+		})
+	}
+}
+
+func TestNearSection(t *testing.T) {
+	for key, want := range map[string]string{
+		"polices": "policies", "policy": "policies", "policies_v2": "policies", "gatway": "gateway", "Gateway": "gateway",
+		"logs": "log", "nat": "nats", "server": "servers",
+		"globalShortcut": "", "preferences": "", "isUsingBuiltInNodeForMcp": "", "ui": "", "news": "",
+	} {
+		if got := nearSection(key); got != want {
+			t.Errorf("nearSection(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// The configured order is the file's, whatever the names' sort order;
+// priority overrides it; servers the file does not list come last.
+func TestServerOrder(t *testing.T) {
+	tests := []struct {
+		name, file, data string
+		environ          []string
+		overrides        map[string]any
+		want             []string
+	}{
+		{name: "yaml", file: "gw.yaml",
+			data: "servers:\n  zeta: {command: x}\n  alpha: {command: x}\n  mid: {command: x, disabled: true}\n",
+			want: []string{"zeta", "alpha", "mid"}},
+		{name: "yaml alias", file: "gw.yaml",
+			data: "servers:\n  zeta: &z {command: x}\n  alpha: *z\n",
+			want: []string{"zeta", "alpha"}},
+		{name: "json", file: "gw.json",
+			data: `{"policies": {"authorize": {"module": "allowlist", "config": {"servers": {"z": 1}}}}, "servers": {"zeta": {"command": "x"}, "alpha": {"command": "x", "args": ["{", "}"]}}}`,
+			want: []string{"zeta", "alpha"}},
+		{name: "mcpServers with comments", file: "mcp.json",
+			data: "{\n  // mine\n  \"mcpServers\": {\"zeta\": {\"command\": \"x\"}, /* b */ \"remote\": {\"url\": \"u\"}, \"alpha\": {\"command\": \"x\",},},\n}",
+			want: []string{"zeta", "alpha"}},
+		{name: "toml tables", file: "gw.toml",
+			data: "[servers.zeta]\ncommand = \"x\"\n[gateway]\ncall_timeout = \"5s\"\n[servers.alpha]\ncommand = \"x\"\n[servers.zeta.env]\nA = \"b\"\n",
+			want: []string{"zeta", "alpha"}},
+		{name: "toml dotted keys and inline tables", file: "gw.toml",
+			data: "[servers]\nzeta.command = \"x\"\n\"alpha\" = {command = \"x\"}\n",
+			want: []string{"zeta", "alpha"}},
+		{name: "toml inline servers", file: "gw.toml",
+			data: "servers = {zeta = {command = \"x\"}, alpha = {command = \"x\"}}\n",
+			want: []string{"zeta", "alpha"}},
+		{name: "priority first, higher wins", file: "gw.yaml",
+			data: "servers:\n  zeta: {command: x}\n  alpha: {command: x}\n  last: {command: x, priority: 10}\n  low: {command: x, priority: -1}\n  beta: {command: x}\n",
+			want: []string{"last", "zeta", "alpha", "beta", "low"}},
+		{name: "priority from an override", file: "gw.yaml",
+			data:      "servers:\n  zeta: {command: x}\n  alpha: {command: x}\n",
+			overrides: map[string]any{"servers.alpha.priority": "1"},
+			want:      []string{"alpha", "zeta"}},
+		{name: "servers not in the file come last, by name", file: "gw.yaml",
+			data:    "servers:\n  zeta: {command: x}\n",
+			environ: []string{"GW_SERVERS__yank__COMMAND=x", "GW_SERVERS__echo__COMMAND=x"},
+			want:    []string{"zeta", "echo", "yank"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.environ == nil {
+				tt.environ = noEnv
+			}
+			file := writeFile(t, t.TempDir(), tt.file, tt.data)
+			cfg, err := Load(Options{File: file, Environ: tt.environ, Overrides: tt.overrides})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eq(t, "ServerNames", cfg.ServerNames(), tt.want)
+		})
+	}
+}
+
+// A Config built in code has no file order: servers come by priority, then
+// by name.
+func TestServerNamesWithoutOrder(t *testing.T) {
+	c := Config{Servers: map[string]Server{"b": {}, "a": {}, "c": {Priority: 2}}}
+	eq(t, "ServerNames", c.ServerNames(), []string{"c", "a", "b"})
+}
+
+func TestYAMLServerOrderMergeKeys(t *testing.T) {
+	data := "base: &base\n  kilo: {command: x}\n  bravo: {command: x}\nservers:\n  zeta: {command: x}\n  <<: *base\n  alpha: {command: x}\n  kilo: {command: y}\n"
+	eq(t, "order", fileServerOrder("yaml", []byte(data)), []string{"zeta", "kilo", "bravo", "alpha"})
 }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/gwmcp/gw/policies"
+)
+
+// Help is asked for in three ways, and all three answer the same way: the
+// command's help on standard output, exit status 0.
+//
+//	gw help CMD     gw CMD --help     gw CMD -h
+//
+// (gw policy SUB --help and gw policy help too.) A mistake in the
+// arguments, by contrast, is reported on standard error with exit status 2.
+
+const configFlags = `
+Flags:
+  -c, --config FILE   gw YAML/JSON/TOML, or a Claude Desktop / Cursor / VS Code JSON file
+  -v, --verbose       log at debug level (servers' stderr included)
+      --set KEY=VALUE override a configuration key (repeatable), e.g. --set nats.url=nats://host:4222
+                      (precedence: defaults < file < GW_ environment < --set)
+`
+
+// commandHelp holds each command's help; "policy" is built by policyHelp.
+var commandHelp = map[string]string{
+	"run": `Usage: gw run -c FILE [--set KEY=VALUE]… [-v]
+
+Start the configured servers and the policies, and serve the merged tools over NATS (an embedded
+NATS server unless nats.url is set) until SIGINT or SIGTERM. The configuration file is watched:
+an edit adds, removes or restarts only the servers that changed, with the same environment and
+--set overrides as at start. Plain gw, in the repository root, runs examples/demo.yaml.
+` + configFlags,
+	"tools": `Usage: gw tools -c FILE [--json] [--set KEY=VALUE]… [-v]
+
+Start the servers and print the merged tool catalog: exposed name, server, the server's own name
+and a description. Exit status 1 if a server did not start.
+` + configFlags + `      --json          one JSON array of {name, server, tool, description}
+`,
+	"call": `Usage: gw call -c FILE NAME ['JSON-ARGS'] [--pretty] [--set KEY=VALUE]… [-v]
+
+Start the servers, call the tool exposed as NAME with the JSON object JSON-ARGS (default {}), and
+print the CallToolResult as JSON. Exit status 1 if the call fails or its result has isError.
+` + configFlags + `      --pretty        indent the result
+`,
+	"servers": `Usage: gw servers -c FILE [--json] [--set KEY=VALUE]… [-v]
+
+Start the servers and print each one's state, protocol era and version, server info and last
+error. Exit status 1 if a server is not ready.
+` + configFlags + `      --json          the status of each server as JSON
+`,
+	"version": `Usage: gw version
+
+Print gw's version.
+`,
+}
+
+// policyHelp is the help of gw policy and its subcommands.
+func policyHelp() string {
+	return fmt.Sprintf(`Usage:
+  gw policy eval --kind authorize|collision --module M [--config JSON] INPUT.json
+  gw policy check M [--config JSON]
+
+eval runs a policy module on one input and prints its answer; an answer that is not valid for
+the kind (a collision input given to --kind authorize, say) is an error, exit status 1.
+check loads a module, checks its ABI and exports, and dry-runs it.
+
+M is an embedded policy (%s) or a path to a .wasm file.
+INPUT.json is the ABI input (docs/POLICY_ABI.md); "-" reads standard input. Examples:
+examples/policy/authorize-input.json and examples/policy/collision-input.json.
+`, strings.Join(policies.Names(), ", "))
+}
+
+// helpFor returns cmd's help, or false for an unknown command.
+func helpFor(cmd string) (string, bool) {
+	if cmd == "policy" {
+		return policyHelp(), true
+	}
+	h, ok := commandHelp[cmd]
+	return h, ok
+}
+
+// wantsHelp reports whether args ask for help: -h, -help or --help before
+// any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if slices.Contains([]string{"-h", "-help", "--help", "-h=true", "--help=true"}, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// printHelp serves gw help CMD.
+func printHelp(cmd string, stdout, stderr io.Writer) int {
+	h, ok := helpFor(cmd)
+	if !ok {
+		fmt.Fprintf(stderr, "gw help: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	fmt.Fprint(stdout, h)
+	return 0
+}
