@@ -491,26 +491,43 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 
 // refreshStale re-lists, before answering, the lists whose ttlMs has passed;
 // lists without ttlMs rely on change notifications instead.
+//
+// One re-list per server runs at a time: concurrent callers that find the
+// same stale list wait for the re-list under way and then find it fresh,
+// rather than each listing the server again.
 func (g *Gateway) refreshStale(ctx context.Context, kinds ...Kind) {
-	now := time.Now()
 	set := g.servers()
 	for _, name := range set.order {
-		g.mu.Lock()
-		inv := g.inventory[name]
-		g.mu.Unlock()
-		if inv == nil {
+		if len(g.staleKinds(name, kinds)) == 0 {
 			continue
 		}
-		var stale []Kind
-		for _, k := range kinds {
-			if l, ok := inv.lists[k]; ok && !l.freshUntil.IsZero() && now.After(l.freshUntil) {
-				stale = append(stale, k)
-			}
+		m := set.byName[name]
+		if !m.lockRelist(ctx) {
+			return
 		}
-		if len(stale) > 0 {
-			set.byName[name].refresh(ctx, stale...)
+		if stale := g.staleKinds(name, kinds); len(stale) > 0 {
+			m.refresh(ctx, stale...)
+		}
+		m.unlockRelist()
+	}
+}
+
+// staleKinds returns those of kinds whose ttlMs has passed for server.
+func (g *Gateway) staleKinds(server string, kinds []Kind) []Kind {
+	g.mu.Lock()
+	inv := g.inventory[server]
+	g.mu.Unlock()
+	if inv == nil {
+		return nil
+	}
+	now := time.Now()
+	var stale []Kind
+	for _, k := range kinds {
+		if l, ok := inv.lists[k]; ok && !l.freshUntil.IsZero() && now.After(l.freshUntil) {
+			stale = append(stale, k)
 		}
 	}
+	return stale
 }
 
 // ListTools returns the merged tools, re-listing stale servers first.
@@ -612,19 +629,84 @@ func (g *Gateway) RemoveServer(name string) error {
 	return nil
 }
 
-// ReplaceServer restarts a server with a new spec: the old process stops,
-// the new one starts. The server keeps its place in the order unless its
+// ReplaceServer restarts a server with a new spec, in place: its tools stay
+// in the catalog, and calls that arrive meanwhile wait for the new process
+// (within their deadlines), as during any restart. Calls in flight on the
+// old process fail as it stops. ReplaceServer waits for the new process's
+// first start; if that fails, the previous spec is started again and the
+// error is returned. The server keeps its place in the order unless its
 // priority changed; then it goes after the servers of its new priority.
 func (g *Gateway) ReplaceServer(spec ServerSpec) error {
-	set := g.servers()
-	at := slices.Index(set.order, spec.Name)
-	if old := set.byName[spec.Name]; old != nil && old.spec.Priority != spec.Priority {
-		at = -1
-	}
-	if err := g.RemoveServer(spec.Name); err != nil {
+	spec, err := checkSpec(spec)
+	if err != nil {
 		return err
 	}
-	return g.addServer(spec, at)
+	old, err := g.swapServer(spec)
+	if err != nil {
+		return err
+	}
+	next := g.server(spec.Name)
+	if startErr := g.awaitFirstStart(next); startErr != nil {
+		if _, err := g.swapServer(old.spec); err != nil {
+			return fmt.Errorf("server %q: new configuration failed to start (%w), and the previous one could not be restored: %w", spec.Name, startErr, err)
+		}
+		return fmt.Errorf("server %q: new configuration failed to start; running the previous one: %w", spec.Name, startErr)
+	}
+	return nil
+}
+
+// swapServer puts a new managed server with spec in the place of the one of
+// the same name, stops the old one and starts the new one. The server's
+// lists stay in the catalog throughout. It returns the old managed server.
+func (g *Gateway) swapServer(spec ServerSpec) (*managed, error) {
+	g.setMu.Lock()
+	if g.ctx.Err() != nil {
+		g.setMu.Unlock()
+		return nil, ErrClosed
+	}
+	cur := g.servers()
+	old, ok := cur.byName[spec.Name]
+	if !ok {
+		g.setMu.Unlock()
+		return nil, fmt.Errorf("%w: %q is not configured", ErrServerDown, spec.Name)
+	}
+	m := newManaged(g, spec)
+	m.inherit(old)
+	next := &serverSet{order: cur.order, byName: maps.Clone(cur.byName)}
+	next.byName[spec.Name] = m
+	if old.spec.Priority != spec.Priority {
+		without := &serverSet{order: slices.DeleteFunc(slices.Clone(cur.order), func(n string) bool { return n == spec.Name }), byName: next.byName}
+		next.order = without.insert(spec, -1)
+	}
+	g.set.Store(next) // from here on, calls wait for m
+	started := g.started
+	g.setMu.Unlock()
+	old.cancel()
+	if started {
+		<-old.done
+		g.setMu.Lock()
+		if g.ctx.Err() == nil {
+			g.launch(m)
+		}
+		g.setMu.Unlock()
+	}
+	return old, nil
+}
+
+// awaitFirstStart waits for m's first start attempt and returns its error.
+func (g *Gateway) awaitFirstStart(m *managed) error {
+	g.setMu.Lock()
+	started := g.started
+	g.setMu.Unlock()
+	if !started {
+		return nil
+	}
+	select {
+	case <-m.firstDone:
+		return m.firstErr
+	case <-g.ctx.Done():
+		return ErrClosed
+	}
 }
 
 // ServerSpecs returns the configured servers' specs in order.

@@ -1212,3 +1212,94 @@ func TestRequestFloodBounded(t *testing.T) {
 		t.Fatalf("after the flood: %q", got)
 	}
 }
+
+// TestReplaceServerInPlace: while a server restarts with a new spec, its
+// tools never leave the catalog and calls wait for the new process instead
+// of failing as unknown tools.
+func TestReplaceServerInPlace(t *testing.T) {
+	rec := newRecorder()
+	g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{
+		server(t, "s", mcptest.Options{EOFGrace: -time.Millisecond}),
+	}})
+	stop := make(chan struct{})
+	var callers sync.WaitGroup
+	var ok, unknown atomic.Int64
+	for range 4 {
+		callers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, found := g.Catalog().Tool("s__echo"); !found {
+					unknown.Add(1)
+				}
+				_, err := call(context.Background(), g, "s__echo", map[string]any{"text": "x"})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, gateway.ErrUnknownTool):
+					unknown.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := ok.Load()
+	if err := g.ReplaceServer(server(t, "s", mcptest.Options{EOFGrace: -time.Millisecond, Tools: []string{"extra"}})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new spec's tool", func() bool { _, found := g.Catalog().Tool("s__extra"); return found })
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	callers.Wait()
+	if n := unknown.Load(); n != 0 {
+		t.Errorf("%d times s__echo was missing from the catalog or unknown during the restart", n)
+	}
+	if ok.Load() <= before {
+		t.Error("no call succeeded after the restart")
+	}
+	if n := rec.count(func(e gateway.Event) bool {
+		return e.Kind == gateway.EventCatalogChanged && !hasEcho(e.Catalog)
+	}); n != 0 {
+		t.Errorf("%d catalog events without s__echo", n)
+	}
+}
+
+func hasEcho(c *gateway.Catalog) bool { _, ok := c.Tool("s__echo"); return ok }
+
+// TestReplaceServerRollsBack: a new spec that does not start is undone: the
+// previous one runs again and serves.
+func TestReplaceServerRollsBack(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Tools: []string{"old"}})}})
+	err := g.ReplaceServer(server(t, "s", mcptest.Options{CrashOnStart: true}))
+	if err == nil || !strings.Contains(err.Error(), "previous") {
+		t.Fatalf("ReplaceServer with a crashing spec = %v; want an error saying the previous spec runs", err)
+	}
+	if got := text(t, mustCall(t, g, "s__old", map[string]any{"text": "back"})); got != "back" {
+		t.Fatalf("after the rollback: %q", got)
+	}
+	if specs := g.ServerSpecs(); len(specs) != 1 || specs[0].Env[mcptest.EnvCrashOnStart] != "" {
+		t.Fatalf("specs after the rollback: %+v", specs)
+	}
+}
+
+// TestStaleListRelistedOnce: twenty callers that find a server's list stale
+// at once cause one re-list, not twenty.
+func TestStaleListRelistedOnce(t *testing.T) {
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{
+		server(t, "s", mcptest.Options{Era: mcptest.EraModern, TTLMs: 500}),
+	}})
+	lists := func() int { return stats(t, g, "s").ListCalls["tools/list"] }
+	before := lists()
+	time.Sleep(600 * time.Millisecond) // the list is stale now
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { g.ListTools(context.Background()) })
+	}
+	wg.Wait()
+	if n := lists() - before; n != 1 {
+		t.Fatalf("%d re-lists for 20 concurrent callers; want 1", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -65,6 +66,7 @@ type managed struct {
 	firstDone chan struct{}
 	firstOnce sync.Once
 	kick      chan struct{} // wakes the refresher; buffered 1
+	relisting chan struct{} // held while the server is re-listed; buffered 1
 
 	subs        map[string]bool // resource uris a caller subscribed to; kept across restarts
 	subsChanged chan struct{}   // wakes the modern listener; buffered 1
@@ -84,10 +86,24 @@ func newManaged(g *Gateway, spec ServerSpec) *managed {
 		dirty:     map[Kind]bool{},
 		firstDone: make(chan struct{}),
 		kick:      make(chan struct{}, 1),
+		relisting: make(chan struct{}, 1),
 
 		subs:        map[string]bool{},
 		subsChanged: make(chan struct{}, 1),
 	}
+}
+
+// inherit carries over what outlives one spec of a server: the restart
+// count, the resource subscriptions to renew.
+func (m *managed) inherit(old *managed) {
+	st := old.status()
+	old.mu.Lock()
+	subs := maps.Clone(old.subs)
+	old.mu.Unlock()
+	m.mu.Lock()
+	m.st.Restarts = st.Restarts + 1
+	m.subs = subs
+	m.mu.Unlock()
 }
 
 func (m *managed) status() ServerStatus {
@@ -463,10 +479,26 @@ func (m *managed) refresher(ctx context.Context, s *session) {
 		clear(m.dirty)
 		m.mu.Unlock()
 		rctx, cancel := context.WithTimeout(ctx, m.g.opts.StartTimeout)
-		m.relist(rctx, s, kinds)
+		if m.lockRelist(rctx) {
+			m.relist(rctx, s, kinds)
+			m.unlockRelist()
+		}
 		cancel()
 	}
 }
+
+// lockRelist waits, within ctx, until no other re-list of the server runs.
+// One at a time, so an older list is never applied after a newer one.
+func (m *managed) lockRelist(ctx context.Context) bool {
+	select {
+	case m.relisting <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (m *managed) unlockRelist() { <-m.relisting }
 
 // refresh re-lists kinds now, on the live session if there is one.
 func (m *managed) refresh(ctx context.Context, kinds ...Kind) {

@@ -106,7 +106,9 @@ servers:
 		{"servers:\n  beta: {command: x}\n  zeta: {command: x}\n  alpha: {command: y}\n  mid: {command: x}\n  top: {command: x, priority: 5}\n", "[top zeta alpha beta mid]"},
 	}
 	for i, st := range steps {
-		applyServers(g, gatewayOptions(load(st.body), logger).Servers, logger)
+		if err := applyServers(g, gatewayOptions(load(st.body), logger).Servers, logger); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
 		if got := order(); fmt.Sprint(got) != st.want {
 			t.Errorf("step %d: order %v, want %s", i, got, st.want)
 		}

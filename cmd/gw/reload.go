@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -32,7 +33,10 @@ func watchConfig(ctx context.Context, load config.Options, interval time.Duratio
 			logger.Error("configuration change refused; keeping the running configuration", "file", load.File, "error", err)
 			return
 		}
-		applyServers(g, gatewayOptions(next, logger).Servers, logger)
+		if err := applyServers(g, gatewayOptions(next, logger).Servers, logger); err != nil {
+			logger.Error("configuration change refused; the servers run as before", "file", load.File, "error", err)
+			return
+		}
 		for _, section := range changedSections(current, next) {
 			logger.Warn("configuration change needs a restart to take effect", "section", section)
 		}
@@ -41,11 +45,23 @@ func watchConfig(ctx context.Context, load config.Options, interval time.Duratio
 }
 
 // applyServers makes the gateway's servers match want, touching only the
-// servers that differ.
-func applyServers(g *gateway.Gateway, want []gateway.ServerSpec, logger *slog.Logger) {
+// servers that differ: added servers start, changed ones restart in place
+// (gateway.ReplaceServer), removed ones stop. It is all or nothing: when a
+// step fails (a changed server's new configuration does not start, say),
+// the steps already taken are undone, newest first, and the error returned.
+func applyServers(g *gateway.Gateway, want []gateway.ServerSpec, logger *slog.Logger) error {
 	have := map[string]gateway.ServerSpec{}
 	for _, s := range g.ServerSpecs() {
 		have[s.Name] = s
+	}
+	var undo []func() error
+	rollback := func(err error) error {
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](); uerr != nil {
+				logger.Error("could not undo a step of the refused configuration change", "error", uerr)
+			}
+		}
+		return err
 	}
 	seen := map[string]bool{}
 	for _, spec := range want {
@@ -54,26 +70,27 @@ func applyServers(g *gateway.Gateway, want []gateway.ServerSpec, logger *slog.Lo
 		switch {
 		case !ok:
 			if err := g.AddServer(spec); err != nil {
-				logger.Error("could not add server", "server", spec.Name, "error", err)
-				continue
+				return rollback(fmt.Errorf("add server %q: %w", spec.Name, err))
 			}
+			undo = append(undo, func() error { return g.RemoveServer(spec.Name) })
 			logger.Info("server added", "server", spec.Name)
 		case !sameSpec(old, spec):
 			if err := g.ReplaceServer(spec); err != nil {
-				logger.Error("could not restart server", "server", spec.Name, "error", err)
-				continue
+				return rollback(fmt.Errorf("restart server %q: %w", spec.Name, err))
 			}
+			undo = append(undo, func() error { return g.ReplaceServer(old) })
 			logger.Info("server restarted with its new configuration", "server", spec.Name)
 		}
 	}
-	for name := range have {
-		if !seen[name] {
-			if err := g.RemoveServer(name); err != nil {
-				logger.Error("could not remove server", "server", name, "error", err)
-				continue
-			}
-			logger.Info("server removed", "server", name)
+	for _, old := range g.ServerSpecs() {
+		if seen[old.Name] {
+			continue
 		}
+		if err := g.RemoveServer(old.Name); err != nil {
+			return rollback(fmt.Errorf("remove server %q: %w", old.Name, err))
+		}
+		undo = append(undo, func() error { return g.AddServer(old) })
+		logger.Info("server removed", "server", old.Name)
 	}
 	// Running servers keep their places (see gateway.AddServer), so a file
 	// that only moves servers around changes nothing until the next start.
@@ -91,6 +108,7 @@ func applyServers(g *gateway.Gateway, want []gateway.ServerSpec, logger *slog.Lo
 	if !slices.Equal(wantOrder, haveOrder) {
 		logger.Warn("the running servers' order differs from the configured one; a new order takes effect at the next start, or set priority", "running", haveOrder, "configured", wantOrder)
 	}
+	return nil
 }
 
 // sameSpec compares specs after defaults, so "" and "on-failure" match.
