@@ -480,13 +480,25 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 		}
 		return
 	}
-	for _, r := range c.Rejected {
-		g.log.Warn("left out of the catalog", "server", r.Server, "name", r.Name, "reason", r.Reason)
-	}
+	g.logNewRejections(c)
 	g.catalog.Store(c)
 	// Queued under g.mu, so catalog events come in the order the catalogs
 	// were stored.
 	g.events.push(Event{Kind: EventCatalogChanged, Catalog: c})
+}
+
+// logNewRejections logs the items c leaves out that the current catalog did
+// not already leave out: each once, not at every rebuild. g.mu is held.
+func (g *Gateway) logNewRejections(c *Catalog) {
+	seen := map[Rejection]bool{}
+	for _, r := range g.catalog.Load().Rejected {
+		seen[r] = true
+	}
+	for _, r := range c.Rejected {
+		if !seen[r] {
+			g.log.Warn("left out of the catalog", "server", r.Server, "name", r.Name, "reason", r.Reason)
+		}
+	}
 }
 
 // refreshStale re-lists, before answering, the lists whose ttlMs has passed;

@@ -1303,3 +1303,56 @@ func TestStaleListRelistedOnce(t *testing.T) {
 		t.Fatalf("%d re-lists for 20 concurrent callers; want 1", n)
 	}
 }
+
+// firstComeResolver exposes names as they are; a later server's duplicate is
+// left out.
+type firstComeResolver struct{}
+
+func (firstComeResolver) Resolve(_ gateway.Kind, servers []gateway.ServerItems) (gateway.Resolution, error) {
+	res := gateway.Resolution{Names: map[gateway.ItemKey]string{}}
+	taken := map[string]bool{}
+	for _, s := range servers {
+		for _, it := range s.Items {
+			if taken[it.Key] {
+				res.Rejected = append(res.Rejected, gateway.Rejection{Server: s.Server, Name: it.Key, Reason: "taken"})
+				continue
+			}
+			taken[it.Key] = true
+			res.Names[gateway.ItemKey{Server: s.Server, Name: it.Key}] = it.Key
+		}
+	}
+	return res, nil
+}
+
+// TestLogsSayThingsOnce: a rejected tool is logged once, not at every
+// catalog rebuild, and a server's stderr lines name it once.
+func TestLogsSayThingsOnce(t *testing.T) {
+	var logs mcptest.SyncBuffer
+	g := start(t, gateway.Options{
+		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Resolver: firstComeResolver{},
+		Servers: []gateway.ServerSpec{
+			server(t, "a", mcptest.Options{Tools: []string{"search"}, StderrSpamKiB: 1}),
+			server(t, "b", mcptest.Options{Tools: []string{"search"}}),
+		},
+	})
+	for i := range 3 { // each add_tool rebuilds the catalog
+		mustCall(t, g, "add_tool", map[string]any{"name": fmt.Sprintf("new%d", i)})
+	}
+	waitFor(t, "the added tools", func() bool { _, ok := g.Catalog().Tool("new2"); return ok })
+	if n := strings.Count(logs.String(), `"left out of the catalog" server=b name=search`); n != 1 {
+		t.Errorf("the rejected b/search was logged %d times; want once", n)
+	}
+	var stderrLines int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "stream=stderr") && strings.Contains(line, "server=a") {
+			stderrLines++
+			if n := strings.Count(line, "server="); n != 1 {
+				t.Fatalf("a stderr line names the server %d times: %s", n, line)
+			}
+		}
+	}
+	if stderrLines == 0 {
+		t.Fatal("no stderr line of server a was logged; the test proves nothing")
+	}
+}

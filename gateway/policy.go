@@ -223,6 +223,7 @@ func (g *Gateway) RebuildCatalog() error {
 	if err != nil {
 		return err
 	}
+	g.logNewRejections(c)
 	g.catalog.Store(c)
 	g.events.push(Event{Kind: EventCatalogChanged, Catalog: c})
 	return nil

@@ -397,7 +397,7 @@ func (g *Gateway) dial(ctx context.Context, spec ServerSpec) (Conn, error) {
 		Dir:            spec.Dir,
 		MaxMessageSize: g.opts.MaxMessageSize,
 		StopGrace:      g.opts.StopGrace,
-		Logger:         g.log.With("server", spec.Name),
+		Logger:         g.log, // stdio names the server itself
 	})
 	if err != nil {
 		return nil, err
