@@ -12,83 +12,52 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/transport/face"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/gwmcp/gw/transport/natsface"
 )
 
-// faceHandler serves the NATS face's requests with the gateway: the
-// principal of the subject becomes the caller the authorizer sees.
+// faceHandler adapts the NATS face to the router, which maps every MCP
+// method onto the gateway: the principal of the subject becomes the caller
+// the authorizer sees, and a streaming caller can be asked for what servers
+// need mid-call.
 type faceHandler struct{ g *gateway.Gateway }
 
-type streamingKey struct{}
-
 func (h *faceHandler) Serve(ctx context.Context, req *natsface.Request) (json.RawMessage, error) {
-	ctx = gateway.WithCaller(ctx, gateway.Caller{ID: req.Principal})
-	if req.Progress != nil {
-		ctx = context.WithValue(ctx, streamingKey{}, true)
+	fr := &face.Request{Method: req.Method, Params: req.Params, Principal: req.Principal, Progress: req.Progress}
+	if in, ok := natsface.InputFromContext(ctx); ok && req.Progress != nil {
+		fr.Input = face.InputFunc(in)
 	}
-	switch req.Method {
-	case "tools/list":
-		return listResult("tools", h.g.ListTools(ctx))
-	case "tools/call":
-		return h.g.CallTool(ctx, req.Params, gateway.CallOptions{Progress: req.Progress})
-	case "prompts/list":
-		return listResult("prompts", h.g.ListPrompts(ctx))
-	case "prompts/get":
-		return h.g.GetPrompt(ctx, req.Params)
-	case "resources/list":
-		resources, templates := h.g.ListResources(ctx)
-		out := map[string][]json.RawMessage{"resources": rawItems(resources), "resourceTemplates": rawItems(templates)}
-		return json.Marshal(out)
-	case "resources/read":
-		return h.g.ReadResource(ctx, req.Params)
-	case "servers/list":
-		return json.Marshal(map[string]any{"servers": h.g.Servers()})
-	}
-	return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: fmt.Sprintf("gw: unknown method %q", req.Method)}
+	return router.New(h.g).Serve(ctx, fr)
 }
 
-func rawItems(entries []gateway.Entry) []json.RawMessage {
-	out := make([]json.RawMessage, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, e.JSON)
-	}
-	return out
-}
-
-func listResult(key string, entries []gateway.Entry) (json.RawMessage, error) {
-	return json.Marshal(map[string][]json.RawMessage{key: rawItems(entries)})
-}
-
-// clientHandler answers servers' sampling, elicitation and roots requests
-// through NATS: to the calling agent when it streams (modern era, where the
-// request belongs to a call), else to the LLM-host subject.
+// clientHandler answers servers' sampling, elicitation and roots requests:
+// to the calling agent when it streams (modern era, where the request
+// belongs to a call), else to the LLM-host subject on NATS.
 type clientHandler struct {
 	nc         *nats.Conn
 	llmSubject string
 	timeout    time.Duration
 }
 
-// Supports declares a client feature only when someone can serve it: an
-// LLM host, or (per request, modern era) a caller that streams.
+func (h clientHandler) clients() router.Clients { return router.Clients{Fallback: llmHost(h)} }
+
 func (h clientHandler) Supports(ctx context.Context, method string) bool {
-	switch method {
-	case gateway.MethodSampling, gateway.MethodElicitation, gateway.MethodRoots:
-	default:
-		return false
-	}
-	streaming, _ := ctx.Value(streamingKey{}).(bool)
-	return h.llmSubject != "" || streaming
+	return h.clients().Supports(ctx, method)
 }
 
 func (h clientHandler) HandleClientRequest(ctx context.Context, req gateway.ClientRequest) (json.RawMessage, error) {
-	if input, ok := natsface.InputFromContext(ctx); ok {
-		return input(ctx, req.Method, req.Params)
-	}
-	// A legacy server asking on its own: no call to attribute it to.
-	if h.llmSubject == "" {
-		return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "gw: no LLM host configured (nats.llm_subject) for " + req.Method}
-	}
+	return h.clients().HandleClientRequest(ctx, req)
+}
+
+// llmHost asks the LLM host on nats.llm_subject: the fallback for requests
+// no caller can answer, such as a legacy server asking on its own.
+type llmHost clientHandler
+
+func (h llmHost) Supports(context.Context, string) bool { return h.llmSubject != "" }
+
+func (h llmHost) HandleClientRequest(ctx context.Context, req gateway.ClientRequest) (json.RawMessage, error) {
 	body, _ := json.Marshal(map[string]any{"principal": "", "server": req.Server, "method": req.Method, "params": req.Params})
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
@@ -279,7 +248,7 @@ func (b *eventBridge) publish(ctx context.Context, e gateway.Event) error {
 		if err := b.face.SetTools(names); err != nil {
 			b.log.Error("could not update tool endpoints", "error", err)
 		}
-		catalog, err := json.Marshal(map[string]any{"tools": rawItems(e.Catalog.Tools), "prompts": rawItems(e.Catalog.Prompts)})
+		catalog, err := json.Marshal(map[string]any{"tools": router.RawItems(e.Catalog.Tools), "prompts": router.RawItems(e.Catalog.Prompts)})
 		if err != nil {
 			return err
 		}

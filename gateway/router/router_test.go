@@ -1,0 +1,145 @@
+package router_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/internal/mcptest"
+	"github.com/gwmcp/gw/transport/face"
+	"github.com/gwmcp/gw/transport/jsonrpc"
+)
+
+func TestMain(m *testing.M) {
+	mcptest.MainIfChild()
+	goleak.VerifyTestMain(m)
+}
+
+func server(t *testing.T, name string, o mcptest.Options) gateway.ServerSpec {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Name, o.EOFGrace = name, -time.Millisecond
+	env := map[string]string{}
+	for _, kv := range o.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return gateway.ServerSpec{Name: name, Command: exe, Env: env}
+}
+
+// denyMallory refuses every call by the principal "mallory".
+type denyMallory struct{}
+
+func (denyMallory) Authorize(_ context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
+	return gateway.Decision{Allow: req.Caller.ID != "mallory", Reason: "not mallory"}, nil
+}
+
+func start(t *testing.T, clients gateway.ClientHandler) *router.Router {
+	t.Helper()
+	g, err := gateway.New(gateway.Options{
+		Servers: []gateway.ServerSpec{
+			server(t, "old", mcptest.Options{Era: mcptest.EraLegacy}),
+			server(t, "new", mcptest.Options{Era: mcptest.EraModern}),
+		},
+		Authorizer: denyMallory{},
+		Handler:    clients,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		StopGrace:  500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return router.New(g)
+}
+
+func serve(t *testing.T, r *router.Router, req *face.Request) map[string]json.RawMessage {
+	t.Helper()
+	res, err := r.Serve(context.Background(), req)
+	if err != nil {
+		t.Fatalf("%s: %v", req.Method, err)
+	}
+	var out map[string]json.RawMessage
+	if err := json.Unmarshal(res, &out); err != nil {
+		t.Fatalf("%s: result %s: %v", req.Method, res, err)
+	}
+	return out
+}
+
+func TestMethods(t *testing.T) {
+	r := start(t, router.Clients{})
+	for _, m := range []struct{ method, params, key string }{
+		{"ping", ``, ""},
+		{"tools/list", ``, "tools"},
+		{"tools/call", `{"name":"new__echo","arguments":{"text":"hi"}}`, "content"},
+		{"prompts/list", ``, "prompts"},
+		{"resources/list", ``, "resources"},
+		{"resources/templates/list", ``, "resourceTemplates"},
+		{"servers/list", ``, "servers"},
+	} {
+		out := serve(t, r, &face.Request{Method: m.method, Params: json.RawMessage(m.params), Principal: "alice"})
+		if _, ok := out[m.key]; m.key != "" && !ok {
+			t.Errorf("%s: result lacks %q: %v", m.method, m.key, out)
+		}
+	}
+	var rpcErr *jsonrpc.Error
+	if _, err := r.Serve(context.Background(), &face.Request{Method: "tools/fly"}); !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeMethodNotFound {
+		t.Errorf("unknown method: %v; want -32601", err)
+	}
+	if _, err := r.Serve(context.Background(), &face.Request{Method: "resources/subscribe", Params: json.RawMessage(`{"URI":"test://a"}`)}); !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeInvalidParams {
+		t.Errorf("subscribe with a mis-cased uri key: %v; want -32602", err)
+	}
+	if got := router.Methods(); len(got) < 10 {
+		t.Errorf("Methods() = %v", got)
+	}
+}
+
+func TestPrincipalReachesAuthorizer(t *testing.T) {
+	r := start(t, router.Clients{})
+	call := &face.Request{Method: "tools/call", Params: json.RawMessage(`{"name":"old__echo","arguments":{"text":"x"}}`), Principal: "mallory"}
+	if _, err := r.Serve(context.Background(), call); !errors.Is(err, gateway.ErrDenied) {
+		t.Fatalf("mallory's call: %v; want denied", err)
+	}
+	call.Principal = "alice"
+	if _, err := r.Serve(context.Background(), call); err != nil {
+		t.Fatalf("alice's call: %v", err)
+	}
+}
+
+// TestSamplingGoesToTheCaller: a modern server's sampling request raised
+// while serving a call is answered by that call's caller; without one, and
+// without a fallback, the server is told nobody offers it.
+func TestSamplingGoesToTheCaller(t *testing.T) {
+	r := start(t, router.Clients{})
+	asked := ""
+	in := face.InputFunc(func(_ context.Context, method string, _ json.RawMessage) (json.RawMessage, error) {
+		asked = method
+		return json.RawMessage(`{"role":"assistant","content":{"type":"text","text":"from the caller"},"model":"m"}`), nil
+	})
+	params := json.RawMessage(`{"name":"new__sample","arguments":{"prompt":"hello"}}`)
+	out := serve(t, r, &face.Request{Method: "tools/call", Params: params, Principal: "alice", Input: in})
+	if asked != gateway.MethodSampling || !strings.Contains(string(out["content"]), "from the caller") {
+		t.Fatalf("asked %q, result %v; want the caller's sample", asked, out)
+	}
+	_, err := r.Serve(context.Background(), &face.Request{Method: "tools/call", Params: params, Principal: "alice"})
+	if err == nil || !strings.Contains(err.Error(), "sampling") {
+		t.Fatalf("sampling with nobody to ask: %v", err)
+	}
+}

@@ -1,0 +1,73 @@
+// Package face is the contract between gw's faces (NATS, and next stdio and
+// Streamable HTTP) and the router that maps MCP methods onto the gateway. A
+// face turns what it received into a Request and hands it to a Handler; it
+// knows nothing of sessions, servers or policies, and the router knows
+// nothing of wires.
+package face
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Request is one MCP request as a face received it.
+type Request struct {
+	// Method is the MCP method (tools/call, resources/read, …).
+	Method string
+
+	// Params is the MCP params object, nil when the request had none. A
+	// face passes it on as received.
+	Params json.RawMessage
+
+	// Principal is the caller's identity as the face established it: the
+	// NATS subject's principal token, an HTTP bearer token's principal, the
+	// local user of a stdio face. It never comes from the payload. The
+	// authorizer sees it.
+	Principal string
+
+	// Progress, when not nil, takes the notifications/progress params of
+	// this request's progress, carrying the caller's own progressToken. It
+	// must not block for long and must be safe for concurrent use.
+	Progress func(params json.RawMessage)
+
+	// Input, when not nil, answers the requests that servers raise while
+	// serving this request (sampling, elicitation, roots) through the
+	// caller.
+	Input Input
+}
+
+// Input is a caller that can answer server-to-client requests.
+type Input interface {
+	// Supports reports whether the caller can answer method: it declared
+	// the capability, or its face can always ask.
+	Supports(method string) bool
+	// Ask sends method with params to the caller and returns its result. A
+	// caller's JSON-RPC error comes back as a *jsonrpc.Error.
+	Ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
+}
+
+// InputFunc adapts a function that can answer every method to Input.
+type InputFunc func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
+
+// Supports reports true: the function decides.
+func (InputFunc) Supports(string) bool { return true }
+
+// Ask calls fn.
+func (fn InputFunc) Ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	return fn(ctx, method, params)
+}
+
+// Handler serves requests. It is safe for concurrent use. The result is the
+// MCP result object, sent to the caller as is; an error is sent as a
+// JSON-RPC error, keeping the code of a *jsonrpc.Error found with errors.As.
+type Handler interface {
+	Serve(ctx context.Context, req *Request) (json.RawMessage, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request) (json.RawMessage, error)
+
+// Serve calls fn.
+func (fn HandlerFunc) Serve(ctx context.Context, req *Request) (json.RawMessage, error) {
+	return fn(ctx, req)
+}
