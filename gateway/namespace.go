@@ -170,6 +170,10 @@ func (c *Catalog) Prompt(name string) (*Entry, bool) { e, ok := c.prompts[name];
 // Resource finds a listed resource by uri.
 func (c *Catalog) Resource(uri string) (*Entry, bool) { e, ok := c.resources[uri]; return e, ok }
 
+// ResourceOwner returns the entry that serves uri: the listed resource, else
+// the resource template that matches it.
+func (c *Catalog) ResourceOwner(uri string) (*Entry, bool) { return c.resourceOwner(uri) }
+
 // resourceOwner returns the entry that serves uri: the listed resource, else
 // the template that matches it.
 func (c *Catalog) resourceOwner(uri string) (*Entry, bool) {

@@ -21,11 +21,16 @@ import (
 
 // Router serves face requests with a gateway. It implements face.Handler.
 type Router struct {
-	g *gateway.Gateway
+	g    *gateway.Gateway
+	view *View // nil: the whole namespace
 }
 
-// New returns a router over g.
+// New returns a router over g's whole namespace.
 func New(g *gateway.Gateway) *Router { return &Router{g: g} }
+
+// WithView returns a router that serves only the items in v: lists leave
+// the others out, and calls to them fail as calls to unknown items do.
+func (r *Router) WithView(v *View) *Router { return &Router{g: r.g, view: v} }
 
 // method is how one MCP method is served.
 type method func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error)
@@ -37,15 +42,21 @@ var methods = map[string]method{
 		return json.RawMessage(`{}`), nil
 	},
 	"tools/list": func(r *Router, ctx context.Context, _ *face.Request) (json.RawMessage, error) {
-		return listResult("tools", r.g.ListTools(ctx))
+		return listResult("tools", r.view.filter(r.g.ListTools(ctx), true))
 	},
 	"tools/call": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
+		if err := r.view.checkNamed(req.Params, "tool", r.g.Catalog().Tool); err != nil {
+			return nil, err
+		}
 		return r.g.CallTool(ctx, req.Params, gateway.CallOptions{Progress: req.Progress})
 	},
 	"prompts/list": func(r *Router, ctx context.Context, _ *face.Request) (json.RawMessage, error) {
-		return listResult("prompts", r.g.ListPrompts(ctx))
+		return listResult("prompts", r.view.filter(r.g.ListPrompts(ctx), true))
 	},
 	"prompts/get": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
+		if err := r.view.checkNamed(req.Params, "prompt", r.g.Catalog().Prompt); err != nil {
+			return nil, err
+		}
 		return r.g.GetPrompt(ctx, req.Params)
 	},
 	// resources/list carries the templates too, which NATS callers read
@@ -53,24 +64,27 @@ var methods = map[string]method{
 	// resources/templates/list.
 	"resources/list": func(r *Router, ctx context.Context, _ *face.Request) (json.RawMessage, error) {
 		resources, templates := r.g.ListResources(ctx)
-		return json.Marshal(map[string][]json.RawMessage{"resources": RawItems(resources), "resourceTemplates": RawItems(templates)})
+		return json.Marshal(map[string][]json.RawMessage{"resources": RawItems(r.view.filter(resources, false)), "resourceTemplates": RawItems(r.view.filter(templates, false))})
 	},
 	"resources/templates/list": func(r *Router, ctx context.Context, _ *face.Request) (json.RawMessage, error) {
 		_, templates := r.g.ListResources(ctx)
-		return listResult("resourceTemplates", templates)
+		return listResult("resourceTemplates", r.view.filter(templates, false))
 	},
 	"resources/read": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
+		if _, err := r.resourceURI(req.Params); err != nil {
+			return nil, err
+		}
 		return r.g.ReadResource(ctx, req.Params)
 	},
 	"resources/subscribe": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
-		uri, err := uriParam(req.Params)
+		uri, err := r.resourceURI(req.Params)
 		if err != nil {
 			return nil, err
 		}
 		return json.RawMessage(`{}`), r.g.SubscribeResource(ctx, uri)
 	},
 	"resources/unsubscribe": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
-		uri, err := uriParam(req.Params)
+		uri, err := r.resourceURI(req.Params)
 		if err != nil {
 			return nil, err
 		}
@@ -142,14 +156,29 @@ func isClientMethod(m string) bool {
 	return m == gateway.MethodSampling || m == gateway.MethodElicitation || m == gateway.MethodRoots
 }
 
-// uriParam reads params.uri, by its exact key: params come from callers.
-func uriParam(params json.RawMessage) (string, error) {
-	var p map[string]json.RawMessage
-	var uri string
-	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p["uri"], &uri) != nil || uri == "" {
+// resourceURI reads params.uri and checks that the view serves it.
+func (r *Router) resourceURI(params json.RawMessage) (string, error) {
+	uri, ok := stringParam(params, "uri")
+	if !ok || uri == "" {
 		return "", &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "gw: params.uri must be a non-empty string"}
 	}
+	if r.view != nil {
+		if e, found := r.g.Catalog().ResourceOwner(uri); !found || !r.view.has(e, false) {
+			return "", &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("%v: %q", gateway.ErrUnknownResource, uri)}
+		}
+	}
 	return uri, nil
+}
+
+// stringParam reads a string member of params by its exact key: params
+// come from callers, and "URI" is not "uri".
+func stringParam(params json.RawMessage, key string) (string, bool) {
+	var p map[string]json.RawMessage
+	var s string
+	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p[key], &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // RawItems returns the entries' JSON objects, untouched, for a list result.

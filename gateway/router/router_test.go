@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,53 @@ func TestSamplingGoesToTheCaller(t *testing.T) {
 	_, err := r.Serve(context.Background(), &face.Request{Method: "tools/call", Params: params, Principal: "alice"})
 	if err == nil || !strings.Contains(err.Error(), "sampling") {
 		t.Fatalf("sampling with nobody to ask: %v", err)
+	}
+}
+
+func names(t *testing.T, r *router.Router, method, key string) []string {
+	t.Helper()
+	var items []struct {
+		Name string `json:"name"`
+		URI  string `json:"uri"`
+	}
+	if err := json.Unmarshal(serve(t, r, &face.Request{Method: method})[key], &items); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, it := range items {
+		out = append(out, it.Name+it.URI)
+	}
+	return out
+}
+
+func TestView(t *testing.T) {
+	all := start(t, router.Clients{})
+	r := all.WithView(&router.View{Name: "short", Servers: []string{"old"}, Include: []string{"new__echo"}, Exclude: []string{"old__crash", "*slow*"}})
+	tools := names(t, r, "tools/list", "tools")
+	has := func(list []string, n string) bool { return slices.Contains(list, n) }
+	if !has(tools, "old__echo") || !has(tools, "new__echo") || has(tools, "new__stats") || has(tools, "old__crash") || has(tools, "old__slow") {
+		t.Fatalf("tools in the view: %v", tools)
+	}
+	if all := names(t, all, "tools/list", "tools"); len(all) <= len(tools) {
+		t.Fatalf("the whole namespace (%d tools) is no larger than the view (%d)", len(all), len(tools))
+	}
+	// Resources follow their server: old serves them all, new none.
+	if res := names(t, r, "resources/list", "resources"); len(res) == 0 {
+		t.Fatal("no resources in the view")
+	}
+	if res := names(t, all.WithView(&router.View{Include: []string{"*"}}), "resources/list", "resources"); len(res) != 0 {
+		t.Fatalf("resources in a view of tool patterns only: %v", res)
+	}
+	var rpcErr *jsonrpc.Error
+	out := &face.Request{Method: "tools/call", Params: json.RawMessage(`{"name":"new__stats","arguments":{}}`)}
+	if _, err := r.Serve(context.Background(), out); !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeInvalidParams || !strings.Contains(err.Error(), "unknown tool") {
+		t.Fatalf("a call outside the view: %v; want an unknown tool", err)
+	}
+	if _, err := all.Serve(context.Background(), out); err != nil {
+		t.Fatalf("the same call without the view: %v", err)
+	}
+	in := &face.Request{Method: "tools/call", Params: json.RawMessage(`{"name":"old__echo","arguments":{"text":"in"}}`)}
+	if _, err := r.Serve(context.Background(), in); err != nil {
+		t.Fatalf("a call inside the view: %v", err)
 	}
 }

@@ -194,17 +194,17 @@ func stripJSONC(in []byte) []byte {
 }
 
 // gwSections are the top-level keys of gw's own configuration.
-var gwSections = []string{"servers", "gateway", "policies", "nats", "log"}
+var gwSections = []string{"servers", "gateway", "policies", "nats", "log", "views"}
 
 // nearSection returns the section of gw's that key most likely misspells,
 // or "". Case is ignored; a key is near a section within one edit for the
-// short names log and nats, within two for the others, or when it starts
+// short names log, nats and views, within two for the others, or when it starts
 // with the first five letters of a long one ("policy", "gateways").
 func nearSection(key string) string {
 	k := strings.ToLower(key)
 	for _, s := range gwSections {
 		limit := 2
-		if len(s) <= 4 {
+		if len(s) <= 5 {
 			limit = 1
 		}
 		if editDistance(k, s) <= limit || len(s) > 5 && strings.HasPrefix(k, s[:5]) {

@@ -293,6 +293,9 @@ type Config struct {
 	Policies Policies          `koanf:"policies"`
 	NATS     NATS              `koanf:"nats"`
 	Log      Log               `koanf:"log"`
+	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
+	// namespace that a face can serve on its own (gw stdio --view NAME).
+	Views map[string]View `koanf:"views"`
 	// Warnings are non-fatal notes from loading, such as skipped remote
 	// servers or ignored VS Code inputs. They are not configuration keys.
 	Warnings []string `koanf:"-"`
@@ -530,4 +533,17 @@ func decoderConfig() *mapstructure.DecoderConfig {
 		TagName:          "koanf",
 		MatchName:        func(mapKey, fieldName string) bool { return mapKey == fieldName },
 	}
+}
+
+// View is a named subset of the merged namespace, so one gateway can give
+// each client a short list (VS Code refuses more than 128 tools, and long
+// lists waste model context). An item is in the view when its server is
+// listed in Servers or its exposed name matches an Include pattern (with
+// neither, every item is), and it matches no Exclude pattern. Patterns are
+// path.Match globs over exposed names ("fs__*"); resources and templates
+// follow their server.
+type View struct {
+	Servers []string `koanf:"servers"`
+	Include []string `koanf:"include"`
+	Exclude []string `koanf:"exclude"`
 }

@@ -1282,3 +1282,30 @@ func TestYAMLServerOrderMergeKeys(t *testing.T) {
 	data := "base: &base\n  kilo: {command: x}\n  bravo: {command: x}\nservers:\n  zeta: {command: x}\n  <<: *base\n  alpha: {command: x}\n  kilo: {command: y}\n"
 	eq(t, "order", fileServerOrder("yaml", []byte(data)), []string{"zeta", "kilo", "bravo", "alpha"})
 }
+
+func TestViews(t *testing.T) {
+	cfg := mustParse(t, `
+servers:
+  fs: {command: x}
+  memory: {command: x}
+views:
+  coding: {include: ["fs__*", "memory__*"], exclude: ["*delete*"]}
+  notes: {servers: [memory]}
+`, "yaml")
+	eq(t, "coding", cfg.Views["coding"], View{Include: []string{"fs__*", "memory__*"}, Exclude: []string{"*delete*"}})
+	eq(t, "notes", cfg.Views["notes"].Servers, []string{"memory"})
+
+	_, err := Parse([]byte(`
+servers:
+  fs: {command: x}
+views:
+  "bad name": {}
+  broken: {include: ["fs__["], servers: [nope], exclude: [""]}
+`), "yaml")
+	lines := strings.Join(errLines(t, err), "\n")
+	for _, want := range []string{`view name "bad name"`, `views.broken.servers names "nope"`, `views.broken.include has a bad pattern "fs__["`, `views.broken.exclude has a bad pattern ""`} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("errors lack %q:\n%s", want, lines)
+		}
+	}
+}

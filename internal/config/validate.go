@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -35,6 +37,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, newError(ErrInvalid, key, format, args...))
 	}
 
+	c.validateViews(bad)
 	if c.Gateway.ConfigWatch < 0 {
 		bad("gateway.config_watch", "gateway.config_watch must not be negative, got %s", c.Gateway.ConfigWatch)
 	}
@@ -156,4 +159,31 @@ func (c *Config) Validate() error {
 		bad("log.format", "log.format %s is not one of %s", quoteShort(c.Log.Format), strings.Join(logFormats, ", "))
 	}
 	return errors.Join(errs...)
+}
+
+// validateViews checks view names, that their servers are configured and
+// that their patterns are valid globs.
+func (c *Config) validateViews(bad func(key, format string, args ...any)) {
+	for _, name := range slices.Sorted(maps.Keys(c.Views)) {
+		v := c.Views[name]
+		key := "views." + name
+		if !serverNameRE.MatchString(name) {
+			bad(key, "view name %s must be 1 to 64 of the characters A-Z a-z 0-9 _ -", quoteShort(name))
+		}
+		for _, s := range v.Servers {
+			if _, ok := c.Servers[s]; !ok {
+				bad(key+".servers", "%s.servers names %s, which is not a configured server", key, quoteShort(s))
+			}
+		}
+		for _, list := range []struct {
+			field    string
+			patterns []string
+		}{{"include", v.Include}, {"exclude", v.Exclude}} {
+			for _, p := range list.patterns {
+				if _, err := path.Match(p, ""); err != nil || p == "" {
+					bad(key+"."+list.field, "%s.%s has a bad pattern %s (a glob such as \"fs__*\")", key, list.field, quoteShort(p))
+				}
+			}
+		}
+	}
 }
