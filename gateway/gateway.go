@@ -400,6 +400,43 @@ func (g *Gateway) ReadResource(ctx context.Context, params json.RawMessage) (jso
 	return g.route(ctx, e.Server, methodResourcesRead, params, CallOptions{})
 }
 
+// methodComplete is argument completion, for prompts and resource templates.
+const methodComplete = "completion/complete"
+
+// Complete routes a completion/complete by its ref's owner: a ref/prompt to
+// the server of the exposed prompt name (rewritten to the server's own), a
+// ref/resource to the server that serves the URI or template. The result
+// comes back untouched.
+func (g *Gateway) Complete(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+	ref, _ := field(params, "ref")
+	c := g.Catalog()
+	switch typ := stringField(ref, "type"); typ {
+	case "ref/prompt":
+		name := stringField(ref, "name")
+		e, ok := c.Prompt(name)
+		if !ok {
+			return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownPrompt, name))
+		}
+		ref, err := setField(ref, "name", mustJSON(e.Original))
+		if err == nil {
+			params, err = setField(params, "ref", ref)
+		}
+		if err != nil {
+			return nil, invalidParams(fmt.Errorf("params: %w", err))
+		}
+		return g.route(ctx, e.Server, methodComplete, params, CallOptions{})
+	case "ref/resource":
+		uri := stringField(ref, "uri")
+		e, ok := c.resourceOwner(uri)
+		if !ok {
+			return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownResource, uri))
+		}
+		return g.route(ctx, e.Server, methodComplete, params, CallOptions{})
+	default:
+		return nil, invalidParams(fmt.Errorf("params.ref.type %q is not ref/prompt or ref/resource", typ))
+	}
+}
+
 // route sends one request to a server, waiting (within the call's deadline)
 // for a restarting server to come back.
 func (g *Gateway) route(ctx context.Context, server, method string, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {

@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +130,16 @@ func TestNPMReferenceServers(t *testing.T) {
 		t.Errorf("sampling through gw: %s", res)
 	}
 
+	// Completion, routed by the ref's owner: the exposed prompt name is
+	// rewritten to everything's own.
+	comp, err := g.Complete(context.Background(), json.RawMessage(`{"ref":{"type":"ref/prompt","name":"everything__completable-prompt"},"argument":{"name":"department","value":"Eng"}}`))
+	if err != nil || !strings.Contains(string(comp), "Engineering") {
+		t.Errorf("completion/complete of a prompt argument: %s, %v", comp, err)
+	}
+	if _, err := g.Complete(context.Background(), json.RawMessage(`{"ref":{"type":"ref/prompt","name":"completable-prompt"},"argument":{"name":"department","value":"E"}}`)); !errors.Is(err, gateway.ErrUnknownPrompt) {
+		t.Errorf("completion of an unexposed name: %v; want an unknown prompt", err)
+	}
+
 	mustCall(t, g, "memory__create_entities", map[string]any{"entities": []map[string]any{
 		{"name": "gw", "entityType": "gateway", "observations": []string{"routes MCP calls"}},
 	}})
@@ -139,7 +151,7 @@ func TestNPMReferenceServers(t *testing.T) {
 	if got := text(t, res); !strings.Contains(got, "hello from gw") {
 		t.Errorf("fs__read_text_file: %s", got)
 	}
-	res, err := call(context.Background(), g, "fs__read_text_file", map[string]any{"path": "/etc/passwd"})
+	res, err = call(context.Background(), g, "fs__read_text_file", map[string]any{"path": "/etc/passwd"})
 	if err == nil && !strings.Contains(string(res), `"isError":true`) {
 		t.Errorf("filesystem outside its root: %s", res)
 	}

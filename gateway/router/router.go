@@ -90,6 +90,19 @@ var methods = map[string]method{
 		}
 		return json.RawMessage(`{}`), r.g.UnsubscribeResource(ctx, uri)
 	},
+	"completion/complete": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
+		if r.view != nil {
+			if err := r.view.checkRef(req.Params, r.g.Catalog()); err != nil {
+				return nil, err
+			}
+		}
+		return r.g.Complete(ctx, req.Params)
+	},
+	// gw forwards every server's log messages; a client's level is
+	// accepted and applies to what its face forwards.
+	"logging/setLevel": func(*Router, context.Context, *face.Request) (json.RawMessage, error) {
+		return json.RawMessage(`{}`), nil
+	},
 	"servers/list": func(r *Router, _ context.Context, _ *face.Request) (json.RawMessage, error) {
 		return json.Marshal(map[string]any{"servers": r.g.Servers()})
 	},

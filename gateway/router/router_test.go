@@ -94,6 +94,7 @@ func TestMethods(t *testing.T) {
 		{"resources/list", ``, "resources"},
 		{"resources/templates/list", ``, "resourceTemplates"},
 		{"servers/list", ``, "servers"},
+		{"logging/setLevel", `{"level":"info"}`, ""},
 	} {
 		out := serve(t, r, &face.Request{Method: m.method, Params: json.RawMessage(m.params), Principal: "alice"})
 		if _, ok := out[m.key]; m.key != "" && !ok {

@@ -73,3 +73,18 @@ func (v *View) checkNamed(params json.RawMessage, kind string, lookup func(strin
 	}
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("%v: %q", sentinel, name)}
 }
+
+// checkRef refuses a completion whose ref is outside the view.
+func (v *View) checkRef(params json.RawMessage, c *gateway.Catalog) error {
+	var p map[string]json.RawMessage
+	_ = json.Unmarshal(params, &p)
+	typ, _ := stringParam(p["ref"], "type")
+	if typ == "ref/prompt" {
+		return v.checkNamed(p["ref"], "prompt", c.Prompt)
+	}
+	uri, _ := stringParam(p["ref"], "uri")
+	if e, ok := c.ResourceOwner(uri); ok && v.has(e, false) {
+		return nil
+	}
+	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("%v: %q", gateway.ErrUnknownResource, uri)}
+}
