@@ -1356,3 +1356,37 @@ func TestLogsSayThingsOnce(t *testing.T) {
 		t.Fatal("no stderr line of server a was logged; the test proves nothing")
 	}
 }
+
+// TestSecretsRedactedFromStderr: a server that prints its API key on stderr
+// and dies does not get the key copied into gw's logs, status or events.
+func TestSecretsRedactedFromStderr(t *testing.T) {
+	const secret = "sk-planted-0123456789"
+	var logs mcptest.SyncBuffer
+	rec := newRecorder()
+	g, _ := startErr(t, gateway.Options{
+		Events: rec,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Servers: []gateway.ServerSpec{{
+			Name: "leaky", Command: "sh", Args: []string{"-c", `echo "starting with key $API_KEY" >&2; exit 1`},
+			Env: map[string]string{"API_KEY": secret, "LEVEL": "debug"}, Restart: gateway.RestartNever,
+		}},
+	})
+	st := status(g, "leaky")
+	if !strings.Contains(st.LastError, "starting with key [redacted]") {
+		t.Fatalf("lastError %q; want the stderr line, redacted", st.LastError)
+	}
+	var seen strings.Builder
+	seen.WriteString(logs.String())
+	rec.mu.Lock()
+	for _, e := range rec.events {
+		b, _ := json.Marshal(e.Status)
+		seen.Write(b)
+	}
+	rec.mu.Unlock()
+	if strings.Contains(seen.String(), secret) {
+		t.Fatalf("the secret reached gw's logs or events:\n%s", seen.String())
+	}
+	if !strings.Contains(logs.String(), "[redacted]") {
+		t.Fatal("the stderr line was not logged at all; the test proves nothing")
+	}
+}

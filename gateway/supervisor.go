@@ -398,6 +398,7 @@ func (g *Gateway) dial(ctx context.Context, spec ServerSpec) (Conn, error) {
 		MaxMessageSize: g.opts.MaxMessageSize,
 		StopGrace:      g.opts.StopGrace,
 		Logger:         g.log, // stdio names the server itself
+		Redact:         secretRedactor(spec.Env),
 	})
 	if err != nil {
 		return nil, err
@@ -557,4 +558,24 @@ func (g *Gateway) updateLists(server string, s *session, lists map[Kind]listing)
 	m.mu.Lock()
 	m.st.Skipped = skipped
 	m.mu.Unlock()
+}
+
+// minSecretLen is the shortest env value treated as a secret: shorter ones
+// ("1", "true", "info") are settings, and hiding them would garble logs.
+const minSecretLen = 8
+
+// secretRedactor hides the values of a server's env (API keys, tokens) in
+// what gw copies from the server's stderr into logs, status and events.
+func secretRedactor(env map[string]string) func(string) string {
+	var pairs []string
+	for _, v := range env {
+		if len(v) >= minSecretLen {
+			pairs = append(pairs, v, "[redacted]")
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	r := strings.NewReplacer(pairs...)
+	return r.Replace
 }

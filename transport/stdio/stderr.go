@@ -43,6 +43,9 @@ func (p *Process) readStderr() {
 	for {
 		b, err := br.ReadSlice('\n')
 		line := stderrLine{text: string(bytes.TrimRight(b, "\r\n"))}
+		if p.redact != nil {
+			line.text = p.redact(line.text)
+		}
 		for err == bufio.ErrBufferFull {
 			line.truncated = true
 			_, err = br.ReadSlice('\n')

@@ -55,6 +55,9 @@ type Config struct {
 	// Logger receives the child's stderr lines, at level Info with the attributes server=Name and
 	// stream="stderr". nil means slog.Default().
 	Logger *slog.Logger
+	// Redact, when not nil, rewrites each stderr line before it is logged or kept in the tail:
+	// a child that prints its secrets must not have them copied into the host's logs.
+	Redact func(string) string
 }
 
 // Process is a running child process. Its methods are safe for concurrent use, except that only
@@ -65,10 +68,11 @@ type Process struct {
 	pid   int
 	grace time.Duration
 
-	stdin    *os.File       // our write end; non-blocking so write deadlines work
-	writeSem chan struct{}  // one slot: holding it is the write lock
-	wbuf     []byte         // reused write buffer, at most writeBufSize; guarded by writeSem
-	broken   atomic.Bool    // a write failed part-way: the stream can no longer be framed
+	stdin    *os.File      // our write end; non-blocking so write deadlines work
+	writeSem chan struct{} // one slot: holding it is the write lock
+	wbuf     []byte        // reused write buffer, at most writeBufSize; guarded by writeSem
+	broken   atomic.Bool   // a write failed part-way: the stream can no longer be framed
+	redact   func(string) string
 	finisher sync.WaitGroup // finishWrite, while it holds writeSem
 
 	readMu sync.Mutex // serialises ReadMessage
@@ -183,6 +187,7 @@ func Start(cfg Config) (*Process, error) {
 		grace:    grace,
 		stdin:    inW,
 		writeSem: make(chan struct{}, 1),
+		redact:   cfg.Redact,
 		stdout:   stdout,
 		lines:    newLineReader(stdout, limit, 0),
 		stderr:   stderr,
