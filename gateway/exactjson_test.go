@@ -1,9 +1,16 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // Servers' JSON is read by exact key: a mis-cased key is absent. Each test
@@ -77,6 +84,195 @@ func TestRouteProgressExactKey(t *testing.T) {
 	}
 }
 
+// TestHandshakeExactKeys covers the capabilities (nested members too) and
+// serverInfo of both eras.
+func TestHandshakeExactKeys(t *testing.T) {
+	const caps = `{"Tools":{},"prompts":{"ListChanged":true},"resources":{"Subscribe":true,"listChanged":true},"Logging":{}}`
+	check := func(t *testing.T, s *session, version string) {
+		t.Helper()
+		if s.offers(KindTools) {
+			t.Error(`"Tools" offers tools`)
+		}
+		if !s.offers(KindPrompts) || s.caps.Prompts.ListChanged {
+			t.Errorf(`prompts: %+v, want offered without listChanged ("ListChanged")`, s.caps.Prompts)
+		}
+		if !s.offers(KindResources) || !s.caps.Resources.ListChanged || s.offersSubscribe() {
+			t.Errorf(`resources: %+v, want listChanged and no subscribe ("Subscribe")`, s.caps.Resources)
+		}
+		if s.caps.Logging != nil {
+			t.Error(`"Logging" offers logging`)
+		}
+		if s.serverInfo != (Implementation{Version: version}) {
+			t.Errorf(`serverInfo %+v, want no name ("Name") and version %q`, s.serverInfo, version)
+		}
+		if string(s.rawCaps) != caps {
+			t.Errorf("raw capabilities %s", s.rawCaps)
+		}
+	}
+	t.Run("modern", func(t *testing.T) {
+		s := testSession()
+		res := `{"supportedVersions":["2026-07-28"],"capabilities":` + caps +
+			`,"_meta":{"io.modelcontextprotocol/serverInfo":{"Name":"evil","version":"1"}},"resultType":"complete"}`
+		if out := s.probeOutcome(callReply{result: json.RawMessage(res)}, 0); !out.modern {
+			t.Fatalf("outcome %+v", out)
+		}
+		check(t, s, "1")
+	})
+	t.Run("modern/SupportedVersions", func(t *testing.T) {
+		s := testSession()
+		res := `{"SupportedVersions":["2026-07-28"],"capabilities":{"tools":{}}}`
+		if out := s.probeOutcome(callReply{result: json.RawMessage(res)}, 0); out.modern || out.err != nil {
+			t.Fatalf("outcome %+v, want legacy fallback", out)
+		}
+	})
+	t.Run("legacy", func(t *testing.T) {
+		s := testSession()
+		res := `{"protocolVersion":"2025-11-25","capabilities":` + caps + `,"serverInfo":{"Name":"evil","version":"2"}}`
+		if err := s.finishInitialize(context.Background(), callReply{result: json.RawMessage(res)}); err != nil {
+			t.Fatal(err)
+		}
+		check(t, s, "2")
+	})
+	t.Run("legacy/ProtocolVersion", func(t *testing.T) {
+		s := testSession()
+		res := `{"ProtocolVersion":"2025-11-25","capabilities":{}}`
+		if err := s.finishInitialize(context.Background(), callReply{result: json.RawMessage(res)}); err == nil {
+			t.Fatal(`"ProtocolVersion" accepted`)
+		}
+	})
+}
+
+func TestUnsupportedVersionsExactKey(t *testing.T) {
+	if v := unsupportedVersions(&jsonrpc.Error{Data: json.RawMessage(`{"Supported":["2025-11-25"]}`)}); v != nil {
+		t.Errorf(`"Supported" read as %v`, v)
+	}
+	if v := unsupportedVersions(&jsonrpc.Error{Data: json.RawMessage(`{"supported":["2025-11-25"]}`)}); !reflect.DeepEqual(v, []string{"2025-11-25"}) {
+		t.Errorf(`"supported" read as %v`, v)
+	}
+}
+
+func TestAnswerInputExactKey(t *testing.T) {
+	h := &rootsHandler{}
+	s := testSession()
+	s.cfg.handler = h
+	res := `{"resultType":"input_required","inputRequests":{"q":{"Method":"roots/list","params":{}}},"requestState":"st"}`
+	if _, _, err := s.answerInput(context.Background(), methodToolsCall, nil, json.RawMessage(res)); err == nil || h.calls != 0 {
+		t.Errorf(`"Method" served: %d calls, error %v`, h.calls, err)
+	}
+	res = `{"resultType":"input_required","inputRequests":{"q":{"method":"roots/list","Params":{"x":1}}},"requestState":"st"}`
+	out, asked, err := s.answerInput(context.Background(), methodToolsCall, nil, json.RawMessage(res))
+	if err != nil || !asked || h.calls != 1 || h.params != nil {
+		t.Fatalf("asked %v, %d calls with params %s (want none: \"Params\"), error %v", asked, h.calls, h.params, err)
+	}
+	if string(out) != `{"inputResponses":{"q":{"roots":[]}},"requestState":"st"}` {
+		t.Errorf("retry params %s", out)
+	}
+	res = `{"resultType":"input_required","InputRequests":{"q":{"method":"roots/list"}},"RequestState":"st"}`
+	out, asked, err = s.answerInput(context.Background(), methodToolsCall, nil, json.RawMessage(res))
+	if err != nil || asked || string(out) != `{}` {
+		t.Errorf(`"InputRequests": asked %v, params %s, error %v`, asked, out, err)
+	}
+}
+
+func TestPolicyOutputExactKeys(t *testing.T) {
+	res, err := ParseCollisionOutput([]byte(`{"names":[{"Server":"a","name":"x","exposed":"x"},{"server":"b","Name":"y","exposed":"y"},{"server":"c","name":"z","Exposed":"z"}],"rejected":[{"server":"d","name":"w","Reason":"r"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[ItemKey]string{{"", "x"}: "x", {"b", ""}: "y", {"c", "z"}: ""}
+	if !reflect.DeepEqual(res.Names, want) || len(res.Rejected) != 1 || res.Rejected[0] != (Rejection{Server: "d", Name: "w"}) {
+		t.Errorf("parsed %+v", res)
+	}
+	if _, err := ParseCollisionOutput([]byte(`{"Names":[]}`)); err == nil {
+		t.Error(`"Names" accepted`)
+	}
+	if d, err := ParseDecision([]byte(`{"allow":false,"Reason":"r"}`)); err != nil || d.Reason != "" {
+		t.Errorf(`"Reason" read: %+v, %v`, d, err)
+	}
+}
+
+// TestDecodeStrictFields keeps what decodeStrictFields accepts and refuses.
+func TestDecodeStrictFields(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		fail bool
+	}{
+		{``, false}, {` null `, false}, {`{}`, false}, {`{"tools":{}}`, false},
+		{`[]`, true}, {`"x"`, true}, {`1`, true}, {`{`, true}, {`{"tools":5}`, true}, {`{} x`, true},
+	} {
+		var caps serverCapabilities
+		if err := decodeStrictFields(json.RawMessage(tt.in), &caps); (err != nil) != tt.fail {
+			t.Errorf("decodeStrictFields(%s): %v", tt.in, err)
+		}
+	}
+}
+
+func TestDecodeExact(t *testing.T) {
+	type inner struct {
+		A string `json:"a"`
+		B int    `json:"b,omitempty"`
+		C string
+		d string
+		E string `json:"-"`
+	}
+	type outer struct {
+		P  *inner           `json:"p"`
+		S  []inner          `json:"s"`
+		M  map[string]inner `json:"m"`
+		PS []*inner         `json:"ps"`
+		R  json.RawMessage  `json:"r"`
+		X  any              `json:"x"`
+		V  []string         `json:"v"`
+	}
+	in := `{"p":{"a":"1","A":"no","b":2,"B":3,"C":"c","c":"no","d":"no","E":"no","-":"no"},
+		"P":{"a":"no"},
+		"s":[{"a":"2"},{"A":"no"},null],
+		"m":{"K":{"a":"3","A":"no"},"k":{"B":4}},
+		"ps":[null,{"b":5}],
+		"r":{"Any":"Thing"}, "x":{"Y":[1]}, "v":["a"], "V":["no"]}`
+	var got outer
+	if err := decodeExact([]byte(in), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := outer{
+		P:  &inner{A: "1", B: 2, C: "c"},
+		S:  []inner{{A: "2"}, {}, {}},
+		M:  map[string]inner{"K": {A: "3"}, "k": {}},
+		PS: []*inner{nil, {B: 5}},
+		R:  json.RawMessage(`{"Any":"Thing"}`),
+		X:  map[string]any{"Y": []any{1.0}},
+		V:  []string{"a"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+
+	// Errors as json.Unmarshal reports them; the rest is still decoded.
+	var caps serverCapabilities
+	err := decodeExact([]byte(`{"tools":[],"prompts":{"listChanged":true}}`), &caps)
+	var typeErr *json.UnmarshalTypeError
+	if !errors.As(err, &typeErr) || caps.Prompts == nil || !caps.Prompts.ListChanged {
+		t.Errorf("type error: %v, %+v", err, caps)
+	}
+	var syntaxErr *json.SyntaxError
+	if err := decodeExact([]byte(`{"tools":{}`), &caps); !errors.As(err, &syntaxErr) {
+		t.Errorf("syntax error: %v", err)
+	}
+	if err := decodeExact([]byte(`{}`), caps); err == nil {
+		t.Error("decoded into a non-pointer")
+	}
+	type embedded struct{ inner }
+	if err := decodeExact([]byte(`{}`), &embedded{}); err == nil {
+		t.Error("decoded into an embedded struct")
+	}
+	type quoted struct {
+		N int `json:"n,string"`
+	}
+	if err := decodeExact([]byte(`{"n":"1"}`), &quoted{}); err == nil {
+		t.Error(`decoded ",string"`)
+	}
+}
+
 // The scanner finds members as a map decode of the object would, exactly.
 func TestFindMember(t *testing.T) {
 	for _, tt := range []struct {
@@ -99,4 +295,35 @@ func TestFindMember(t *testing.T) {
 			t.Errorf("findMember(%s, %q) = %q ×%d", tt.in, tt.key, tt.in[start:end], n)
 		}
 	}
+}
+
+func testSession() *session {
+	return &session{
+		name:    "t",
+		conn:    discardConn{},
+		log:     slog.New(slog.DiscardHandler),
+		cfg:     &sessionConfig{},
+		pending: map[string]*pendingCall{},
+		tokens:  map[string]*pendingCall{},
+	}
+}
+
+type discardConn struct{}
+
+func (discardConn) ReadMessage() ([]byte, error)               { return nil, io.EOF }
+func (discardConn) WriteMessage(context.Context, []byte) error { return nil }
+func (discardConn) Close() error                               { return nil }
+
+// rootsHandler serves roots/list with no roots.
+type rootsHandler struct {
+	calls  int
+	params json.RawMessage
+}
+
+func (h *rootsHandler) Supports(_ context.Context, method string) bool { return method == MethodRoots }
+
+func (h *rootsHandler) HandleClientRequest(_ context.Context, req ClientRequest) (json.RawMessage, error) {
+	h.calls++
+	h.params = req.Params
+	return json.RawMessage(`{"roots":[]}`), nil
 }

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -313,25 +316,225 @@ func splice(b []byte, start, end int, v []byte) json.RawMessage {
 	return append(out, b[end:]...)
 }
 
-// exactKeysFor keeps the members of m whose keys equal a json tag name of the
-// struct v points to.
-func exactKeysFor(v any, m map[string]json.RawMessage) map[string]json.RawMessage {
-	t := reflect.TypeOf(v)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// decodeExact decodes the JSON text raw into v, a non-nil pointer, like
+// json.Unmarshal except that an object member fills a struct field only when
+// its key is the field's JSON name spelled exactly, at every depth (inside
+// pointers, slices and maps too); other members are ignored, as if absent.
+// Like json.Unmarshal, it reports invalid JSON before it changes anything, and
+// on a value of the wrong type it goes on with the rest and reports the first
+// such error.
+//
+// Values with no struct inside them (strings, numbers, []string,
+// json.RawMessage, map[string]any…) and types with their own UnmarshalJSON
+// are handed to json.Unmarshal whole: no key of theirs is matched to a field.
+// Embedded structs and the ",string" option are not supported (an error, so a
+// type that uses them is caught by its first test).
+func decodeExact(raw []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return &json.InvalidUnmarshalError{Type: reflect.TypeOf(v)}
 	}
-	out := make(map[string]json.RawMessage, len(m))
-	if t.Kind() != reflect.Struct {
-		return m
+	if !json.Valid(raw) {
+		var syntax json.RawMessage
+		return json.Unmarshal(raw, &syntax) // the error json.Unmarshal gives
 	}
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			continue
+	return decodeExactValue(bytes.TrimSpace(raw), rv.Elem())
+}
+
+// exactType is what decodeExact needs to know about a type.
+type exactType struct {
+	keyed  bool           // a struct is inside: keys must be matched here
+	fields map[string]int // a struct's fields by exact JSON name
+	err    error          // the type is not supported
+}
+
+var (
+	exactTypes          sync.Map // reflect.Type -> *exactType
+	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+func exactTypeOf(t reflect.Type) *exactType {
+	if e, ok := exactTypes.Load(t); ok {
+		return e.(*exactType)
+	}
+	e, _ := exactTypes.LoadOrStore(t, newExactType(t))
+	return e.(*exactType)
+}
+
+func newExactType(t reflect.Type) *exactType {
+	pt := reflect.PointerTo(t)
+	if t.Implements(unmarshalerType) || pt.Implements(unmarshalerType) ||
+		t.Implements(textUnmarshalerType) || pt.Implements(textUnmarshalerType) {
+		return &exactType{} // decodes itself
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		e := &exactType{keyed: true, fields: make(map[string]int, t.NumField())}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			name, opts, _ := strings.Cut(tag, ",")
+			switch {
+			case f.Anonymous:
+				e.err = fmt.Errorf("gw: decodeExact: embedded field %s in %v is not supported", f.Name, t)
+			case !f.IsExported():
+				continue
+			case slices.Contains(strings.Split(opts, ","), "string"):
+				e.err = fmt.Errorf("gw: decodeExact: option \",string\" of %v.%s is not supported", t, f.Name)
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if _, dup := e.fields[name]; dup && e.err == nil {
+				e.err = fmt.Errorf("gw: decodeExact: %v has two fields named %q", t, name)
+			}
+			e.fields[name] = i
 		}
-		if val, ok := m[name]; ok {
-			out[name] = val
+		return e
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Array:
+		inner := exactTypeOf(t.Elem())
+		e := &exactType{keyed: inner.keyed, err: inner.err}
+		if e.keyed && (t.Kind() == reflect.Array || t.Kind() == reflect.Map && t.Key().Kind() != reflect.String) {
+			e.err = fmt.Errorf("gw: decodeExact: %v is not supported", t)
 		}
+		return e
 	}
-	return out
+	return &exactType{}
+}
+
+// decodeExactValue decodes valid JSON text, with no surrounding space, into the
+// addressable v.
+func decodeExactValue(raw []byte, v reflect.Value) error {
+	t := v.Type()
+	e := exactTypeOf(t)
+	if e.err != nil {
+		return e.err
+	}
+	if !e.keyed {
+		return json.Unmarshal(raw, v.Addr().Interface())
+	}
+	null := string(raw) == "null"
+	switch t.Kind() {
+	case reflect.Pointer:
+		if null {
+			v.SetZero()
+			return nil
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		return decodeExactValue(raw, v.Elem())
+	case reflect.Struct:
+		if null {
+			return nil
+		}
+		sc, ok := scanObject(raw)
+		if !ok {
+			return exactTypeError(raw, t)
+		}
+		var first error
+		for {
+			key, plain, start, end, ok := sc.next()
+			if !ok {
+				return first
+			}
+			var i int
+			var found bool
+			if plain {
+				i, found = e.fields[string(key[1:len(key)-1])]
+			} else if k, ok := keyText(key, false); ok {
+				i, found = e.fields[k]
+			}
+			if !found {
+				continue
+			}
+			if err := decodeExactValue(raw[start:end], v.Field(i)); err != nil && first == nil {
+				first = err
+			}
+		}
+	case reflect.Map:
+		if null {
+			v.SetZero()
+			return nil
+		}
+		sc, ok := scanObject(raw)
+		if !ok {
+			return exactTypeError(raw, t)
+		}
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(t))
+		}
+		var first error
+		for {
+			key, plain, start, end, ok := sc.next()
+			if !ok {
+				return first
+			}
+			k, _ := keyText(key, plain)
+			elem := reflect.New(t.Elem()).Elem()
+			if err := decodeExactValue(raw[start:end], elem); err != nil && first == nil {
+				first = err
+			}
+			v.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), elem)
+		}
+	case reflect.Slice:
+		if null {
+			v.SetZero()
+			return nil
+		}
+		if raw[0] != '[' {
+			return exactTypeError(raw, t)
+		}
+		// Elements go where json.Unmarshal puts them: into the slice's
+		// own backing array while it has room.
+		n := 0
+		var first error
+		for i := skipSpace(raw, 1); i < len(raw) && raw[i] != ']'; n++ {
+			end := skipValue(raw, i)
+			if end < 0 {
+				break
+			}
+			if n >= v.Cap() {
+				v.Grow(1)
+			}
+			if n >= v.Len() {
+				v.SetLen(n + 1)
+			}
+			if err := decodeExactValue(raw[i:end], v.Index(n)); err != nil && first == nil {
+				first = err
+			}
+			if i = skipSpace(raw, end); i < len(raw) && raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+			}
+		}
+		if n < v.Len() {
+			v.SetLen(n)
+		}
+		if n == 0 {
+			v.Set(reflect.MakeSlice(t, 0, 0))
+		}
+		return first
+	}
+	return fmt.Errorf("gw: decodeExact: %v is not supported", t)
+}
+
+// exactTypeError is the *json.UnmarshalTypeError for a value of the wrong
+// JSON type.
+func exactTypeError(raw []byte, t reflect.Type) error {
+	what := "number"
+	switch raw[0] {
+	case '{':
+		what = "object"
+	case '[':
+		what = "array"
+	case '"':
+		what = "string"
+	case 't', 'f':
+		what = "bool"
+	}
+	return &json.UnmarshalTypeError{Value: what, Type: t}
 }
