@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
@@ -326,4 +329,135 @@ func (h *rootsHandler) HandleClientRequest(_ context.Context, req ClientRequest)
 	h.calls++
 	h.params = req.Params
 	return json.RawMessage(`{"roots":[]}`), nil
+}
+
+// TestMisCasedServer runs a session against an in-process modern server that
+// spells gw's keys in other cases: in its capabilities, serverInfo, progress
+// and resultType. None of them may count.
+func TestMisCasedServer(t *testing.T) {
+	conn := &pipeConn{toServer: make(chan []byte), toClient: make(chan []byte), done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() { misCasedServer(t, conn) })
+	s := newSession("mc", conn, &sessionConfig{discoverTimeout: 5 * time.Second, clientInfo: Implementation{Name: "gw-test", Version: "0"}},
+		slog.New(slog.DiscardHandler))
+	defer wg.Wait()
+	defer s.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	if err := s.open(ctx); err != nil || s.era != EraModern {
+		t.Fatalf("open: era %v, %v", s.era, err)
+	}
+	if s.serverInfo != (Implementation{Version: "1"}) {
+		t.Errorf(`serverInfo %+v: "Name" read`, s.serverInfo)
+	}
+	inv, err := s.fetchInventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := inv.lists[KindTools]; ok {
+		t.Error(`"Tools" capability: tools were listed`)
+	}
+	if l := inv.lists[KindPrompts]; len(l.items) != 1 {
+		t.Errorf("prompts %+v", l)
+	}
+	if f := (&managed{}).listenFilter(s); len(f) != 0 {
+		t.Errorf(`"ListChanged": listen filter %v`, f)
+	}
+
+	var progress []json.RawMessage
+	res, err := s.request(ctx, methodToolsCall, json.RawMessage(`{"name":"t","_meta":{"progressToken":"caller"}}`),
+		callOptions{onProgress: func(p json.RawMessage) { progress = append(progress, p) }})
+	if err != nil || !strings.Contains(string(res), `"done"`) {
+		t.Fatalf(`"ResultType":"input_required" was not taken for complete: %s, %v`, res, err)
+	}
+	if len(progress) != 1 || string(progress[0]) != `{"progressToken":"caller","progress":2}` {
+		t.Errorf(`progress %s: want only the one with "progressToken"`, progress)
+	}
+}
+
+// misCasedServer answers the session on conn until it closes.
+func misCasedServer(t *testing.T, conn *pipeConn) {
+	send := func(line []byte, err error) bool {
+		if err != nil {
+			t.Error(err)
+		}
+		select {
+		case conn.toClient <- line:
+			return true
+		case <-conn.done:
+			return false
+		}
+	}
+	for {
+		var line []byte
+		select {
+		case line = <-conn.toServer:
+		case <-conn.done:
+			return
+		}
+		msg, err := jsonrpc.Decode(line)
+		if err != nil || msg.Kind() != jsonrpc.KindRequest {
+			continue
+		}
+		var result string
+		switch msg.Method {
+		case methodDiscover:
+			result = `{"supportedVersions":["2026-07-28"],"capabilities":{"Tools":{"listChanged":true},"prompts":{"ListChanged":true}},` +
+				`"_meta":{"io.modelcontextprotocol/serverInfo":{"Name":"mc","version":"1"}},"resultType":"complete"}`
+		case methodPromptsList:
+			result = `{"prompts":[{"name":"p"}],"resultType":"complete"}`
+		case methodToolsList:
+			result = `{"tools":[{"name":"t"}],"resultType":"complete"}`
+		case methodToolsCall:
+			meta, _ := field(msg.Params, "_meta")
+			tok, _ := field(meta, metaProgressToken)
+			for _, p := range []string{`{"ProgressToken":` + string(tok) + `,"progress":1}`, `{"progressToken":` + string(tok) + `,"progress":2}`} {
+				if !send(jsonrpc.EncodeNotification(methodProgress, json.RawMessage(p))) {
+					return
+				}
+			}
+			result = `{"content":[{"type":"text","text":"done"}],"ResultType":"input_required","InputRequests":{"q":{"method":"roots/list"}}}`
+		default:
+			if !send(jsonrpc.EncodeError(msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "no %s", msg.Method))) {
+				return
+			}
+			continue
+		}
+		if !send(jsonrpc.EncodeResult(msg.ID, json.RawMessage(result))) {
+			return
+		}
+	}
+}
+
+// pipeConn connects a session to a server in the test.
+type pipeConn struct {
+	toServer, toClient chan []byte
+	done               chan struct{}
+	once               sync.Once
+}
+
+func (c *pipeConn) ReadMessage() ([]byte, error) {
+	select {
+	case line := <-c.toClient:
+		return line, nil
+	case <-c.done:
+		return nil, io.EOF
+	}
+}
+
+func (c *pipeConn) WriteMessage(ctx context.Context, msg []byte) error {
+	select {
+	case c.toServer <- bytes.Clone(msg):
+		return nil
+	case <-c.done:
+		return io.ErrClosedPipe
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *pipeConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return nil
 }
