@@ -461,3 +461,27 @@ func (c *pipeConn) Close() error {
 	c.once.Do(func() { close(c.done) })
 	return nil
 }
+
+func BenchmarkResultType(b *testing.B) {
+	res := json.RawMessage(`{"content":[{"type":"text","text":"` + strings.Repeat("x", 1000) + `"}],"isError":false,"resultType":"complete"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if resultType(res) != "complete" {
+			b.Fatal("wrong")
+		}
+	}
+}
+
+func BenchmarkRouteProgress(b *testing.B) {
+	n := 0
+	c := &pendingCall{token: "gw-1", callerTok: json.RawMessage(`"caller-token"`), onProgress: func(json.RawMessage) { n++ }}
+	s := &session{tokens: map[string]*pendingCall{"gw-1": c}}
+	params := json.RawMessage(`{"progressToken":"gw-1","progress":50,"total":100,"message":"half way there"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.routeProgress(params)
+	}
+	if n == 0 {
+		b.Fatal("not routed")
+	}
+}
