@@ -109,10 +109,10 @@ func (s *session) probeOutcome(r callReply, round int) probeOutcome {
 	s.era, s.version, s.rawCaps, s.instructions = EraModern, v, dr.Capabilities, dr.Instructions
 	if meta, ok := field(r.result, "_meta"); ok {
 		if si, ok := field(meta, metaServerInfo); ok {
-			_ = json.Unmarshal(si, &s.serverInfo)
+			_ = decodeExact(si, &s.serverInfo)
 		}
 	}
-	_ = json.Unmarshal(dr.Capabilities, &s.caps)
+	_ = decodeExact(dr.Capabilities, &s.caps)
 	return probeOutcome{modern: true}
 }
 
@@ -230,7 +230,7 @@ func (s *session) finishInitialize(ctx context.Context, r callReply) error {
 		return fmt.Errorf("server %q: answered initialize with protocol version %q; gw speaks %v", s.name, ir.ProtocolVersion, allVersions())
 	}
 	s.era, s.version, s.rawCaps, s.serverInfo, s.instructions = EraLegacy, ir.ProtocolVersion, ir.Capabilities, ir.ServerInfo, ir.Instructions
-	_ = json.Unmarshal(ir.Capabilities, &s.caps)
+	_ = decodeExact(ir.Capabilities, &s.caps)
 	if err := s.notify(ctx, methodInitialized, nil); err != nil {
 		return fmt.Errorf("server %q: send initialized: %w", s.name, err)
 	}
@@ -274,7 +274,7 @@ func unsupportedVersions(e *jsonrpc.Error) []string {
 	var d struct {
 		Supported []string `json:"supported"`
 	}
-	_ = json.Unmarshal(e.Data, &d)
+	_ = decodeExact(e.Data, &d)
 	return d.Supported
 }
 
@@ -394,22 +394,16 @@ func (s *session) answerInput(ctx context.Context, method string, original, res 
 	return out, asked, err
 }
 
-// decodeStrictFields decodes a JSON object into v after checking that every
-// member v names is spelled exactly, so "Tools" never stands in for "tools".
+// decodeStrictFields decodes a JSON object (empty input or null: nothing)
+// into v by exact key at every depth, so "Tools" never stands in for "tools",
+// nor "ListChanged" for "listChanged"; see decodeExact.
 func decodeStrictFields(raw json.RawMessage, v any) error {
-	m, err := objectFields(raw)
-	if err != nil {
-		return err
+	i := skipSpace(raw, 0)
+	if i == len(raw) {
+		return nil
 	}
-	exact := make(map[string]json.RawMessage, len(m))
-	for k, val := range m {
-		exact[k] = val
+	if !json.Valid(raw) || raw[i] != '{' && raw[i] != 'n' {
+		return errNotObject
 	}
-	// Re-marshal only the members whose keys are canonical for v: Go's
-	// decoder would otherwise fold case.
-	b, err := json.Marshal(exactKeysFor(v, exact))
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
+	return decodeExact(raw, v)
 }

@@ -113,13 +113,24 @@ func pickVersion(ours, theirs []string) (string, bool) {
 	return "", false
 }
 
-// resultType reads a result's resultType; absent means "complete".
+// resultType reads a result's resultType, by exact key; absent (or null, or
+// not a string) means "complete". It runs on every modern reply, so it
+// scans instead of decoding, and allocates only for an unusual value.
 func resultType(result json.RawMessage) string {
-	var r struct {
-		ResultType *string `json:"resultType"`
-	}
-	if json.Unmarshal(result, &r) != nil || r.ResultType == nil {
+	start, end, n := findMember(result, "resultType")
+	if n == 0 {
 		return "complete"
 	}
-	return *r.ResultType
+	switch v := result[start:end]; string(v) {
+	case `null`, `"complete"`:
+		return "complete"
+	case `"input_required"`:
+		return "input_required"
+	default:
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return "complete"
+		}
+		return s
+	}
 }
