@@ -65,17 +65,19 @@ func (h llmHost) HandleClientRequest(ctx context.Context, req gateway.ClientRequ
 	if err != nil {
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("gw: %s via %s: %v", req.Method, h.llmSubject, err)}
 	}
-	var answer struct {
-		Result json.RawMessage `json:"result"`
-		Error  *jsonrpc.Error  `json:"error"`
-	}
+	// By exact key, like all untrusted JSON: "Error" is not "error".
+	var answer map[string]json.RawMessage
 	if err := json.Unmarshal(msg.Data, &answer); err != nil {
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "gw: LLM host answered invalid JSON"}
 	}
-	if answer.Error != nil {
-		return nil, answer.Error
+	if raw, ok := answer["error"]; ok && string(raw) != "null" {
+		var e jsonrpc.Error
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "gw: LLM host answered an invalid error"}
+		}
+		return nil, &e
 	}
-	return answer.Result, nil
+	return answer["result"], nil
 }
 
 // eventBridge publishes gateway events on NATS. The gateway must never wait
