@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,14 +36,7 @@ func startEventsRun(t *testing.T, gw string) *eventsRun {
 	server := func(name string) string {
 		return fmt.Sprintf("  %s:\n    command: EXE\n    env: {MCPTEST_SERVER: \"1\", MCPTEST_ERA: modern, MCPTEST_TTL_MS: \"0\"}\n", name)
 	}
-	cfg := writeConfig(t, "gw.yaml", fmt.Sprintf(`
-nats:
-  gateway: %s
-  embedded: {port: %d, store_dir: %s}
-policies:
-  cache_dir: %s
-servers:
-`, gw, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache"))+server("alpha")+server("beta")+server("gamma"))
+	cfg := writeConfig(t, "gw.yaml", runHead(t, gw, port)+"servers:\n"+server("alpha")+server("beta")+server("gamma"))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &eventsRun{t: t, gw: gw, stderr: &mcptest.SyncBuffer{}}

@@ -144,114 +144,156 @@ policies:
 	}
 }
 
-// TestRunReloadsConfig edits the configuration of a running `gw run`: an
-// added server starts, a removed one stops, an unchanged one keeps running.
-func TestRunReloadsConfig(t *testing.T) {
-	port := freePort(t)
-	head := fmt.Sprintf(`
-gateway: {config_watch: 100ms}
+// reloadRun is a `gw run` whose configuration file a test edits: the file
+// starts as head (EXE stands for this test binary), and an agent is
+// connected to the embedded NATS.
+type reloadRun struct {
+	t      *testing.T
+	cfg    string
+	nc     *nats.Conn
+	stderr *mcptest.SyncBuffer
+	done   chan int
+	cancel context.CancelFunc
+}
+
+// runHead is the part of a `gw run` test's file that places it: gw named
+// name, the embedded NATS on port with a store of its own, the shared
+// compiled-policy cache.
+func runHead(t *testing.T, name string, port int) string {
+	return fmt.Sprintf(`
 nats:
-  gateway: reload-gw
+  gateway: %s
   embedded: {port: %d, store_dir: %s}
 policies:
   cache_dir: %s
+`, name, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
+}
+
+// reloadHead is the start of a reload test's file: runHead, a fast config
+// watch, and server alpha.
+func reloadHead(t *testing.T, name string) (head string, port int) {
+	port = freePort(t)
+	return runHead(t, name, port) + `gateway: {config_watch: 100ms}
 servers:
   alpha:
     command: EXE
     env: {MCPTEST_SERVER: "1"}
-`, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
+`, port
+}
+
+func startReloadRun(t *testing.T, head string, port int, extraArgs ...string) *reloadRun {
+	r := &reloadRun{t: t, cfg: writeConfig(t, "gw.yaml", head), stderr: &mcptest.SyncBuffer{}, done: make(chan int, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		r.done <- run(ctx, append([]string{"run", "-c", r.cfg}, extraArgs...), &bytes.Buffer{}, r.stderr)
+	}()
+	r.eventually("NATS", func() bool {
+		var err error
+		r.nc, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
+		return err == nil
+	})
+	return r
+}
+
+func (r *reloadRun) eventually(what string, ok func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("timed out waiting for %s\n%s", what, r.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// rewrite replaces the file atomically, as editors and deploy tools do.
+func (r *reloadRun) rewrite(body string) {
+	r.t.Helper()
+	exe, _ := os.Executable()
+	tmp := r.cfg + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.ReplaceAll(body, "EXE", exe)), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, r.cfg); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// callOK reports whether tool answers a call with its text echoed.
+func (r *reloadRun) callOK(tool string) bool {
+	msg, err := r.nc.Request("mcp.v1.req.alice.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"x"}}`), 2*time.Second)
+	return err == nil && strings.Contains(string(msg.Data), `"x"`)
+}
+
+type reloadStatus struct {
+	Name string  `json:"name"`
+	Pid  float64 `json:"pid"`
+	Era  string  `json:"era"`
+}
+
+// server returns a server's status from servers.list, zero if none.
+func (r *reloadRun) server(name string) reloadStatus {
+	msg, err := r.nc.Request("mcp.v1.req.alice.servers.list", []byte(`{}`), 2*time.Second)
+	if err != nil {
+		return reloadStatus{}
+	}
+	var res struct {
+		Servers []reloadStatus `json:"servers"`
+	}
+	_ = json.Unmarshal(msg.Data, &res)
+	for _, s := range res.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	return reloadStatus{}
+}
+
+// stop ends gw run and checks it exits 0.
+func (r *reloadRun) stop() {
+	r.t.Helper()
+	r.nc.Close()
+	r.cancel()
+	select {
+	case code := <-r.done:
+		if code != 0 {
+			r.t.Errorf("gw run exited %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("gw run did not stop")
+	}
+}
+
+// TestRunReloadsConfig edits the configuration of a running `gw run`: an
+// added server starts, a removed one stops, an unchanged one keeps running.
+func TestRunReloadsConfig(t *testing.T) {
+	head, port := reloadHead(t, "reload-gw")
 	beta := `
   beta:
     command: EXE
     env: {MCPTEST_SERVER: "1", MCPTEST_ERA: modern}
 `
-	cfg := writeConfig(t, "gw.yaml", head)
-	rewrite := func(body string) {
-		t.Helper()
-		exe, _ := os.Executable()
-		tmp := cfg + ".tmp"
-		if err := os.WriteFile(tmp, []byte(strings.ReplaceAll(body, "EXE", exe)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r := startReloadRun(t, head, port)
+	defer r.stop()
+	r.eventually("alpha__echo", func() bool { return r.callOK("alpha__echo") })
+	pid := r.server("alpha").Pid
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr mcptest.SyncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &stderr) }()
+	r.rewrite(head + beta)
+	r.eventually("beta__echo after adding beta", func() bool { return r.callOK("beta__echo") })
 
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	eventually := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\n%s", what, stderr.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	var nc *nats.Conn
-	eventually("NATS", func() bool {
-		var err error
-		nc, err = nats.Connect(url)
-		return err == nil
-	})
-	defer nc.Close()
-	callOK := func(tool string) bool {
-		msg, err := nc.Request("mcp.v1.req.alice.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"x"}}`), 2*time.Second)
-		return err == nil && strings.Contains(string(msg.Data), `"x"`)
-	}
-	alphaPid := func() float64 {
-		msg, err := nc.Request("mcp.v1.req.alice.servers.list", []byte(`{}`), 2*time.Second)
-		if err != nil {
-			return 0
-		}
-		var r struct {
-			Servers []struct {
-				Name string  `json:"name"`
-				Pid  float64 `json:"pid"`
-			} `json:"servers"`
-		}
-		_ = json.Unmarshal(msg.Data, &r)
-		for _, s := range r.Servers {
-			if s.Name == "alpha" {
-				return s.Pid
-			}
-		}
-		return 0
-	}
-	eventually("alpha__echo", func() bool { return callOK("alpha__echo") })
-	pid := alphaPid()
-
-	rewrite(head + beta)
-	eventually("beta__echo after adding beta", func() bool { return callOK("beta__echo") })
-
-	rewrite(head)
-	eventually("beta__echo gone after removing beta", func() bool {
-		_, err := nc.Request("mcp.v1.req.alice.tools.call.beta__echo", []byte(`{"name":"beta__echo","arguments":{}}`), time.Second)
+	r.rewrite(head)
+	r.eventually("beta__echo gone after removing beta", func() bool {
+		_, err := r.nc.Request("mcp.v1.req.alice.tools.call.beta__echo", []byte(`{"name":"beta__echo","arguments":{}}`), time.Second)
 		return err != nil
 	})
-	rewrite(head + "  broken: [\n") // refused: the running configuration stays
+	r.rewrite(head + "  broken: [\n") // refused: the running configuration stays
 	time.Sleep(500 * time.Millisecond)
-	if !callOK("alpha__echo") || alphaPid() != pid || pid == 0 {
-		t.Errorf("alpha was disturbed by the reloads (pid %v, now %v)", pid, alphaPid())
+	if !r.callOK("alpha__echo") || r.server("alpha").Pid != pid || pid == 0 {
+		t.Errorf("alpha was disturbed by the reloads (pid %v, now %v)", pid, r.server("alpha").Pid)
 	}
-	if !strings.Contains(stderr.String(), "configuration change refused") {
-		t.Errorf("a broken file was not refused with a log line:\n%s", stderr.String())
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("gw run exited %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("gw run did not stop")
+	if !strings.Contains(r.stderr.String(), "configuration change refused") {
+		t.Errorf("a broken file was not refused with a log line:\n%s", r.stderr.String())
 	}
 }
 
@@ -261,103 +303,28 @@ servers:
 // the start, so the server is not restarted and keeps both settings.
 func TestRunReloadKeepsOverrides(t *testing.T) {
 	t.Setenv("GW_SERVERS__alpha__ENV__MCPTEST_ERA", "modern")
-	port := freePort(t)
-	head := fmt.Sprintf(`
-gateway: {config_watch: 100ms}
-nats:
-  gateway: reload-set-gw
-  embedded: {port: %d, store_dir: %s}
-policies:
-  cache_dir: %s
-servers:
-  alpha:
-    command: EXE
-    env: {MCPTEST_SERVER: "1"}
-`, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
-	cfg := writeConfig(t, "gw.yaml", head)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr mcptest.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"run", "-c", cfg, "--set", "servers.alpha.env.MCPTEST_TOOLS=search"}, &bytes.Buffer{}, &stderr)
-	}()
-	eventually := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\n%s", what, stderr.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	var nc *nats.Conn
-	eventually("NATS", func() bool {
-		var err error
-		nc, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
-		return err == nil
-	})
-	defer nc.Close()
-	callOK := func(tool string) bool {
-		msg, err := nc.Request("mcp.v1.req.alice.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"x"}}`), 2*time.Second)
-		return err == nil && !strings.Contains(string(msg.Data), `"error"`)
-	}
-	type status struct {
-		Name string  `json:"name"`
-		Pid  float64 `json:"pid"`
-		Era  string  `json:"era"`
-	}
-	alpha := func() status {
-		msg, err := nc.Request("mcp.v1.req.alice.servers.list", []byte(`{}`), 2*time.Second)
-		if err != nil {
-			return status{}
-		}
-		var r struct{ Servers []status }
-		_ = json.Unmarshal(msg.Data, &r)
-		for _, s := range r.Servers {
-			if s.Name == "alpha" {
-				return s
-			}
-		}
-		return status{}
-	}
-	eventually("alpha__search (from --set)", func() bool { return callOK("alpha__search") })
-	before := alpha()
+	head, port := reloadHead(t, "reload-set-gw")
+	r := startReloadRun(t, head, port, "--set", "servers.alpha.env.MCPTEST_TOOLS=search")
+	defer r.stop()
+	r.eventually("alpha__search (from --set)", func() bool { return r.callOK("alpha__search") })
+	before := r.server("alpha")
 	if before.Pid == 0 || before.Era != "modern" {
 		t.Fatalf("alpha before the edit: %+v (want a pid and the modern era from GW_)", before)
 	}
-
-	exe, _ := os.Executable()
-	edited := strings.ReplaceAll(head+`
+	r.rewrite(head + `
   beta:
     command: EXE
     env: {MCPTEST_SERVER: "1"}
-`, "EXE", exe)
-	if err := os.WriteFile(cfg+".tmp", []byte(edited), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(cfg+".tmp", cfg); err != nil {
-		t.Fatal(err)
-	}
-	eventually("beta__echo after the edit", func() bool { return callOK("beta__echo") })
+`)
+	r.eventually("beta__echo after the edit", func() bool { return r.callOK("beta__echo") })
 	time.Sleep(300 * time.Millisecond) // a wrongful restart would have begun by now
-	if after := alpha(); after != before {
+	if after := r.server("alpha"); after != before {
 		t.Errorf("alpha changed on an unrelated edit: before %+v, after %+v", before, after)
 	}
-	if !callOK("alpha__search") {
-		t.Errorf("alpha lost its --set tools after the reload\n%s", stderr.String())
+	if !r.callOK("alpha__search") {
+		t.Errorf("alpha lost its --set tools after the reload\n%s", r.stderr.String())
 	}
-	if strings.Contains(stderr.String(), `server restarted`) {
-		t.Errorf("a server was restarted:\n%s", stderr.String())
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("gw run exited %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("gw run did not stop")
+	if strings.Contains(r.stderr.String(), `server restarted`) {
+		t.Errorf("a server was restarted:\n%s", r.stderr.String())
 	}
 }
