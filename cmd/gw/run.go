@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/router"
 	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
@@ -51,6 +52,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		Gateway:       name,
 		MaxConcurrent: cfg.NATS.MaxConcurrent,
 		LLMSubject:    cfg.NATS.LLMSubject,
+		Methods:       router.Methods(), // every method the router serves gets its subject
 		Version:       semver(version),
 		Logger:        logger,
 	})

@@ -198,13 +198,15 @@ func (f *Face) staticEndpoints() []*endpoint {
 		suffix, method string
 		named          bool
 	}
-	specs := []spec{
-		{"tools.list", "tools/list", false},
-		{"prompts.list", "prompts/list", false},
-		{"prompts.get.*", "prompts/get", true},
-		{"resources.list", "resources/list", false},
-		{"resources.read", "resources/read", false},
-		{"servers.list", "servers/list", false},
+	var specs []spec
+	for _, m := range f.opts.Methods {
+		switch m {
+		case "tools/call": // per hosted tool (toolEndpoint), and at-tools-call below
+		case "prompts/get":
+			specs = append(specs, spec{"prompts.get.*", m, true})
+		default:
+			specs = append(specs, spec{strings.ReplaceAll(m, "/", "."), m, false})
+		}
 	}
 	var eps []*endpoint
 	for _, s := range specs {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -679,5 +680,36 @@ func TestOptions(t *testing.T) {
 	}
 	if err := f.Start(context.Background()); !errors.Is(err, ErrStopped) {
 		t.Errorf("start after stop: %v", err)
+	}
+}
+
+// TestMethodsOption: every method the router lists is served, on the
+// subject of its name, shared and at this gateway; one it does not list is
+// not.
+func TestMethodsOption(t *testing.T) {
+	s := startServer(t)
+	nc := connect(t, s)
+	var got []string
+	var mu sync.Mutex
+	h := HandlerFunc(func(_ context.Context, req *Request) (json.RawMessage, error) {
+		mu.Lock()
+		got = append(got, req.Method)
+		mu.Unlock()
+		return json.RawMessage(`{}`), nil
+	})
+	startFace(t, nc, h, Options{Gateway: "gw1", Methods: []string{"tools/call", "completion/complete", "resources/templates/list"}})
+	cl := connect(t, s)
+	request(t, cl, "mcp.v1.req.alice.completion.complete", `{"ref":{"type":"ref/prompt","name":"p"}}`, nil)
+	request(t, cl, "mcp.v1.req.alice.at.gw1.resources.templates.list", `{}`, nil)
+	if _, err := requestErr(cl, "mcp.v1.req.alice.tools.list", `{}`, nil, 300*time.Millisecond); err == nil {
+		t.Error("tools/list is served though Methods leaves it out")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"completion/complete", "resources/templates/list"}; !slices.Equal(got, want) {
+		t.Fatalf("served %v; want %v", got, want)
+	}
+	if _, err := New(nc, h, Options{Gateway: "gw1", Methods: []string{"tools.list"}}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("a method with a dot: %v; want ErrInvalidOptions", err)
 	}
 }

@@ -84,7 +84,17 @@ type Options struct {
 	// MaxTimeout caps any requested deadline, default 5 minutes.
 	DefaultTimeout time.Duration
 	MaxTimeout     time.Duration
+
+	// Methods are the MCP methods the face serves, each on the subject made of its name with
+	// "/" written "." ({prefix}.req.{principal}.tools.list) and on the same under at.{gw}. The
+	// router that serves the Handler lists them, so a method it gains is served here too.
+	// tools/call and prompts/get end with the tool or prompt name (see the package doc); tools/call
+	// is always served. nil means DefaultMethods.
+	Methods []string
 }
+
+// DefaultMethods are the methods served when Options.Methods is nil.
+var DefaultMethods = []string{"tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list", "resources/read", "servers/list"}
 
 var (
 	gatewayNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -129,6 +139,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxTimeout == 0 {
 		o.MaxTimeout = DefaultMaxTimeout
+	}
+	if o.Methods == nil {
+		o.Methods = DefaultMethods
+	}
+	for _, m := range o.Methods {
+		if m == "" || strings.ContainsAny(m, ".*> \t") {
+			return Options{}, fmt.Errorf("%w: method %q cannot name a subject", ErrInvalidOptions, m)
+		}
 	}
 
 	bad := func(format string, args ...any) (Options, error) {
