@@ -1,14 +1,28 @@
 # The one test command is `make test`: it installs the npm reference servers
 # the interop tests run against (idempotent), vets, checks formatting, checks
 # that the committed policy modules match a rebuild of their sources, runs the
-# policy kit's own tests, then runs every test with the race detector.
+# policy kit's own tests, then runs every test with the race detector and
+# every fuzz target for a moment.
 GO ?= go
 NPM_DIR := testdata/npm
 
-.PHONY: test npm-servers vet fmt-check policies-check bench build run
+.PHONY: test npm-servers vet fmt-check policies-check fuzz-smoke bench build run
 
 test: npm-servers vet fmt-check policies-check
 	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz-smoke
+
+# A short run of every fuzz target (the seed corpora in testdata/fuzz run
+# with the plain tests too); FUZZTIME=5m for a real session on one.
+FUZZTIME ?= 2s
+fuzz-smoke:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$fn"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
+				{ echo "fuzz-smoke: $$pkg $$fn failed; rerun: go test -run '^$$' -fuzz '^$$fn\$$' $$pkg" >&2; exit 1; }; \
+		done; \
+	done
 
 policies-check:
 	$(MAKE) -C policies check test

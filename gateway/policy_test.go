@@ -84,3 +84,64 @@ func BenchmarkAuthorizeInput(b *testing.B) {
 		AuthorizeInput(&buf, req)
 	}
 }
+
+// FuzzParseDecision holds the authorize answer parser to failing closed: a
+// decision allows only when the answer is a JSON object whose member spelled
+// exactly "allow" is true; anything else allows nothing.
+func FuzzParseDecision(f *testing.F) {
+	for _, s := range []string{`{"allow":true}`, `{"allow":false,"reason":"no"}`, `{"Allow":true}`, `{"allow":"true"}`,
+		`{"allow":true,"allow":false}`, `[]`, `null`, `{"allow":true`, `{"allow":null}`, `{"reason":"x"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, out []byte) {
+		d, err := ParseDecision(out)
+		if err != nil {
+			if d.Allow {
+				t.Fatalf("%q: an error that allows", out)
+			}
+			return
+		}
+		var ref map[string]json.RawMessage
+		var allow bool
+		if json.Unmarshal(out, &ref) != nil || json.Unmarshal(ref["allow"], &allow) != nil {
+			t.Fatalf("%q: decided %+v, but it is not an object with a boolean allow", out, d)
+		}
+		if d.Allow != allow {
+			t.Fatalf("%q: allow %v; the exact member says %v", out, d.Allow, allow)
+		}
+	})
+}
+
+// FuzzParseCollisionOutput: the collision answer parser never panics, and a
+// resolution it accepts names only items the answer named.
+func FuzzParseCollisionOutput(f *testing.F) {
+	for _, s := range []string{`{"names":[{"server":"a","name":"x","exposed":"a__x"}]}`, `{"names":[],"rejected":[{"server":"b","name":"x","reason":"taken"}]}`,
+		`{"Names":[]}`, `{"names":[{"server":"a","name":"x","exposed":"1"},{"server":"a","name":"x","exposed":"2"}]}`, `{"names":null}`, `7`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, out []byte) {
+		res, err := ParseCollisionOutput(out)
+		if err != nil {
+			return
+		}
+		// The items the answer names, by exact keys.
+		named := map[ItemKey]bool{}
+		var top map[string]json.RawMessage
+		var entries []map[string]json.RawMessage
+		_ = json.Unmarshal(out, &top)
+		_ = json.Unmarshal(top["names"], &entries)
+		for _, e := range entries {
+			var k ItemKey
+			_ = json.Unmarshal(e["server"], &k.Server)
+			_ = json.Unmarshal(e["name"], &k.Name)
+			named[k] = true
+		}
+		for key := range res.Names {
+			if !named[key] {
+				t.Fatalf("%q: resolution names %+v, which the answer does not", out, key)
+			}
+		}
+		servers := []ServerItems{{Server: "a", Items: []Item{{Key: "x"}}}}
+		_ = ValidateResolution(KindTools, servers, res) // must not panic
+	})
+}
