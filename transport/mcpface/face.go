@@ -129,7 +129,8 @@ type listen struct {
 	uris   map[string]bool
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // held while writing on the stream; ack first
+	mu        sync.Mutex // held while writing on the stream
+	acked     bool       // nothing goes on the stream before its ack
 	ended     bool
 	cancelled bool // by the client
 }
@@ -523,6 +524,9 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta requestMeta
 		defer f.wg.Done()
 		defer cancel()
 		res, err := f.h.Serve(cctx, req)
+		if err == nil && len(res) == 0 {
+			res = json.RawMessage(`{}`)
+		}
 		if err == nil && era == EraModern {
 			res = withResultType(res)
 		}
@@ -595,8 +599,7 @@ func (f *Face) startListen(ctx context.Context, msg *jsonrpc.Message) {
 	lctx, cancel := context.WithCancel(ctx)
 	l := &listen{id: msg.ID, kinds: filter.kinds, uris: map[string]bool{}, cancel: cancel}
 	// Registered before its subscriptions are set up, so that a
-	// cancellation finds it; it carries nothing before its ack (l.mu).
-	l.mu.Lock()
+	// cancellation finds it; it carries nothing before its ack.
 	f.listens[key] = l
 	f.wg.Add(1)
 	f.mu.Unlock()
@@ -608,7 +611,8 @@ func (f *Face) startListen(ctx context.Context, msg *jsonrpc.Message) {
 }
 
 // runListen subscribes the stream's resources, acknowledges it, waits for
-// its end and cleans up. It starts with l.mu held.
+// its end and cleans up. Changes while it is set up are not announced on
+// it: they come before its ack, and the client lists after the ack.
 func (f *Face) runListen(ctx context.Context, l *listen, uris []string) {
 	var agreed []string
 	for _, uri := range uris {
@@ -622,8 +626,10 @@ func (f *Face) runListen(ctx context.Context, l *listen, uris []string) {
 		l.uris[uri] = true
 		agreed = append(agreed, uri)
 	}
+	l.mu.Lock()
 	if ctx.Err() == nil {
 		f.notify(notifAcknowledged, ackParams(l.id, l.kinds, agreed))
+		l.acked = true
 	}
 	l.mu.Unlock()
 
@@ -745,7 +751,7 @@ func (f *Face) notifier(stop <-chan struct{}) {
 func (f *Face) notifyListen(l *listen, changed Kind, updates []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ended || l.cancelled {
+	if !l.acked || l.ended || l.cancelled {
 		return
 	}
 	for _, k := range kinds {

@@ -56,6 +56,8 @@ func (h *testHandler) Serve(ctx context.Context, req *face.Request) (json.RawMes
 	switch p.Name {
 	case "echo":
 		return json.RawMessage(`{"content":[{"type":"text","text":"hi"}]}`), nil
+	case "empty":
+		return nil, nil
 	case "typed":
 		return json.RawMessage(`{"resultType":"complete","content":[]}`), nil
 	case "slow":
@@ -275,6 +277,10 @@ func TestModernDiscover(t *testing.T) {
 	m = hs.call("3", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"typed",`+modernMeta+`}}`)
 	if string(m.Result) != `{"resultType":"complete","content":[]}` {
 		t.Errorf("result with resultType changed: %s", m.Result)
+	}
+	m = hs.call("7", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"empty",`+modernMeta+`}}`)
+	if string(m.Result) != `{"resultType":"complete"}` {
+		t.Errorf("empty result: %s", m.Result)
 	}
 	hs.call("4", `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`).wantError(t, jsonrpc.CodeInvalidParams)
 	hs.call("5", `{"jsonrpc":"2.0","id":5,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}`).wantError(t, jsonrpc.CodeInvalidRequest)
