@@ -386,3 +386,30 @@ policies:
 		t.Fatalf("want the call denied for ada, got %s %s", m["result"], m["error"])
 	}
 }
+
+// TestCatalogChanges: only the lists whose names or JSON changed are
+// announced.
+func TestCatalogChanges(t *testing.T) {
+	e := func(name, js string) gateway.Entry { return gateway.Entry{Name: name, JSON: json.RawMessage(js)} }
+	a := &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x"}`)}, Prompts: []gateway.Entry{e("a__p", `{}`)}}
+	for _, tt := range []struct {
+		name string
+		b    *gateway.Catalog
+		want mcpface.Kind
+	}{
+		{"same", &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x"}`)}, Prompts: []gateway.Entry{e("a__p", `{}`)}}, 0},
+		{"tool description", &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x","description":"d"}`)}, Prompts: []gateway.Entry{e("a__p", `{}`)}}, mcpface.KindTools},
+		{"prompt gone, template added", &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x"}`)}, Templates: []gateway.Entry{e("t://{x}", `{}`)}}, mcpface.KindPrompts | mcpface.KindResources},
+	} {
+		if got := catalogChanges(a, tt.b); got != tt.want {
+			t.Errorf("%s: %b; want %b", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPrincipalOnlyForStdio(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", twoServers)
+	if code, _, stderr := runGW(t, "tools", "-c", cfg, "--principal", "ada"); code != 2 || !strings.Contains(stderr, "--principal is a flag of gw stdio") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -520,5 +521,69 @@ func TestServeEndsAtEOF(t *testing.T) {
 		hs.served <- nil
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return at EOF")
+	}
+}
+
+// TestHammer: concurrent requests, cancellations, progress and list changes
+// from several goroutines; every request not cancelled gets exactly one
+// answer, and the race detector watches the locks.
+func TestHammer(t *testing.T) {
+	hs := newHarness(t, Options{MaxInFlight: 1000})
+	hs.initialize()
+	const n = 200
+	answers := map[string]int{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for len(answers) < n {
+			select {
+			case line, ok := <-hs.lines:
+				if !ok {
+					return
+				}
+				var m msg
+				if json.Unmarshal([]byte(line), &m) == nil && len(m.ID) > 0 && m.Method == "" {
+					answers[string(m.ID)]++
+				}
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var inMu sync.Mutex // one line at a time on the pipe
+	send := func(line string) {
+		inMu.Lock()
+		defer inMu.Unlock()
+		_, _ = io.WriteString(hs.in, line+"\n")
+	}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				id := strconv.Itoa(i)
+				switch i % 3 {
+				case 0:
+					send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"echo"}}`)
+				case 1:
+					send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"progress","_meta":{"progressToken":"p1"}}}`)
+				case 2:
+					send(`{"jsonrpc":"2.0","id":` + id + `,"method":"ping"}`)
+				}
+				hs.f.ListChanged(KindTools)
+				send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"nope"}}`)
+			}
+		}()
+	}
+	wg.Wait()
+	<-done
+	if len(answers) != n {
+		t.Fatalf("%d answers for %d requests", len(answers), n)
+	}
+	for id, c := range answers {
+		if c != 1 {
+			t.Errorf("request %s answered %d times", id, c)
+		}
 	}
 }
