@@ -127,8 +127,10 @@ const gammaServer = `  gamma:
 // initialize when asked for 2025-11-25), lists the merged tools of two
 // mcptest servers (one per era) and the npm memory server, calls tools of
 // each, hears list_changed when a server is added by editing the
-// configuration, and, in the legacy era, answers a legacy server's sampling
-// request that gw forwards to it. Closing the client's end makes gw exit 0
+// configuration, and, in the legacy era, answers the sampling that a legacy
+// server asks on its own (a JSON-RPC request gw forwards) and that a modern
+// server asks with input_required (gw asks the client through the call's
+// Input and retries). Closing the client's end makes gw exit 0
 // and leaves no server process behind.
 func TestStdioSDKClient(t *testing.T) {
 	memory := npmServer(t, "mcp-server-memory")
@@ -204,6 +206,11 @@ func testStdioSDK(t *testing.T, memory, askVersion, wantVersion string) {
 	if wantVersion == mcpface.LegacyVersion {
 		if res.IsError || !strings.Contains(resultText(res), "Paris, said the SDK client") {
 			t.Errorf("sampling through gw: %+v", resultText(res))
+		}
+		// A modern server's input_required round trip, answered by the
+		// legacy client through the request's Input.
+		if got := callText(ctx, t, cs, "beta__sample", map[string]any{"prompt": "capital of France?"}); !strings.Contains(got, "Paris, said the SDK client") {
+			t.Errorf("modern server sampling through gw: %q", got)
 		}
 	} else if !res.IsError {
 		t.Errorf("modern client, legacy server sampling: want an isError result, got %q", resultText(res))
