@@ -34,6 +34,19 @@ NATS server unless nats.url is set) until SIGINT or SIGTERM. The configuration f
 an edit adds, removes or restarts only the servers that changed, with the same environment and
 --set overrides as at start. Plain gw, in the repository root, runs examples/demo.yaml.
 ` + configFlags,
+	"stdio": `Usage: gw stdio -c FILE [--principal NAME] [--set KEY=VALUE]… [-v]
+
+Be one MCP server on standard input and output: start the configured servers and the policies,
+and serve their merged tools, prompts and resources to the client that started gw (Claude
+Desktop, Cursor, VS Code, an SDK agent), in either era of MCP (initialize, 2025-11-25; or
+per-request _meta, 2026-07-28). Logs go to standard error; standard output carries MCP messages
+only. The configuration file is watched as by gw run, and the client is told when lists change.
+gw exits, stopping every server, when standard input closes.
+
+In a client's configuration:
+  {"mcpServers": {"gw": {"command": "gw", "args": ["stdio", "-c", "/path/gw.yaml"]}}}
+` + configFlags + `      --principal NAME the caller the authorize policy sees (default: the local user)
+`,
 	"tools": `Usage: gw tools -c FILE [--json] [--set KEY=VALUE]… [-v]
 
 Start the servers and print the merged tool catalog: exposed name, server, the server's own name

@@ -2,6 +2,7 @@
 // child processes and serves their merged tools.
 //
 //	gw run -c FILE                       serve the tools over NATS until interrupted
+//	gw stdio -c FILE                     be one MCP server on stdin/stdout
 //	gw tools -c FILE [--json]            print the merged tool catalog
 //	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
 //	gw servers -c FILE                   start every server and print its status
@@ -40,6 +41,8 @@ const usage = `gw — the Wasm-policy MCP gateway
 Usage:
   gw run     -c FILE                    serve the servers' tools over NATS until interrupted
                                         (plain gw runs examples/demo.yaml)
+  gw stdio   -c FILE [--principal NAME] be one MCP server on stdin/stdout, for Claude Desktop,
+                                        Cursor, VS Code or an SDK agent (both MCP eras)
   gw tools   -c FILE [--json]           print the merged tool catalog
   gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
   gw servers -c FILE [--json]           start the servers and print their status
@@ -60,7 +63,13 @@ Try: go run ./cmd/gw tools -c examples/demo.yaml
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stdout := os.Stdout
+	if len(os.Args) > 1 && os.Args[1] == "stdio" {
+		// stdout carries MCP messages only: anything else that would
+		// write to it writes to stderr instead.
+		os.Stdout = os.Stderr
+	}
+	code := run(ctx, os.Args[1:], stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -72,6 +81,8 @@ type cliFlags struct {
 	json    bool
 	pretty  bool
 	set     map[string]any // --set key=value: configuration overrides
+
+	principal string // gw stdio: the caller the authorizer sees
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
@@ -96,6 +107,7 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.BoolVar(&f.verbose, "verbose", false, "verbose")
 	fs.BoolVar(&f.json, "json", false, "JSON output")
 	fs.BoolVar(&f.pretty, "pretty", false, "indent JSON output")
+	fs.StringVar(&f.principal, "principal", "", "gw stdio: the caller's name (default: the local user)")
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -145,8 +157,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
+	if f.principal != "" && cmd != "stdio" {
+		fmt.Fprintf(stderr, "gw %s: --principal is a flag of gw stdio\n", cmd)
+		return 2
+	}
 	switch cmd {
-	case "tools", "servers", "run":
+	case "tools", "servers", "run", "stdio":
 		if len(pos) != 0 {
 			fmt.Fprintf(stderr, "gw %s: unexpected argument %q\n", cmd, pos[0])
 			return 2
@@ -170,12 +186,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
 	}
-	logger := newLogger(cfg, f.verbose, cmd == "run", stderr)
+	logger := newLogger(cfg, f.verbose, cmd == "run" || cmd == "stdio", stderr)
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
-	if cmd == "run" {
+	switch cmd {
+	case "run":
 		return runGateway(ctx, loadOpts, cfg, logger, stderr)
+	case "stdio":
+		return runStdio(ctx, loadOpts, cfg, f.principal, logger, os.Stdin, stdout, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {

@@ -14,6 +14,9 @@ import (
 
 func TestMain(m *testing.M) {
 	mcptest.MainIfChild()
+	if os.Getenv(envRunAsGW) == "1" {
+		main() // the test binary re-executed as gw (see gwCommand); exits
+	}
 	os.Exit(m.Run())
 }
 

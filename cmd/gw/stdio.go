@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"sync"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/internal/config"
+	"github.com/gwmcp/gw/transport/face"
+	"github.com/gwmcp/gw/transport/mcpface"
+)
+
+// runStdio is `gw stdio`: gw as one MCP server on stdin and stdout, for a
+// desktop client or an SDK agent that starts it. No NATS, no HTTP; logs go
+// to stderr only, and nothing but the face writes to stdout.
+//
+// Order: the face starts serving; the gateway starts its servers once the
+// client's first request decided the era and (legacy) declared its
+// capabilities, because a legacy server is told at its own initialize what
+// its client (gw, and through gw this client) can answer; requests wait for
+// that start, so the first tools/list is complete. When stdin ends (or
+// SIGINT/SIGTERM): the face cancels and answers what is in flight → the
+// config and policy watchers stop → the gateway stops its servers (stdin
+// closed, SIGTERM, SIGKILL, reaped) → the policies close.
+func runStdio(ctx context.Context, load config.Options, cfg *config.Config, principal string, logger *slog.Logger, stdin io.Reader, stdout, stderr io.Writer) int {
+	if principal == "" {
+		principal = localUser()
+	}
+	h := &stdioHandler{ready: make(chan struct{})}
+	f := mcpface.New(h, mcpface.Options{
+		Info:           mcpface.Implementation{Name: "gw", Version: version},
+		Principal:      principal,
+		MaxMessageSize: cfg.Gateway.MaxMessageSize,
+		Logger:         logger,
+	})
+	events := &stdioEvents{face: f, prev: &gateway.Catalog{}}
+	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
+		o.Events = events
+		// The client asks what servers need: through the request that
+		// needed it (modern servers) or, a legacy server asking on its
+		// own, through the one client gw stdio has.
+		o.Handler = router.Clients{Fallback: faceClient{f.Client()}}
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "gw:", err)
+		return 1
+	}
+	defer release()
+	h.r = router.New(g)
+
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx, stdin, stdout) }()
+
+	startCtx, cancelStart := context.WithCancel(ctx)
+	startDone := make(chan struct{})
+	go func() {
+		defer close(startDone)
+		select {
+		case <-f.Started():
+		case <-startCtx.Done():
+			return
+		}
+		if err := g.Start(startCtx); err != nil {
+			logger.Error("some servers did not start", "error", err)
+		}
+		close(h.ready)
+		logger.Info("gw stdio ready", "era", f.Era(), "principal", principal, "tools", len(g.Catalog().Tools))
+	}()
+	ps.Watch(g, cfg.Policies.Watch)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		watchConfig(watchCtx, load, cfg.Gateway.ConfigWatch, cfg, g, logger)
+	}()
+
+	err = <-served
+	logger.Info("gw stdio stopping", "reason", stopReason(err))
+	cancelStart()
+	<-startDone
+	stopWatch()
+	<-watchDone
+	ps.StopWatching()
+	_ = g.Close()
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintln(stderr, "gw:", err)
+		return 1
+	}
+	return 0
+}
+
+func stopReason(err error) string {
+	if err == nil {
+		return "stdin closed"
+	}
+	return err.Error()
+}
+
+// localUser is the principal of a local stdio client: the user running gw.
+func localUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "local"
+}
+
+// stdioHandler serves the face through the router once the gateway has
+// started (its servers came up or failed their first attempt).
+type stdioHandler struct {
+	ready chan struct{}
+	r     *router.Router
+}
+
+func (h *stdioHandler) Serve(ctx context.Context, req *face.Request) (json.RawMessage, error) {
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return h.r.Serve(ctx, req)
+}
+
+// faceClient is the stdio client as the gateway's fallback ClientHandler.
+type faceClient struct{ in face.Input }
+
+func (c faceClient) Supports(_ context.Context, method string) bool { return c.in.Supports(method) }
+
+func (c faceClient) HandleClientRequest(ctx context.Context, req gateway.ClientRequest) (json.RawMessage, error) {
+	return c.in.Ask(ctx, req.Method, req.Params)
+}
+
+// stdioEvents turns gateway events into the face's notifications. A new
+// catalog is compared with the previous one, and only the lists that
+// changed are announced. The gateway calls it from one goroutine; the face
+// never blocks it.
+type stdioEvents struct {
+	face *mcpface.Face
+
+	mu   sync.Mutex
+	prev *gateway.Catalog
+}
+
+func (e *stdioEvents) HandleEvent(ev gateway.Event) {
+	switch ev.Kind {
+	case gateway.EventCatalogChanged:
+		e.mu.Lock()
+		kinds := catalogChanges(e.prev, ev.Catalog)
+		e.prev = ev.Catalog
+		e.mu.Unlock()
+		if kinds != 0 {
+			e.face.ListChanged(kinds)
+		}
+	case gateway.EventServerNotification:
+		if ev.Method == "notifications/resources/updated" {
+			var p struct {
+				URI string `json:"uri"`
+			}
+			if json.Unmarshal(ev.Params, &p) == nil && p.URI != "" {
+				e.face.ResourceUpdated(p.URI)
+			}
+		}
+	}
+}
+
+// catalogChanges names the lists that differ between two catalogs: names or
+// the JSON a client lists.
+func catalogChanges(a, b *gateway.Catalog) mcpface.Kind {
+	var k mcpface.Kind
+	if !sameEntries(a.Tools, b.Tools) {
+		k |= mcpface.KindTools
+	}
+	if !sameEntries(a.Prompts, b.Prompts) {
+		k |= mcpface.KindPrompts
+	}
+	if !sameEntries(a.Resources, b.Resources) || !sameEntries(a.Templates, b.Templates) {
+		k |= mcpface.KindResources
+	}
+	return k
+}
+
+func sameEntries(a, b []gateway.Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || !bytes.Equal(a[i].JSON, b[i].JSON) {
+			return false
+		}
+	}
+	return true
+}

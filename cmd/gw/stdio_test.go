@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/transport/mcpface"
+)
+
+// envRunAsGW makes the test binary run gw's main (see TestMain), so tests
+// can start `gw stdio` as a real child process.
+const envRunAsGW = "GWTEST_RUN_AS_GW"
+
+// lockedBuffer collects a child's stderr.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// gwCommand is `gw ARGS…`: the test binary re-executed as gw. mark is put
+// in its environment, which its servers inherit, so leftover processes can
+// be found.
+func gwCommand(t *testing.T, mark string, args ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), envRunAsGW+"=1", "GWTEST_STDIO_MARK="+mark)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gw stderr:\n%s", stderr)
+		}
+	})
+	return cmd, stderr
+}
+
+// npmServer finds an npm reference server in testdata/npm (make test
+// installs them) or on PATH; CI must have it, elsewhere the test skips.
+func npmServer(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := filepath.Abs("../../testdata/npm/node_modules/.bin/" + name); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not installed (make npm-servers installs it into testdata/npm)", name)
+	}
+	t.Skipf("%s not installed; run make npm-servers", name)
+	return ""
+}
+
+// leftovers lists the processes whose environment holds mark (Linux).
+func leftovers(mark string) []string {
+	if runtime.GOOS != "linux" {
+		return nil
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []string
+	for _, d := range dirs {
+		env, err := os.ReadFile(d + "/environ")
+		if err != nil || !bytes.Contains(env, []byte("GWTEST_STDIO_MARK="+mark+"\x00")) {
+			continue
+		}
+		stat, _ := os.ReadFile(d + "/stat")
+		out = append(out, strings.TrimSpace(string(stat)))
+	}
+	return out
+}
+
+const stdioConfig = `
+gateway: {config_watch: 100ms, start_timeout: 60s}
+servers:
+  alpha:
+    command: EXE
+    env: {MCPTEST_SERVER: "1"}
+  beta:
+    command: EXE
+    env: {MCPTEST_SERVER: "1", MCPTEST_ERA: modern}
+  memory:
+    command: MEMORY
+    env: {MEMORY_FILE_PATH: DIR/memory.jsonl}
+`
+
+const gammaServer = `  gamma:
+    command: EXE
+    env: {MCPTEST_SERVER: "1", MCPTEST_TOOLS: fresh}
+`
+
+// TestStdioSDKClient runs `gw stdio` as a child of the official Go SDK
+// client, in both eras: the SDK negotiates the era (server/discover, or
+// initialize when asked for 2025-11-25), lists the merged tools of two
+// mcptest servers (one per era) and the npm memory server, calls tools of
+// each, hears list_changed when a server is added by editing the
+// configuration, and, in the legacy era, answers the sampling that a legacy
+// server asks on its own (a JSON-RPC request gw forwards) and that a modern
+// server asks with input_required (gw asks the client through the call's
+// Input and retries). Closing the client's end makes gw exit 0
+// and leaves no server process behind.
+func TestStdioSDKClient(t *testing.T) {
+	memory := npmServer(t, "mcp-server-memory")
+	for _, tt := range []struct{ name, ask, want string }{
+		{"legacy", mcpface.LegacyVersion, mcpface.LegacyVersion},
+		{"modern", "", mcpface.ModernVersion},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testStdioSDK(t, memory, tt.ask, tt.want) })
+	}
+}
+
+func testStdioSDK(t *testing.T, memory, askVersion, wantVersion string) {
+	dir := t.TempDir()
+	body := strings.NewReplacer("MEMORY", memory, "DIR", dir).Replace(stdioConfig)
+	cfg := writeConfig(t, "gw.yaml", body)
+	mark := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())
+	cmd, _ := gwCommand(t, mark, "stdio", "-c", cfg)
+
+	changed := make(chan struct{}, 16)
+	client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Role: "assistant", Model: "sdk", Content: &mcp.TextContent{Text: "Paris, said the SDK client"}}, nil
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, &mcp.ClientSessionOptions{ProtocolVersion: askVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = cs.Close()
+		}
+	}()
+	init := cs.InitializeResult()
+	if init.ProtocolVersion != wantVersion || init.ServerInfo == nil || init.ServerInfo.Name != "gw" {
+		t.Fatalf("session: version %q, server %+v; want %s with gw", init.ProtocolVersion, init.ServerInfo, wantVersion)
+	}
+
+	names := listToolNames(ctx, t, cs)
+	for _, want := range []string{"alpha__echo", "beta__echo", "memory__create_entities", "memory__read_graph"} {
+		if !slices.Contains(names, want) {
+			t.Fatalf("%s missing from %v", want, names)
+		}
+	}
+	for _, name := range []string{"alpha__echo", "beta__echo"} {
+		if got := callText(ctx, t, cs, name, map[string]any{"text": "through gw " + name}); got != "through gw "+name {
+			t.Errorf("%s: %q", name, got)
+		}
+	}
+	callText(ctx, t, cs, "memory__create_entities", map[string]any{"entities": []map[string]any{
+		{"name": "gw", "entityType": "gateway", "observations": []string{"speaks stdio"}},
+	}})
+	if got := callText(ctx, t, cs, "memory__read_graph", map[string]any{}); !strings.Contains(got, "speaks stdio") {
+		t.Errorf("memory__read_graph: %s", got)
+	}
+
+	// A legacy server's sampling request reaches a legacy client through
+	// gw; a modern client is not asked (InputRequiredResult is not done
+	// yet), so gw told the server it cannot sample.
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "alpha__sample", Arguments: map[string]any{"prompt": "capital of France?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantVersion == mcpface.LegacyVersion {
+		if res.IsError || !strings.Contains(resultText(res), "Paris, said the SDK client") {
+			t.Errorf("sampling through gw: %+v", resultText(res))
+		}
+		// A modern server's input_required round trip, answered by the
+		// legacy client through the request's Input.
+		if got := callText(ctx, t, cs, "beta__sample", map[string]any{"prompt": "capital of France?"}); !strings.Contains(got, "Paris, said the SDK client") {
+			t.Errorf("modern server sampling through gw: %q", got)
+		}
+	} else if !res.IsError {
+		t.Errorf("modern client, legacy server sampling: want an isError result, got %q", resultText(res))
+	}
+
+	// A server added to the file: the client hears tools/list_changed and
+	// lists its tools.
+	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(body+gammaServer, "EXE", mustExe(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(60 * time.Second)
+	for !slices.Contains(names, "gamma__fresh") {
+		select {
+		case <-changed:
+			names = listToolNames(ctx, t, cs)
+		case <-deadline:
+			t.Fatalf("no list_changed with gamma__fresh; tools %v", names)
+		}
+	}
+	if got := callText(ctx, t, cs, "gamma__fresh", map[string]any{"text": "new"}); got != "new" {
+		t.Errorf("gamma__fresh: %q", got)
+	}
+
+	// stdin closes: gw stops its servers and exits 0.
+	closed = true
+	if err := cs.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("gw exit: %v", cmd.ProcessState)
+	}
+	if left := leftovers(mark); len(left) > 0 {
+		t.Errorf("processes left behind:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+func mustExe(t *testing.T) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func listToolNames(ctx context.Context, t *testing.T, cs *mcp.ClientSession) []string {
+	t.Helper()
+	res, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range res.Tools {
+		names = append(names, tool.Name)
+	}
+	return names
+}
+
+func callText(ctx context.Context, t *testing.T, cs *mcp.ClientSession, name string, args map[string]any) string {
+	t.Helper()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if res.IsError {
+		t.Fatalf("%s: isError %s", name, resultText(res))
+	}
+	return resultText(res)
+}
+
+func resultText(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// rawClient speaks JSON-RPC lines to a `gw stdio` child.
+type rawClient struct {
+	t     *testing.T
+	in    io.WriteCloser
+	lines chan map[string]json.RawMessage
+}
+
+func startRawGW(t *testing.T, mark string, args ...string) (*rawClient, *exec.Cmd) {
+	t.Helper()
+	cmd, _ := gwCommand(t, mark, args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rc := &rawClient{t: t, in: in, lines: make(chan map[string]json.RawMessage, 64)}
+	go func() {
+		defer close(rc.lines)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				m = map[string]json.RawMessage{"notjson": json.RawMessage(fmt.Sprintf("%q", sc.Text()))}
+			}
+			rc.lines <- m
+		}
+	}()
+	t.Cleanup(func() {
+		_ = in.Close()
+		_ = cmd.Wait()
+	})
+	return rc, cmd
+}
+
+func (rc *rawClient) send(line string) {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.in, line+"\n"); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// await returns the next message with the given id, failing on a line that
+// is not JSON.
+func (rc *rawClient) await(id string) map[string]json.RawMessage {
+	rc.t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case m, ok := <-rc.lines:
+			if !ok {
+				rc.t.Fatal("gw's stdout ended")
+			}
+			if _, bad := m["notjson"]; bad {
+				rc.t.Fatalf("gw wrote a line that is not JSON on stdout: %s", m["notjson"])
+			}
+			if string(m["id"]) == id {
+				return m
+			}
+		case <-timeout:
+			rc.t.Fatalf("no answer to %s", id)
+		}
+	}
+}
+
+// TestStdioRawModern drives `gw stdio` with raw JSON-RPC in the modern era,
+// checking on the wire what the SDK hides: -32022 for an unknown version,
+// resultType on every result, and the --principal flag reaching the
+// authorize policy.
+func TestStdioRawModern(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", `
+gateway: {start_timeout: 60s}
+servers:
+  alpha: {command: EXE, env: {MCPTEST_SERVER: "1"}}
+policies:
+  authorize: {module: allowlist, config: {rules: [{callers: ["ada"], tools: ["alpha__echo"]}]}}
+`)
+	rc, _ := startRawGW(t, fmt.Sprintf("raw-%d", time.Now().UnixNano()), "stdio", "-c", cfg, "--principal", "ada")
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	rc.send(`{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"1900-01-01","io.modelcontextprotocol/clientCapabilities":{}}}}`)
+	if m := rc.await("1"); !strings.Contains(string(m["error"]), "-32022") || !strings.Contains(string(m["error"]), `"requested":"1900-01-01"`) {
+		t.Fatalf("want -32022, got %s", m["error"])
+	}
+	rc.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{` + meta + `}}`)
+	if m := rc.await("2"); !strings.Contains(string(m["result"]), `"resultType":"complete"`) || !strings.Contains(string(m["result"]), `"alpha__echo"`) {
+		t.Fatalf("tools/list: %s %s", m["result"], m["error"])
+	}
+	rc.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"alpha__echo","arguments":{"text":"hi"},` + meta + `}}`)
+	if m := rc.await("3"); !strings.HasPrefix(string(m["result"]), `{"resultType":"complete",`) {
+		t.Fatalf("tools/call: %s %s", m["result"], m["error"])
+	}
+	// ada may call echo only.
+	rc.send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"alpha__is_error","arguments":{},` + meta + `}}`)
+	if m := rc.await("4"); !strings.Contains(string(m["error"]), fmt.Sprint(gateway.CodeDenied)) {
+		t.Fatalf("want the call denied for ada, got %s %s", m["result"], m["error"])
+	}
+}
+
+// TestCatalogChanges: only the lists whose names or JSON changed are
+// announced.
+func TestCatalogChanges(t *testing.T) {
+	e := func(name, js string) gateway.Entry { return gateway.Entry{Name: name, JSON: json.RawMessage(js)} }
+	a := &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x"}`)}, Prompts: []gateway.Entry{e("a__p", `{}`)}}
+	for _, tt := range []struct {
+		name string
+		b    *gateway.Catalog
+		want mcpface.Kind
+	}{
+		{"same", &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x"}`)}, Prompts: []gateway.Entry{e("a__p", `{}`)}}, 0},
+		{"tool description", &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x","description":"d"}`)}, Prompts: []gateway.Entry{e("a__p", `{}`)}}, mcpface.KindTools},
+		{"prompt gone, template added", &gateway.Catalog{Tools: []gateway.Entry{e("a__x", `{"name":"a__x"}`)}, Templates: []gateway.Entry{e("t://{x}", `{}`)}}, mcpface.KindPrompts | mcpface.KindResources},
+	} {
+		if got := catalogChanges(a, tt.b); got != tt.want {
+			t.Errorf("%s: %b; want %b", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPrincipalOnlyForStdio(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", twoServers)
+	if code, _, stderr := runGW(t, "tools", "-c", cfg, "--principal", "ada"); code != 2 || !strings.Contains(stderr, "--principal is a flag of gw stdio") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,415 @@
+package mcpface
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"slices"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
+)
+
+// This file is the protocol half of the face: what a request means and what
+// the answers look like, in both eras, free of byte streams. A Streamable
+// HTTP binding reuses it.
+
+// Protocol versions the face speaks, newest first.
+const (
+	// ModernVersion is the stateless revision: _meta on every request.
+	ModernVersion = "2026-07-28"
+	// LegacyVersion is the newest revision with the initialize handshake.
+	LegacyVersion = "2025-11-25"
+)
+
+var (
+	modernVersions = []string{ModernVersion}
+	legacyVersions = []string{LegacyVersion, "2025-06-18", "2025-03-26", "2024-11-05"}
+)
+
+// Methods and notifications the face handles itself; the rest go to the
+// Handler.
+const (
+	methodInitialize  = "initialize"
+	methodPing        = "ping"
+	methodDiscover    = "server/discover"
+	methodListen      = "subscriptions/listen"
+	methodSubscribe   = "resources/subscribe"
+	methodUnsubscribe = "resources/unsubscribe"
+
+	notifInitialized  = "notifications/initialized"
+	notifCancelled    = "notifications/cancelled"
+	notifProgress     = "notifications/progress"
+	notifAcknowledged = "notifications/subscriptions/acknowledged"
+	notifUpdated      = "notifications/resources/updated"
+)
+
+// _meta keys of the modern era.
+const (
+	metaProtocolVersion    = "io.modelcontextprotocol/protocolVersion"
+	metaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
+	metaClientInfo         = "io.modelcontextprotocol/clientInfo"
+	metaServerInfo         = "io.modelcontextprotocol/serverInfo"
+	metaSubscriptionID     = "io.modelcontextprotocol/subscriptionId"
+)
+
+// Era is the protocol generation a session speaks.
+type Era int
+
+// Eras. A session's era is decided by its first request and never changes.
+const (
+	EraUnknown Era = iota // no request decided it yet
+	EraLegacy             // initialize handshake (2025-11-25 and earlier)
+	EraModern             // per-request _meta (2026-07-28)
+)
+
+func (e Era) String() string {
+	switch e {
+	case EraLegacy:
+		return "legacy"
+	case EraModern:
+		return "modern"
+	}
+	return "unknown"
+}
+
+// Kind is a list whose changes clients can be told of.
+type Kind uint8
+
+// Kinds, as bits so that pending changes coalesce.
+const (
+	KindTools Kind = 1 << iota
+	KindPrompts
+	KindResources
+)
+
+// kinds lists every Kind in announcement order.
+var kinds = []Kind{KindTools, KindPrompts, KindResources}
+
+// method is the list_changed notification of k.
+func (k Kind) method() string {
+	switch k {
+	case KindTools:
+		return "notifications/tools/list_changed"
+	case KindPrompts:
+		return "notifications/prompts/list_changed"
+	default:
+		return "notifications/resources/list_changed"
+	}
+}
+
+// String names k as in the capabilities: tools, prompts, resources.
+func (k Kind) String() string {
+	switch k {
+	case KindTools:
+		return "tools"
+	case KindPrompts:
+		return "prompts"
+	case KindResources:
+		return "resources"
+	}
+	return "unknown"
+}
+
+// serverCapabilities is what gw serves, in both eras: everything a merged
+// namespace has, with change notifications.
+var serverCapabilities = map[string]any{
+	"tools":     map[string]any{"listChanged": true},
+	"prompts":   map[string]any{"listChanged": true},
+	"resources": map[string]any{"subscribe": true, "listChanged": true},
+}
+
+// requestMeta is what the face reads of a request's params: its _meta
+// members, matched by exact key (params come from the client).
+type requestMeta struct {
+	hasMeta       bool
+	version       string // io.modelcontextprotocol/protocolVersion; "" when absent
+	versionBad    bool   // present but not a string
+	capabilities  json.RawMessage
+	progressToken json.RawMessage // _meta.progressToken, nil when absent
+}
+
+// readMeta reads params._meta. Params that are not an object, or have no
+// _meta object, have none.
+func readMeta(params json.RawMessage) requestMeta {
+	var rm requestMeta
+	if firstByte(params) != '{' {
+		return rm
+	}
+	var p map[string]json.RawMessage
+	if json.Unmarshal(params, &p) != nil || firstByte(p["_meta"]) != '{' {
+		return rm
+	}
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(p["_meta"], &meta) != nil {
+		return rm
+	}
+	rm.hasMeta = true
+	if raw, ok := meta[metaProtocolVersion]; ok {
+		if json.Unmarshal(raw, &rm.version) != nil || rm.version == "" {
+			rm.version, rm.versionBad = "", true
+		}
+	}
+	if raw, ok := meta[metaClientCapabilities]; ok {
+		rm.capabilities = raw
+	}
+	if raw, ok := meta["progressToken"]; ok && (firstByte(raw) == '"' || isInteger(raw)) {
+		rm.progressToken = raw
+	}
+	return rm
+}
+
+// isModern reports whether a request declares a modern-era version in its
+// _meta (supported or not): such a request is modern traffic.
+func (rm requestMeta) isModern() bool { return rm.version != "" || rm.versionBad }
+
+// checkModern validates the _meta of a modern request: a supported version
+// and client capabilities that are an object.
+func (rm requestMeta) checkModern() *jsonrpc.Error {
+	if rm.versionBad || rm.version == "" {
+		return jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params._meta[%q] must be a protocol version string", metaProtocolVersion)
+	}
+	if !slices.Contains(modernVersions, rm.version) {
+		return unsupportedVersion(rm.version)
+	}
+	if firstByte(rm.capabilities) != '{' {
+		return jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params._meta[%q] must be an object", metaClientCapabilities)
+	}
+	return nil
+}
+
+// unsupportedVersion is the -32022 error naming the versions gw speaks.
+func unsupportedVersion(requested string) *jsonrpc.Error {
+	data, _ := json.Marshal(map[string]any{"supported": append(slices.Clone(modernVersions), legacyVersions...), "requested": requested})
+	return &jsonrpc.Error{Code: jsonrpc.CodeUnsupportedProtocolVersion, Message: "Unsupported protocol version", Data: data}
+}
+
+// Implementation names the server in serverInfo.
+type Implementation struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// initializeParams is what the face reads of initialize.
+type initializeParams struct {
+	version      string
+	capabilities map[string]json.RawMessage // the client's declared capabilities
+}
+
+var errBadInitialize = errors.New("initialize params need protocolVersion (a string) and capabilities (an object)")
+
+func readInitialize(params json.RawMessage) (initializeParams, error) {
+	var ip initializeParams
+	var p map[string]json.RawMessage
+	if json.Unmarshal(params, &p) != nil || p == nil {
+		return ip, errBadInitialize
+	}
+	if json.Unmarshal(p["protocolVersion"], &ip.version) != nil || ip.version == "" {
+		return ip, errBadInitialize
+	}
+	if json.Unmarshal(p["capabilities"], &ip.capabilities) != nil || ip.capabilities == nil {
+		return ip, errBadInitialize
+	}
+	return ip, nil
+}
+
+// legacyVersionFor answers a client's initialize version: its own when gw
+// speaks it, else the newest legacy version.
+func legacyVersionFor(requested string) string {
+	if slices.Contains(legacyVersions, requested) {
+		return requested
+	}
+	return LegacyVersion
+}
+
+// initializeResult is the legacy handshake's answer.
+func initializeResult(version string, info Implementation, instructions string) (json.RawMessage, error) {
+	res := map[string]any{"protocolVersion": version, "capabilities": serverCapabilities, "serverInfo": info}
+	if instructions != "" {
+		res["instructions"] = instructions
+	}
+	return json.Marshal(res)
+}
+
+// discoverResult is server/discover's answer.
+func discoverResult(info Implementation, instructions string) (json.RawMessage, error) {
+	res := map[string]any{
+		"resultType":        "complete",
+		"supportedVersions": modernVersions,
+		"capabilities":      serverCapabilities,
+		"_meta":             map[string]any{metaServerInfo: info},
+	}
+	if instructions != "" {
+		res["instructions"] = instructions
+	}
+	return json.Marshal(res)
+}
+
+// listenFilter is a subscriptions/listen request's notifications filter.
+type listenFilter struct {
+	kinds Kind
+	uris  []string
+}
+
+// readListen reads params.notifications by exact keys.
+func readListen(params json.RawMessage) (listenFilter, *jsonrpc.Error) {
+	var f listenFilter
+	bad := jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: subscriptions/listen needs params.notifications, an object of booleans and resourceSubscriptions (strings)")
+	var p map[string]json.RawMessage
+	var n map[string]json.RawMessage
+	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p["notifications"], &n) != nil || n == nil {
+		return f, bad
+	}
+	for key, k := range map[string]Kind{"toolsListChanged": KindTools, "promptsListChanged": KindPrompts, "resourcesListChanged": KindResources} {
+		raw, ok := n[key]
+		if !ok {
+			continue
+		}
+		var on bool
+		if json.Unmarshal(raw, &on) != nil {
+			return f, bad
+		}
+		if on {
+			f.kinds |= k
+		}
+	}
+	if raw, ok := n["resourceSubscriptions"]; ok && !isNull(raw) {
+		if json.Unmarshal(raw, &f.uris) != nil {
+			return f, bad
+		}
+	}
+	return f, nil
+}
+
+// ackParams is the acknowledgment of a listen stream, with the filter gw
+// agreed to.
+func ackParams(id jsonrpc.ID, kinds Kind, uris []string) map[string]any {
+	n := map[string]any{}
+	if kinds&KindTools != 0 {
+		n["toolsListChanged"] = true
+	}
+	if kinds&KindPrompts != 0 {
+		n["promptsListChanged"] = true
+	}
+	if kinds&KindResources != 0 {
+		n["resourcesListChanged"] = true
+	}
+	if len(uris) > 0 {
+		n["resourceSubscriptions"] = uris
+	}
+	return map[string]any{"_meta": map[string]any{metaSubscriptionID: id}, "notifications": n}
+}
+
+// subscriptionMeta is the _meta of a notification on a listen stream.
+func subscriptionMeta(id jsonrpc.ID) map[string]any {
+	return map[string]any{metaSubscriptionID: id}
+}
+
+// withResultType returns result with "resultType":"complete" when its top
+// level lacks a resultType, splicing the bytes: the rest is not re-encoded.
+// A result that is not an object is returned as is.
+func withResultType(result json.RawMessage) json.RawMessage {
+	result = bytes.TrimSpace(result)
+	if len(result) < 2 || result[0] != '{' {
+		return result
+	}
+	if has, ok := hasTopLevelKey(result, "resultType"); !ok || has {
+		return result
+	}
+	const member = `"resultType":"complete"`
+	out := make([]byte, 0, len(result)+len(member)+1)
+	out = append(out, '{')
+	out = append(out, member...)
+	rest := bytes.TrimSpace(result[1:])
+	if rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
+}
+
+// hasTopLevelKey reports whether the JSON object obj has the member key at
+// its top level, scanning without decoding values. ok is false when obj is
+// not a well-formed object.
+func hasTopLevelKey(obj []byte, key string) (has, ok bool) {
+	if !json.Valid(obj) {
+		return false, false
+	}
+	depth := 0
+	expectKey := false
+	for i := 0; i < len(obj); i++ {
+		switch c := obj[i]; c {
+		case '{':
+			depth++
+			expectKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case '"':
+			end := stringEnd(obj, i)
+			if depth == 1 && expectKey {
+				var k string
+				if json.Unmarshal(obj[i:end+1], &k) == nil && k == key {
+					return true, true
+				}
+				expectKey = false
+			}
+			i = end
+		}
+	}
+	return false, true
+}
+
+// stringEnd returns the index of the quote that closes the string opening
+// at obj[start]; obj is valid JSON.
+func stringEnd(obj []byte, start int) int {
+	for i := start + 1; i < len(obj); i++ {
+		switch obj[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return len(obj) - 1
+}
+
+// cancelledID reads notifications/cancelled's requestId.
+func cancelledID(params json.RawMessage) (jsonrpc.ID, bool) {
+	var p map[string]json.RawMessage
+	var id jsonrpc.ID
+	if json.Unmarshal(params, &p) != nil || id.UnmarshalJSON(p["requestId"]) != nil {
+		return id, false
+	}
+	return id, true
+}
+
+// uriOf reads params.uri.
+func uriOf(params json.RawMessage) string {
+	var p map[string]json.RawMessage
+	var uri string
+	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p["uri"], &uri) != nil {
+		return ""
+	}
+	return uri
+}
+
+func firstByte(raw []byte) byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}
+
+func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func isInteger(raw []byte) bool {
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		return false
+	}
+	_, err := n.Int64()
+	return err == nil
+}

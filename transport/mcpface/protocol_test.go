@@ -1,0 +1,64 @@
+package mcpface
+
+import (
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestWithResultType(t *testing.T) {
+	for in, want := range map[string]string{
+		`{}`:                                    `{"resultType":"complete"}`,
+		` { } `:                                 `{"resultType":"complete"}`,
+		`{"a":1}`:                               `{"resultType":"complete","a":1}`,
+		`{"resultType":"input_required","a":1}`: `{"resultType":"input_required","a":1}`,
+		`{"a":{"resultType":"x"}}`:              `{"resultType":"complete","a":{"resultType":"x"}}`,
+		`{"a":"resultType","b":["resultType"]}`: `{"resultType":"complete","a":"resultType","b":["resultType"]}`,
+		`{"a":"\"","resultType":"complete"}`:    `{"a":"\"","resultType":"complete"}`,
+		`{"result\u0054ype":"complete"}`:        `{"result\u0054ype":"complete"}`,
+		`[1]`:                                   `[1]`,
+		`{"a":`:                                 `{"a":`,
+	} {
+		if got := string(withResultType([]byte(in))); got != want {
+			t.Errorf("withResultType(%s) = %s; want %s", in, got, want)
+		}
+	}
+}
+
+func FuzzWithResultType(f *testing.F) {
+	f.Add([]byte(`{"a":{"resultType":1}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out := withResultType(b)
+		if _, ok := hasTopLevelKey(b, "resultType"); ok && firstByte(b) == '{' {
+			if has, ok := hasTopLevelKey(out, "resultType"); !ok || !has {
+				t.Fatalf("%s -> %s: not valid with resultType", b, out)
+			}
+		}
+	})
+}
+
+// TestImports keeps the architecture rule: transport/ knows no gateway
+// types; this package imports the standard library, transport/jsonrpc and
+// transport/face only.
+func TestImports(t *testing.T) {
+	allowed := map[string]bool{"github.com/gwmcp/gw/transport/jsonrpc": true, "github.com/gwmcp/gw/transport/face": true}
+	files, _ := filepath.Glob("*.go")
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") && !allowed[path] {
+				t.Errorf("%s imports %s", name, path)
+			}
+		}
+	}
+}
