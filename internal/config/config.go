@@ -32,7 +32,9 @@
 // Values are converted to the key's type: integers in decimal, booleans as
 // strconv.ParseBool reads them, durations such as "10s", and lists and maps as
 // JSON. A GW_ variable that names no key is an error, just like an unknown
-// key in the file.
+// key in the file, when its first part is one of gw's sections or a near
+// miss of one (GW_GATWAY__…); others (GW_TOKEN, GW_HOME) belong to other
+// tools and are left alone.
 //
 // Override keys are split at dots in the same way, and everything after
 // "servers.NAME.env." is one env key, so "servers.notes.env.SOME.VAR" sets

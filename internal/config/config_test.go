@@ -1309,3 +1309,19 @@ views:
 		}
 	}
 }
+
+// TestOtherToolsGWVariables: GW_ variables of other tools are left alone;
+// near misses of gw's own are still errors.
+func TestOtherToolsGWVariables(t *testing.T) {
+	file := writeFile(t, t.TempDir(), "gw.yaml", "servers:\n  a: {command: x}\n")
+	cfg, err := Load(Options{File: file, Environ: []string{"GW_TOKEN=abc", "GW_HOME=/x", "GW_SOMETHING__ELSE=1", "GW_LOG__LEVEL=debug"}})
+	if err != nil {
+		t.Fatalf("Load with other tools' GW_ variables: %v", err)
+	}
+	eq(t, "log.level", cfg.Log.Level, "debug")
+	for _, v := range []string{"GW_GATWAY__CALL_TIMEOUT=1s", "GW_LOG_LEVEL=debug", "GW_SERVERS__a__COMAND=y"} {
+		if _, err := Load(Options{File: file, Environ: []string{v}}); err == nil {
+			t.Errorf("%s: no error; it is a near miss of gw's own keys", v)
+		}
+	}
+}

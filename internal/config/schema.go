@@ -371,6 +371,9 @@ func envLayer(environ []string) (layer, []error) {
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, value string) (string, any) {
 			segs := strings.Split(strings.TrimPrefix(name, envPrefix), "__")
+			if !envIsGWs(segs[0]) {
+				return "", nil
+			}
 			path, t, err := resolve(segs, true, "__")
 			if err != nil {
 				errs = append(errs, fromEnv(err, name))
@@ -493,4 +496,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// envIsGWs reports whether a GW_ variable whose first part is first is meant
+// for gw. GW_ is a short prefix that other tools use too (GW_TOKEN,
+// GW_HOME): a variable that names none of gw's sections, nor a near miss
+// of one (GW_GATWAY__…, GW_LOG_LEVEL for GW_LOG__LEVEL), is left alone.
+func envIsGWs(first string) bool {
+	first = strings.ToLower(first)
+	if slices.Contains(gwSections, first) || nearSection(first) != "" {
+		return true
+	}
+	for _, s := range gwSections {
+		if strings.HasPrefix(first, s+"_") {
+			return true
+		}
+	}
+	return false
 }
