@@ -393,10 +393,9 @@ func callTool(ctx context.Context, g *gateway.Gateway, pos []string, pretty bool
 		}
 	}
 	_, _ = stdout.Write(append(out, '\n'))
-	var r struct {
-		IsError bool `json:"isError"`
-	}
-	if json.Unmarshal(res, &r) == nil && r.IsError {
+	// By exact key: a server's "IsError" is not isError.
+	var r map[string]json.RawMessage
+	if json.Unmarshal(res, &r) == nil && string(r["isError"]) == "true" {
 		return 1
 	}
 	return 0
