@@ -34,7 +34,7 @@ NATS server unless nats.url is set) until SIGINT or SIGTERM. The configuration f
 an edit adds, removes or restarts only the servers that changed, with the same environment and
 --set overrides as at start. Plain gw, in the repository root, runs examples/demo.yaml.
 ` + configFlags,
-	"stdio": `Usage: gw stdio -c FILE [--principal NAME] [--set KEY=VALUE]… [-v]
+	"stdio": `Usage: gw stdio -c FILE [--principal NAME] [--view NAME] [--set KEY=VALUE]… [-v]
 
 Be one MCP server on standard input and output: start the configured servers and the policies,
 and serve their merged tools, prompts and resources to the client that started gw (Claude
@@ -46,6 +46,8 @@ gw exits, stopping every server, when standard input closes.
 In a client's configuration:
   {"mcpServers": {"gw": {"command": "gw", "args": ["stdio", "-c", "/path/gw.yaml"]}}}
 ` + configFlags + `      --principal NAME the caller the authorize policy sees (default: the local user)
+      --view NAME      serve only the view NAME of the configuration's views (views: {NAME:
+                       {servers: [...], include: ["fs__*"], exclude: [...]}})
 `,
 	"tools": `Usage: gw tools -c FILE [--json] [--set KEY=VALUE]… [-v]
 

@@ -41,7 +41,7 @@ const usage = `gw — the Wasm-policy MCP gateway
 Usage:
   gw run     -c FILE                    serve the servers' tools over NATS until interrupted
                                         (plain gw runs examples/demo.yaml)
-  gw stdio   -c FILE [--principal NAME] be one MCP server on stdin/stdout, for Claude Desktop,
+  gw stdio   -c FILE [--principal NAME] [--view NAME] be one MCP server on stdin/stdout, for Claude Desktop,
                                         Cursor, VS Code or an SDK agent (both MCP eras)
   gw tools   -c FILE [--json]           print the merged tool catalog
   gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
@@ -83,6 +83,7 @@ type cliFlags struct {
 	set     map[string]any // --set key=value: configuration overrides
 
 	principal string // gw stdio: the caller the authorizer sees
+	view      string // gw stdio: serve only this configured view
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
@@ -108,6 +109,7 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.BoolVar(&f.json, "json", false, "JSON output")
 	fs.BoolVar(&f.pretty, "pretty", false, "indent JSON output")
 	fs.StringVar(&f.principal, "principal", "", "gw stdio: the caller's name (default: the local user)")
+	fs.StringVar(&f.view, "view", "", "gw stdio: serve only this view of the configuration's views")
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -157,8 +159,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	if f.principal != "" && cmd != "stdio" {
-		fmt.Fprintf(stderr, "gw %s: --principal is a flag of gw stdio\n", cmd)
+	if (f.principal != "" || f.view != "") && cmd != "stdio" {
+		fmt.Fprintf(stderr, "gw %s: --principal and --view are flags of gw stdio\n", cmd)
 		return 2
 	}
 	switch cmd {
@@ -194,7 +196,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "run":
 		return runGateway(ctx, loadOpts, cfg, logger, stderr)
 	case "stdio":
-		return runStdio(ctx, loadOpts, cfg, f.principal, logger, os.Stdin, stdout, stderr)
+		view, err := viewFor(cfg, f.view)
+		if err != nil {
+			fmt.Fprintln(stderr, "gw stdio:", err)
+			return 2
+		}
+		return runStdio(ctx, loadOpts, cfg, stdioOptions{principal: f.principal, view: view}, logger, os.Stdin, stdout, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {

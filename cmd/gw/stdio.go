@@ -30,7 +30,14 @@ import (
 // SIGINT/SIGTERM): the face cancels and answers what is in flight → the
 // config and policy watchers stop → the gateway stops its servers (stdin
 // closed, SIGTERM, SIGKILL, reaped) → the policies close.
-func runStdio(ctx context.Context, load config.Options, cfg *config.Config, principal string, logger *slog.Logger, stdin io.Reader, stdout, stderr io.Writer) int {
+// stdioOptions are gw stdio's own flags.
+type stdioOptions struct {
+	principal string       // the caller the authorizer sees; "" means the local user
+	view      *router.View // nil: the whole namespace
+}
+
+func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o stdioOptions, logger *slog.Logger, stdin io.Reader, stdout, stderr io.Writer) int {
+	principal := o.principal
 	if principal == "" {
 		principal = localUser()
 	}
@@ -54,7 +61,7 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, prin
 		return 1
 	}
 	defer release()
-	h.r = router.New(g)
+	h.r = router.New(g).WithView(o.view)
 
 	served := make(chan error, 1)
 	go func() { served <- f.Serve(ctx, stdin, stdout) }()

@@ -416,7 +416,43 @@ func TestCatalogChanges(t *testing.T) {
 
 func TestPrincipalOnlyForStdio(t *testing.T) {
 	cfg := writeConfig(t, "gw.yaml", twoServers)
-	if code, _, stderr := runGW(t, "tools", "-c", cfg, "--principal", "ada"); code != 2 || !strings.Contains(stderr, "--principal is a flag of gw stdio") {
-		t.Errorf("exit %d, stderr %q", code, stderr)
+	for _, flag := range []string{"--principal", "--view"} {
+		if code, _, stderr := runGW(t, "tools", "-c", cfg, flag, "x"); code != 2 || !strings.Contains(stderr, "are flags of gw stdio") {
+			t.Errorf("%s: exit %d, stderr %q", flag, code, stderr)
+		}
+	}
+}
+
+// TestStdioView: gw stdio --view serves only the view's items; a view that
+// is not configured is refused before anything starts.
+func TestStdioView(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", `
+gateway: {start_timeout: 60s}
+servers:
+  alpha: {command: EXE, env: {MCPTEST_SERVER: "1"}}
+  beta: {command: EXE, env: {MCPTEST_SERVER: "1", MCPTEST_ERA: modern}}
+views:
+  short: {servers: [beta], include: ["alpha__echo"], exclude: ["beta__crash"]}
+`)
+	rc, _ := startRawGW(t, fmt.Sprintf("view-%d", time.Now().UnixNano()), "stdio", "-c", cfg, "--view", "short")
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	rc.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + meta + `}}`)
+	list := string(rc.await("1")["result"])
+	for _, want := range []string{`"alpha__echo"`, `"beta__echo"`, `"beta__stats"`} {
+		if !strings.Contains(list, want) {
+			t.Errorf("the view lacks %s: %s", want, list)
+		}
+	}
+	for _, not := range []string{`"alpha__stats"`, `"beta__crash"`} {
+		if strings.Contains(list, not) {
+			t.Errorf("the view lists %s: %s", not, list)
+		}
+	}
+	rc.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"alpha__stats","arguments":{},` + meta + `}}`)
+	if m := rc.await("2"); !strings.Contains(string(m["error"]), "unknown tool") {
+		t.Fatalf("a call outside the view: %s %s", m["result"], m["error"])
+	}
+	if code, _, stderr := runGW(t, "stdio", "-c", cfg, "--view", "nope"); code != 2 || !strings.Contains(stderr, `no view "nope"`) {
+		t.Errorf("an unknown view: exit %d, stderr %q", code, stderr)
 	}
 }
