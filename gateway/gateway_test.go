@@ -1390,3 +1390,53 @@ func TestSecretsRedactedFromStderr(t *testing.T) {
 		t.Fatal("the stderr line was not logged at all; the test proves nothing")
 	}
 }
+
+// TestServerThatStopsReading: a server that stops reading its stdin while
+// calls keep coming costs bounded goroutines; every call ends by its
+// deadline; the keepalive restarts the server, which then serves again.
+func TestServerThatStopsReading(t *testing.T) {
+	rec := newRecorder()
+	g := start(t, gateway.Options{Events: rec, PingInterval: 200 * time.Millisecond, Servers: []gateway.ServerSpec{
+		server(t, "deaf", mcptest.Options{EOFGrace: -time.Millisecond}),
+	}})
+	mustCall(t, g, "deaf__stall_input", map[string]any{"ms": 60000})
+	base := runtime.NumGoroutine()
+	big := strings.Repeat("x", 64<<10)
+	var wg sync.WaitGroup
+	var late, ok atomic.Int64
+	for range 30 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			begin := time.Now()
+			_, err := call(ctx, g, "deaf__echo", map[string]any{"text": big})
+			if err == nil {
+				ok.Add(1)
+			}
+			if time.Since(begin) > 2*time.Second {
+				late.Add(1)
+			}
+		})
+	}
+	peak := 0
+	for i := 0; i < 20; i++ {
+		peak = max(peak, runtime.NumGoroutine())
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	if ok.Load() != 0 || late.Load() != 0 {
+		t.Fatalf("%d calls answered by a server that reads nothing, %d ended long after their deadline", ok.Load(), late.Load())
+	}
+	if grew := peak - base; grew > 30+20 {
+		t.Errorf("goroutines grew by %d for 30 stuck calls", grew)
+	}
+	e := rec.waitFor(t, "the keepalive's restart", func(e gateway.Event) bool {
+		return e.Kind == gateway.EventServerStatus && e.Status.State == gateway.StateRestarting
+	})
+	if !strings.Contains(e.Status.LastError, "keepalive") {
+		t.Errorf("restarted for %q; want the missed keepalive", e.Status.LastError)
+	}
+	if got := text(t, mustCall(t, g, "deaf__echo", map[string]any{"text": "hears again"})); got != "hears again" {
+		t.Fatalf("after the restart: %q", got)
+	}
+}
