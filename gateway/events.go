@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 )
 
@@ -11,10 +12,14 @@ import (
 // (ListTools, Servers, even a call that waits for a server to come up).
 // Events are pushed under the lock that orders them. After close, events are
 // refused: nothing reaches a sink once its gateway is closed (a policy swap
-// during shutdown, say). HandleEvent should return quickly: the queue is
-// not bounded.
+// during shutdown, say). HandleEvent should return quickly: server
+// notifications beyond maxQueuedEvents waiting are dropped and counted (a
+// server flooding notifications must not grow gw's memory); catalog and
+// status events are never dropped.
 type eventQueue struct {
-	sink EventSink
+	sink    EventSink
+	log     *slog.Logger
+	dropped int // guarded by mu
 
 	mu     sync.Mutex
 	queue  []Event
@@ -23,8 +28,11 @@ type eventQueue struct {
 	done   chan struct{} // closed when run returns
 }
 
-func newEventQueue(sink EventSink) *eventQueue {
-	q := &eventQueue{sink: sink, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// maxQueuedEvents bounds the server notifications waiting for the sink.
+const maxQueuedEvents = 1 << 16
+
+func newEventQueue(sink EventSink, log *slog.Logger) *eventQueue {
+	q := &eventQueue{sink: sink, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if sink == nil {
 		close(q.done)
 		return q
@@ -40,6 +48,14 @@ func (q *eventQueue) push(e Event) {
 	}
 	q.mu.Lock()
 	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	if e.Kind == EventServerNotification && len(q.queue) >= maxQueuedEvents {
+		q.dropped++
+		if n := q.dropped; n&(n-1) == 0 { // log at 1, 2, 4, 8…
+			q.log.Warn("event queue full; dropping server notifications", "server", e.Server, "method", e.Method, "dropped", n)
+		}
 		q.mu.Unlock()
 		return
 	}

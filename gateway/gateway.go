@@ -202,7 +202,7 @@ func New(opts Options) (*Gateway, error) {
 		onNotify:        g.onNotify,
 	}
 	g.catalog.Store(emptyCatalog())
-	g.events = newEventQueue(opts.Events) // last: New fails before it or not at all
+	g.events = newEventQueue(opts.Events, g.log) // last: New fails before it or not at all
 	return g, nil
 }
 

@@ -1440,3 +1440,47 @@ func TestServerThatStopsReading(t *testing.T) {
 		t.Fatalf("after the restart: %q", got)
 	}
 }
+
+// TestNotificationFloodIsolated: a server flooding notifications while the
+// sink is stuck costs bounded memory (excess notifications are dropped),
+// never delays another server's calls, and never costs a catalog event.
+func TestNotificationFloodIsolated(t *testing.T) {
+	release := make(chan struct{})
+	var notes, catalogs atomic.Int64
+	var once sync.Once
+	sink := sinkFunc(func(e gateway.Event) {
+		switch e.Kind {
+		case gateway.EventServerNotification:
+			notes.Add(1)
+			once.Do(func() { <-release }) // the sink is stuck on the first one
+		case gateway.EventCatalogChanged:
+			if _, ok := e.Catalog.Tool("quiet__late"); ok {
+				catalogs.Add(1)
+			}
+		}
+	})
+	g := start(t, gateway.Options{Events: sink, Servers: []gateway.ServerSpec{
+		server(t, "noisy", mcptest.Options{EOFGrace: -time.Millisecond}),
+		server(t, "quiet", mcptest.Options{EOFGrace: -time.Millisecond}),
+	}})
+	defer close(release)
+	var flood sync.WaitGroup
+	for range 8 {
+		flood.Go(func() { _, _ = call(context.Background(), g, "noisy__notify", map[string]any{"n": 10000}) })
+	}
+	for i := range 20 {
+		begin := time.Now()
+		mustCall(t, g, "quiet__echo", map[string]any{"text": "x"})
+		if d := time.Since(begin); d > time.Second {
+			t.Fatalf("quiet call %d took %v during the flood", i, d)
+		}
+	}
+	flood.Wait()
+	mustCall(t, g, "quiet__add_tool", map[string]any{"name": "late"})
+	waitFor(t, "the late tool", func() bool { _, ok := g.Catalog().Tool("quiet__late"); return ok })
+	release <- struct{}{}
+	waitFor(t, "the catalog event queued behind the flood", func() bool { return catalogs.Load() > 0 })
+	if n := notes.Load(); n >= 80000 {
+		t.Fatalf("%d of 80,000 notifications were queued for a stuck sink; want the excess dropped", n)
+	}
+}
