@@ -87,6 +87,7 @@ type Client struct {
 	js       jetstream.JetStream
 	kvLoaded bool // the bucket's initial values are in
 	stLoaded bool // the last status of every gateway is in
+	complete bool // both were: changes are announced from now on
 }
 
 // gatewayState is what the client knows of one gateway.
@@ -217,7 +218,11 @@ func (c *Client) watch() {
 			c.log.Info("no gateway has published a catalog yet; waiting", "bucket", c.opts.CatalogBucket, "error", err)
 			waiting = true
 		}
-		c.markReady() // an empty fleet, for now
+		// An empty fleet, for now; what comes later is announced.
+		c.mu.Lock()
+		c.complete = true
+		c.mu.Unlock()
+		c.markReady()
 		select {
 		case <-time.After(retryBind):
 		case <-ctx.Done():
@@ -368,20 +373,24 @@ func (c *Client) gatewayLocked(name string) *gatewayState {
 }
 
 // update runs change under mu, rebuilds the union, and tells OnChange which
-// lists changed. Before the first complete view nothing is announced: the
-// client has listed nothing yet.
+// lists changed. Up to and including the first complete view nothing is
+// announced: Serve has listed nothing before it.
 func (c *Client) update(change func()) {
 	c.mu.Lock()
 	change()
 	next := buildUnion(c.gateways)
 	prev := c.union
 	c.union = next
-	complete := c.kvLoaded && c.stLoaded
+	announce := c.complete
+	c.complete = c.complete || c.kvLoaded && c.stLoaded
+	complete := c.complete
 	c.mu.Unlock()
-	if !complete {
+	if complete {
+		c.markReady()
+	}
+	if !announce {
 		return
 	}
-	c.markReady()
 	var k Change
 	if !bytes.Equal(prev.toolsList, next.toolsList) {
 		k |= ChangeTools

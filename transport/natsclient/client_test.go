@@ -380,3 +380,21 @@ func TestGatewaysLeaveAndReturn(t *testing.T) {
 		t.Fatalf("after a came back: %v", names)
 	}
 }
+
+// TestFleetAfterClient: a client started before any gateway lists nothing,
+// then hears the first gateway join and lists its tools.
+func TestFleetAfterClient(t *testing.T) {
+	s := startServer(t)
+	c, changed := startClient(t, connect(t, s), "ada")
+	if names := toolNames(t, c); len(names) != 0 {
+		t.Fatalf("no gateway yet, but %v", names)
+	}
+	startGateway(t, connect(t, s), "late")
+	waitChange(t, changed, natsclient.ChangeTools)
+	if names := toolNames(t, c); len(names) != len(toolSuffixes) {
+		t.Fatalf("after the first gateway: %v", names)
+	}
+	if got := mustServe(t, c, "tools/call", `{"name":"late_echo","arguments":{"text":"x"}}`); !strings.Contains(got, "late: x") {
+		t.Errorf("late_echo: %s", got)
+	}
+}
