@@ -49,6 +49,32 @@ In a client's configuration:
       --view NAME      serve only the view NAME of the configuration's views (views: {NAME:
                        {servers: [...], include: ["fs__*"], exclude: [...]}})
 `,
+	"connect": `Usage: gw connect --nats URL [--creds FILE | --nkey FILE | --token T | --user U --password P]
+                  [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--prefix mcp.v1]
+                  [--principal NAME] [--timeout 60s] [-v]
+
+Be one MCP server on standard input and output, as gw stdio is, but with no servers of its own:
+serve the tools and prompts of every gw run gateway on a NATS cluster (their catalogs in the KV
+bucket mcp-catalog), so that a desktop client uses a shared fleet of gateways. Calls go to a
+gateway that hosts the tool; progress, sampling, elicitation and roots requests of the servers
+reach this client. The client is told when a gateway joins, leaves or changes its catalog. No
+configuration file: flags only. Logs go to standard error; standard output carries MCP messages
+only. gw exits when standard input closes.
+
+In a client's configuration:
+  {"mcpServers": {"fleet": {"command": "gw", "args": ["connect", "--nats", "nats://nats.example:4222",
+   "--creds", "/path/user.creds"]}}}
+
+Flags:
+      --nats URL        the NATS server or cluster (comma-separated URLs); required
+      --creds FILE      a .creds file (user JWT and nkey seed); or --nkey FILE, --token T,
+                        --user U --password P (one kind of credentials at most)
+      --tls-ca FILE     the CAs of the server's certificate; --tls-cert/--tls-key a client one
+      --prefix P        the gateways' subject prefix (nats.prefix), default mcp.v1
+      --principal NAME  the caller, the {principal} of every subject (default: the local user)
+      --timeout D       the deadline of a request, default 60s
+  -v, --verbose         log at debug level
+`,
 	"tools": `Usage: gw tools -c FILE [--json] [--set KEY=VALUE]… [-v]
 
 Start the servers and print the merged tool catalog: exposed name, server, the server's own name

@@ -3,6 +3,7 @@
 //
 //	gw run -c FILE                       serve the tools over NATS until interrupted
 //	gw stdio -c FILE                     be one MCP server on stdin/stdout
+//	gw connect --nats URL                the same, serving a NATS fleet of gateways
 //	gw tools -c FILE [--json]            print the merged tool catalog
 //	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
 //	gw servers -c FILE                   start every server and print its status
@@ -43,6 +44,8 @@ Usage:
                                         (plain gw runs examples/demo.yaml)
   gw stdio   -c FILE [--principal NAME] [--view NAME] be one MCP server on stdin/stdout, for Claude Desktop,
                                         Cursor, VS Code or an SDK agent (both MCP eras)
+  gw connect --nats URL [--principal NAME] be one MCP server on stdin/stdout serving the tools of
+                                        the gw run gateways on a NATS cluster (no local servers)
   gw tools   -c FILE [--json]           print the merged tool catalog
   gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
   gw servers -c FILE [--json]           start the servers and print their status
@@ -64,7 +67,7 @@ Try: go run ./cmd/gw tools -c examples/demo.yaml
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stdout := os.Stdout
-	if len(os.Args) > 1 && os.Args[1] == "stdio" {
+	if len(os.Args) > 1 && (os.Args[1] == "stdio" || os.Args[1] == "connect") {
 		// stdout carries MCP messages only: anything else that would
 		// write to it writes to stderr instead.
 		os.Stdout = os.Stderr
@@ -154,6 +157,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "policy":
 		return runPolicy(ctx, rest, os.Stdin, stdout, stderr)
+	case "connect": // flags only, no configuration file
+		return runConnect(ctx, rest, os.Stdin, stdout, stderr)
 	}
 	f, pos, err := parseArgs(cmd, rest, stderr)
 	if err != nil {
