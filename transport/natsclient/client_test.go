@@ -116,6 +116,8 @@ func (g fakeGateway) Serve(ctx context.Context, req *natsface.Request) (json.Raw
 		return text("sampled %s", res), nil
 	case "fail":
 		return nil, &jsonrpc.Error{Code: -32001, Message: "it failed", Data: json.RawMessage(`{"why":"test"}`)}
+	case "big": // over the max payload: claim-checked
+		return text("%s", strings.Repeat("x", 2<<20)), nil
 	case "deadline":
 		dl, _ := ctx.Deadline()
 		return text("%d", time.Until(dl).Milliseconds()), nil
@@ -123,7 +125,7 @@ func (g fakeGateway) Serve(ctx context.Context, req *natsface.Request) (json.Raw
 	return nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "unknown tool %q", p.Name)
 }
 
-var toolSuffixes = []string{"echo", "progress", "sample", "fail", "deadline"}
+var toolSuffixes = []string{"echo", "progress", "sample", "fail", "deadline", "big"}
 
 // startGateway starts a natsface.Face for a fakeGateway and publishes its
 // catalog and its ready status, as gw run does.
@@ -244,7 +246,7 @@ func TestUnionAndCalls(t *testing.T) {
 	c, _ := startClient(t, connect(t, s), "ada.lovelace")
 
 	names := toolNames(t, c)
-	if len(names) != 2*len(toolSuffixes) || names[0] != "a_deadline" || names[len(names)-1] != "b_sample" {
+	if len(names) != 2*len(toolSuffixes) || names[0] != "a_big" || names[len(names)-1] != "b_sample" {
 		t.Fatalf("union %v", names)
 	}
 	if got := mustServe(t, c, "prompts/list", `{}`); got != `{"prompts":[{"name":"a_greet"},{"name":"b_greet"}]}` {
@@ -278,6 +280,14 @@ func TestUnionAndCalls(t *testing.T) {
 	_, err = serve(t, c, &face.Request{Method: "prompts/get", Params: json.RawMessage(`{"name":"nope"}`)})
 	if !errors.As(err, &je) || je.Code != jsonrpc.CodeInvalidParams {
 		t.Errorf("unknown prompt: %v", err)
+	}
+	// A result over the max payload comes through the object store, plain
+	// and streaming.
+	for _, progress := range []func(json.RawMessage){nil, func(json.RawMessage) {}} {
+		res, err := serve(t, c, &face.Request{Method: "tools/call", Params: json.RawMessage(`{"name":"b_big","arguments":{}}`), Progress: progress})
+		if err != nil || len(res) < 2<<20 || !json.Valid(res) {
+			t.Errorf("b_big (streaming %v): %d bytes, %v", progress != nil, len(res), err)
+		}
 	}
 	// The ctx deadline becomes Mcp-Timeout-Ms.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
