@@ -149,14 +149,17 @@ func TestBulkWorkIsBounded(t *testing.T) {
 			lim: Limits{MemoryLimitPages: 16384}, trap: true},
 		// Page by page to 64 MiB took 0.1-0.45 s, checked once at the 1000th page.
 		{name: "memory bomb, a page a grow", g: guest{decision: bodyMemoryBomb, memMax: 65536},
-			within: 300 * time.Millisecond, trap: true},
+			within: 400 * time.Millisecond, trap: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.g.output = allowOutput
 			within := c.within
 			if within == 0 {
-				within = 500 * time.Millisecond
+				// Without the charges: 1.9 s (fill), 0.75 s (copy), 2.3 s
+				// (bomb). Room above the 0.1-0.2 s seen here for a loaded
+				// CI machine under -race.
+				within = 700 * time.Millisecond
 			}
 			lim := c.lim
 			lim.CallTimeout = deadline
@@ -214,5 +217,8 @@ func TestInitIsOneWindow(t *testing.T) {
 	start := time.Now()
 	_, err := h.Load(context.Background(), "slow init", wasm, nil, Limits{InitTimeout: 100 * time.Millisecond})
 	t.Logf("%v after %v", err, time.Since(start).Round(time.Millisecond))
-	wantErr(t, err, ErrTimeout, "gw_init: timed out after 100ms")
+	// Stopped at a checkpoint ("timed out after") or, on a loaded machine,
+	// caught answering late ("answered after its deadline"): a timeout of
+	// gw_init either way, which two windows of 100 ms would not be.
+	wantErr(t, err, ErrTimeout, "gw_init: ")
 }
