@@ -166,6 +166,11 @@ func TestConnectFleet(t *testing.T) {
 	if res, err := cs.CallTool(ctx, params); err != nil || res.IsError {
 		t.Fatalf("beta__notify: %v %+v", err, res)
 	}
+	// The SDK hands notifications to their handlers on goroutines of its
+	// own, so the last ones may run after CallTool returned.
+	for deadline := time.Now().Add(5 * time.Second); progress.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := progress.Load(); n != 3 {
 		t.Errorf("%d progress notifications relayed; want 3", n)
 	}
