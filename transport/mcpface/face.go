@@ -361,7 +361,7 @@ func (f *Face) handleLine(ctx context.Context, line []byte) {
 
 func (f *Face) handleNotification(msg *jsonrpc.Message) {
 	switch msg.Method {
-	case notifInitialized:
+	case NotifInitialized:
 		f.mu.Lock()
 		if f.era == EraLegacy && !f.initialized {
 			// Changes before now are not announced: the client lists
@@ -369,8 +369,8 @@ func (f *Face) handleNotification(msg *jsonrpc.Message) {
 			f.initialized, f.changed = true, 0
 		}
 		f.mu.Unlock()
-	case notifCancelled:
-		id, ok := cancelledID(msg.Params)
+	case NotifCancelled:
+		id, ok := CancelledID(msg.Params)
 		if !ok {
 			return
 		}
@@ -397,23 +397,23 @@ func (f *Face) handleNotification(msg *jsonrpc.Message) {
 // handleRequest decides the era when it is not yet decided, answers what
 // the face answers itself, and starts the rest.
 func (f *Face) handleRequest(ctx context.Context, msg *jsonrpc.Message) {
-	meta := readMeta(msg.Params)
+	meta := ReadMeta(msg.Params)
 	f.mu.Lock()
 	era := f.era
 	f.mu.Unlock()
 
 	if era == EraUnknown {
 		switch {
-		case msg.Method == methodInitialize:
+		case msg.Method == MethodInitialize:
 			f.initialize(msg)
 			return
-		case meta.isModern() || msg.Method == methodDiscover:
-			if e := meta.checkModern(); e != nil {
+		case meta.IsModern() || msg.Method == MethodDiscover:
+			if e := meta.CheckModern(); e != nil {
 				f.replyError(msg.ID, e) // the era stays open: the client may fall back
 				return
 			}
 			era = f.decide(EraModern, nil)
-		case msg.Method == methodPing:
+		case msg.Method == MethodPing:
 			f.reply(msg.ID, json.RawMessage(`{}`))
 			return
 		default:
@@ -425,33 +425,33 @@ func (f *Face) handleRequest(ctx context.Context, msg *jsonrpc.Message) {
 	switch era {
 	case EraLegacy:
 		switch msg.Method {
-		case methodInitialize:
+		case MethodInitialize:
 			f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: already initialized"))
-		case methodPing:
+		case MethodPing:
 			f.reply(msg.ID, json.RawMessage(`{}`))
-		case methodDiscover, methodListen:
+		case MethodDiscover, MethodListen:
 			f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s (this session began with initialize)", msg.Method, LegacyVersion))
 		default:
 			f.start(ctx, msg, meta, EraLegacy)
 		}
 	case EraModern:
-		if msg.Method == methodInitialize {
+		if msg.Method == MethodInitialize {
 			f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: this session speaks %s without initialize", ModernVersion))
 			return
 		}
-		if e := meta.checkModern(); e != nil {
+		if e := meta.CheckModern(); e != nil {
 			f.replyError(msg.ID, e)
 			return
 		}
 		switch msg.Method {
-		case methodDiscover:
-			res, err := discoverResult(f.opts.Info, f.opts.Instructions)
+		case MethodDiscover:
+			res, err := DiscoverResult(f.opts.Info, f.opts.Instructions)
 			f.answer(msg.ID, res, err)
-		case methodPing:
+		case MethodPing:
 			f.reply(msg.ID, json.RawMessage(`{"resultType":"complete"}`))
-		case methodSubscribe, methodUnsubscribe:
+		case MethodSubscribe, MethodUnsubscribe:
 			f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s; use subscriptions/listen", msg.Method, ModernVersion))
-		case methodListen:
+		case MethodListen:
 			f.startListen(ctx, msg)
 		default:
 			f.start(ctx, msg, meta, EraModern)
@@ -476,21 +476,21 @@ func (f *Face) decide(era Era, caps map[string]json.RawMessage) Era {
 
 // initialize answers the legacy handshake and fixes the era.
 func (f *Face) initialize(msg *jsonrpc.Message) {
-	ip, err := readInitialize(msg.Params)
+	ip, err := ReadInitialize(msg.Params)
 	if err != nil {
 		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: %v", err))
 		return
 	}
-	if f.decide(EraLegacy, ip.capabilities) != EraLegacy {
+	if f.decide(EraLegacy, ip.Capabilities) != EraLegacy {
 		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: this session speaks %s without initialize", ModernVersion))
 		return
 	}
-	res, err := initializeResult(legacyVersionFor(ip.version), f.opts.Info, f.opts.Instructions)
+	res, err := InitializeResult(LegacyVersionFor(ip.Version), f.opts.Info, f.opts.Instructions)
 	f.answer(msg.ID, res, err)
 }
 
 // start serves a request through the handler on a goroutine of its own.
-func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta requestMeta, era Era) {
+func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta RequestMeta, era Era) {
 	key := msg.ID.String()
 	f.mu.Lock()
 	switch {
@@ -528,7 +528,7 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta requestMeta
 			res = json.RawMessage(`{}`)
 		}
 		if err == nil && era == EraModern {
-			res = withResultType(res)
+			res = WithResultType(res)
 		}
 		if err == nil && era == EraLegacy {
 			f.trackSubscription(msg.Method, msg.Params)
@@ -550,13 +550,13 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta requestMeta
 // trackSubscription records the legacy client's resource subscriptions, so
 // that updates go only to the resources it asked for.
 func (f *Face) trackSubscription(method string, params json.RawMessage) {
-	if method != methodSubscribe && method != methodUnsubscribe {
+	if method != MethodSubscribe && method != MethodUnsubscribe {
 		return
 	}
-	uri := uriOf(params)
+	uri := URIOf(params)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if method == methodSubscribe {
+	if method == MethodSubscribe {
 		f.subscribed[uri] = true
 	} else {
 		delete(f.subscribed, uri)
@@ -570,12 +570,12 @@ func (f *Face) progress(c *call, params json.RawMessage) {
 	if c.done || c.cancelled {
 		return
 	}
-	f.notify(notifProgress, params)
+	f.notify(NotifProgress, params)
 }
 
 // startListen opens a subscriptions/listen stream on a goroutine of its own.
 func (f *Face) startListen(ctx context.Context, msg *jsonrpc.Message) {
-	filter, e := readListen(msg.Params)
+	filter, e := ReadListen(msg.Params)
 	if e != nil {
 		f.replyError(msg.ID, e)
 		return
@@ -597,7 +597,7 @@ func (f *Face) startListen(ctx context.Context, msg *jsonrpc.Message) {
 		return
 	}
 	lctx, cancel := context.WithCancel(ctx)
-	l := &listen{id: msg.ID, kinds: filter.kinds, uris: map[string]bool{}, cancel: cancel}
+	l := &listen{id: msg.ID, kinds: filter.Kinds, uris: map[string]bool{}, cancel: cancel}
 	// Registered before its subscriptions are set up, so that a
 	// cancellation finds it; it carries nothing before its ack.
 	f.listens[key] = l
@@ -606,7 +606,7 @@ func (f *Face) startListen(ctx context.Context, msg *jsonrpc.Message) {
 	go func() {
 		defer f.wg.Done()
 		defer cancel()
-		f.runListen(lctx, l, filter.uris)
+		f.runListen(lctx, l, filter.URIs)
 	}()
 }
 
@@ -628,7 +628,7 @@ func (f *Face) runListen(ctx context.Context, l *listen, uris []string) {
 	}
 	l.mu.Lock()
 	if ctx.Err() == nil {
-		f.notify(notifAcknowledged, ackParams(l.id, l.kinds, agreed))
+		f.notify(NotifAcknowledged, AckParams(l.id, l.kinds, agreed))
 		l.acked = true
 	}
 	l.mu.Unlock()
@@ -651,9 +651,9 @@ func (f *Face) runListen(ctx context.Context, l *listen, uris []string) {
 	if cancelled || errors.Is(context.Cause(ctx), errInputEnded) || errors.Is(context.Cause(ctx), errOutputFailed) {
 		return
 	}
-	res, _ := json.Marshal(map[string]any{"resultType": "complete", "_meta": subscriptionMeta(l.id)})
+	res, _ := json.Marshal(map[string]any{"resultType": "complete", "_meta": SubscriptionMeta(l.id)})
 	f.reply(l.id, res)
-	f.notify(notifCancelled, map[string]any{"requestId": l.id, "reason": "gw is shutting down"})
+	f.notify(NotifCancelled, map[string]any{"requestId": l.id, "reason": "gw is shutting down"})
 }
 
 // subscribeURI subscribes the gateway to uri for the first stream that
@@ -667,7 +667,7 @@ func (f *Face) subscribeURI(ctx context.Context, uri string) error {
 		return nil
 	}
 	params, _ := json.Marshal(map[string]string{"uri": uri})
-	_, err := f.h.Serve(ctx, &face.Request{Method: methodSubscribe, Params: params, Principal: f.opts.Principal})
+	_, err := f.h.Serve(ctx, &face.Request{Method: MethodSubscribe, Params: params, Principal: f.opts.Principal})
 	if err != nil {
 		f.mu.Lock()
 		if f.uriRefs[uri]--; f.uriRefs[uri] <= 0 {
@@ -694,7 +694,7 @@ func (f *Face) unsubscribeURI(uri string) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.StopGrace)
 	defer cancel()
 	params, _ := json.Marshal(map[string]string{"uri": uri})
-	if _, err := f.h.Serve(ctx, &face.Request{Method: methodUnsubscribe, Params: params, Principal: f.opts.Principal}); err != nil {
+	if _, err := f.h.Serve(ctx, &face.Request{Method: MethodUnsubscribe, Params: params, Principal: f.opts.Principal}); err != nil {
 		f.log.Debug("resource unsubscribe failed", "uri", uri, "error", err)
 	}
 }
@@ -729,12 +729,12 @@ func (f *Face) notifier(stop <-chan struct{}) {
 		case era == EraLegacy && initialized:
 			for _, k := range kinds {
 				if changed&k != 0 {
-					f.notify(k.method(), nil)
+					f.notify(k.Method(), nil)
 				}
 			}
 			for _, uri := range updates {
 				if subscribed[uri] {
-					f.notify(notifUpdated, map[string]any{"uri": uri})
+					f.notify(NotifUpdated, map[string]any{"uri": uri})
 				}
 			}
 		case era == EraModern:
@@ -756,12 +756,12 @@ func (f *Face) notifyListen(l *listen, changed Kind, updates []string) {
 	}
 	for _, k := range kinds {
 		if changed&k != 0 && l.kinds&k != 0 {
-			f.notify(k.method(), map[string]any{"_meta": subscriptionMeta(l.id)})
+			f.notify(k.Method(), map[string]any{"_meta": SubscriptionMeta(l.id)})
 		}
 	}
 	for _, uri := range updates {
 		if l.uris[uri] {
-			f.notify(notifUpdated, map[string]any{"_meta": subscriptionMeta(l.id), "uri": uri})
+			f.notify(NotifUpdated, map[string]any{"_meta": SubscriptionMeta(l.id), "uri": uri})
 		}
 	}
 }
@@ -769,9 +769,9 @@ func (f *Face) notifyListen(l *listen, changed Kind, updates []string) {
 // clientInput asks the legacy client (Face.Client).
 type clientInput struct{ f *Face }
 
-// capabilityOf maps a server-to-client method to the client capability
+// CapabilityOf maps a server-to-client method to the client capability
 // that allows it.
-func capabilityOf(method string) string {
+func CapabilityOf(method string) string {
 	switch method {
 	case "sampling/createMessage":
 		return "sampling"
@@ -786,7 +786,7 @@ func capabilityOf(method string) string {
 // Supports reports whether a legacy client declared the capability method
 // needs.
 func (c clientInput) Supports(method string) bool {
-	capName := capabilityOf(method)
+	capName := CapabilityOf(method)
 	if capName == "" {
 		return false
 	}
@@ -839,7 +839,7 @@ func (c clientInput) Ask(ctx context.Context, method string, params json.RawMess
 		return msg.Result, nil
 	case <-ctx.Done():
 		retire()
-		f.notify(notifCancelled, map[string]any{"requestId": id, "reason": ctx.Err().Error()})
+		f.notify(NotifCancelled, map[string]any{"requestId": id, "reason": ctx.Err().Error()})
 		return nil, ctx.Err()
 	}
 }

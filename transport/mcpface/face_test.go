@@ -44,7 +44,7 @@ func (h *testHandler) Serve(ctx context.Context, req *face.Request) (json.RawMes
 	case "tools/list":
 		return json.RawMessage(`{"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}`), nil
 	case "resources/subscribe", "resources/unsubscribe":
-		h.record(req.Method + " " + uriOf(req.Params))
+		h.record(req.Method + " " + URIOf(req.Params))
 		return json.RawMessage(`{}`), nil
 	case "tools/call":
 	default:

@@ -10,8 +10,8 @@ import (
 )
 
 // This file is the protocol half of the face: what a request means and what
-// the answers look like, in both eras, free of byte streams. A Streamable
-// HTTP binding reuses it.
+// the answers look like, in both eras, free of byte streams. The Streamable
+// HTTP face (transport/httpface) reuses it through its exported names.
 
 // Protocol versions the face speaks, newest first.
 const (
@@ -26,21 +26,21 @@ var (
 	legacyVersions = []string{LegacyVersion, "2025-06-18", "2025-03-26", "2024-11-05"}
 )
 
-// Methods and notifications the face handles itself; the rest go to the
+// Methods and notifications a face handles itself; the rest go to the
 // Handler.
 const (
-	methodInitialize  = "initialize"
-	methodPing        = "ping"
-	methodDiscover    = "server/discover"
-	methodListen      = "subscriptions/listen"
-	methodSubscribe   = "resources/subscribe"
-	methodUnsubscribe = "resources/unsubscribe"
+	MethodInitialize  = "initialize"
+	MethodPing        = "ping"
+	MethodDiscover    = "server/discover"
+	MethodListen      = "subscriptions/listen"
+	MethodSubscribe   = "resources/subscribe"
+	MethodUnsubscribe = "resources/unsubscribe"
 
-	notifInitialized  = "notifications/initialized"
-	notifCancelled    = "notifications/cancelled"
-	notifProgress     = "notifications/progress"
-	notifAcknowledged = "notifications/subscriptions/acknowledged"
-	notifUpdated      = "notifications/resources/updated"
+	NotifInitialized  = "notifications/initialized"
+	NotifCancelled    = "notifications/cancelled"
+	NotifProgress     = "notifications/progress"
+	NotifAcknowledged = "notifications/subscriptions/acknowledged"
+	NotifUpdated      = "notifications/resources/updated"
 )
 
 // _meta keys of the modern era.
@@ -85,8 +85,8 @@ const (
 // kinds lists every Kind in announcement order.
 var kinds = []Kind{KindTools, KindPrompts, KindResources}
 
-// method is the list_changed notification of k.
-func (k Kind) method() string {
+// Method is the list_changed notification of k.
+func (k Kind) Method() string {
 	switch k {
 	case KindTools:
 		return "notifications/tools/list_changed"
@@ -118,9 +118,9 @@ var serverCapabilities = map[string]any{
 	"resources": map[string]any{"subscribe": true, "listChanged": true},
 }
 
-// requestMeta is what the face reads of a request's params: its _meta
+// RequestMeta is what a face reads of a request's params: its _meta
 // members, matched by exact key (params come from the client).
-type requestMeta struct {
+type RequestMeta struct {
 	hasMeta       bool
 	version       string // io.modelcontextprotocol/protocolVersion; "" when absent
 	versionBad    bool   // present but not a string
@@ -128,10 +128,10 @@ type requestMeta struct {
 	progressToken json.RawMessage // _meta.progressToken, nil when absent
 }
 
-// readMeta reads params._meta. Params that are not an object, or have no
+// ReadMeta reads params._meta. Params that are not an object, or have no
 // _meta object, have none.
-func readMeta(params json.RawMessage) requestMeta {
-	var rm requestMeta
+func ReadMeta(params json.RawMessage) RequestMeta {
+	var rm RequestMeta
 	if firstByte(params) != '{' {
 		return rm
 	}
@@ -160,16 +160,16 @@ func readMeta(params json.RawMessage) requestMeta {
 
 // isModern reports whether a request declares a modern-era version in its
 // _meta (supported or not): such a request is modern traffic.
-func (rm requestMeta) isModern() bool { return rm.version != "" || rm.versionBad }
+func (rm RequestMeta) IsModern() bool { return rm.version != "" || rm.versionBad }
 
 // checkModern validates the _meta of a modern request: a supported version
 // and client capabilities that are an object.
-func (rm requestMeta) checkModern() *jsonrpc.Error {
+func (rm RequestMeta) CheckModern() *jsonrpc.Error {
 	if rm.versionBad || rm.version == "" {
 		return jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params._meta[%q] must be a protocol version string", metaProtocolVersion)
 	}
 	if !slices.Contains(modernVersions, rm.version) {
-		return unsupportedVersion(rm.version)
+		return UnsupportedVersion(rm.version)
 	}
 	if firstByte(rm.capabilities) != '{' {
 		return jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params._meta[%q] must be an object", metaClientCapabilities)
@@ -177,10 +177,22 @@ func (rm requestMeta) checkModern() *jsonrpc.Error {
 	return nil
 }
 
-// unsupportedVersion is the -32022 error naming the versions gw speaks.
-func unsupportedVersion(requested string) *jsonrpc.Error {
+// UnsupportedVersion is the -32022 error naming the versions gw speaks.
+func UnsupportedVersion(requested string) *jsonrpc.Error {
 	data, _ := json.Marshal(map[string]any{"supported": append(slices.Clone(modernVersions), legacyVersions...), "requested": requested})
 	return &jsonrpc.Error{Code: jsonrpc.CodeUnsupportedProtocolVersion, Message: "Unsupported protocol version", Data: data}
+}
+
+// EraOf reports the era of a protocol version gw speaks; EraUnknown for one
+// it does not.
+func EraOf(version string) Era {
+	switch {
+	case slices.Contains(modernVersions, version):
+		return EraModern
+	case slices.Contains(legacyVersions, version):
+		return EraLegacy
+	}
+	return EraUnknown
 }
 
 // Implementation names the server in serverInfo.
@@ -189,40 +201,41 @@ type Implementation struct {
 	Version string `json:"version"`
 }
 
-// initializeParams is what the face reads of initialize.
-type initializeParams struct {
-	version      string
-	capabilities map[string]json.RawMessage // the client's declared capabilities
+// InitializeParams is what a face reads of initialize.
+type InitializeParams struct {
+	Version      string
+	Capabilities map[string]json.RawMessage // the client's declared capabilities
 }
 
 var errBadInitialize = errors.New("initialize params need protocolVersion (a string) and capabilities (an object)")
 
-func readInitialize(params json.RawMessage) (initializeParams, error) {
-	var ip initializeParams
+// ReadInitialize reads initialize's params by exact keys.
+func ReadInitialize(params json.RawMessage) (InitializeParams, error) {
+	var ip InitializeParams
 	var p map[string]json.RawMessage
 	if json.Unmarshal(params, &p) != nil || p == nil {
 		return ip, errBadInitialize
 	}
-	if json.Unmarshal(p["protocolVersion"], &ip.version) != nil || ip.version == "" {
+	if json.Unmarshal(p["protocolVersion"], &ip.Version) != nil || ip.Version == "" {
 		return ip, errBadInitialize
 	}
-	if json.Unmarshal(p["capabilities"], &ip.capabilities) != nil || ip.capabilities == nil {
+	if json.Unmarshal(p["capabilities"], &ip.Capabilities) != nil || ip.Capabilities == nil {
 		return ip, errBadInitialize
 	}
 	return ip, nil
 }
 
-// legacyVersionFor answers a client's initialize version: its own when gw
+// LegacyVersionFor answers a client's initialize version: its own when gw
 // speaks it, else the newest legacy version.
-func legacyVersionFor(requested string) string {
+func LegacyVersionFor(requested string) string {
 	if slices.Contains(legacyVersions, requested) {
 		return requested
 	}
 	return LegacyVersion
 }
 
-// initializeResult is the legacy handshake's answer.
-func initializeResult(version string, info Implementation, instructions string) (json.RawMessage, error) {
+// InitializeResult is the legacy handshake's answer.
+func InitializeResult(version string, info Implementation, instructions string) (json.RawMessage, error) {
 	res := map[string]any{"protocolVersion": version, "capabilities": serverCapabilities, "serverInfo": info}
 	if instructions != "" {
 		res["instructions"] = instructions
@@ -230,8 +243,8 @@ func initializeResult(version string, info Implementation, instructions string) 
 	return json.Marshal(res)
 }
 
-// discoverResult is server/discover's answer.
-func discoverResult(info Implementation, instructions string) (json.RawMessage, error) {
+// DiscoverResult is server/discover's answer.
+func DiscoverResult(info Implementation, instructions string) (json.RawMessage, error) {
 	res := map[string]any{
 		"resultType":        "complete",
 		"supportedVersions": modernVersions,
@@ -244,15 +257,15 @@ func discoverResult(info Implementation, instructions string) (json.RawMessage, 
 	return json.Marshal(res)
 }
 
-// listenFilter is a subscriptions/listen request's notifications filter.
-type listenFilter struct {
-	kinds Kind
-	uris  []string
+// ListenFilter is a subscriptions/listen request's notifications filter.
+type ListenFilter struct {
+	Kinds Kind
+	URIs  []string
 }
 
-// readListen reads params.notifications by exact keys.
-func readListen(params json.RawMessage) (listenFilter, *jsonrpc.Error) {
-	var f listenFilter
+// ReadListen reads params.notifications by exact keys.
+func ReadListen(params json.RawMessage) (ListenFilter, *jsonrpc.Error) {
+	var f ListenFilter
 	bad := jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: subscriptions/listen needs params.notifications, an object of booleans and resourceSubscriptions (strings)")
 	var p map[string]json.RawMessage
 	var n map[string]json.RawMessage
@@ -269,20 +282,20 @@ func readListen(params json.RawMessage) (listenFilter, *jsonrpc.Error) {
 			return f, bad
 		}
 		if on {
-			f.kinds |= k
+			f.Kinds |= k
 		}
 	}
 	if raw, ok := n["resourceSubscriptions"]; ok && !isNull(raw) {
-		if json.Unmarshal(raw, &f.uris) != nil {
+		if json.Unmarshal(raw, &f.URIs) != nil {
 			return f, bad
 		}
 	}
 	return f, nil
 }
 
-// ackParams is the acknowledgment of a listen stream, with the filter gw
+// AckParams is the acknowledgment of a listen stream, with the filter gw
 // agreed to.
-func ackParams(id jsonrpc.ID, kinds Kind, uris []string) map[string]any {
+func AckParams(id jsonrpc.ID, kinds Kind, uris []string) map[string]any {
 	n := map[string]any{}
 	if kinds&KindTools != 0 {
 		n["toolsListChanged"] = true
@@ -299,15 +312,15 @@ func ackParams(id jsonrpc.ID, kinds Kind, uris []string) map[string]any {
 	return map[string]any{"_meta": map[string]any{metaSubscriptionID: id}, "notifications": n}
 }
 
-// subscriptionMeta is the _meta of a notification on a listen stream.
-func subscriptionMeta(id jsonrpc.ID) map[string]any {
+// SubscriptionMeta is the _meta of a notification on a listen stream.
+func SubscriptionMeta(id jsonrpc.ID) map[string]any {
 	return map[string]any{metaSubscriptionID: id}
 }
 
-// withResultType returns result with "resultType":"complete" when its top
+// WithResultType returns result with "resultType":"complete" when its top
 // level lacks a resultType, splicing the bytes: the rest is not re-encoded.
 // A result that is not an object is returned as is.
-func withResultType(result json.RawMessage) json.RawMessage {
+func WithResultType(result json.RawMessage) json.RawMessage {
 	result = bytes.TrimSpace(result)
 	if len(result) < 2 || result[0] != '{' {
 		return result
@@ -375,8 +388,8 @@ func stringEnd(obj []byte, start int) int {
 	return len(obj) - 1
 }
 
-// cancelledID reads notifications/cancelled's requestId.
-func cancelledID(params json.RawMessage) (jsonrpc.ID, bool) {
+// CancelledID reads notifications/cancelled's requestId.
+func CancelledID(params json.RawMessage) (jsonrpc.ID, bool) {
 	var p map[string]json.RawMessage
 	var id jsonrpc.ID
 	if json.Unmarshal(params, &p) != nil || id.UnmarshalJSON(p["requestId"]) != nil {
@@ -385,8 +398,8 @@ func cancelledID(params json.RawMessage) (jsonrpc.ID, bool) {
 	return id, true
 }
 
-// uriOf reads params.uri.
-func uriOf(params json.RawMessage) string {
+// URIOf reads params.uri.
+func URIOf(params json.RawMessage) string {
 	var p map[string]json.RawMessage
 	var uri string
 	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p["uri"], &uri) != nil {

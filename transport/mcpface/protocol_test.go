@@ -22,8 +22,8 @@ func TestWithResultType(t *testing.T) {
 		`[1]`:                                   `[1]`,
 		`{"a":`:                                 `{"a":`,
 	} {
-		if got := string(withResultType([]byte(in))); got != want {
-			t.Errorf("withResultType(%s) = %s; want %s", in, got, want)
+		if got := string(WithResultType([]byte(in))); got != want {
+			t.Errorf("WithResultType(%s) = %s; want %s", in, got, want)
 		}
 	}
 }
@@ -31,7 +31,7 @@ func TestWithResultType(t *testing.T) {
 func FuzzWithResultType(f *testing.F) {
 	f.Add([]byte(`{"a":{"resultType":1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out := withResultType(b)
+		out := WithResultType(b)
 		if _, ok := hasTopLevelKey(b, "resultType"); ok && firstByte(b) == '{' {
 			if has, ok := hasTopLevelKey(out, "resultType"); !ok || !has {
 				t.Fatalf("%s -> %s: not valid with resultType", b, out)
