@@ -134,6 +134,7 @@ func changedSections(a, b *config.Config) []string {
 		"gateway":  {a.Gateway, b.Gateway},
 		"policies": {a.Policies, b.Policies},
 		"nats":     {a.NATS, b.NATS},
+		"http":     {a.HTTP, b.HTTP},
 		"log":      {a.Log, b.Log},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {

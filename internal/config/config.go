@@ -287,6 +287,28 @@ type NATS struct {
 	Embedded   Embedded `koanf:"embedded"`
 }
 
+// HTTPToken says where one principal's bearer token comes from: exactly one
+// of TokenEnv (an environment variable) and TokenFile (a file whose content,
+// trimmed, is the token). The token itself is never in the file.
+type HTTPToken struct {
+	TokenEnv  string `koanf:"token_env"`
+	TokenFile string `koanf:"token_file"`
+}
+
+// HTTP configures the Streamable HTTP face of gw run.
+type HTTP struct {
+	// Addr is the host:port to listen on; "" turns the face off. Default
+	// "127.0.0.1:8931". Beyond loopback, Tokens are required.
+	Addr string `koanf:"addr"`
+	// Tokens maps a principal, the caller the authorize policy sees, to
+	// where its bearer token comes from. With none, every client is
+	// "anonymous" and only loopback addresses are allowed.
+	Tokens map[string]HTTPToken `koanf:"tokens"`
+	// AllowedOrigins are the browser origins ("https://app.example.com")
+	// allowed besides loopback ones.
+	AllowedOrigins []string `koanf:"allowed_origins"`
+}
+
 // Config is gw's whole configuration.
 type Config struct {
 	// Servers maps a server name, [A-Za-z0-9_-]{1,64}, to its settings.
@@ -294,6 +316,7 @@ type Config struct {
 	Gateway  Gateway           `koanf:"gateway"`
 	Policies Policies          `koanf:"policies"`
 	NATS     NATS              `koanf:"nats"`
+	HTTP     HTTP              `koanf:"http"`
 	Log      Log               `koanf:"log"`
 	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
 	// namespace that a face can serve on its own (gw stdio --view NAME).
@@ -344,9 +367,14 @@ func Default() Config {
 			MaxConcurrent: 64,
 			Embedded:      Embedded{Port: 4222},
 		},
-		Log: Log{Level: "info", Format: "text"},
+		HTTP: HTTP{Addr: DefaultHTTPAddr},
+		Log:  Log{Level: "info", Format: "text"},
 	}
 }
+
+// DefaultHTTPAddr is where gw run serves MCP over HTTP by default: loopback
+// only.
+const DefaultHTTPAddr = "127.0.0.1:8931"
 
 // Options says where Load finds the configuration.
 type Options struct {

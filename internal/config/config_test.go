@@ -197,6 +197,7 @@ func TestYAMLFullExample(t *testing.T) {
 			MaxConcurrent: 64,
 			Embedded:      Embedded{Port: 4222},
 		},
+		HTTP:  HTTP{Addr: DefaultHTTPAddr},
 		Log:   Log{Level: "debug", Format: "json"},
 		Order: []string{"notes", "web", "old"}, // the file's order
 	}
@@ -1322,6 +1323,39 @@ func TestOtherToolsGWVariables(t *testing.T) {
 	for _, v := range []string{"GW_GATWAY__CALL_TIMEOUT=1s", "GW_LOG_LEVEL=debug", "GW_SERVERS__a__COMAND=y"} {
 		if _, err := Load(Options{File: file, Environ: []string{v}}); err == nil {
 			t.Errorf("%s: no error; it is a near miss of gw's own keys", v)
+		}
+	}
+}
+
+// TestHTTP: the HTTP face defaults to loopback; tokens say where they come
+// from; gw refuses to listen beyond loopback without tokens; unknown keys
+// are errors.
+func TestHTTP(t *testing.T) {
+	const srv = "servers: {a: {command: x}}\n"
+	cfg, err := Parse([]byte(srv), "yaml")
+	if err != nil || cfg.HTTP.Addr != DefaultHTTPAddr {
+		t.Fatalf("default: %v %+v", err, cfg)
+	}
+	cfg, err = Parse([]byte(srv+`http: {addr: "0.0.0.0:9000", tokens: {alice: {token_env: ALICE_TOKEN}, bob: {token_file: /run/bob}}, allowed_origins: ["https://app.example.com"]}`), "yaml")
+	if err != nil || cfg.HTTP.Tokens["alice"].TokenEnv != "ALICE_TOKEN" || cfg.HTTP.Tokens["bob"].TokenFile != "/run/bob" {
+		t.Fatalf("tokens: %v %+v", err, cfg.HTTP)
+	}
+	if cfg, err := Parse([]byte(srv+`http: {addr: ""}`), "yaml"); err != nil || cfg.HTTP.Addr != "" {
+		t.Fatalf("off: %v", err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`http: {addr: "0.0.0.0:9000"}`, "listens beyond loopback, and no http.tokens"},
+		{`http: {addr: ":9000"}`, "listens beyond loopback"},
+		{`http: {addr: "localhost"}`, "must be host:port"},
+		{`http: {tokens: {alice: {}}}`, "set exactly one of token_env and token_file"},
+		{`http: {tokens: {alice: {token_env: A, token_file: f}}}`, "set exactly one"},
+		{`http: {tokens: {"a b": {token_env: A}}}`, "principal"},
+		{`http: {allowed_origins: ["app.example.com"]}`, "is not an origin"},
+		{`http: {adr: "x"}`, "adr"},
+		{`htp: {addr: "x"}`, `unknown key "htp"`},
+	} {
+		if _, err := Parse([]byte(srv+tt.body), "yaml"); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v; want %q", tt.body, err, tt.want)
 		}
 	}
 }

@@ -2,10 +2,14 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"maps"
+	"net"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,6 +42,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateViews(bad)
+	c.validateHTTP(bad)
 	if c.Gateway.ConfigWatch < 0 {
 		bad("gateway.config_watch", "gateway.config_watch must not be negative, got %s", c.Gateway.ConfigWatch)
 	}
@@ -159,6 +164,53 @@ func (c *Config) Validate() error {
 		bad("log.format", "log.format %s is not one of %s", quoteShort(c.Log.Format), strings.Join(logFormats, ", "))
 	}
 	return errors.Join(errs...)
+}
+
+// principalRE is what an HTTP token's principal may be: what the authorize
+// policy and the logs see.
+var principalRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+// validateHTTP checks the HTTP face: an address, tokens that say where
+// they come from, origins that are origins, and no listening beyond
+// loopback without tokens.
+func (c *Config) validateHTTP(bad func(key, format string, args ...any)) {
+	h := c.HTTP
+	for _, name := range slices.Sorted(maps.Keys(h.Tokens)) {
+		t := h.Tokens[name]
+		key := "http.tokens." + name
+		if !principalRE.MatchString(name) {
+			bad(key, "http.tokens: principal %s must be 1 to 64 of A-Z a-z 0-9 _ . @ -", quoteShort(name))
+		}
+		if (t.TokenEnv == "") == (t.TokenFile == "") {
+			bad(key, "%s: set exactly one of token_env and token_file", key)
+		}
+	}
+	for i, o := range h.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" {
+			bad(fmt.Sprintf("http.allowed_origins[%d]", i), "http.allowed_origins: %s is not an origin such as \"https://app.example.com\"", quoteShort(o))
+		}
+	}
+	if h.Addr == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(h.Addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		bad("http.addr", "http.addr %s must be host:port, such as %q (\"\" turns the HTTP face off)", quoteShort(h.Addr), DefaultHTTPAddr)
+		return
+	}
+	if len(h.Tokens) == 0 && !isLoopbackHost(host) {
+		bad("http.addr", "http.addr %s listens beyond loopback, and no http.tokens are configured: anyone who can reach it could use every tool. Configure http.tokens, or listen on 127.0.0.1", quoteShort(h.Addr))
+	}
+}
+
+// isLoopbackHost: localhost or a loopback IP. "" (every interface) is not.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validateViews checks view names, that their servers are configured and

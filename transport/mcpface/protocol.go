@@ -158,11 +158,19 @@ func ReadMeta(params json.RawMessage) RequestMeta {
 	return rm
 }
 
-// isModern reports whether a request declares a modern-era version in its
+// Version is the request's io.modelcontextprotocol/protocolVersion; "" when
+// absent or not a string.
+func (rm RequestMeta) Version() string { return rm.version }
+
+// ProgressToken is _meta.progressToken (a string or an integer), nil when
+// absent.
+func (rm RequestMeta) ProgressToken() json.RawMessage { return rm.progressToken }
+
+// IsModern reports whether a request declares a modern-era version in its
 // _meta (supported or not): such a request is modern traffic.
 func (rm RequestMeta) IsModern() bool { return rm.version != "" || rm.versionBad }
 
-// checkModern validates the _meta of a modern request: a supported version
+// CheckModern validates the _meta of a modern request: a supported version
 // and client capabilities that are an object.
 func (rm RequestMeta) CheckModern() *jsonrpc.Error {
 	if rm.versionBad || rm.version == "" {
