@@ -20,9 +20,11 @@ import (
 	"github.com/gwmcp/gw/transport/natsface"
 )
 
-// runGateway is `gw run`: the servers, the policies and the NATS face, until
-// ctx ends (SIGINT/SIGTERM). Shutdown order: the face stops taking requests
-// and answers or fails those in flight; the gateway stops the servers; the
+// runGateway is `gw run`: the servers, the policies, the NATS face and the
+// Streamable HTTP face (http.addr), until ctx ends (SIGINT/SIGTERM).
+// Shutdown order: the HTTP face stops taking requests, ends its streams and
+// waits for (then cancels) those in flight; the NATS face stops taking
+// requests and answers or fails those in flight; the gateway stops the servers; the
 // policies close; the NATS connection drains; an embedded server stops.
 // load is how cfg was loaded; a reload of the file uses the same layers.
 func runGateway(ctx context.Context, load config.Options, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
@@ -59,13 +61,24 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if err != nil {
 		return fail(err)
 	}
+	hs, err := listenHTTP(cfg, func() *gateway.Gateway { return h.g }, logger)
+	if err != nil {
+		return fail(err)
+	}
 	events := newEventBridge(face, logger)
+	var sink gateway.EventSink = events
+	if hs != nil {
+		sink = teeEvents{events, &faceEvents{face: hs.face, prev: &gateway.Catalog{}}}
+	}
 	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
-		o.Events = events
+		o.Events = sink
 		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout}
 	})
 	if err != nil {
 		events.close()
+		if hs != nil {
+			_ = hs.ln.Close()
+		}
 		return fail(err)
 	}
 	defer release()
@@ -73,12 +86,18 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if err := face.Start(ctx); err != nil {
 		_ = g.Close()
 		events.close()
+		if hs != nil {
+			_ = hs.ln.Close()
+		}
 		return fail(err)
 	}
 	if err := g.Start(ctx); err != nil {
 		// The servers that failed are restarted per their policy; the
 		// others serve.
 		logger.Error("some servers did not start", "error", err)
+	}
+	if hs != nil {
+		hs.serve() // after the start, so a first tools/list is complete
 	}
 	ps.Watch(g, cfg.Policies.Watch)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -98,6 +117,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	<-watchDone
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if hs != nil {
+		hs.stop(stopCtx)
+	}
 	if err := face.Stop(stopCtx); err != nil {
 		logger.Warn("NATS face stop", "error", err)
 	}

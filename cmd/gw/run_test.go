@@ -40,6 +40,7 @@ servers:
 nats:
   gateway: test-gw
   embedded: {port: %d, store_dir: %s}
+http: {addr: "127.0.0.1:0"}
 policies:
   cache_dir: %s
 `, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache")))
@@ -157,13 +158,14 @@ type reloadRun struct {
 }
 
 // runHead is the part of a `gw run` test's file that places it: gw named
-// name, the embedded NATS on port with a store of its own, the shared
-// compiled-policy cache.
+// name, the embedded NATS on port with a store of its own, the HTTP face on
+// a free loopback port, the shared compiled-policy cache.
 func runHead(t *testing.T, name string, port int) string {
 	return fmt.Sprintf(`
 nats:
   gateway: %s
   embedded: {port: %d, store_dir: %s}
+http: {addr: "127.0.0.1:0"}
 policies:
   cache_dir: %s
 `, name, port, t.TempDir(), filepath.Join(os.TempDir(), "gw-test-wasm-cache"))

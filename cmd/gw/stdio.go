@@ -48,7 +48,7 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 		MaxMessageSize: cfg.Gateway.MaxMessageSize,
 		Logger:         logger,
 	})
-	events := &stdioEvents{face: f, prev: &gateway.Catalog{}}
+	events := &faceEvents{face: f, prev: &gateway.Catalog{}}
 	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
 		o.Events = events
 		// The client asks what servers need: through the request that
@@ -147,18 +147,25 @@ func (c faceClient) HandleClientRequest(ctx context.Context, req gateway.ClientR
 	return c.in.Ask(ctx, req.Method, req.Params)
 }
 
-// stdioEvents turns gateway events into the face's notifications. A new
+// listNotifier is an MCP face that tells its clients of list changes and
+// resource updates: mcpface (stdio) and httpface. Neither call blocks.
+type listNotifier interface {
+	ListChanged(kinds mcpface.Kind)
+	ResourceUpdated(uri string)
+}
+
+// faceEvents turns gateway events into an MCP face's notifications. A new
 // catalog is compared with the previous one, and only the lists that
 // changed are announced. The gateway calls it from one goroutine; the face
 // never blocks it.
-type stdioEvents struct {
-	face *mcpface.Face
+type faceEvents struct {
+	face listNotifier
 
 	mu   sync.Mutex
 	prev *gateway.Catalog
 }
 
-func (e *stdioEvents) HandleEvent(ev gateway.Event) {
+func (e *faceEvents) HandleEvent(ev gateway.Event) {
 	switch ev.Kind {
 	case gateway.EventCatalogChanged:
 		e.mu.Lock()
