@@ -598,3 +598,23 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestViews: a view is served at /mcp/{name}; an unknown one is 404; a
+// session belongs to the path it began on.
+func TestViews(t *testing.T) {
+	view := face.HandlerFunc(func(context.Context, *face.Request) (json.RawMessage, error) {
+		return json.RawMessage(`{"tools":[{"name":"only_in_view"}]}`), nil
+	})
+	_, srv, _ := startFace(t, Options{Views: func(name string) (face.Handler, bool) { return view, name == "short" }})
+	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + modernMeta + `}}`
+	if b := readAll(t, post(t, context.Background(), srv.URL+Endpoint+"/short", list, modern("tools/list", "")...)); !strings.Contains(b, "only_in_view") {
+		t.Errorf("view: %s", b)
+	}
+	if resp := post(t, context.Background(), srv.URL+Endpoint+"/nope", list, modern("tools/list", "")...); readAll(t, resp) == "" || resp.StatusCode != 404 {
+		t.Errorf("unknown view: %d", resp.StatusCode)
+	}
+	sid := legacyInit(t, srv.URL+Endpoint, `{}`)
+	if resp := post(t, context.Background(), srv.URL+Endpoint+"/short", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, hdrSessionID, sid); readAll(t, resp) == "" || resp.StatusCode != 404 {
+		t.Errorf("a /mcp session on /mcp/short: %d; want 404", resp.StatusCode)
+	}
+}
