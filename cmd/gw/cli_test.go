@@ -125,6 +125,7 @@ servers:
   a: {command: EXE, env: {MCPTEST_SERVER: "1"}}
 nats:
   embedded: {port: %d, store_dir: %s}
+http: {addr: ""}
 `, port, store))
 	code, _, stderr := runGW(t, "run", "-c", cfg)
 	for _, want := range []string{"store_dir is in use", fmt.Sprintf("--set nats.url=nats://127.0.0.1:%d", port), "--set nats.embedded.store_dir=DIR"} {

@@ -37,6 +37,7 @@ nats:
   gateway: %s
 policies:
   cache_dir: %s
+http: {addr: ""}
 gateway: {start_timeout: 60s}
 servers:
 %s`, url, name, filepath.Join(os.TempDir(), "gw-test-wasm-cache"), servers))
