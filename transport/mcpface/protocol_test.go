@@ -1,12 +1,9 @@
 package mcpface
 
 import (
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/gwmcp/gw/internal/importcheck"
 )
 
 func TestWithResultType(t *testing.T) {
@@ -44,21 +41,5 @@ func FuzzWithResultType(f *testing.F) {
 // types; this package imports the standard library, transport/jsonrpc and
 // transport/face only.
 func TestImports(t *testing.T) {
-	allowed := map[string]bool{"github.com/gwmcp/gw/transport/jsonrpc": true, "github.com/gwmcp/gw/transport/face": true}
-	files, _ := filepath.Glob("*.go")
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") && !allowed[path] {
-				t.Errorf("%s imports %s", name, path)
-			}
-		}
-	}
+	importcheck.Only(t, "github.com/gwmcp/gw/transport/jsonrpc", "github.com/gwmcp/gw/transport/face")
 }
