@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/mcptest"
 )
 
 // These tests run gw against MCP servers nobody here wrote: the official Go
@@ -66,30 +67,10 @@ func TestGoSDKServersBothEras(t *testing.T) {
 	}
 }
 
-// npmBin finds an npm reference server: under testdata/npm (make test
-// installs them there) or on PATH. CI must have them: a missing server fails
-// there and skips on a developer's machine without npm.
-func npmBin(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := filepath.Abs("../testdata/npm/node_modules/.bin/" + name); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not installed (make npm-servers installs it into testdata/npm)", name)
-	}
-	t.Skipf("%s not installed; run make npm-servers", name)
-	return ""
-}
-
 func TestNPMReferenceServers(t *testing.T) {
-	everything := npmBin(t, "mcp-server-everything")
-	memory := npmBin(t, "mcp-server-memory")
-	filesystem := npmBin(t, "mcp-server-filesystem")
+	everything := mcptest.NPMServer(t, "mcp-server-everything")
+	memory := mcptest.NPMServer(t, "mcp-server-memory")
+	filesystem := mcptest.NPMServer(t, "mcp-server-filesystem")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from gw"), 0o644); err != nil {
 		t.Fatal(err)

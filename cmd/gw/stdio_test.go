@@ -20,6 +20,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/mcpface"
 )
 
@@ -64,25 +65,6 @@ func gwCommand(t *testing.T, mark string, args ...string) (*exec.Cmd, *lockedBuf
 		}
 	})
 	return cmd, stderr
-}
-
-// npmServer finds an npm reference server in testdata/npm (make test
-// installs them) or on PATH; CI must have it, elsewhere the test skips.
-func npmServer(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := filepath.Abs("../../testdata/npm/node_modules/.bin/" + name); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not installed (make npm-servers installs it into testdata/npm)", name)
-	}
-	t.Skipf("%s not installed; run make npm-servers", name)
-	return ""
 }
 
 // leftovers lists the processes whose environment holds mark (Linux).
@@ -133,7 +115,7 @@ const gammaServer = `  gamma:
 // Input and retries). Closing the client's end makes gw exit 0
 // and leaves no server process behind.
 func TestStdioSDKClient(t *testing.T) {
-	memory := npmServer(t, "mcp-server-memory")
+	memory := mcptest.NPMServer(t, "mcp-server-memory")
 	for _, tt := range []struct{ name, ask, want string }{
 		{"legacy", mcpface.LegacyVersion, mcpface.LegacyVersion},
 		{"modern", "", mcpface.ModernVersion},
