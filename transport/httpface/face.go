@@ -215,13 +215,14 @@ func (f *Face) Shutdown(ctx context.Context) error {
 		f.closed = true
 		close(f.closing)
 	}
+	open := make([]*session, 0, len(f.sessions))
 	for _, s := range f.sessions {
-		for id, ch := range s.pending {
-			delete(s.pending, id)
-			close(ch)
-		}
+		open = append(open, s)
 	}
 	f.mu.Unlock()
+	for _, s := range open {
+		s.outbox.Close()
+	}
 	done := make(chan struct{})
 	go func() {
 		f.wg.Wait()

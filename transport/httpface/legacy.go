@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gwmcp/gw/transport/face"
@@ -33,8 +32,7 @@ type session struct {
 	hasStream   bool
 	subscribed  map[string]bool
 	calls       map[string]context.CancelFunc // requests in flight by id
-	pending     map[string]chan *jsonrpc.Message
-	nextID      int64
+	outbox      mcpface.Outbox                // gw's requests to the client, answered by its POSTs
 	ended       bool
 }
 
@@ -63,7 +61,7 @@ func (f *Face) initialize(w http.ResponseWriter, r *http.Request, c *caller, msg
 	s := &session{
 		id: newSessionID(), principal: c.principal, view: c.view, version: version, caps: ip.Capabilities, h: c.h,
 		ctx: ctx, cancel: cancel,
-		subscribed: map[string]bool{}, calls: map[string]context.CancelFunc{}, pending: map[string]chan *jsonrpc.Message{},
+		subscribed: map[string]bool{}, calls: map[string]context.CancelFunc{},
 	}
 	ended, ok := f.addSession(s)
 	for _, old := range ended {
@@ -131,11 +129,8 @@ func (f *Face) endSession(s *session) {
 		uris = append(uris, uri)
 	}
 	s.subscribed = map[string]bool{}
-	for id, ch := range s.pending {
-		delete(s.pending, id)
-		close(ch)
-	}
 	f.mu.Unlock()
+	s.outbox.Close()
 	s.cancel()
 	c := &caller{principal: s.principal, h: s.h, view: s.view}
 	for _, uri := range uris {
@@ -213,15 +208,9 @@ func (f *Face) legacyNotification(s *session, msg *jsonrpc.Message) {
 
 // deliver hands a client's response to gw's request waiting for it.
 func (f *Face) deliver(s *session, msg *jsonrpc.Message) {
-	f.mu.Lock()
-	ch := s.pending[msg.ID.String()]
-	delete(s.pending, msg.ID.String())
-	f.mu.Unlock()
-	if ch == nil {
+	if !s.outbox.Deliver(msg) {
 		f.log.Debug("response to no pending request dropped", "id", msg.ID.String())
-		return
 	}
-	ch <- msg // buffered 1, and retired: never blocks
 }
 
 // legacy serves a request of a legacy session.
@@ -384,44 +373,5 @@ func (in *input) Ask(ctx context.Context, method string, params json.RawMessage)
 	if !in.Supports(method) {
 		return nil, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: the client did not declare the capability %s needs", method)
 	}
-	f, s := in.f, in.s
-	ch := make(chan *jsonrpc.Message, 1)
-	f.mu.Lock()
-	if s.ended {
-		f.mu.Unlock()
-		return nil, ErrShuttingDown
-	}
-	s.nextID++
-	id := jsonrpc.StringID("gw-" + strconv.FormatInt(s.nextID, 10))
-	s.pending[id.String()] = ch
-	f.mu.Unlock()
-	retire := func() {
-		f.mu.Lock()
-		delete(s.pending, id.String())
-		f.mu.Unlock()
-	}
-	line, err := jsonrpc.EncodeRequest(id, method, params)
-	if err == nil {
-		err = in.rep.event(line)
-	}
-	if err != nil {
-		retire()
-		return nil, err
-	}
-	select {
-	case msg, ok := <-ch:
-		if !ok {
-			return nil, ErrShuttingDown
-		}
-		if msg.Error != nil {
-			return nil, msg.Error
-		}
-		return msg.Result, nil
-	case <-ctx.Done():
-		retire()
-		if note, err := jsonrpc.EncodeNotification(mcpface.NotifCancelled, map[string]any{"requestId": id, "reason": ctx.Err().Error()}); err == nil {
-			_ = in.rep.event(note)
-		}
-		return nil, ctx.Err()
-	}
+	return in.s.outbox.Ask(ctx, method, params, in.rep.event, ErrShuttingDown)
 }

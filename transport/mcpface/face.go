@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,12 +102,11 @@ type Face struct {
 	initialized bool                       // legacy: notifications/initialized seen
 	calls       map[string]*call           // requests in flight, by id text
 	listens     map[string]*listen         // modern listen streams, by id text
-	pending     map[string]chan *jsonrpc.Message
-	nextID      int64
-	subscribed  map[string]bool // legacy: resources the client subscribed to
-	uriRefs     map[string]int  // modern: listen streams per resource uri
-	changed     Kind            // list changes not yet announced
-	updates     []string        // resource updates not yet announced
+	outbox      Outbox                     // gw's requests to the client
+	subscribed  map[string]bool            // legacy: resources the client subscribed to
+	uriRefs     map[string]int             // modern: listen streams per resource uri
+	changed     Kind                       // list changes not yet announced
+	updates     []string                   // resource updates not yet announced
 	isClosed    bool
 }
 
@@ -163,7 +161,6 @@ func New(h face.Handler, opts Options) *Face {
 		wake:       make(chan struct{}, 1),
 		calls:      map[string]*call{},
 		listens:    map[string]*listen{},
-		pending:    map[string]chan *jsonrpc.Message{},
 		subscribed: map[string]bool{},
 		uriRefs:    map[string]int{},
 	}
@@ -261,11 +258,8 @@ func (f *Face) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	// answers, cancel what is in flight and wait for it (bounded).
 	f.mu.Lock()
 	f.isClosed = true
-	for id, ch := range f.pending {
-		delete(f.pending, id)
-		close(ch)
-	}
 	f.mu.Unlock()
+	f.outbox.Close()
 	close(f.closed)
 	if !f.waitBounded(func() { f.wg.Wait() }) {
 		f.log.Warn("requests still running at shutdown were abandoned", "grace", f.opts.StopGrace)
@@ -800,61 +794,17 @@ func (c clientInput) Supports(method string) bool {
 // …) and waits for its response, ctx, or the end of the connection. When
 // ctx ends first, the client is sent notifications/cancelled.
 func (c clientInput) Ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-	f := c.f
 	if !c.Supports(method) {
 		return nil, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: the client did not declare the capability %s needs", method)
 	}
-	ch := make(chan *jsonrpc.Message, 1)
-	f.mu.Lock()
-	if f.isClosed {
-		f.mu.Unlock()
-		return nil, ErrClosed
-	}
-	f.nextID++
-	id := jsonrpc.StringID("gw-" + strconv.FormatInt(f.nextID, 10))
-	f.pending[id.String()] = ch
-	f.mu.Unlock()
-
-	retire := func() {
-		f.mu.Lock()
-		delete(f.pending, id.String())
-		f.mu.Unlock()
-	}
-	line, err := jsonrpc.EncodeRequest(id, method, params)
-	if err == nil {
-		err = f.write(line)
-	}
-	if err != nil {
-		retire()
-		return nil, err
-	}
-	select {
-	case msg, ok := <-ch:
-		if !ok {
-			return nil, ErrClosed
-		}
-		if msg.Error != nil {
-			return nil, msg.Error
-		}
-		return msg.Result, nil
-	case <-ctx.Done():
-		retire()
-		f.notify(NotifCancelled, map[string]any{"requestId": id, "reason": ctx.Err().Error()})
-		return nil, ctx.Err()
-	}
+	return c.f.outbox.Ask(ctx, method, params, c.f.write, ErrClosed)
 }
 
 // deliver hands a client's response to the request waiting for it.
 func (f *Face) deliver(msg *jsonrpc.Message) {
-	f.mu.Lock()
-	ch := f.pending[msg.ID.String()]
-	delete(f.pending, msg.ID.String())
-	f.mu.Unlock()
-	if ch == nil {
+	if !f.outbox.Deliver(msg) {
 		f.log.Debug("response to no pending request dropped", "id", msg.ID.String())
-		return
 	}
-	ch <- msg // buffered 1, and retired: never blocks
 }
 
 // answer replies with res, or with err as a JSON-RPC error keeping its code.
