@@ -15,7 +15,18 @@ import (
 var exactTargets = []reflect.Type{
 	reflect.TypeFor[serverCapabilities](),
 	reflect.TypeFor[Implementation](),
-	reflect.TypeFor[collisionOutput](),
+	reflect.TypeFor[struct { // the shape of a collision policy's answer
+		Names []struct {
+			Server  string `json:"server"`
+			Name    string `json:"name"`
+			Exposed string `json:"exposed"`
+		} `json:"names"`
+		Rejected []struct {
+			Server string `json:"server"`
+			Name   string `json:"name"`
+			Reason string `json:"reason"`
+		} `json:"rejected"`
+	}](),
 	reflect.TypeFor[struct {
 		InputRequests map[string]struct {
 			Method string          `json:"method"`

@@ -177,23 +177,6 @@ func TestAnswerInputExactKey(t *testing.T) {
 	}
 }
 
-func TestPolicyOutputExactKeys(t *testing.T) {
-	res, err := ParseCollisionOutput([]byte(`{"names":[{"Server":"a","name":"x","exposed":"x"},{"server":"b","Name":"y","exposed":"y"},{"server":"c","name":"z","Exposed":"z"}],"rejected":[{"server":"d","name":"w","Reason":"r"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[ItemKey]string{{"", "x"}: "x", {"b", ""}: "y", {"c", "z"}: ""}
-	if !reflect.DeepEqual(res.Names, want) || len(res.Rejected) != 1 || res.Rejected[0] != (Rejection{Server: "d", Name: "w"}) {
-		t.Errorf("parsed %+v", res)
-	}
-	if _, err := ParseCollisionOutput([]byte(`{"Names":[]}`)); err == nil {
-		t.Error(`"Names" accepted`)
-	}
-	if d, err := ParseDecision([]byte(`{"allow":false,"Reason":"r"}`)); err != nil || d.Reason != "" {
-		t.Errorf(`"Reason" read: %+v, %v`, d, err)
-	}
-}
-
 // TestDecodeStrictFields keeps what decodeStrictFields accepts and refuses.
 func TestDecodeStrictFields(t *testing.T) {
 	for _, tt := range []struct {

@@ -767,3 +767,27 @@ func (g *Gateway) ServerSpecs() []ServerSpec {
 	}
 	return out
 }
+
+// RebuildCatalog re-runs the resolver over every server's lists, as after a
+// collision policy was swapped. A refused resolution keeps the catalog.
+func (g *Gateway) RebuildCatalog() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver)
+	if err != nil {
+		return err
+	}
+	g.logNewRejections(c)
+	g.catalog.Store(c)
+	g.events.push(Event{Kind: EventCatalogChanged, Catalog: c})
+	return nil
+}
+
+// CheckResolver runs r over the current lists without changing anything:
+// the dry run a new collision policy must pass before it is swapped in.
+func (g *Gateway) CheckResolver(r Resolver) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, err := buildCatalog(g.servers().order, g.inventory, r)
+	return err
+}

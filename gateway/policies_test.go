@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/policy"
 	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/plugins"
 	"github.com/gwmcp/gw/policies"
@@ -30,7 +31,7 @@ var testCacheDir = filepath.Join(os.TempDir(), "gw-test-wasm-cache")
 
 // policyLoader returns a loader over a fresh host; compiled modules are
 // cached on disk for the whole test binary.
-func policyLoader(t *testing.T) *gateway.PolicyLoader {
+func policyLoader(t *testing.T) *policy.Loader {
 	t.Helper()
 	ctx := context.Background()
 	host, err := plugins.NewHost(ctx, plugins.HostConfig{CacheDir: testCacheDir, Logger: quietLogger()})
@@ -40,11 +41,11 @@ func policyLoader(t *testing.T) *gateway.PolicyLoader {
 	t.Cleanup(func() { _ = host.Close(context.Background()) })
 	// Generous deadlines: these tests are about decisions, not speed, and
 	// the race detector on 2 busy cores is slow.
-	return &gateway.PolicyLoader{Host: host, Builtin: policies.Builtin, Logger: quietLogger(),
+	return &policy.Loader{Host: host, Builtin: policies.Builtin, Logger: quietLogger(),
 		Limits: plugins.Limits{CallTimeout: 10 * time.Second, CollisionTimeout: 20 * time.Second, InitTimeout: 20 * time.Second}}
 }
 
-func loadSlot(t *testing.T, l *gateway.PolicyLoader, spec gateway.PolicySpec) *plugins.Slot {
+func loadSlot(t *testing.T, l *policy.Loader, spec policy.Spec) *plugins.Slot {
 	t.Helper()
 	m, err := l.Load(context.Background(), spec)
 	if err != nil {
@@ -58,7 +59,7 @@ func loadSlot(t *testing.T, l *gateway.PolicyLoader, spec gateway.PolicySpec) *p
 
 func TestWasmPrefixMatchesBuiltin(t *testing.T) {
 	l := policyLoader(t)
-	slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyCollision, Module: "prefix",
+	slot := loadSlot(t, l, policy.Spec{Kind: policy.Collision, Module: "prefix",
 		Config: json.RawMessage(`{"separator":"__","max_length":40}`)})
 	long := strings.Repeat("x", 90)
 	servers := []gateway.ServerItems{
@@ -70,7 +71,7 @@ func TestWasmPrefixMatchesBuiltin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := gateway.WasmResolver{Module: slot, Timeout: 20 * time.Second}.Resolve(gateway.KindTools, servers)
+	got, err := policy.Resolver{Module: slot, Timeout: 20 * time.Second}.Resolve(gateway.KindTools, servers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +92,8 @@ func TestWasmCollisionPolicies(t *testing.T) {
 		{Server: "web", Items: []gateway.Item{{Key: "fetch"}, {Key: "search"}}},
 	}
 	for module, reason := range map[string]string{"reject": "collides with notes/search", "first-come": "shadowed by notes"} {
-		slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyCollision, Module: module})
-		res, err := gateway.WasmResolver{Module: slot, Timeout: 20 * time.Second}.Resolve(gateway.KindTools, servers)
+		slot := loadSlot(t, l, policy.Spec{Kind: policy.Collision, Module: module})
+		res, err := policy.Resolver{Module: slot, Timeout: 20 * time.Second}.Resolve(gateway.KindTools, servers)
 		if err != nil {
 			t.Fatalf("%s: %v", module, err)
 		}
@@ -110,10 +111,10 @@ func TestWasmCollisionPolicies(t *testing.T) {
 
 func TestWasmAuthorizeThroughGateway(t *testing.T) {
 	l := policyLoader(t)
-	slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: "allowlist",
+	slot := loadSlot(t, l, policy.Spec{Kind: policy.Authorize, Module: "allowlist",
 		Config: json.RawMessage(`{"rules":[{"callers":["alice"],"tools":["s__*"]},{"callers":["group:readers"],"tools":["s__echo"]}]}`)})
 	g := start(t, gateway.Options{
-		Authorizer: gateway.WasmAuthorizer{Module: slot, Timeout: 10 * time.Second},
+		Authorizer: policy.Authorizer{Module: slot, Timeout: 10 * time.Second},
 		Servers:    []gateway.ServerSpec{server(t, "s", mcptest.Options{})},
 	})
 	as := func(id string, groups ...string) context.Context {
@@ -155,8 +156,8 @@ func TestHotSwapAuthorizer(t *testing.T) {
 		}
 	}
 	copyBuiltin("allow-all")
-	spec := gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: path}
-	ps, err := gateway.LoadPolicySet(context.Background(), l, spec)
+	spec := policy.Spec{Kind: policy.Authorize, Module: path}
+	ps, err := policy.LoadSet(context.Background(), l, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +191,8 @@ func TestHotSwapAuthorizer(t *testing.T) {
 // the module is swapped twice: every call gets a decision from one module.
 func TestHammerAuthorizeDuringSwaps(t *testing.T) {
 	l := policyLoader(t)
-	slot := loadSlot(t, l, gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: "allow-all"})
-	az := gateway.WasmAuthorizer{Module: slot, Timeout: 10 * time.Second}
+	slot := loadSlot(t, l, policy.Spec{Kind: policy.Authorize, Module: "allow-all"})
+	az := policy.Authorizer{Module: slot, Timeout: 10 * time.Second}
 	req := gateway.AuthzRequest{Caller: gateway.Caller{ID: "alice"}, Server: "s", Tool: "t", Name: "s__t",
 		Annotations: json.RawMessage(`{"readOnlyHint":true}`)}
 	const n = 2000
@@ -212,7 +213,7 @@ func TestHammerAuthorizeDuringSwaps(t *testing.T) {
 	}
 	for _, module := range []string{"read-only", "allow-all"} {
 		time.Sleep(20 * time.Millisecond)
-		m, err := l.Load(context.Background(), gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: module})
+		m, err := l.Load(context.Background(), policy.Spec{Kind: policy.Authorize, Module: module})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,19 +229,19 @@ func TestHammerAuthorizeDuringSwaps(t *testing.T) {
 func TestPolicyLoadErrors(t *testing.T) {
 	l := policyLoader(t)
 	ctx := context.Background()
-	for name, spec := range map[string]gateway.PolicySpec{
-		"unknown builtin":    {Kind: gateway.PolicyAuthorize, Module: "no-such-policy"},
-		"missing file":       {Kind: gateway.PolicyAuthorize, Module: "/nonexistent/authz.wasm"},
-		"wrong kind":         {Kind: gateway.PolicyAuthorize, Module: "prefix"},
-		"bad config":         {Kind: gateway.PolicyAuthorize, Module: "allowlist", Config: json.RawMessage(`{"rules":"all"}`)},
-		"collision as authz": {Kind: gateway.PolicyCollision, Module: "read-only"},
+	for name, spec := range map[string]policy.Spec{
+		"unknown builtin":    {Kind: policy.Authorize, Module: "no-such-policy"},
+		"missing file":       {Kind: policy.Authorize, Module: "/nonexistent/authz.wasm"},
+		"wrong kind":         {Kind: policy.Authorize, Module: "prefix"},
+		"bad config":         {Kind: policy.Authorize, Module: "allowlist", Config: json.RawMessage(`{"rules":"all"}`)},
+		"collision as authz": {Kind: policy.Collision, Module: "read-only"},
 	} {
 		if _, err := l.Load(ctx, spec); err == nil {
 			t.Errorf("%s: loaded", name)
 		}
 	}
 	exports, err := l.Check(ctx, "prefix", nil)
-	if err != nil || len(exports) != 1 || exports[0] != gateway.ExportCollision {
+	if err != nil || len(exports) != 1 || exports[0] != policy.ExportCollision {
 		t.Errorf("check prefix: %v %v", exports, err)
 	}
 }
@@ -282,7 +283,7 @@ type nativeReadOnlyJSON struct{}
 
 func (nativeReadOnlyJSON) Authorize(_ context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
 	var buf bytes.Buffer
-	gateway.AuthorizeInput(&buf, req)
+	policy.AuthorizeInput(&buf, req)
 	var in struct {
 		Caller struct {
 			ID     string   `json:"id"`
@@ -314,15 +315,15 @@ func BenchmarkAuthorize(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer host.Close(context.Background())
-	l := &gateway.PolicyLoader{Host: host, Builtin: policies.Builtin, Logger: quietLogger()}
+	l := &policy.Loader{Host: host, Builtin: policies.Builtin, Logger: quietLogger()}
 	authorizers := map[string]gateway.Authorizer{"native-go": nativeReadOnly{}, "native-go-json": nativeReadOnlyJSON{}}
 	for _, module := range []string{"allow-all", "read-only", "deny-destructive"} {
-		m, err := l.Load(context.Background(), gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: module})
+		m, err := l.Load(context.Background(), policy.Spec{Kind: policy.Authorize, Module: module})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer m.Close(context.Background())
-		authorizers["wasm-"+module] = gateway.WasmAuthorizer{Module: m}
+		authorizers["wasm-"+module] = policy.Authorizer{Module: m}
 	}
 	for _, name := range []string{"native-go", "native-go-json", "wasm-allow-all", "wasm-read-only", "wasm-deny-destructive"} {
 		az := authorizers[name]
@@ -444,7 +445,7 @@ func TestCloseDuringPolicySwaps(t *testing.T) {
 		}
 	}
 	write("prefix")
-	ps, err := gateway.LoadPolicySet(context.Background(), l, gateway.PolicySpec{Kind: gateway.PolicyCollision, Module: path})
+	ps, err := policy.LoadSet(context.Background(), l, policy.Spec{Kind: policy.Collision, Module: path})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/policy"
 	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/plugins"
 	"github.com/gwmcp/gw/policies"
@@ -41,7 +42,7 @@ func policyLimits(pc config.Policies) plugins.Limits {
 // policySpecs turns the configuration into the policies to load. The
 // default collision policy, the embedded prefix, takes its settings from
 // gateway.names unless given its own.
-func policySpecs(cfg *config.Config) ([]gateway.PolicySpec, error) {
+func policySpecs(cfg *config.Config) ([]policy.Spec, error) {
 	pc := cfg.Policies
 	collisionCfg := pc.Collision.Config
 	if pc.Collision.Module == "prefix" && len(collisionCfg) == 0 {
@@ -51,13 +52,13 @@ func policySpecs(cfg *config.Config) ([]gateway.PolicySpec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policies.collision.config: %w", err)
 	}
-	specs := []gateway.PolicySpec{{Kind: gateway.PolicyCollision, Module: pc.Collision.Module, Config: raw}}
+	specs := []policy.Spec{{Kind: policy.Collision, Module: pc.Collision.Module, Config: raw}}
 	if pc.Authorize.Module != "" {
 		raw, err := json.Marshal(pc.Authorize.Config)
 		if err != nil {
 			return nil, fmt.Errorf("policies.authorize.config: %w", err)
 		}
-		specs = append(specs, gateway.PolicySpec{Kind: gateway.PolicyAuthorize, Module: pc.Authorize.Module, Config: raw})
+		specs = append(specs, policy.Spec{Kind: policy.Authorize, Module: pc.Authorize.Module, Config: raw})
 	}
 	return specs, nil
 }
@@ -65,7 +66,7 @@ func policySpecs(cfg *config.Config) ([]gateway.PolicySpec, error) {
 // newGateway loads the configured policies and builds a gateway they
 // serve; customize may add options (a face's handler and events). release
 // closes the policies and their host, after the gateway has closed.
-func newGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, customize func(*gateway.Options)) (g *gateway.Gateway, ps *gateway.PolicySet, release func(), err error) {
+func newGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, customize func(*gateway.Options)) (g *gateway.Gateway, ps *policy.Set, release func(), err error) {
 	ps, host, err := loadPolicies(ctx, cfg, logger)
 	if err != nil {
 		return nil, nil, nil, err
@@ -87,7 +88,7 @@ func newGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, cu
 }
 
 // loadPolicies loads the configured policy modules.
-func loadPolicies(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*gateway.PolicySet, *plugins.Host, error) {
+func loadPolicies(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*policy.Set, *plugins.Host, error) {
 	host, err := newPolicyHost(ctx, cfg.Policies, logger)
 	if err != nil {
 		return nil, nil, err
@@ -97,8 +98,8 @@ func loadPolicies(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		_ = host.Close(ctx)
 		return nil, nil, err
 	}
-	loader := &gateway.PolicyLoader{Host: host, Builtin: policies.Builtin, Limits: policyLimits(cfg.Policies), Logger: logger}
-	ps, err := gateway.LoadPolicySet(ctx, loader, specs...)
+	loader := &policy.Loader{Host: host, Builtin: policies.Builtin, Limits: policyLimits(cfg.Policies), Logger: logger}
+	ps, err := policy.LoadSet(ctx, loader, specs...)
 	if err != nil {
 		_ = host.Close(ctx)
 		return nil, nil, err
@@ -148,11 +149,11 @@ func runPolicy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return 1
 	}
 	defer host.Close(context.Background())
-	loader := &gateway.PolicyLoader{Host: host, Builtin: policies.Builtin, Limits: plugins.Limits{}, Logger: logger}
+	loader := &policy.Loader{Host: host, Builtin: policies.Builtin, Limits: plugins.Limits{}, Logger: logger}
 
 	switch args[0] {
 	case "eval":
-		if *module == "" || len(pos) != 1 || (*kind != string(gateway.PolicyAuthorize) && *kind != string(gateway.PolicyCollision)) {
+		if *module == "" || len(pos) != 1 || (*kind != string(policy.Authorize) && *kind != string(policy.Collision)) {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
@@ -161,11 +162,11 @@ func runPolicy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			fmt.Fprintln(stderr, "gw policy eval:", err)
 			return 1
 		}
-		if err := checkPolicyInput(gateway.PolicyKind(*kind), input); err != nil {
+		if err := checkPolicyInput(policy.Kind(*kind), input); err != nil {
 			fmt.Fprintf(stderr, "gw policy eval: %s: %v\n", pos[0], err)
 			return 1
 		}
-		spec := gateway.PolicySpec{Kind: gateway.PolicyKind(*kind), Module: *module, Config: json.RawMessage(*cfgJSON)}
+		spec := policy.Spec{Kind: policy.Kind(*kind), Module: *module, Config: json.RawMessage(*cfgJSON)}
 		m, err := loader.Load(ctx, spec)
 		if err != nil {
 			fmt.Fprintln(stderr, "gw policy eval:", err)
@@ -177,10 +178,10 @@ func runPolicy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			fmt.Fprintln(stderr, "gw policy eval:", err)
 			return 1
 		}
-		if spec.Kind == gateway.PolicyAuthorize {
-			_, err = gateway.ParseDecision(out)
+		if spec.Kind == policy.Authorize {
+			_, err = policy.ParseDecision(out)
 		} else {
-			_, err = gateway.ParseCollisionOutput(out)
+			_, err = policy.ParseCollisionOutput(out)
 		}
 		fmt.Fprintln(stdout, string(out))
 		if err != nil {
@@ -201,7 +202,7 @@ func runPolicy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 }
 
 // checkPolicy validates a module with a one-line verdict.
-func checkPolicy(ctx context.Context, loader *gateway.PolicyLoader, module string, cfg json.RawMessage, stdout, stderr io.Writer) int {
+func checkPolicy(ctx context.Context, loader *policy.Loader, module string, cfg json.RawMessage, stdout, stderr io.Writer) int {
 	exports, err := loader.Check(ctx, module, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "FAIL: %s: %v\n", module, err)
@@ -221,16 +222,16 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 // checkPolicyInput checks that input has the shape of the ABI's input for
 // kind (docs/POLICY_ABI.md), so that an input of the other kind is an error
 // rather than an empty answer. Member names are case-sensitive.
-func checkPolicyInput(kind gateway.PolicyKind, input []byte) error {
+func checkPolicyInput(kind policy.Kind, input []byte) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(input, &obj); err != nil || obj == nil {
 		return fmt.Errorf("not a JSON object (want the %s input of docs/POLICY_ABI.md)", kind)
 	}
-	other := gateway.PolicyAuthorize
-	if kind == gateway.PolicyAuthorize {
-		other = gateway.PolicyCollision
+	other := policy.Authorize
+	if kind == policy.Authorize {
+		other = policy.Collision
 	}
-	article := map[gateway.PolicyKind]string{gateway.PolicyAuthorize: "an", gateway.PolicyCollision: "a"}
+	article := map[policy.Kind]string{policy.Authorize: "an", policy.Collision: "a"}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("not %s %s input: %s (is it %s %s input? then use --kind %s)",
 			article[kind], kind, fmt.Sprintf(format, args...), article[other], other, other)
@@ -245,7 +246,7 @@ func checkPolicyInput(kind gateway.PolicyKind, input []byte) error {
 		return nil
 	}
 	switch kind {
-	case gateway.PolicyAuthorize:
+	case policy.Authorize:
 		var caller map[string]json.RawMessage
 		if raw, ok := obj["caller"]; !ok {
 			return bad(`"caller" is missing`)
@@ -257,7 +258,7 @@ func checkPolicyInput(kind gateway.PolicyKind, input []byte) error {
 				return err
 			}
 		}
-	case gateway.PolicyCollision:
+	case policy.Collision:
 		if err := str("kind"); err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package gateway
+package policy
 
 import (
 	"bytes"
@@ -13,41 +13,42 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/plugins"
 )
 
-// PolicyKind is what a policy module decides.
-type PolicyKind string
+// Kind is what a policy module decides.
+type Kind string
 
 // Policy kinds.
 const (
-	PolicyCollision PolicyKind = "collision"
-	PolicyAuthorize PolicyKind = "authorize"
+	Collision Kind = "collision"
+	Authorize Kind = "authorize"
 )
 
 // Export is the ABI export that serves the kind.
-func (k PolicyKind) Export() string {
-	if k == PolicyCollision {
+func (k Kind) Export() string {
+	if k == Collision {
 		return ExportCollision
 	}
 	return ExportAuthorize
 }
 
-// PolicySpec names one policy module: an embedded policy's name or a path
+// Spec names one policy module: an embedded policy's name or a path
 // to a .wasm file, with the configuration handed to it.
-type PolicySpec struct {
-	Kind   PolicyKind
+type Spec struct {
+	Kind   Kind
 	Module string
 	Config json.RawMessage // "" = {}
 }
 
 // IsPath reports whether the module is a file rather than an embedded name.
-func (p PolicySpec) IsPath() bool {
+func (p Spec) IsPath() bool {
 	return strings.ContainsRune(p.Module, '/') || strings.HasSuffix(p.Module, ".wasm")
 }
 
-// PolicyLoader loads, checks and hot-swaps policy modules.
-type PolicyLoader struct {
+// Loader loads, checks and hot-swaps policy modules.
+type Loader struct {
 	Host    *plugins.Host
 	Builtin func(name string) ([]byte, bool) // the embedded policies
 	Limits  plugins.Limits
@@ -56,7 +57,7 @@ type PolicyLoader struct {
 
 // Load reads the module, compiles and instantiates it (the host checks the
 // ABI), checks it offers the kind's export, and dry-runs it.
-func (l *PolicyLoader) Load(ctx context.Context, spec PolicySpec) (*plugins.Module, error) {
+func (l *Loader) Load(ctx context.Context, spec Spec) (*plugins.Module, error) {
 	wasm, err := l.read(spec)
 	if err != nil {
 		return nil, err
@@ -64,7 +65,7 @@ func (l *PolicyLoader) Load(ctx context.Context, spec PolicySpec) (*plugins.Modu
 	return l.load(ctx, spec, wasm)
 }
 
-func (l *PolicyLoader) read(spec PolicySpec) ([]byte, error) {
+func (l *Loader) read(spec Spec) ([]byte, error) {
 	what := "policy " + string(spec.Kind)
 	if spec.Kind == "" { // Check: any kind
 		what = "policy module"
@@ -84,7 +85,7 @@ func (l *PolicyLoader) read(spec PolicySpec) ([]byte, error) {
 	return nil, fmt.Errorf("%s: no embedded policy %q (give a .wasm path, or one of the embedded names)", what, spec.Module)
 }
 
-func (l *PolicyLoader) load(ctx context.Context, spec PolicySpec, wasm []byte) (*plugins.Module, error) {
+func (l *Loader) load(ctx context.Context, spec Spec, wasm []byte) (*plugins.Module, error) {
 	m, err := l.Host.Load(ctx, filepath.Base(spec.Module), wasm, orEmptyObject(spec.Config), l.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", spec.Kind, err)
@@ -103,8 +104,8 @@ func (l *PolicyLoader) load(ctx context.Context, spec PolicySpec, wasm []byte) (
 // Check validates a module for policy authors: it loads it (the host checks
 // the ABI and runs gw_init with cfg) and dry-runs every decision it
 // exports. It returns the decision exports found.
-func (l *PolicyLoader) Check(ctx context.Context, module string, cfg json.RawMessage) ([]string, error) {
-	spec := PolicySpec{Module: module, Config: cfg}
+func (l *Loader) Check(ctx context.Context, module string, cfg json.RawMessage) ([]string, error) {
+	spec := Spec{Module: module, Config: cfg}
 	wasm, err := l.read(spec)
 	if err != nil {
 		return nil, err
@@ -115,7 +116,7 @@ func (l *PolicyLoader) Check(ctx context.Context, module string, cfg json.RawMes
 	}
 	defer m.Close(ctx)
 	var found []string
-	for _, kind := range []PolicyKind{PolicyAuthorize, PolicyCollision} {
+	for _, kind := range []Kind{Authorize, Collision} {
 		if !m.Has(kind.Export()) {
 			continue
 		}
@@ -132,21 +133,21 @@ func (l *PolicyLoader) Check(ctx context.Context, module string, cfg json.RawMes
 
 // DryRun asks a module for one decision on a synthetic input and checks
 // the answer is well-formed.
-func DryRun(ctx context.Context, kind PolicyKind, m PolicyModule) error {
+func DryRun(ctx context.Context, kind Kind, m Module) error {
 	switch kind {
-	case PolicyCollision:
-		servers := []ServerItems{
-			{Server: "dry-run-a", Items: []Item{{Key: "search"}, {Key: "fetch"}}},
-			{Server: "dry-run-b", Items: []Item{{Key: "search"}}},
+	case Collision:
+		servers := []gateway.ServerItems{
+			{Server: "dry-run-a", Items: []gateway.Item{{Key: "search"}, {Key: "fetch"}}},
+			{Server: "dry-run-b", Items: []gateway.Item{{Key: "search"}}},
 		}
-		res, err := WasmResolver{Module: m}.Resolve(KindTools, servers)
+		res, err := Resolver{Module: m}.Resolve(gateway.KindTools, servers)
 		if err != nil {
 			return err
 		}
-		return ValidateResolution(KindTools, servers, res)
+		return gateway.ValidateResolution(gateway.KindTools, servers, res)
 	default:
-		_, err := WasmAuthorizer{Module: m}.Authorize(ctx, AuthzRequest{
-			Caller: Caller{ID: "gw-dry-run"}, Server: "dry-run", Tool: "search", Name: "dry-run__search",
+		_, err := Authorizer{Module: m}.Authorize(ctx, gateway.AuthzRequest{
+			Caller: gateway.Caller{ID: "gw-dry-run"}, Server: "dry-run", Tool: "search", Name: "dry-run__search",
 			Annotations: json.RawMessage(`{"readOnlyHint":true}`), Arguments: json.RawMessage(`{}`),
 		})
 		return err
@@ -157,15 +158,15 @@ func DryRun(ctx context.Context, kind PolicyKind, m PolicyModule) error {
 // is loaded, checked and dry-run (against the live catalog for a collision
 // policy) before it replaces the old one in slot; a broken module is refused
 // with a log line and the old one stays. It returns when ctx ends.
-func (l *PolicyLoader) Watch(ctx context.Context, spec PolicySpec, slot *plugins.Slot, interval time.Duration, g *Gateway) {
+func (l *Loader) Watch(ctx context.Context, spec Spec, slot *plugins.Slot, interval time.Duration, g *gateway.Gateway) {
 	if !spec.IsPath() || interval <= 0 {
 		return
 	}
 	plugins.Watch(ctx, spec.Module, interval, func(wasm []byte) {
 		log := l.Logger.With("policy", spec.Kind, "module", spec.Module)
 		m, err := l.load(ctx, spec, wasm)
-		if err == nil && spec.Kind == PolicyCollision && g != nil {
-			if err = g.CheckResolver(WasmResolver{Module: m}); err != nil {
+		if err == nil && spec.Kind == Collision && g != nil {
+			if err = g.CheckResolver(Resolver{Module: m}); err != nil {
 				_ = m.Close(ctx)
 				err = fmt.Errorf("refused by the live catalog: %w", err)
 			}
@@ -176,7 +177,7 @@ func (l *PolicyLoader) Watch(ctx context.Context, spec PolicySpec, slot *plugins
 		}
 		slot.Swap(m)
 		log.Info("policy module swapped in")
-		if spec.Kind == PolicyCollision && g != nil {
+		if spec.Kind == Collision && g != nil {
 			if err := g.RebuildCatalog(); err != nil {
 				log.Error("catalog rebuild with the new policy failed; keeping the last catalog", "error", err)
 			}
@@ -184,20 +185,20 @@ func (l *PolicyLoader) Watch(ctx context.Context, spec PolicySpec, slot *plugins
 	})
 }
 
-// PolicySet is the running policies of a gateway: one slot per kind.
-type PolicySet struct {
+// Set is the running policies of a gateway: one slot per kind.
+type Set struct {
 	Collision *plugins.Slot // nil = built-in prefix resolver
 	Authorize *plugins.Slot // nil = no authorization
 
-	loader *PolicyLoader
-	specs  []PolicySpec
+	loader *Loader
+	specs  []Spec
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
 
-// LoadPolicySet loads every spec into its slot.
-func LoadPolicySet(ctx context.Context, l *PolicyLoader, specs ...PolicySpec) (*PolicySet, error) {
-	ps := &PolicySet{loader: l, specs: specs}
+// LoadSet loads every spec into its slot.
+func LoadSet(ctx context.Context, l *Loader, specs ...Spec) (*Set, error) {
+	ps := &Set{loader: l, specs: specs}
 	for _, spec := range specs {
 		m, err := l.Load(ctx, spec)
 		if err != nil {
@@ -207,9 +208,9 @@ func LoadPolicySet(ctx context.Context, l *PolicyLoader, specs ...PolicySpec) (*
 		slot := &plugins.Slot{}
 		slot.Swap(m)
 		switch spec.Kind {
-		case PolicyCollision:
+		case Collision:
 			ps.Collision = slot
-		case PolicyAuthorize:
+		case Authorize:
 			ps.Authorize = slot
 		default:
 			_ = slot.Close(ctx)
@@ -221,23 +222,23 @@ func LoadPolicySet(ctx context.Context, l *PolicyLoader, specs ...PolicySpec) (*
 }
 
 // Apply sets the gateway options that the loaded policies serve.
-// Deadlines are the modules' own call limits (PolicyLoader.Limits).
-func (ps *PolicySet) Apply(o *Options) {
+// Deadlines are the modules' own call limits (Loader.Limits).
+func (ps *Set) Apply(o *gateway.Options) {
 	if ps.Collision != nil {
-		o.Resolver = WasmResolver{Module: ps.Collision}
+		o.Resolver = Resolver{Module: ps.Collision}
 	}
 	if ps.Authorize != nil {
-		o.Authorizer = WasmAuthorizer{Module: ps.Authorize}
+		o.Authorizer = Authorizer{Module: ps.Authorize}
 	}
 }
 
 // Watch starts hot swapping for file-based policies; Close stops it.
-func (ps *PolicySet) Watch(g *Gateway, interval time.Duration) {
+func (ps *Set) Watch(g *gateway.Gateway, interval time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ps.cancel = cancel
 	for _, spec := range ps.specs {
 		slot := ps.Collision
-		if spec.Kind == PolicyAuthorize {
+		if spec.Kind == Authorize {
 			slot = ps.Authorize
 		}
 		ps.wg.Add(1)
@@ -251,7 +252,7 @@ func (ps *PolicySet) Watch(g *Gateway, interval time.Duration) {
 // StopWatching stops hot swapping and waits for the watchers to end, so no
 // swap rebuilds the catalog after it returns. Stop them before closing the
 // gateway.
-func (ps *PolicySet) StopWatching() {
+func (ps *Set) StopWatching() {
 	if ps.cancel != nil {
 		ps.cancel()
 	}
@@ -259,7 +260,7 @@ func (ps *PolicySet) StopWatching() {
 }
 
 // Close stops watching and closes the modules.
-func (ps *PolicySet) Close(ctx context.Context) error {
+func (ps *Set) Close(ctx context.Context) error {
 	ps.StopWatching()
 	var errs []error
 	for _, s := range []*plugins.Slot{ps.Collision, ps.Authorize} {

@@ -1,21 +1,24 @@
-package gateway
+package policy
 
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
+
+	"github.com/gwmcp/gw/gateway"
 )
 
 func TestAuthorizeInputIsJSON(t *testing.T) {
-	for _, req := range []AuthzRequest{
-		{Caller: Caller{ID: "alice"}, Server: "notes", Tool: "search", Name: "notes__search"},
-		{Caller: Caller{ID: "bö\"b\n<x>", Groups: []string{"dev", "ops"}}, Server: "s", Tool: "t", Name: "s__t",
+	for _, req := range []gateway.AuthzRequest{
+		{Caller: gateway.Caller{ID: "alice"}, Server: "notes", Tool: "search", Name: "notes__search"},
+		{Caller: gateway.Caller{ID: "bö\"b\n<x>", Groups: []string{"dev", "ops"}}, Server: "s", Tool: "t", Name: "s__t",
 			Annotations: json.RawMessage(`{"readOnlyHint":true}`), Arguments: json.RawMessage(`{"q":[1,2]}`)},
 	} {
 		var buf bytes.Buffer
 		AuthorizeInput(&buf, req)
 		var got struct {
-			Caller      Caller          `json:"caller"`
+			Caller      gateway.Caller  `json:"caller"`
 			Server      string          `json:"server"`
 			Tool        string          `json:"tool"`
 			Name        string          `json:"name"`
@@ -55,8 +58,8 @@ func TestParseDecision(t *testing.T) {
 }
 
 func TestCollisionRoundTrip(t *testing.T) {
-	servers := []ServerItems{{Server: "a", Items: items("x", "y")}, {Server: "b", Items: items("x")}}
-	in, err := CollisionInput(KindTools, servers)
+	servers := []gateway.ServerItems{{Server: "a", Items: items("x", "y")}, {Server: "b", Items: items("x")}}
+	in, err := CollisionInput(gateway.KindTools, servers)
 	if err != nil || !json.Valid(in) {
 		t.Fatalf("input %s: %v", in, err)
 	}
@@ -64,7 +67,7 @@ func TestCollisionRoundTrip(t *testing.T) {
 	if err != nil || len(res.Names) != 2 || len(res.Rejected) != 1 {
 		t.Fatalf("%+v %v", res, err)
 	}
-	if err := ValidateResolution(KindTools, servers, res); err != nil {
+	if err := gateway.ValidateResolution(gateway.KindTools, servers, res); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{`{}`, `{"names":[{"server":"a","name":"x","exposed":"1"},{"server":"a","name":"x","exposed":"2"}]}`, `[]`} {
@@ -75,7 +78,7 @@ func TestCollisionRoundTrip(t *testing.T) {
 }
 
 func BenchmarkAuthorizeInput(b *testing.B) {
-	req := AuthzRequest{Caller: Caller{ID: "alice"}, Server: "notes", Tool: "search", Name: "notes__search",
+	req := gateway.AuthzRequest{Caller: gateway.Caller{ID: "alice"}, Server: "notes", Tool: "search", Name: "notes__search",
 		Annotations: json.RawMessage(`{"readOnlyHint":true}`), Arguments: json.RawMessage(`{"query":"x"}`)}
 	var buf bytes.Buffer
 	b.ReportAllocs()
@@ -125,13 +128,13 @@ func FuzzParseCollisionOutput(f *testing.F) {
 			return
 		}
 		// The items the answer names, by exact keys.
-		named := map[ItemKey]bool{}
+		named := map[gateway.ItemKey]bool{}
 		var top map[string]json.RawMessage
 		var entries []map[string]json.RawMessage
 		_ = json.Unmarshal(out, &top)
 		_ = json.Unmarshal(top["names"], &entries)
 		for _, e := range entries {
-			var k ItemKey
+			var k gateway.ItemKey
 			_ = json.Unmarshal(e["server"], &k.Server)
 			_ = json.Unmarshal(e["name"], &k.Name)
 			named[k] = true
@@ -141,7 +144,32 @@ func FuzzParseCollisionOutput(f *testing.F) {
 				t.Fatalf("%q: resolution names %+v, which the answer does not", out, key)
 			}
 		}
-		servers := []ServerItems{{Server: "a", Items: []Item{{Key: "x"}}}}
-		_ = ValidateResolution(KindTools, servers, res) // must not panic
+		servers := []gateway.ServerItems{{Server: "a", Items: []gateway.Item{{Key: "x"}}}}
+		_ = gateway.ValidateResolution(gateway.KindTools, servers, res) // must not panic
 	})
+}
+
+func TestPolicyOutputExactKeys(t *testing.T) {
+	res, err := ParseCollisionOutput([]byte(`{"names":[{"Server":"a","name":"x","exposed":"x"},{"server":"b","Name":"y","exposed":"y"},{"server":"c","name":"z","Exposed":"z"}],"rejected":[{"server":"d","name":"w","Reason":"r"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[gateway.ItemKey]string{{Name: "x"}: "x", {Server: "b"}: "y", {Server: "c", Name: "z"}: ""}
+	if !reflect.DeepEqual(res.Names, want) || len(res.Rejected) != 1 || res.Rejected[0] != (gateway.Rejection{Server: "d", Name: "w"}) {
+		t.Errorf("parsed %+v", res)
+	}
+	if _, err := ParseCollisionOutput([]byte(`{"Names":[]}`)); err == nil {
+		t.Error(`"Names" accepted`)
+	}
+	if d, err := ParseDecision([]byte(`{"allow":false,"Reason":"r"}`)); err != nil || d.Reason != "" {
+		t.Errorf(`"Reason" read: %+v, %v`, d, err)
+	}
+}
+
+func items(keys ...string) []gateway.Item {
+	out := make([]gateway.Item, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, gateway.Item{Key: k})
+	}
+	return out
 }
