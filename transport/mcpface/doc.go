@@ -25,9 +25,21 @@
 //     subscriptions/listen is acknowledged and then carries list changes and
 //     resource updates with _meta io.modelcontextprotocol/subscriptionId
 //     until the client cancels it; when gw stops, it ends with its result and
-//     notifications/cancelled. face.Request.Input is nil: server-to-client
-//     requests in this era are InputRequiredResult round trips, which the
-//     face does not do yet.
+//     notifications/cancelled. Server-to-client requests are multi
+//     round-trip requests (Rounds): a tools/call, prompts/get or
+//     resources/read whose _meta declares sampling, elicitation or roots
+//     gets a face.Request.Input for those; the gateway call runs on a
+//     goroutine of its own, and when it asks, the request is answered with
+//     an InputRequiredResult (inputRequests "gw-1", "gw-2", …; a
+//     requestState of 256 random bits naming the parked call). The
+//     client's retry (a new id, inputResponses, the echoed requestState)
+//     hands the answers to the waiting asks and waits for the call's next
+//     event: another InputRequiredResult (a fresh requestState; an ask left
+//     unanswered is asked again) or the final result. A state is spent by
+//     its retry; an unknown, spent, expired (Options.InputTTL) or
+//     mismatched one (another method or name) gets -32602. A call that
+//     waits longer than InputTTL is cancelled; at most Options.MaxParked
+//     wait. Cancelling the waiting request cancels the call.
 //
 // # Connection
 //

@@ -64,6 +64,13 @@ type Options struct {
 	// the requests it cancelled to finish and for its reader. Default
 	// DefaultStopGrace.
 	StopGrace time.Duration
+	// InputTTL bounds how long a modern request's gateway call waits for
+	// the client's retry after an InputRequiredResult. Default
+	// DefaultInputTTL.
+	InputTTL time.Duration
+	// MaxParked bounds the gateway calls waiting for their client's retry.
+	// Default DefaultMaxParked.
+	MaxParked int
 	// Logger gets the face's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -94,11 +101,12 @@ type Face struct {
 	writeErr error
 	stop     context.CancelCauseFunc // ends the connection; set by Serve
 
-	wg sync.WaitGroup // request and listen goroutines
+	wg     sync.WaitGroup // request and listen goroutines
+	rounds *Rounds        // modern requests' round trips; owns their gateway calls
 
 	mu          sync.Mutex
 	era         Era
-	caps        map[string]json.RawMessage // legacy client's declared capabilities
+	caps        map[string]json.RawMessage // the client's declared capabilities (modern: its latest request's)
 	initialized bool                       // legacy: notifications/initialized seen
 	calls       map[string]*call           // requests in flight, by id text
 	listens     map[string]*listen         // modern listen streams, by id text
@@ -163,6 +171,7 @@ func New(h face.Handler, opts Options) *Face {
 		listens:    map[string]*listen{},
 		subscribed: map[string]bool{},
 		uriRefs:    map[string]int{},
+		rounds:     NewRounds(RoundsOptions{TTL: opts.InputTTL, MaxParked: opts.MaxParked}),
 	}
 }
 
@@ -210,11 +219,14 @@ func (f *Face) kick() {
 	}
 }
 
-// Client is the connected client as a face.Input: in the legacy era it asks
-// the client with JSON-RPC requests for the capabilities it declared in
-// initialize. A modern client is never asked (server-to-client requests
-// there are InputRequiredResult, not implemented yet): Supports is false.
-// Every legacy request's face.Request.Input is Client().
+// Client is the connected client as a face.Input, for the capabilities it
+// declared (in initialize; modern: in its latest request's _meta). In the
+// legacy era it asks with JSON-RPC requests, and every legacy request's
+// face.Request.Input is Client(). In the modern era a question can only ride
+// on a request: Client asks through the oldest request in flight whose
+// client can answer it (Rounds.AskAny) — for a legacy server asking on its
+// own, which names no request; a modern request's own Input asks through
+// that request.
 func (f *Face) Client() face.Input { return clientInput{f} }
 
 // Serve serves the client on in and out until in ends (EOF; nil is
@@ -260,8 +272,9 @@ func (f *Face) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	f.isClosed = true
 	f.mu.Unlock()
 	f.outbox.Close()
+	f.rounds.Close()
 	close(f.closed)
-	if !f.waitBounded(func() { f.wg.Wait() }) {
+	if !f.waitBounded(func() { f.wg.Wait(); f.rounds.Wait() }) {
 		f.log.Warn("requests still running at shutdown were abandoned", "grace", f.opts.StopGrace)
 	}
 	close(notifierStop)
@@ -437,6 +450,7 @@ func (f *Face) handleRequest(ctx context.Context, msg *jsonrpc.Message) {
 			f.replyError(msg.ID, e)
 			return
 		}
+		f.noteCapabilities(meta)
 		switch msg.Method {
 		case MethodDiscover:
 			res, err := DiscoverResult(f.opts.Info, f.opts.Instructions)
@@ -466,6 +480,18 @@ func (f *Face) decide(era Era, caps map[string]json.RawMessage) Era {
 	close(f.started)
 	f.log.Debug("client session", "era", era)
 	return era
+}
+
+// noteCapabilities keeps a modern request's declared client capabilities
+// as the session's (Client).
+func (f *Face) noteCapabilities(meta RequestMeta) {
+	var caps map[string]json.RawMessage
+	if json.Unmarshal(meta.capabilities, &caps) != nil {
+		return
+	}
+	f.mu.Lock()
+	f.caps = caps
+	f.mu.Unlock()
 }
 
 // initialize answers the legacy handshake and fixes the era.
@@ -517,7 +543,14 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta RequestMeta
 	go func() {
 		defer f.wg.Done()
 		defer cancel()
-		res, err := f.h.Serve(cctx, req)
+		var res json.RawMessage
+		var err error
+		if era == EraModern && TakesInput(msg.Method) {
+			// One connection, one client: no owner to tell apart.
+			res, err = f.rounds.Serve(cctx, f.h, req, "")
+		} else {
+			res, err = f.h.Serve(cctx, req)
+		}
 		if err == nil && len(res) == 0 {
 			res = json.RawMessage(`{}`)
 		}
@@ -777,25 +810,24 @@ func CapabilityOf(method string) string {
 	return ""
 }
 
-// Supports reports whether a legacy client declared the capability method
+// Supports reports whether the client declared the capability method
 // needs.
 func (c clientInput) Supports(method string) bool {
-	capName := CapabilityOf(method)
-	if capName == "" {
-		return false
-	}
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
-	_, ok := c.f.caps[capName]
-	return c.f.era == EraLegacy && ok && !c.f.isClosed
+	return c.f.era != EraUnknown && declared(c.f.caps, method) && !c.f.isClosed
 }
 
-// Ask sends method to the client as a JSON-RPC request (ids "gw-1", "gw-2",
-// …) and waits for its response, ctx, or the end of the connection. When
-// ctx ends first, the client is sent notifications/cancelled.
+// Ask asks a legacy client with a JSON-RPC request (ids "gw-1", "gw-2", …)
+// and waits for its response, ctx, or the end of the connection; when ctx
+// ends first, the client is sent notifications/cancelled. A modern client
+// is asked through a request it has in flight (Rounds.AskAny).
 func (c clientInput) Ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 	if !c.Supports(method) {
 		return nil, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: the client did not declare the capability %s needs", method)
+	}
+	if c.f.Era() == EraModern {
+		return c.f.rounds.AskAny(ctx, method, params)
 	}
 	return c.f.outbox.Ask(ctx, method, params, c.f.write, ErrClosed)
 }

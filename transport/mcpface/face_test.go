@@ -25,6 +25,7 @@ type testHandler struct {
 	mu       sync.Mutex
 	seen     []string      // "method uri" of resources/(un)subscribe
 	released chan struct{} // closed by "slow" when its ctx ends
+	release  chan struct{} // "wait" returns once it is closed
 }
 
 func (h *testHandler) record(s string) {
@@ -61,6 +62,14 @@ func (h *testHandler) Serve(ctx context.Context, req *face.Request) (json.RawMes
 		return nil, nil
 	case "typed":
 		return json.RawMessage(`{"resultType":"complete","content":[]}`), nil
+	case "wait":
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			h.record("wait cancelled")
+			return nil, ctx.Err()
+		}
+		return json.RawMessage(`{"content":[]}`), nil
 	case "slow":
 		<-ctx.Done()
 		close(h.released)
@@ -69,12 +78,27 @@ func (h *testHandler) Serve(ctx context.Context, req *face.Request) (json.RawMes
 		req.Progress(json.RawMessage(`{"progressToken":"p1","progress":1,"total":2}`))
 		req.Progress(json.RawMessage(`{"progressToken":"p1","progress":2,"total":2}`))
 		return json.RawMessage(`{"content":[]}`), nil
+	case "twice":
+		// Two rounds: roots, then sampling.
+		roots, err := req.Input.Ask(ctx, "roots/list", nil)
+		if err != nil {
+			return nil, err
+		}
+		res, err := req.Input.Ask(ctx, "sampling/createMessage", json.RawMessage(`{"messages":[],"maxTokens":5}`))
+		if err != nil {
+			return nil, err
+		}
+		out, _ := json.Marshal(map[string]any{"content": []any{map[string]any{"type": "text", "text": string(roots) + " " + string(res)}}})
+		return out, nil
 	case "sample":
 		if req.Input == nil || !req.Input.Supports("sampling/createMessage") {
 			return nil, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "no sampling")
 		}
 		res, err := req.Input.Ask(ctx, "sampling/createMessage", json.RawMessage(`{"messages":[],"maxTokens":5}`))
 		if err != nil {
+			if ctx.Err() != nil {
+				h.record("cancelled: " + context.Cause(ctx).Error())
+			}
 			return nil, err
 		}
 		out, _ := json.Marshal(map[string]any{"content": []any{map[string]any{"type": "text", "text": string(res)}}})
@@ -98,7 +122,7 @@ func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	th := &testHandler{released: make(chan struct{})}
+	th := &testHandler{released: make(chan struct{}), release: make(chan struct{})}
 	f := New(th, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	hs := &harness{t: t, f: f, h: th, in: inW, lines: make(chan string, 100), served: make(chan error, 1), cancel: cancel}
