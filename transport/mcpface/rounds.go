@@ -73,15 +73,14 @@ type RoundsOptions struct {
 // use.
 //
 // Goroutines: one per gateway call started by Serve, owned by Rounds: it
-// ends when the handler returns; Close cancels every call and Wait waits
-// for them.
+// ends when the handler returns. A call is cancelled when the request
+// waiting for it ends, when it waits for a retry longer than TTL, or by
+// Close (a parked call: no retry will come). Wait waits for them all.
 //
 // Lock order: Rounds.mu, then a roundCall's mu.
 type Rounds struct {
-	opts   RoundsOptions
-	base   context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	opts RoundsOptions
+	wg   sync.WaitGroup
 
 	mu     sync.Mutex
 	parked map[string]*roundCall // by requestState
@@ -97,8 +96,7 @@ func NewRounds(opts RoundsOptions) *Rounds {
 	if opts.MaxParked <= 0 {
 		opts.MaxParked = DefaultMaxParked
 	}
-	base, cancel := context.WithCancel(context.Background())
-	return &Rounds{opts: opts, base: base, cancel: cancel, parked: map[string]*roundCall{}}
+	return &Rounds{opts: opts, parked: map[string]*roundCall{}}
 }
 
 // roundCall is one gateway call that can ask its client.
@@ -229,7 +227,9 @@ func (r *Rounds) Serve(ctx context.Context, h face.Handler, req *face.Request, o
 		return h.Serve(ctx, &in)
 	}
 
-	cctx, cancel := context.WithCancelCause(r.base)
+	// The call outlives the request that started it: its context is its
+	// own, ended by cancel (see Rounds).
+	cctx, cancel := context.WithCancelCause(context.Background())
 	c := &roundCall{
 		owner: owner, method: req.Method, target: targetOf(req.Method, req.Params), caps: caps,
 		cancel: cancel, wake: make(chan struct{}, 1), asks: map[string]*ask{}, progress: progress,
@@ -428,22 +428,24 @@ func (r *Rounds) AskAny(ctx context.Context, method string, params json.RawMessa
 	return target.Ask(ctx, method, params)
 }
 
-// Close cancels every call and refuses new ones; parked requestStates
-// become unknown.
+// Close refuses new calls and cancels the parked ones (their requestStates
+// become unknown); a call that asks later is cancelled instead of parked. A
+// call whose request still waits for it ends with that request (the
+// binding cancels it at shutdown).
 func (r *Rounds) Close() {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.closed = true
 	for state, c := range r.parked {
 		delete(r.parked, state)
+		r.forgetLocked(c)
 		c.mu.Lock()
 		if c.timer != nil {
 			c.timer.Stop()
 		}
 		c.mu.Unlock()
+		c.cancel(ErrNoRetry)
 	}
-	r.live = nil
-	r.mu.Unlock()
-	r.cancel()
 }
 
 // Wait waits for the goroutines of the calls started by Serve.

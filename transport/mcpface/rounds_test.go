@@ -221,3 +221,20 @@ func waitFor(cond func() bool) bool {
 	}
 	return true
 }
+
+// TestMRTRClosedWhileParked: when the connection ends, a parked call is
+// cancelled (no retry can come) and Serve returns.
+func TestMRTRClosedWhileParked(t *testing.T) {
+	hs := newHarness(t, Options{})
+	wantInputRequired(t, hs.call("1", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample",`+samplingMeta+`}}`))
+	_ = hs.in.Close()
+	select {
+	case err := <-hs.served:
+		hs.served <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if !contains(hs.h.saw(), "cancelled: "+ErrNoRetry.Error()) {
+		t.Fatalf("parked call not cancelled: %v", hs.h.saw())
+	}
+}
