@@ -35,8 +35,16 @@
 // then the list changes (ListChanged) and resource updates
 // (ResourceUpdated) it asked for, and keep-alive comments, until the client
 // closes it or the face shuts down (then the listen result ends it).
-// Server-to-client requests are not asked in this era (face.Request.Input
-// is nil), as in mcpface. GET and DELETE without a session get 405.
+// Server-to-client requests are multi round-trip requests, with mcpface's
+// Rounds: a tools/call, prompts/get or resources/read whose _meta declares
+// sampling, elicitation or roots gets a face.Request.Input for them; when
+// the gateway call asks, the POST is answered with an InputRequiredResult,
+// and the call waits, parked, for the client's retry POST (inputResponses
+// and the echoed requestState), which then waits for the call's next event.
+// A requestState is bound to the principal and the path (view) that got it:
+// anyone else's retry finds nothing (-32602). Parked calls are bounded
+// (Options.MaxParked) and expire (Options.InputTTL). GET and DELETE without
+// a session get 405.
 //
 // # 2025-11-25 and earlier (legacy): sessions
 //
@@ -63,9 +71,11 @@
 //
 // New → ServeHTTP (from an http.Server the caller owns) → Shutdown: new
 // requests get 503, listen streams end with their result and GET streams
-// close, requests in flight are waited for until Shutdown's context ends and
-// then cancelled. The face starts no goroutine of its own: every stream and
-// request runs on its http.Server goroutine.
+// close, gateway calls parked for a retry are cancelled, requests in flight
+// are waited for until Shutdown's context ends and then cancelled. Every
+// stream and request runs on its http.Server goroutine; the one exception
+// is the gateway call of a request whose client can answer input requests,
+// which outlives its POST on a goroutine of Rounds, stopped as above.
 //
 // Lock order: Face.mu, then a reply's mu. Nothing is written to a client
 // with Face.mu held.

@@ -28,6 +28,7 @@ const (
 	DefaultMaxInFlight = 256
 	DefaultMaxListens  = 256
 	DefaultKeepAlive   = 25 * time.Second
+	DefaultMaxParked   = 256
 	DefaultAnonymous   = "anonymous"
 	// maxQueuedUpdates bounds the resource updates waiting on one stream;
 	// more are dropped (and logged).
@@ -85,6 +86,13 @@ type Options struct {
 	// KeepAlive is the interval of SSE comments on idle streams. Default
 	// DefaultKeepAlive.
 	KeepAlive time.Duration
+	// InputTTL bounds how long a modern request's gateway call waits for
+	// the client's retry after an InputRequiredResult. Default
+	// mcpface.DefaultInputTTL.
+	InputTTL time.Duration
+	// MaxParked bounds the gateway calls waiting for their clients'
+	// retries. Default DefaultMaxParked.
+	MaxParked int
 	// Logger gets the face's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -101,6 +109,7 @@ type Face struct {
 	closing  chan struct{} // closed when Shutdown begins
 	inflight chan struct{} // a semaphore of MaxInFlight
 	wg       sync.WaitGroup
+	rounds   *mcpface.Rounds // modern requests' round trips; owns their gateway calls
 
 	mu       sync.Mutex
 	closed   bool
@@ -136,6 +145,9 @@ func New(h face.Handler, opts Options) *Face {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = DefaultKeepAlive
 	}
+	if opts.MaxParked <= 0 {
+		opts.MaxParked = DefaultMaxParked
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -149,6 +161,7 @@ func New(h face.Handler, opts Options) *Face {
 		sessions: map[string]*session{},
 		streams:  map[*stream]struct{}{},
 		uriRefs:  map[string]int{},
+		rounds:   mcpface.NewRounds(mcpface.RoundsOptions{TTL: opts.InputTTL, MaxParked: opts.MaxParked}),
 		now:      time.Now,
 	}
 }
@@ -206,7 +219,8 @@ func (f *Face) ResourceUpdated(uri string) {
 }
 
 // Shutdown stops the face: new requests get 503, listen streams end with
-// their result, GET streams close, gw's requests to legacy clients fail, and
+// their result, GET streams close, gw's requests to legacy clients fail,
+// gateway calls parked for a modern client's retry are cancelled, and
 // requests in flight are waited for until ctx ends, then cancelled; then
 // the sessions end. It returns ctx's error when requests were cancelled.
 func (f *Face) Shutdown(ctx context.Context) error {
@@ -223,9 +237,13 @@ func (f *Face) Shutdown(ctx context.Context) error {
 	for _, s := range open {
 		s.outbox.Close()
 	}
+	// Parked calls end now (no retry will be taken); calls a request
+	// waits for end with it.
+	f.rounds.Close()
 	done := make(chan struct{})
 	go func() {
 		f.wg.Wait()
+		f.rounds.Wait()
 		close(done)
 	}()
 	var err error
@@ -512,6 +530,11 @@ func (f *Face) withBase(ctx context.Context) (context.Context, context.CancelFun
 // decides the result's shape and the status of an unknown method.
 func (f *Face) serve(ctx context.Context, rep *reply, h face.Handler, req *face.Request, id jsonrpc.ID, era mcpface.Era) {
 	res, err := h.Serve(ctx, req)
+	f.answer(rep, id, era, res, err)
+}
+
+// answer answers a request on rep with the handler's result or error.
+func (f *Face) answer(rep *reply, id jsonrpc.ID, era mcpface.Era, res json.RawMessage, err error) {
 	if err != nil {
 		e := jsonrpc.AsError(err)
 		status := http.StatusOK

@@ -64,6 +64,9 @@ func (h *testHandler) Serve(ctx context.Context, req *face.Request) (json.RawMes
 		}
 		res, err := req.Input.Ask(ctx, "sampling/createMessage", json.RawMessage(`{"messages":[],"maxTokens":5}`))
 		if err != nil {
+			if ctx.Err() != nil {
+				h.cancelled <- req.Principal
+			}
 			return nil, err
 		}
 		return json.Marshal(map[string]any{"content": []any{map[string]any{"type": "text", "text": string(res)}}})
