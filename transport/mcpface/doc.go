@@ -39,7 +39,10 @@
 //     its retry; an unknown, spent, expired (Options.InputTTL) or
 //     mismatched one (another method or name) gets -32602. A call that
 //     waits longer than InputTTL is cancelled; at most Options.MaxParked
-//     wait. Cancelling the waiting request cancels the call.
+//     wait. Cancelling the waiting request cancels the call. Face.Client,
+//     the fallback for a legacy server that asks on its own (naming no
+//     request), asks through the oldest call in flight whose client
+//     declared the capability.
 //
 // # Connection
 //

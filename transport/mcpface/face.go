@@ -82,7 +82,10 @@ type Options struct {
 // Options.StopGrace, abandoned and logged): one reader (decodes lines,
 // answers what needs no handler, starts the rest); one goroutine per request
 // served and per open listen stream; one notifier that writes list changes
-// and resource updates. Writes are serialised by writeMu.
+// and resource updates; and, owned by the face's Rounds, one per gateway
+// call of a modern request that may ask its client (it outlives the request
+// while parked for a retry; Serve cancels parked ones at shutdown and waits
+// for them). Writes are serialised by writeMu.
 //
 // Lock order: mu, then a listen's mu, then a call's mu, then writeMu.
 // Nothing is written with mu held.
