@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gwmcp/gw/transport/face"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
@@ -236,5 +238,64 @@ func TestMRTRClosedWhileParked(t *testing.T) {
 	}
 	if !contains(hs.h.saw(), "cancelled: "+ErrNoRetry.Error()) {
 		t.Fatalf("parked call not cancelled: %v", hs.h.saw())
+	}
+}
+
+// TestRoundsHammer: many clients at once, each through several rounds,
+// some giving up midway; every call ends, nothing stays parked or live.
+func TestRoundsHammer(t *testing.T) {
+	r := NewRounds(RoundsOptions{TTL: time.Second, MaxParked: 1000})
+	h := face.HandlerFunc(func(ctx context.Context, req *face.Request) (json.RawMessage, error) {
+		var sum strings.Builder
+		for i := 0; i < 3; i++ {
+			res, err := req.Input.Ask(ctx, "elicitation/create", json.RawMessage(`{}`))
+			if err != nil {
+				return nil, err
+			}
+			sum.Write(res)
+		}
+		return json.Marshal(map[string]string{"sum": sum.String()})
+	})
+	var wg sync.WaitGroup
+	for n := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			params := `{"name":"x",` + metaWith(`{"elicitation":{}}`)
+			res, err := r.Serve(context.Background(), h, &face.Request{Method: "tools/call", Params: json.RawMessage(params + `}`)}, "o")
+			for round := 0; ; round++ {
+				if err != nil {
+					t.Errorf("client %d: %v", n, err)
+					return
+				}
+				var ir inputRequired
+				_ = json.Unmarshal(res, &ir)
+				if ir.ResultType != "input_required" {
+					if string(res) != `{"sum":"111"}` {
+						t.Errorf("client %d: %s", n, res)
+					}
+					return
+				}
+				if n%5 == 0 && round == 1 {
+					// Gives up: cancels its retry while it waits.
+					ctx, cancel := context.WithCancel(context.Background())
+					cancel()
+					_, _ = r.Serve(ctx, h, &face.Request{Method: "tools/call", Params: json.RawMessage(params + `,"requestState":"` + ir.RequestState + `"}`)}, "o")
+					return
+				}
+				key := ""
+				for k := range ir.InputRequests {
+					key = k
+				}
+				retry := params + `,"inputResponses":{"` + key + `":1},"requestState":"` + ir.RequestState + `"}`
+				res, err = r.Serve(context.Background(), h, &face.Request{Method: "tools/call", Params: json.RawMessage(retry)}, "o")
+			}
+		}()
+	}
+	wg.Wait()
+	r.Close()
+	r.Wait()
+	if r.Parked() != 0 || len(r.live) != 0 {
+		t.Errorf("parked %d, live %d", r.Parked(), len(r.live))
 	}
 }
