@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gwmcp/gw/transport/mcpface"
+	"github.com/gwmcp/gw/transport/natsconn"
 )
 
 const inputConfig = `
@@ -107,5 +108,43 @@ func TestStdioSDKModernInput(t *testing.T) {
 	}
 	if left := leftovers(mark); len(left) > 0 {
 		t.Errorf("processes left behind:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+// TestConnectModernInput: through `gw connect` a modern SDK client answers
+// the sampling a modern server asks in the middle of a call: gw run → input
+// frame → natsclient asks the face request's Input → mcpface answers the
+// client's call with an InputRequiredResult → the SDK retries with the
+// answer → the input subject → the server.
+func TestConnectModernInput(t *testing.T) {
+	e, err := natsconn.StartEmbedded(context.Background(), natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	probe, err := e.Connect("probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	startFleetRun(t, e.ClientURL(), "one", `  beta: {command: EXE, env: {MCPTEST_SERVER: "1", MCPTEST_ERA: modern}}
+`)
+	waitCallable(t, probe, "beta__echo")
+
+	cmd, _ := gwCommand(t, fmt.Sprintf("connect-mrtr-%d", time.Now().UnixNano()), "connect", "--nats", e.ClientURL(), "--principal", "ada")
+	client := mcp.NewClient(&mcp.Implementation{Name: "sdk-test", Version: "1"}, &mcp.ClientOptions{
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Role: "assistant", Model: "sdk", Content: &mcp.TextContent{Text: "Paris, said the modern SDK client"}}, nil
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, &mcp.ClientSessionOptions{ProtocolVersion: mcpface.ModernVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if got := callText(ctx, t, cs, "beta__sample", map[string]any{"prompt": "capital of France?"}); got != "Paris, said the modern SDK client" {
+		t.Errorf("sampling through the fleet: %q", got)
 	}
 }
