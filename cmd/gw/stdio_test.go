@@ -333,6 +333,44 @@ func (rc *rawClient) await(id string) map[string]json.RawMessage {
 	}
 }
 
+// awaitMethod returns the next message of method, skipping others.
+func (rc *rawClient) awaitMethod(method string) map[string]json.RawMessage {
+	rc.t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case m, ok := <-rc.lines:
+			if !ok {
+				rc.t.Fatal("gw's stdout ended")
+			}
+			if string(m["method"]) == strconvQuote(method) {
+				return m
+			}
+		case <-timeout:
+			rc.t.Fatalf("no %s", method)
+		}
+	}
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestStdioLogsLegacy: a server's log messages reach a legacy client of gw
+// stdio, named after the server, at or above the client's level.
+func TestStdioLogsLegacy(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", "gateway: {start_timeout: 60s}\nservers:\n  alpha: {command: EXE, env: {MCPTEST_SERVER: \"1\"}}\n")
+	rc, _ := startRawGW(t, fmt.Sprintf("logs-%d", time.Now().UnixNano()), "stdio", "-c", cfg)
+	rc.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`)
+	rc.await("0")
+	rc.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	rc.send(`{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"info"}}`)
+	rc.await("1")
+	rc.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"alpha__notify","arguments":{"n":2}}}`)
+	m := rc.awaitMethod("notifications/message")
+	if !strings.Contains(string(m["params"]), `"logger":"alpha/`) || !strings.Contains(string(m["params"]), `"level":"info"`) {
+		t.Fatalf("log message %s; want alpha's, at info", m["params"])
+	}
+}
+
 // TestStdioRawModern drives `gw stdio` with raw JSON-RPC in the modern era,
 // checking on the wire what the SDK hides: -32022 for an unknown version,
 // resultType on every result, and the --principal flag reaching the

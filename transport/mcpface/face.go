@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,8 @@ type Face struct {
 	uriRefs     map[string]int             // modern: listen streams per resource uri
 	changed     Kind                       // list changes not yet announced
 	updates     []string                   // resource updates not yet announced
+	logs        []json.RawMessage          // legacy: servers' log messages not yet sent
+	logLevel    string                     // legacy: the client's logging/setLevel; "" = all
 	isClosed    bool
 }
 
@@ -211,6 +214,21 @@ func (f *Face) ResourceUpdated(uri string) {
 		return
 	}
 	f.updates = append(f.updates, uri)
+	f.mu.Unlock()
+	f.kick()
+}
+
+// Log sends a server's notifications/message params to a legacy client,
+// when its level passes the client's logging/setLevel. A modern session
+// gets none: its log messages belong to requests. It never blocks; past
+// maxQueuedUpdates waiting, messages are dropped.
+func (f *Face) Log(params json.RawMessage) {
+	f.mu.Lock()
+	if f.era == EraModern || len(f.logs) >= maxQueuedUpdates {
+		f.mu.Unlock()
+		return
+	}
+	f.logs = append(f.logs, params)
 	f.mu.Unlock()
 	f.kick()
 }
@@ -441,6 +459,16 @@ func (f *Face) handleRequest(ctx context.Context, msg *jsonrpc.Message) {
 			f.reply(msg.ID, json.RawMessage(`{}`))
 		case MethodDiscover, MethodListen:
 			f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s (this session began with initialize)", msg.Method, LegacyVersion))
+		case MethodSetLevel:
+			level, _ := StringMember(msg.Params, "level")
+			if !slices.Contains(logLevels, level) {
+				f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params.level must be one of %v", logLevels))
+				return
+			}
+			f.mu.Lock()
+			f.logLevel = level
+			f.mu.Unlock()
+			f.reply(msg.ID, json.RawMessage(`{}`))
 		default:
 			f.start(ctx, msg, meta, EraLegacy)
 		}
@@ -738,8 +766,8 @@ func (f *Face) notifier(stop <-chan struct{}) {
 		case <-f.wake:
 		}
 		f.mu.Lock()
-		changed, updates := f.changed, f.updates
-		f.changed, f.updates = 0, nil
+		changed, updates, logs, logLevel := f.changed, f.updates, f.logs, f.logLevel
+		f.changed, f.updates, f.logs = 0, nil, nil
 		era, initialized := f.era, f.initialized
 		var listens []*listen
 		var subscribed map[string]bool
@@ -765,6 +793,11 @@ func (f *Face) notifier(stop <-chan struct{}) {
 			for _, uri := range updates {
 				if subscribed[uri] {
 					f.notify(NotifUpdated, map[string]any{"uri": uri})
+				}
+			}
+			for _, params := range logs {
+				if level, _ := StringMember(params, "level"); LogAllows(logLevel, level) {
+					f.notify(NotifMessage, params)
 				}
 			}
 		case era == EraModern:

@@ -611,3 +611,20 @@ func TestHammer(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLegacy: servers' log messages reach a legacy client at or above
+// its logging/setLevel; a bad level is refused; initialize declares logging.
+func TestLogLegacy(t *testing.T) {
+	hs := newHarness(t, Options{})
+	if res := hs.call("0", initLine).wantResult(t); !strings.Contains(string(res["capabilities"]), `"logging":{}`) {
+		t.Errorf("capabilities %s lack logging", res["capabilities"])
+	}
+	hs.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	hs.call("1", `{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"loud"}}`).wantError(t, jsonrpc.CodeInvalidParams)
+	hs.call("2", `{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"warning"}}`).wantResult(t)
+	hs.f.Log(json.RawMessage(`{"level":"info","logger":"a","data":"quiet"}`))
+	hs.f.Log(json.RawMessage(`{"level":"error","logger":"a","data":"loud"}`))
+	if m := hs.next(); m.Method != NotifMessage || !strings.Contains(string(m.Params), `"loud"`) {
+		t.Fatalf("want the error message only, got %s", m.raw)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
@@ -35,13 +36,26 @@ const (
 	MethodListen      = "subscriptions/listen"
 	MethodSubscribe   = "resources/subscribe"
 	MethodUnsubscribe = "resources/unsubscribe"
+	MethodSetLevel    = "logging/setLevel"
 
 	NotifInitialized  = "notifications/initialized"
 	NotifCancelled    = "notifications/cancelled"
 	NotifProgress     = "notifications/progress"
 	NotifAcknowledged = "notifications/subscriptions/acknowledged"
 	NotifUpdated      = "notifications/resources/updated"
+	NotifMessage      = "notifications/message"
 )
+
+// logLevels are the syslog severities of notifications/message, least
+// severe first.
+var logLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
+
+// LogAllows reports whether a message of level passes a client's minimum
+// level min ("" lets everything through; an unknown level passes).
+func LogAllows(min, level string) bool {
+	m, l := slices.Index(logLevels, min), slices.Index(logLevels, level)
+	return m < 0 || l < 0 || l >= m
+}
 
 // _meta keys of the modern era.
 const (
@@ -244,7 +258,10 @@ func LegacyVersionFor(requested string) string {
 
 // InitializeResult is the legacy handshake's answer.
 func InitializeResult(version string, info Implementation, instructions string) (json.RawMessage, error) {
-	res := map[string]any{"protocolVersion": version, "capabilities": serverCapabilities, "serverInfo": info}
+	// A legacy session also gets the servers' log messages (Face.Log).
+	caps := maps.Clone(serverCapabilities)
+	caps["logging"] = map[string]any{}
+	res := map[string]any{"protocolVersion": version, "capabilities": caps, "serverInfo": info}
 	if instructions != "" {
 		res["instructions"] = instructions
 	}
@@ -433,4 +450,14 @@ func isInteger(raw []byte) bool {
 	}
 	_, err := n.Int64()
 	return err == nil
+}
+
+// StringMember reads a string member of a JSON object by its exact key.
+func StringMember(obj json.RawMessage, key string) (string, bool) {
+	var m map[string]json.RawMessage
+	var s string
+	if json.Unmarshal(obj, &m) != nil || json.Unmarshal(m[key], &s) != nil {
+		return "", false
+	}
+	return s, true
 }
