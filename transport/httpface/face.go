@@ -218,6 +218,23 @@ func (f *Face) ResourceUpdated(uri string) {
 	}
 }
 
+// Log sends a server's notifications/message params on the GET stream of
+// every legacy session whose logging/setLevel it passes. Modern clients get
+// none: their log messages belong to requests. It never blocks; past
+// maxQueuedUpdates waiting on a stream, messages are dropped.
+func (f *Face) Log(params json.RawMessage) {
+	level, _ := mcpface.StringMember(params, "level")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for st := range f.streams {
+		if st.sess == nil || !mcpface.LogAllows(st.sess.logLevel, level) || len(st.logs) >= maxQueuedUpdates {
+			continue
+		}
+		st.logs = append(st.logs, params)
+		st.kick()
+	}
+}
+
 // Shutdown stops the face: new requests get 503, listen streams end with
 // their result, GET streams close, gw's requests to legacy clients fail,
 // gateway calls parked for a modern client's retry are cancelled, and

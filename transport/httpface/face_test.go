@@ -621,3 +621,38 @@ func TestViews(t *testing.T) {
 		t.Errorf("a /mcp session on /mcp/short: %d; want 404", resp.StatusCode)
 	}
 }
+
+// TestLegacyLogs: servers' log messages go out on a legacy session's GET
+// stream at or above the level it set; a bad level is refused.
+func TestLegacyLogs(t *testing.T) {
+	f, srv, _ := startFace(t, Options{})
+	url := srv.URL + Endpoint
+	sid := legacyInit(t, url, `{}`)
+	bad := post(t, context.Background(), url, `{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"loud"}}`, hdrSessionID, sid)
+	if b := readAll(t, bad); !strings.Contains(b, "-32602") {
+		t.Fatalf("a bad level: %s", b)
+	}
+	ok := post(t, context.Background(), url, `{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"warning"}}`, hdrSessionID, sid)
+	if b := readAll(t, ok); !strings.Contains(b, `"result":{}`) {
+		t.Fatalf("setLevel: %s", b)
+	}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set(hdrSessionID, sid)
+	req.Header.Set("Accept", "text/event-stream")
+	get, err := http.DefaultClient.Do(req)
+	if err != nil || get.StatusCode != 200 {
+		t.Fatalf("GET: %v %v", err, get.Status)
+	}
+	defer get.Body.Close()
+	ev := events(get)
+	waitFor(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.streams) == 1
+	})
+	f.Log(json.RawMessage(`{"level":"info","logger":"a","data":"quiet"}`))
+	f.Log(json.RawMessage(`{"level":"error","logger":"a","data":"loud"}`))
+	if m := next(t, ev); !strings.Contains(m, `"method":"notifications/message"`) || !strings.Contains(m, `"loud"`) {
+		t.Fatalf("want the error message only, got %s", m)
+	}
+}

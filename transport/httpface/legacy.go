@@ -31,6 +31,7 @@ type session struct {
 	lastUsed    time.Time // when busy last dropped to 0
 	hasStream   bool
 	subscribed  map[string]bool
+	logLevel    string                        // logging/setLevel; "" = every level
 	calls       map[string]context.CancelFunc // requests in flight by id
 	outbox      mcpface.Outbox                // gw's requests to the client, answered by its POSTs
 	ended       bool
@@ -226,6 +227,17 @@ func (f *Face) legacy(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		return
 	case mcpface.MethodDiscover, mcpface.MethodListen:
 		writeError(w, http.StatusOK, msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s (this session began with initialize)", msg.Method, mcpface.LegacyVersion))
+		return
+	case mcpface.MethodSetLevel:
+		level, _ := mcpface.StringMember(msg.Params, "level")
+		if !mcpface.ValidLogLevel(level) {
+			writeError(w, http.StatusOK, msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params.level must be a syslog level (debug … emergency)"))
+			return
+		}
+		f.mu.Lock()
+		s.logLevel = level
+		f.mu.Unlock()
+		writeResult(w, msg.ID, []byte(`{}`))
 		return
 	}
 	if !f.acquire(w, msg.ID) {

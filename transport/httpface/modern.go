@@ -159,6 +159,7 @@ type stream struct {
 
 	changed mcpface.Kind
 	updates []string
+	logs    []json.RawMessage // legacy: servers' log messages for the session
 }
 
 func (st *stream) kick() {
@@ -272,8 +273,8 @@ func (f *Face) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respons
 			}
 		case <-st.wake:
 			f.mu.Lock()
-			changed, updates := st.changed, st.updates
-			st.changed, st.updates = 0, nil
+			changed, updates, logs := st.changed, st.updates, st.logs
+			st.changed, st.updates, st.logs = 0, nil, nil
 			f.mu.Unlock()
 			for _, k := range []mcpface.Kind{mcpface.KindTools, mcpface.KindPrompts, mcpface.KindResources} {
 				if changed&k == 0 {
@@ -285,6 +286,11 @@ func (f *Face) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respons
 			}
 			for _, uri := range updates {
 				if line, err := jsonrpc.EncodeNotification(mcpface.NotifUpdated, updatedParams(uri)); err == nil && writeEvent(w, rc, line) != nil {
+					return false
+				}
+			}
+			for _, params := range logs {
+				if line, err := jsonrpc.EncodeNotification(mcpface.NotifMessage, params); err == nil && writeEvent(w, rc, line) != nil {
 					return false
 				}
 			}

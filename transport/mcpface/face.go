@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -461,7 +460,7 @@ func (f *Face) handleRequest(ctx context.Context, msg *jsonrpc.Message) {
 			f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s (this session began with initialize)", msg.Method, LegacyVersion))
 		case MethodSetLevel:
 			level, _ := StringMember(msg.Params, "level")
-			if !slices.Contains(logLevels, level) {
+			if !ValidLogLevel(level) {
 				f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params.level must be one of %v", logLevels))
 				return
 			}

@@ -50,6 +50,9 @@ const (
 // severe first.
 var logLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
 
+// ValidLogLevel reports whether level is one of the syslog severities.
+func ValidLogLevel(level string) bool { return slices.Contains(logLevels, level) }
+
 // LogAllows reports whether a message of level passes a client's minimum
 // level min ("" lets everything through; an unknown level passes).
 func LogAllows(min, level string) bool {
