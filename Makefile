@@ -1,14 +1,16 @@
 # The one test command is `make test`: it installs the npm reference servers
-# the interop tests run against (idempotent), vets, checks formatting, checks
+# the interop tests run against and the npm tools that test gw from outside
+# (MCP Inspector CLI, the conformance suite, Node 22; idempotent), vets, checks formatting, checks
 # that the committed policy modules match a rebuild of their sources, runs the
 # policy kit's own tests, then runs every test with the race detector and
 # every fuzz target for a moment.
 GO ?= go
 NPM_DIR := testdata/npm
+NPM_TOOLS_DIR := testdata/npm-tools
 
-.PHONY: test npm-servers vet fmt-check policies-check fuzz-smoke bench build run
+.PHONY: test npm-servers npm-tools vet fmt-check policies-check fuzz-smoke bench build run
 
-test: npm-servers vet fmt-check policies-check
+test: npm-servers npm-tools vet fmt-check policies-check
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz-smoke
 
@@ -31,6 +33,14 @@ npm-servers: $(NPM_DIR)/node_modules/.installed
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The MCP Inspector CLI and the official conformance suite, with the Node 22
+# they need (the npm package node@22; Debian's Node 20 runs npm only).
+npm-tools: $(NPM_TOOLS_DIR)/node_modules/.installed
+
+$(NPM_TOOLS_DIR)/node_modules/.installed: $(NPM_TOOLS_DIR)/package.json $(NPM_TOOLS_DIR)/package-lock.json
+	cd $(NPM_TOOLS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 vet:
