@@ -547,11 +547,11 @@ func (f *Face) withBase(ctx context.Context) (context.Context, context.CancelFun
 // decides the result's shape and the status of an unknown method.
 func (f *Face) serve(ctx context.Context, rep *reply, h face.Handler, req *face.Request, id jsonrpc.ID, era mcpface.Era) {
 	res, err := h.Serve(ctx, req)
-	f.answer(rep, id, era, res, err)
+	f.answer(rep, id, req.Method, era, res, err)
 }
 
 // answer answers a request on rep with the handler's result or error.
-func (f *Face) answer(rep *reply, id jsonrpc.ID, era mcpface.Era, res json.RawMessage, err error) {
+func (f *Face) answer(rep *reply, id jsonrpc.ID, method string, era mcpface.Era, res json.RawMessage, err error) {
 	if err != nil {
 		e := jsonrpc.AsError(err)
 		status := http.StatusOK
@@ -565,7 +565,7 @@ func (f *Face) answer(rep *reply, id jsonrpc.ID, era mcpface.Era, res json.RawMe
 		res = json.RawMessage(`{}`)
 	}
 	if era == mcpface.EraModern {
-		res = mcpface.WithResultType(res)
+		res = mcpface.ModernResult(method, res)
 	}
 	rep.finalResult(id, res)
 }

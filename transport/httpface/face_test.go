@@ -180,7 +180,7 @@ func TestModernHeaders(t *testing.T) {
 		{"name header differs", call, modern("tools/call", "other"), 400, `"code":-32020`},
 		{"bad base64 name", call, modern("tools/call", "=?base64?!!?="), 400, `"code":-32020`},
 		{"unknown method", `{"jsonrpc":"2.0","id":2,"method":"nope/x","params":{` + modernMeta + `}}`, modern("nope/x", ""), 404, `"code":-32601`},
-		{"list", `{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{` + modernMeta + `}}`, modern("tools/list", ""), 200, `{"resultType":"complete","tools":[`},
+		{"list", `{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{` + modernMeta + `}}`, modern("tools/list", ""), 200, `{"resultType":"complete","ttlMs":0,"cacheScope":"private","tools":[`},
 		{"discover", `{"jsonrpc":"2.0","id":4,"method":"server/discover","params":{` + modernMeta + `}}`, modern("server/discover", ""), 200, `"supportedVersions":["2026-07-28"]`},
 		{"resources/subscribe is not modern", `{"jsonrpc":"2.0","id":5,"method":"resources/subscribe","params":{"uri":"x:y",` + modernMeta + `}}`, modern("resources/subscribe", ""), 404, `"code":-32601`},
 		{"a session header is ignored", call, append(modern("tools/call", "echo"), hdrSessionID, "bogus"), 200, `"resultType":"complete"`},

@@ -131,7 +131,7 @@ func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 			// A round trip's retry must come from the same caller on
 			// the same path.
 			res, err := f.rounds.Serve(ctx, c.h, req, c.principal+"\x00"+c.view)
-			f.answer(rep, msg.ID, mcpface.EraModern, res, err)
+			f.answer(rep, msg.ID, msg.Method, mcpface.EraModern, res, err)
 			return
 		}
 		f.serve(ctx, rep, c.h, req, msg.ID, mcpface.EraModern)

@@ -585,7 +585,7 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta RequestMeta
 			res = json.RawMessage(`{}`)
 		}
 		if err == nil && era == EraModern {
-			res = WithResultType(res)
+			res = ModernResult(msg.Method, res)
 		}
 		if err == nil && era == EraLegacy {
 			f.trackSubscription(msg.Method, msg.Params)

@@ -278,6 +278,10 @@ func DiscoverResult(info Implementation, instructions string) (json.RawMessage, 
 		"supportedVersions": modernVersions,
 		"capabilities":      serverCapabilities,
 		"_meta":             map[string]any{metaServerInfo: info},
+		// What gw serves changes when its configuration does: no caching
+		// of the discovery itself beyond the request.
+		"ttlMs":      0,
+		"cacheScope": "private",
 	}
 	if instructions != "" {
 		res["instructions"] = instructions
@@ -350,21 +354,69 @@ func SubscriptionMeta(id jsonrpc.ID) map[string]any {
 // A result that is not an object is returned as is.
 func WithResultType(result json.RawMessage) json.RawMessage {
 	result = bytes.TrimSpace(result)
-	if len(result) < 2 || result[0] != '{' {
-		return result
-	}
 	if has, ok := hasTopLevelKey(result, "resultType"); !ok || has {
 		return result
 	}
-	const member = `"resultType":"complete"`
-	out := make([]byte, 0, len(result)+len(member)+1)
+	return prependMembers(result, `"resultType":"complete"`)
+}
+
+// prependMembers puts members (`"key":value` text) at the front of the JSON
+// object obj, copying the rest as is. obj must be an object.
+func prependMembers(obj json.RawMessage, members ...string) json.RawMessage {
+	obj = bytes.TrimSpace(obj)
+	if len(members) == 0 || len(obj) < 2 || obj[0] != '{' {
+		return obj
+	}
+	n := len(obj) + len(members)
+	for _, m := range members {
+		n += len(m)
+	}
+	out := make([]byte, 0, n)
 	out = append(out, '{')
-	out = append(out, member...)
-	rest := bytes.TrimSpace(result[1:])
+	for i, m := range members {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, m...)
+	}
+	rest := bytes.TrimSpace(obj[1:])
 	if rest[0] != '}' {
 		out = append(out, ',')
 	}
 	return append(out, rest...)
+}
+
+// cacheable are the methods whose complete results carry caching hints in
+// 2026-07-28 (server/utilities/caching.mdx).
+var cacheable = map[string]bool{
+	"tools/list": true, "prompts/list": true, "resources/list": true,
+	"resources/templates/list": true, "resources/read": true,
+}
+
+// ModernResult makes a handler's result a 2026-07-28 result of method:
+// "resultType":"complete" when it names none, and for the cacheable
+// methods the caching hints the spec requires when the result has none
+// (a merged list, or a legacy server's answer). gw's hints are the safe
+// ones: ttlMs 0 (gw tells listeners of changes on subscriptions/listen, and
+// a merged list has no one server's lifetime) and cacheScope "private"
+// (an authorizer may treat callers differently). Hints a server gave pass
+// through, as does everything else, byte for byte.
+func ModernResult(method string, result json.RawMessage) json.RawMessage {
+	result = bytes.TrimSpace(result)
+	var add []string
+	for _, m := range []struct {
+		key, member string
+		want        bool
+	}{
+		{"resultType", `"resultType":"complete"`, true},
+		{"ttlMs", `"ttlMs":0`, cacheable[method]},
+		{"cacheScope", `"cacheScope":"private"`, cacheable[method]},
+	} {
+		if has, ok := hasTopLevelKey(result, m.key); m.want && ok && !has {
+			add = append(add, m.member)
+		}
+	}
+	return prependMembers(result, add...)
 }
 
 // hasTopLevelKey reports whether the JSON object obj has the member key at

@@ -1,6 +1,7 @@
 package mcpface
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/gwmcp/gw/internal/importcheck"
@@ -42,4 +43,18 @@ func FuzzWithResultType(f *testing.F) {
 // transport/face only.
 func TestImports(t *testing.T) {
 	importcheck.Only(t, "github.com/gwmcp/gw/transport/jsonrpc", "github.com/gwmcp/gw/transport/face")
+}
+
+func TestModernResult(t *testing.T) {
+	for _, tt := range []struct{ method, in, want string }{
+		{"tools/list", `{"tools":[]}`, `{"resultType":"complete","ttlMs":0,"cacheScope":"private","tools":[]}`},
+		{"resources/read", `{"resultType":"complete","contents":[],"ttlMs":5000,"cacheScope":"public"}`, `{"resultType":"complete","contents":[],"ttlMs":5000,"cacheScope":"public"}`},
+		{"prompts/list", `{"prompts":[],"ttlMs":7}`, `{"resultType":"complete","cacheScope":"private","prompts":[],"ttlMs":7}`},
+		{"tools/call", `{"content":[]}`, `{"resultType":"complete","content":[]}`},
+		{"tools/list", `{}`, `{"resultType":"complete","ttlMs":0,"cacheScope":"private"}`},
+	} {
+		if got := string(ModernResult(tt.method, json.RawMessage(tt.in))); got != tt.want {
+			t.Errorf("%s %s: %s; want %s", tt.method, tt.in, got, tt.want)
+		}
+	}
 }
