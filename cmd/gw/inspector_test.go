@@ -41,15 +41,9 @@ func npmTool(t *testing.T, name string) (bin string, env []string) {
 	return bin, env
 }
 
-// knownModernListGap is the Inspector's complaint when gw's modern-era
-// tools/list lacks ttlMs and cacheScope, which 2026-07-28 requires (see
-// docs/CONFORMANCE.md). The Inspector lists the tools before it calls one.
-const knownModernListGap = "Invalid result for tools/list"
-
 // inspectorCall runs the MCP Inspector's CLI once: tools/call of tool with
 // text as its text argument, in era, against target (a command line after
-// "--", or --server-url). It returns the text of the result, or skips when
-// the modern era trips over the known list gap.
+// "--", or --server-url). It returns the text of the result.
 func inspectorCall(t *testing.T, era, tool, text string, target ...string) string {
 	t.Helper()
 	bin, env := npmTool(t, "inspector")
@@ -82,9 +76,6 @@ func inspectorCall(t *testing.T, era, tool, text string, target ...string) strin
 		t.Fatalf("inspector %s: %v (%v)\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, jerr, stdout.String(), stderr.String())
 	}
 	if out.Error != nil {
-		if era == "modern" && strings.Contains(out.Error.Message, knownModernListGap) && strings.Contains(out.Error.Message, "ttlMs") {
-			t.Skipf("known gap (docs/CONFORMANCE.md): gw's modern lists lack ttlMs and cacheScope; the Inspector says: %.120s", strings.Join(strings.Fields(out.Error.Message), " "))
-		}
 		t.Fatalf("inspector %s: %s\nstderr: %s", strings.Join(args, " "), out.Error.Message, stderr.String())
 	}
 	if err != nil || out.Result.IsError || len(out.Result.Content) != 1 || out.Result.Content[0].Type != "text" {
