@@ -14,6 +14,12 @@ import (
 
 func TestMain(m *testing.M) {
 	mcptest.MainIfChild()
+	// Every gw this binary runs, in process or re-executed, shares one
+	// compiled-policy cache: compiling a Go policy module under the race
+	// detector takes seconds, once.
+	if os.Getenv("GW_POLICIES__CACHE_DIR") == "" {
+		_ = os.Setenv("GW_POLICIES__CACHE_DIR", filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
+	}
 	if os.Getenv(envRunAsGW) == "1" {
 		main() // the test binary re-executed as gw (see gwCommand); exits
 	}
