@@ -107,6 +107,9 @@ type ClientRequest struct {
 	// Related is the method of the client request that needed the input
 	// (modern era); "" when the server asked on its own (legacy era).
 	Related string
+	// Key is the server's key for this request in its inputRequests
+	// (modern era), "" otherwise: a face may show the client the same key.
+	Key string
 }
 
 // EventSink receives the gateway's events, one at a time and in order, on a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
@@ -368,17 +369,39 @@ func (s *session) answerInput(ctx context.Context, method string, original, res 
 	out := original
 	var err error
 	if asked {
-		responses := make(map[string]json.RawMessage, len(ir.InputRequests))
-		for key, req := range ir.InputRequests {
-			h := s.cfg.handler
+		h := s.cfg.handler
+		for _, req := range ir.InputRequests {
 			if h == nil || !h.Supports(ctx, req.Method) {
 				return nil, false, fmt.Errorf("server %q: %s: server asked for %s, which this gateway does not offer", s.name, method, req.Method)
 			}
-			r, err := h.HandleClientRequest(ctx, ClientRequest{Server: s.name, Method: req.Method, Params: req.Params, Related: method})
-			if err != nil {
-				return nil, false, fmt.Errorf("server %q: %s: answering %s: %w", s.name, method, req.Method, err)
-			}
-			responses[key] = r
+		}
+		// Asked together, so a client behind a face that batches (a modern
+		// client's InputRequiredResult) gets them in one round, as the
+		// server asked them.
+		responses := make(map[string]json.RawMessage, len(ir.InputRequests))
+		var mu sync.Mutex
+		var firstErr error
+		var wg sync.WaitGroup
+		actx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		for key, req := range ir.InputRequests {
+			wg.Go(func() {
+				r, err := h.HandleClientRequest(actx, ClientRequest{Server: s.name, Method: req.Method, Params: req.Params, Related: method, Key: key})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("server %q: %s: answering %s: %w", s.name, method, req.Method, err)
+						cancel() // one failed: the round is lost anyway
+					}
+					return
+				}
+				responses[key] = r
+			})
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return nil, false, firstErr
 		}
 		if out, err = setField(out, "inputResponses", mustJSON(responses)); err != nil {
 			return nil, false, err

@@ -157,6 +157,9 @@ func (c Clients) Supports(ctx context.Context, method string) bool {
 // HandleClientRequest asks the caller, else the fallback.
 func (c Clients) HandleClientRequest(ctx context.Context, req gateway.ClientRequest) (json.RawMessage, error) {
 	if in, ok := ctx.Value(inputKey{}).(face.Input); ok && in.Supports(req.Method) {
+		if keyed, ok := in.(face.KeyedInput); ok && req.Key != "" {
+			return keyed.AskAs(ctx, req.Key, req.Method, req.Params)
+		}
 		return in.Ask(ctx, req.Method, req.Params)
 	}
 	if c.Fallback != nil && c.Fallback.Supports(ctx, req.Method) {

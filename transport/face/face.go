@@ -46,6 +46,14 @@ type Input interface {
 	Ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
 }
 
+// KeyedInput is an Input that can keep the key a server gave its request
+// (a 2026-07-28 inputRequests key), so the client sees the keys the server
+// chose. It falls back to a key of its own when key is taken or empty.
+type KeyedInput interface {
+	Input
+	AskAs(ctx context.Context, key, method string, params json.RawMessage) (json.RawMessage, error)
+}
+
 // InputFunc adapts a function that can answer every method to Input.
 type InputFunc func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
 

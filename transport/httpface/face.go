@@ -474,7 +474,7 @@ func (f *Face) post(w http.ResponseWriter, r *http.Request, c *caller) {
 	}
 	meta := mcpface.ReadMeta(msg.Params)
 	switch {
-	case msg.Method == mcpface.MethodInitialize:
+	case msg.Method == mcpface.MethodInitialize && !meta.IsModern() && mcpface.EraOf(hv) != mcpface.EraModern:
 		f.initialize(w, r, c, msg)
 	case meta.IsModern() || msg.Method == mcpface.MethodDiscover || msg.Method == mcpface.MethodListen ||
 		sid == "" && hv != "" && mcpface.EraOf(hv) != mcpface.EraLegacy:
@@ -555,8 +555,13 @@ func (f *Face) answer(rep *reply, id jsonrpc.ID, method string, era mcpface.Era,
 	if err != nil {
 		e := jsonrpc.AsError(err)
 		status := http.StatusOK
-		if era == mcpface.EraModern && e.Code == jsonrpc.CodeMethodNotFound {
-			status = http.StatusNotFound
+		if era == mcpface.EraModern {
+			switch e.Code {
+			case jsonrpc.CodeMethodNotFound:
+				status = http.StatusNotFound
+			case jsonrpc.CodeMissingRequiredClientCapability, jsonrpc.CodeUnsupportedProtocolVersion:
+				status = http.StatusBadRequest // the request, not the call, is at fault
+			}
 		}
 		rep.finalError(status, id, e)
 		return

@@ -72,6 +72,8 @@ func (h *testHandler) Serve(ctx context.Context, req *face.Request) (json.RawMes
 		return json.Marshal(map[string]any{"content": []any{map[string]any{"type": "text", "text": string(res)}}})
 	case "whoami":
 		return json.Marshal(map[string]any{"content": []any{map[string]any{"type": "text", "text": req.Principal}}})
+	case "needs_sampling": // a server refusing a client that did not declare sampling
+		return nil, jsonrpc.NewError(jsonrpc.CodeMissingRequiredClientCapability, "Missing required client capability: sampling")
 	}
 	return json.RawMessage(`{"content":[]}`), nil
 }
@@ -173,7 +175,10 @@ func TestModernHeaders(t *testing.T) {
 		{"name in base64", call, modern("tools/call", "=?base64?ZWNobw==?="), 200, `"resultType":"complete"`},
 		{"no version header", call, []string{hdrMethod, "tools/call", hdrName, "echo"}, 400, `"code":-32020`},
 		{"version header differs", call, []string{hdrProtocolVersion, "2025-11-25", hdrMethod, "tools/call", hdrName, "echo"}, 400, `"code":-32020`},
-		{"unsupported version", strings.ReplaceAll(call, "2026-07-28", "1900-01-01"), []string{hdrProtocolVersion, "1900-01-01", hdrMethod, "tools/call", hdrName, "echo"}, 400, `"code":-32022,"message":"Unsupported protocol version","data":{"requested":"1900-01-01","supported":["2026-07-28","2025-11-25"`},
+		{"unsupported version", strings.ReplaceAll(call, "2026-07-28", "1900-01-01"), []string{hdrProtocolVersion, "1900-01-01", hdrMethod, "tools/call", hdrName, "echo"}, 400, `"code":-32022,"message":"Unsupported protocol version","data":{"requested":"1900-01-01","supported":["2026-07-28"]}`},
+		{"ping is removed", `{"jsonrpc":"2.0","id":8,"method":"ping","params":{` + modernMeta + `}}`, modern("ping", ""), 404, `"code":-32601`},
+		{"logging/setLevel is removed", `{"jsonrpc":"2.0","id":9,"method":"logging/setLevel","params":{"level":"info",` + modernMeta + `}}`, modern("logging/setLevel", ""), 404, `"code":-32601`},
+		{"a missing client capability is the request's fault", strings.ReplaceAll(call, `"echo"`, `"needs_sampling"`), modern("tools/call", "needs_sampling"), 400, `"code":-32021`},
 		{"no method header", call, []string{hdrProtocolVersion, mcpface.ModernVersion, hdrName, "echo"}, 400, `"code":-32020`},
 		{"method header differs", call, modern("tools/list", "echo"), 400, `"code":-32020`},
 		{"no name header", call, modern("tools/call", ""), 400, `"code":-32020`},

@@ -68,7 +68,7 @@ func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		mismatch("%s header value %q does not match body value %q", hdrProtocolVersion, hv, meta.Version())
 		return
 	case mcpface.EraOf(hv) != mcpface.EraModern:
-		writeError(w, http.StatusBadRequest, msg.ID, mcpface.UnsupportedVersion(hv))
+		writeError(w, http.StatusBadRequest, msg.ID, mcpface.UnsupportedModernVersion(hv))
 		return
 	}
 	if e := meta.CheckModern(); e != nil {
@@ -108,8 +108,9 @@ func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 			return
 		}
 		writeResult(w, msg.ID, res)
-	case mcpface.MethodPing:
-		writeResult(w, msg.ID, []byte(`{"resultType":"complete"}`))
+	case mcpface.MethodPing, mcpface.MethodSetLevel, mcpface.MethodInitialize:
+		// Removed in 2026-07-28: a stateless server does not know them.
+		writeError(w, http.StatusNotFound, msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s", msg.Method, mcpface.ModernVersion))
 	case mcpface.MethodSubscribe, mcpface.MethodUnsubscribe:
 		writeError(w, http.StatusNotFound, msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s; use subscriptions/listen", msg.Method, mcpface.ModernVersion))
 	case mcpface.MethodListen:

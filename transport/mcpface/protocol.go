@@ -204,7 +204,18 @@ func (rm RequestMeta) CheckModern() *jsonrpc.Error {
 
 // UnsupportedVersion is the -32022 error naming the versions gw speaks.
 func UnsupportedVersion(requested string) *jsonrpc.Error {
-	data, _ := json.Marshal(map[string]any{"supported": append(slices.Clone(modernVersions), legacyVersions...), "requested": requested})
+	return unsupported(requested, append(slices.Clone(modernVersions), legacyVersions...))
+}
+
+// UnsupportedModernVersion is -32022 listing only the versions
+// server/discover lists: where no initialize fallback exists (a stateless
+// HTTP request), the error must not offer what discover does not.
+func UnsupportedModernVersion(requested string) *jsonrpc.Error {
+	return unsupported(requested, modernVersions)
+}
+
+func unsupported(requested string, supported []string) *jsonrpc.Error {
+	data, _ := json.Marshal(map[string]any{"supported": supported, "requested": requested})
 	return &jsonrpc.Error{Code: jsonrpc.CodeUnsupportedProtocolVersion, Message: "Unsupported protocol version", Data: data}
 }
 

@@ -153,6 +153,12 @@ func declared(caps map[string]json.RawMessage, method string) bool {
 // Ask queues method for the client's next InputRequiredResult and waits for
 // its inputResponse, ctx, or the end of the call (ErrNoRetry).
 func (c *roundCall) Ask(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	return c.AskAs(ctx, "", method, params)
+}
+
+// AskAs is Ask under the key the server gave the request, when no other
+// pending ask of this call holds it; else under a key of gw's ("gw-N").
+func (c *roundCall) AskAs(ctx context.Context, key, method string, params json.RawMessage) (json.RawMessage, error) {
 	if !c.Supports(method) {
 		return nil, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: the client did not declare the capability %s needs", method)
 	}
@@ -162,8 +168,10 @@ func (c *roundCall) Ask(ctx context.Context, method string, params json.RawMessa
 		c.mu.Unlock()
 		return nil, ErrNoRetry
 	}
-	c.next++
-	key := "gw-" + strconv.Itoa(c.next)
+	for _, taken := c.asks[key]; key == "" || taken; _, taken = c.asks[key] {
+		c.next++
+		key = "gw-" + strconv.Itoa(c.next)
+	}
 	c.asks[key] = a
 	c.mu.Unlock()
 	c.kick()
@@ -265,6 +273,9 @@ func (r *Rounds) Serve(ctx context.Context, h face.Handler, req *face.Request, o
 	return r.wait(ctx, c, progress)
 }
 
+// askSettle is how long a round waits for more asks after one arrives.
+const askSettle = 5 * time.Millisecond
+
 // wait waits for c's next event as the request of ctx: the final answer
 // (then c is forgotten), or asks (then c is parked under a new requestState
 // and the InputRequiredResult returned). When ctx ends first, the client
@@ -273,8 +284,22 @@ func (r *Rounds) wait(ctx context.Context, c *roundCall, progress func(json.RawM
 	c.mu.Lock()
 	c.progress = progress
 	c.mu.Unlock()
+	settled := 0 // asks seen when the last settle window ended
 	for {
 		c.mu.Lock()
+		if n := len(c.asks); !c.done && n > 0 && n != settled {
+			// Asks a server raised together reach us a moment apart:
+			// gather them into one round, as the server asked them.
+			c.mu.Unlock()
+			t := time.NewTimer(askSettle)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			settled = n
+			continue
+		}
 		switch {
 		case c.done:
 			res, err := c.res, c.err
