@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +113,8 @@ type sessionConfig struct {
 
 type pendingCall struct {
 	method     string
+	seq        int64           // its id: older calls have smaller ones
+	ctx        context.Context // the caller's: whom the server's own requests may ask
 	reply      chan callReply // buffered 1; receives exactly once
 	onProgress func(params json.RawMessage)
 	token      string // gw's progress token, "" if none
@@ -439,8 +443,9 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 
 // send registers and writes a request; the caller must await or abandon it.
 func (s *session) send(ctx context.Context, method string, params json.RawMessage, opts callOptions) (jsonrpc.ID, *pendingCall, error) {
-	id := jsonrpc.Int64ID(s.nextID.Add(1))
-	c := &pendingCall{method: method, reply: make(chan callReply, 1), onProgress: opts.onProgress}
+	seq := s.nextID.Add(1)
+	id := jsonrpc.Int64ID(seq)
+	c := &pendingCall{method: method, seq: seq, ctx: ctx, reply: make(chan callReply, 1), onProgress: opts.onProgress}
 	if opts.onProgress != nil {
 		// gw owns the token so two callers' tokens never clash on one server.
 		c.token = "gw-" + id.String()
@@ -587,11 +592,12 @@ func (s *session) serveRequest(msg *jsonrpc.Message) {
 		result = json.RawMessage("{}")
 	case MethodSampling, MethodElicitation, MethodRoots:
 		h := s.cfg.handler
-		if h == nil || !h.Supports(s.ctx, msg.Method) {
+		ctx, related := s.askerFor(msg.Method)
+		if h == nil || !h.Supports(ctx, msg.Method) {
 			rpcErr = jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not offered by this gateway", msg.Method)
 			break
 		}
-		r, err := h.HandleClientRequest(s.ctx, ClientRequest{Server: s.name, Method: msg.Method, Params: msg.Params})
+		r, err := h.HandleClientRequest(ctx, ClientRequest{Server: s.name, Method: msg.Method, Params: msg.Params, Related: related})
 		if err != nil {
 			rpcErr = jsonrpc.AsError(err)
 		} else {
@@ -615,6 +621,35 @@ func (s *session) serveRequest(msg *jsonrpc.Message) {
 	if err != nil {
 		s.log.Debug("could not answer server request", "method", msg.Method, "error", err)
 	}
+}
+
+// askerFor picks whom a server's own request (legacy era: it names no call)
+// goes to: the context of the oldest call in flight on this session whose
+// caller can answer method, so a tool that samples while it runs asks the
+// client that called it; else the session's own context (the handler's
+// fallback). It returns the call's method as Related.
+func (s *session) askerFor(method string) (context.Context, string) {
+	h := s.cfg.handler
+	if h == nil {
+		return s.ctx, ""
+	}
+	s.mu.Lock()
+	calls := make([]*pendingCall, 0, len(s.pending))
+	for _, c := range s.pending {
+		// Only calls made for a caller (a face request), not gw's own
+		// lists and probes.
+		if _, forCaller := c.ctx.Value(callerKey{}).(Caller); forCaller && c.method != methodListen {
+			calls = append(calls, c)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(calls, func(a, b *pendingCall) int { return cmp.Compare(a.seq, b.seq) })
+	for _, c := range calls { // Supports may take a face's locks: not under s.mu
+		if c.ctx.Err() == nil && h.Supports(c.ctx, method) {
+			return c.ctx, c.method
+		}
+	}
+	return s.ctx, ""
 }
 
 func rawOrNil(params json.RawMessage) any {

@@ -39,9 +39,12 @@ type clientHandler struct {
 	nc         *nats.Conn
 	llmSubject string
 	timeout    time.Duration
+	declare    bool // router.Clients.Declare: a face's clients may answer
 }
 
-func (h clientHandler) clients() router.Clients { return router.Clients{Fallback: llmHost(h)} }
+func (h clientHandler) clients() router.Clients {
+	return router.Clients{Fallback: llmHost(h), Declare: h.declare}
+}
 
 func (h clientHandler) Supports(ctx context.Context, method string) bool {
 	return h.clients().Supports(ctx, method)

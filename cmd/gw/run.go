@@ -72,7 +72,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}
 	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
 		o.Events = sink
-		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout}
+		// With the HTTP face on, servers are told gw can sample, elicit and
+		// list roots: an HTTP client whose call is in flight may answer.
+		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout, declare: hs != nil}
 	})
 	if err != nil {
 		events.close()

@@ -126,13 +126,24 @@ func (r *Router) Serve(ctx context.Context, req *face.Request) (json.RawMessage,
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: fmt.Sprintf("gw: unknown method %q", req.Method)}
 	}
 	ctx = gateway.WithCaller(ctx, gateway.Caller{ID: req.Principal})
-	if req.Input != nil {
-		ctx = context.WithValue(ctx, inputKey{}, req.Input)
-	}
+	// Marked even without an Input: a request whose caller cannot answer
+	// is not the same as no request at all (see Clients.Declare).
+	ctx = context.WithValue(ctx, inputKey{}, requestInput{req.Input})
 	return serve(r, ctx, req)
 }
 
 type inputKey struct{}
+
+// requestInput is what a face request's context carries: its Input, nil
+// when its caller cannot answer anything.
+type requestInput struct{ in face.Input }
+
+// inputOf returns the Input of the face request ctx belongs to, and
+// whether ctx belongs to one at all.
+func inputOf(ctx context.Context) (face.Input, bool) {
+	ri, ok := ctx.Value(inputKey{}).(requestInput)
+	return ri.in, ok
+}
 
 // Clients is the gateway.ClientHandler of a gateway served through the
 // router: a server's sampling, elicitation or roots request raised while
@@ -141,14 +152,26 @@ type inputKey struct{}
 // Fallback, which may be nil.
 type Clients struct {
 	Fallback gateway.ClientHandler
+	// Declare offers the client features to servers outside any request
+	// (a legacy server's initialize, at gw's start), because faces whose
+	// clients may answer them serve this gateway: a legacy server's
+	// request then reaches the caller whose call is in flight (the gateway
+	// asks in that call's context), or fails if nobody can answer.
+	Declare bool
 }
 
-// Supports declares a client feature only when someone can serve it.
+// Supports declares a client feature only when someone can serve it: the
+// face request's caller, the fallback, or (outside any request) the faces
+// when Declare is set.
 func (c Clients) Supports(ctx context.Context, method string) bool {
 	if !isClientMethod(method) {
 		return false
 	}
-	if in, ok := ctx.Value(inputKey{}).(face.Input); ok && in.Supports(method) {
+	in, inRequest := inputOf(ctx)
+	if in != nil && in.Supports(method) {
+		return true
+	}
+	if !inRequest && c.Declare {
 		return true
 	}
 	return c.Fallback != nil && c.Fallback.Supports(ctx, method)
@@ -156,7 +179,7 @@ func (c Clients) Supports(ctx context.Context, method string) bool {
 
 // HandleClientRequest asks the caller, else the fallback.
 func (c Clients) HandleClientRequest(ctx context.Context, req gateway.ClientRequest) (json.RawMessage, error) {
-	if in, ok := ctx.Value(inputKey{}).(face.Input); ok && in.Supports(req.Method) {
+	if in, _ := inputOf(ctx); in != nil && in.Supports(req.Method) {
 		if keyed, ok := in.(face.KeyedInput); ok && req.Key != "" {
 			return keyed.AskAs(ctx, req.Key, req.Method, req.Params)
 		}

@@ -193,3 +193,24 @@ func TestView(t *testing.T) {
 		t.Fatalf("a call inside the view: %v", err)
 	}
 }
+
+// TestLegacySamplingRidesOnTheCall: a legacy server asks for sampling on
+// its own (its request names no call) while serving a tool call; the
+// gateway asks the caller of the call in flight, when servers were told gw
+// can sample (Declare).
+func TestLegacySamplingRidesOnTheCall(t *testing.T) {
+	r := start(t, router.Clients{Declare: true})
+	in := face.InputFunc(func(_ context.Context, method string, _ json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage(`{"role":"assistant","content":{"type":"text","text":"from the caller"},"model":"m"}`), nil
+	})
+	params := json.RawMessage(`{"name":"old__sample","arguments":{"prompt":"hello"}}`)
+	out := serve(t, r, &face.Request{Method: "tools/call", Params: params, Principal: "alice", Input: in})
+	if !strings.Contains(string(out["content"]), "from the caller") {
+		t.Fatalf("result %v; want the caller's sample", out)
+	}
+	// A caller who cannot answer: the server is told nobody can.
+	out = serve(t, r, &face.Request{Method: "tools/call", Params: params, Principal: "bob"})
+	if string(out["isError"]) != "true" {
+		t.Fatalf("result %v; want the server's error for a caller who cannot sample", out)
+	}
+}
