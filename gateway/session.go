@@ -115,7 +115,7 @@ type pendingCall struct {
 	method     string
 	seq        int64           // its id: older calls have smaller ones
 	ctx        context.Context // the caller's: whom the server's own requests may ask
-	reply      chan callReply // buffered 1; receives exactly once
+	reply      chan callReply  // buffered 1; receives exactly once
 	onProgress func(params json.RawMessage)
 	token      string // gw's progress token, "" if none
 	callerTok  json.RawMessage
