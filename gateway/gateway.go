@@ -153,8 +153,9 @@ type Gateway struct {
 	set   atomic.Pointer[serverSet]
 	setMu sync.Mutex // serialises changes to set
 
-	catalog atomic.Pointer[Catalog]
-	events  *eventQueue
+	catalog  atomic.Pointer[Catalog]
+	logLevel atomic.Pointer[string] // the last SetLogLevel; nil: none
+	events   *eventQueue
 
 	mu        sync.Mutex // guards inventory and rebuilds
 	inventory map[string]*inventory
@@ -355,6 +356,11 @@ type CallOptions struct {
 	// call, with the caller's own progressToken (gw swaps in its own on the
 	// wire so callers never clash).
 	Progress func(params json.RawMessage)
+	// Log, when not nil, receives the server's notifications/message params
+	// raised while this call is in flight (the oldest such call with a Log
+	// takes a message: a legacy server's log names no request); a message
+	// no call takes becomes an EventServerNotification.
+	Log func(params json.RawMessage)
 }
 
 // CallTool routes a tools/call by exposed name and returns the server's
@@ -457,7 +463,7 @@ func (g *Gateway) route(ctx context.Context, server, method string, params json.
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.request(ctx, method, params, callOptions{onProgress: opts.Progress})
+	res, err := s.request(ctx, method, params, callOptions{onProgress: opts.Progress, onLog: opts.Log})
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil, fmt.Errorf("server %q: %s: no reply within %v: %w", server, method, timeout, err)
 	}
@@ -793,4 +799,23 @@ func (g *Gateway) CheckResolver(r Resolver) error {
 	defer g.mu.Unlock()
 	_, err := buildCatalog(g.servers().order, g.inventory, r)
 	return err
+}
+
+// SetLogLevel asks every running server that offers logging, in the legacy
+// era (logging/setLevel), to send messages at level and above, and servers
+// started later too. Best effort: a server that refuses is logged.
+func (g *Gateway) SetLogLevel(ctx context.Context, level string) {
+	g.logLevel.Store(&level)
+	for _, name := range g.servers().order {
+		m := g.server(name)
+		if m == nil {
+			continue
+		}
+		m.mu.Lock()
+		s := m.sess
+		m.mu.Unlock()
+		if s != nil {
+			s.setLogLevel(ctx, level)
+		}
+	}
 }

@@ -1484,3 +1484,25 @@ func TestNotificationFloodIsolated(t *testing.T) {
 		t.Fatalf("%d of 80,000 notifications were queued for a stuck sink; want the excess dropped", n)
 	}
 }
+
+// TestCallTakesItsLogs: log messages a legacy server raises while a call
+// with a Log callback is in flight go to that call, not to the events; and
+// SetLogLevel reaches the server.
+func TestCallTakesItsLogs(t *testing.T) {
+	rec := newRecorder()
+	g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	g.SetLogLevel(context.Background(), "debug")
+	var got atomic.Int64
+	if _, err := g.CallTool(context.Background(), params("s__notify", map[string]any{"n": 3}), gateway.CallOptions{
+		Log: func(json.RawMessage) { got.Add(1) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the call's three log messages", func() bool { return got.Load() == 3 })
+	if n := rec.count(func(e gateway.Event) bool { return e.Method == "notifications/message" }); n != 0 {
+		t.Errorf("%d of the call's log messages also became events", n)
+	}
+	if n := stats(t, g, "s").Methods["logging/setLevel"]; n != 1 {
+		t.Errorf("the server got logging/setLevel %d times; want 1", n)
+	}
+}

@@ -64,6 +64,7 @@ const (
 	methodResChanged     = "notifications/resources/list_changed"
 	methodResUpdated     = "notifications/resources/updated"
 	methodLogMessage     = "notifications/message"
+	methodSetLevel       = "logging/setLevel"
 
 	// Client features a server may ask for.
 	MethodSampling    = "sampling/createMessage"

@@ -117,6 +117,7 @@ type pendingCall struct {
 	ctx        context.Context // the caller's: whom the server's own requests may ask
 	reply      chan callReply  // buffered 1; receives exactly once
 	onProgress func(params json.RawMessage)
+	onLog      func(params json.RawMessage)
 	token      string // gw's progress token, "" if none
 	callerTok  json.RawMessage
 }
@@ -212,9 +213,10 @@ func (s *session) readLoop() {
 		}
 		switch msg.Kind() {
 		case jsonrpc.KindResponse:
-			// A call that takes progress gets its reply after the progress
-			// the server sent before it: through the same queue, in order.
-			if s.wantsProgress(msg.ID) {
+			// A call that takes progress or log messages gets its reply
+			// after those the server sent before it: through the same
+			// queue, in order.
+			if s.wantsNotes(msg.ID) {
 				select {
 				case s.notes <- msg:
 					continue
@@ -384,12 +386,13 @@ func (s *session) deliver(msg *jsonrpc.Message) {
 	c.reply <- callReply{result: msg.Result}
 }
 
-// wantsProgress reports whether the pending call id has a progress callback.
-func (s *session) wantsProgress(id jsonrpc.ID) bool {
+// wantsNotes reports whether the pending call id takes progress or log
+// messages: its reply then follows them through the notification queue.
+func (s *session) wantsNotes(id jsonrpc.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.pending[id.String()]
-	return c != nil && c.onProgress != nil
+	return c != nil && (c.onProgress != nil || c.onLog != nil)
 }
 
 // addPending registers a call; it fails when the session has ended.
@@ -425,6 +428,7 @@ func (s *session) retire(id string) *pendingCall {
 // callOptions adjust one request.
 type callOptions struct {
 	onProgress func(params json.RawMessage)
+	onLog      func(params json.RawMessage)
 	// noCancel suppresses notifications/cancelled on abandon, for the
 	// handshake: a server that did not finish it is stopped anyway.
 	noCancel bool
@@ -445,7 +449,7 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 func (s *session) send(ctx context.Context, method string, params json.RawMessage, opts callOptions) (jsonrpc.ID, *pendingCall, error) {
 	seq := s.nextID.Add(1)
 	id := jsonrpc.Int64ID(seq)
-	c := &pendingCall{method: method, seq: seq, ctx: ctx, reply: make(chan callReply, 1), onProgress: opts.onProgress}
+	c := &pendingCall{method: method, seq: seq, ctx: ctx, reply: make(chan callReply, 1), onProgress: opts.onProgress, onLog: opts.onLog}
 	if opts.onProgress != nil {
 		// gw owns the token so two callers' tokens never clash on one server.
 		c.token = "gw-" + id.String()
@@ -545,12 +549,35 @@ func (s *session) dispatchLoop() {
 		case methodListenAck:
 			s.log.Debug("subscription acknowledged", "params", truncateBytes(msg.Params, 200))
 			s.ackOnce.Do(func() { close(s.acked) })
+		case methodLogMessage:
+			if !s.routeLog(msg.Params) && s.cfg.onNotify != nil {
+				s.cfg.onNotify(s, msg.Method, msg.Params)
+			}
 		default:
 			if s.cfg.onNotify != nil {
 				s.cfg.onNotify(s, msg.Method, msg.Params)
 			}
 		}
 	}
+}
+
+// routeLog hands a log message to the oldest call in flight that takes
+// them, and reports whether one did. The message names no request, so the
+// oldest is the best guess: a tool that logs as it runs is usually alone.
+func (s *session) routeLog(params json.RawMessage) bool {
+	s.mu.Lock()
+	var oldest *pendingCall
+	for _, c := range s.pending {
+		if c.onLog != nil && (oldest == nil || c.seq < oldest.seq) {
+			oldest = c
+		}
+	}
+	s.mu.Unlock()
+	if oldest == nil {
+		return false
+	}
+	oldest.onLog(params)
+	return true
 }
 
 // routeProgress hands a progress notification to the call that owns its
@@ -664,4 +691,16 @@ func truncateBytes(b []byte, n int) string {
 		return string(b)
 	}
 	return string(b[:n]) + "…"
+}
+
+// setLogLevel sends logging/setLevel to a legacy server that offers logging.
+func (s *session) setLogLevel(ctx context.Context, level string) {
+	if s.era != EraLegacy || s.caps.Logging == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.call(ctx, methodSetLevel, mustJSON(map[string]string{"level": level}), callOptions{}); err != nil {
+		s.log.Debug("logging/setLevel failed", "level", level, "error", err)
+	}
 }

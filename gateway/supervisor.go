@@ -330,6 +330,9 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	m.firstOnce.Do(func() { close(m.firstDone) })
 	spawn(m.keepalive)
 	spawn(m.refresher)
+	if level := m.g.logLevel.Load(); level != nil {
+		spawn(func(ctx context.Context, s *session) { s.setLogLevel(ctx, *level) })
+	}
 	select {
 	case <-s.done():
 	case <-ctx.Done():

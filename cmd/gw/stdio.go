@@ -159,27 +159,6 @@ type logForwarder interface {
 	Log(params json.RawMessage)
 }
 
-// withLogger names the server in a log message's logger ("notes", or
-// "notes/db" when the server named one), so the client can tell the
-// servers' messages apart.
-func withLogger(params json.RawMessage, server string) json.RawMessage {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(params, &m) != nil {
-		return params
-	}
-	logger := server
-	var own string
-	if json.Unmarshal(m["logger"], &own) == nil && own != "" {
-		logger += "/" + own
-	}
-	m["logger"], _ = json.Marshal(logger)
-	out, err := json.Marshal(m)
-	if err != nil {
-		return params
-	}
-	return out
-}
-
 // faceEvents turns gateway events into an MCP face's notifications. A new
 // catalog is compared with the previous one, and only the lists that
 // changed are announced. The gateway calls it from one goroutine; the face
@@ -203,7 +182,7 @@ func (e *faceEvents) HandleEvent(ev gateway.Event) {
 		}
 	case gateway.EventServerNotification:
 		if lf, ok := e.face.(logForwarder); ok && ev.Method == mcpface.NotifMessage {
-			lf.Log(withLogger(ev.Params, ev.Server))
+			lf.Log(router.NameLogger(ev.Params, ev.Server))
 		}
 		if ev.Method == "notifications/resources/updated" {
 			var p struct {

@@ -48,7 +48,14 @@ var methods = map[string]method{
 		if err := r.view.checkNamed(req.Params, "tool", r.g.Catalog().Tool); err != nil {
 			return nil, err
 		}
-		return r.g.CallTool(ctx, req.Params, gateway.CallOptions{Progress: req.Progress})
+		opts := gateway.CallOptions{Progress: req.Progress}
+		if req.Log != nil {
+			name, _ := stringParam(req.Params, "name")
+			if e, ok := r.g.Catalog().Tool(name); ok {
+				opts.Log = func(params json.RawMessage) { req.Log(NameLogger(params, e.Server)) }
+			}
+		}
+		return r.g.CallTool(ctx, req.Params, opts)
 	},
 	"prompts/list": func(r *Router, ctx context.Context, _ *face.Request) (json.RawMessage, error) {
 		return listResult("prompts", r.view.filter(r.g.ListPrompts(ctx), true))
@@ -98,9 +105,15 @@ var methods = map[string]method{
 		}
 		return r.g.Complete(ctx, req.Params)
 	},
-	// gw forwards every server's log messages; a client's level is
-	// accepted and applies to what its face forwards.
-	"logging/setLevel": func(*Router, context.Context, *face.Request) (json.RawMessage, error) {
+	// A face filters what it forwards by its client's level; the servers
+	// are asked for that level too (the last client's wins), since some
+	// log nothing until a level is set.
+	"logging/setLevel": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
+		level, ok := stringParam(req.Params, "level")
+		if !ok || level == "" {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "gw: params.level must be a string"}
+		}
+		r.g.SetLogLevel(ctx, level)
 		return json.RawMessage(`{}`), nil
 	},
 	"servers/list": func(r *Router, _ context.Context, _ *face.Request) (json.RawMessage, error) {
@@ -231,4 +244,24 @@ func RawItems(entries []gateway.Entry) []json.RawMessage {
 
 func listResult(key string, entries []gateway.Entry) (json.RawMessage, error) {
 	return json.Marshal(map[string][]json.RawMessage{key: RawItems(entries)})
+}
+
+// NameLogger names the server in a log message's logger ("notes", or
+// "notes/db" when the server named one), so a client can tell the servers'
+// messages apart.
+func NameLogger(params json.RawMessage, server string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(params, &m) != nil {
+		return params
+	}
+	logger := server
+	if own, ok := stringParam(params, "logger"); ok && own != "" {
+		logger += "/" + own
+	}
+	m["logger"], _ = json.Marshal(logger)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return params
+	}
+	return out
 }

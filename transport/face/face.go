@@ -30,6 +30,11 @@ type Request struct {
 	// must not block for long and must be safe for concurrent use.
 	Progress func(params json.RawMessage)
 
+	// Log, when not nil, takes the notifications/message params of the log
+	// messages servers raise while serving this request. It must not block
+	// for long.
+	Log func(params json.RawMessage)
+
 	// Input, when not nil, answers the requests that servers raise while
 	// serving this request (sampling, elicitation, roots) through the
 	// caller.

@@ -237,6 +237,8 @@ func (f *Face) legacy(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		f.mu.Lock()
 		s.logLevel = level
 		f.mu.Unlock()
+		// The servers too: some log nothing until a level is set.
+		_, _ = s.h.Serve(r.Context(), &face.Request{Method: mcpface.MethodSetLevel, Params: msg.Params, Principal: c.principal})
 		writeResult(w, msg.ID, []byte(`{}`))
 		return
 	}
@@ -274,6 +276,20 @@ func (f *Face) legacy(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 	req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: c.principal, Input: &input{f: f, s: s, rep: rep}}
 	if meta.ProgressToken() != nil && rep.canSSE {
 		req.Progress = progressTo(rep)
+	}
+	if rep.canSSE {
+		req.Log = func(params json.RawMessage) {
+			level, _ := mcpface.StringMember(params, "level")
+			f.mu.Lock()
+			min := s.logLevel
+			f.mu.Unlock()
+			if !mcpface.LogAllows(min, level) {
+				return
+			}
+			if line, err := jsonrpc.EncodeNotification(mcpface.NotifMessage, params); err == nil {
+				_ = rep.event(line)
+			}
+		}
 	}
 	f.serve(ctx, rep, c.h, req, msg.ID, mcpface.EraLegacy)
 }

@@ -232,6 +232,18 @@ func (f *Face) Log(params json.RawMessage) {
 	f.kick()
 }
 
+// logFor sends a log message raised while serving one of a legacy client's
+// requests, when its level passes the client's logging/setLevel.
+func (f *Face) logFor(params json.RawMessage) {
+	level, _ := StringMember(params, "level")
+	f.mu.Lock()
+	min := f.logLevel
+	f.mu.Unlock()
+	if LogAllows(min, level) {
+		f.notify(NotifMessage, params)
+	}
+}
+
 func (f *Face) kick() {
 	select {
 	case f.wake <- struct{}{}:
@@ -467,6 +479,8 @@ func (f *Face) handleRequest(ctx context.Context, msg *jsonrpc.Message) {
 			f.mu.Lock()
 			f.logLevel = level
 			f.mu.Unlock()
+			// The servers too: some log nothing until a level is set.
+			_, _ = f.h.Serve(ctx, &face.Request{Method: MethodSetLevel, Params: msg.Params, Principal: f.opts.Principal})
 			f.reply(msg.ID, json.RawMessage(`{}`))
 		default:
 			f.start(ctx, msg, meta, EraLegacy)
@@ -569,6 +583,7 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta RequestMeta
 	}
 	if era == EraLegacy {
 		req.Input = f.Client()
+		req.Log = f.logFor
 	}
 	go func() {
 		defer f.wg.Done()
