@@ -151,6 +151,12 @@ func (l lazyRouter) Serve(ctx context.Context, req *face.Request) (json.RawMessa
 	return router.New(l.g()).WithView(l.view).Serve(ctx, req)
 }
 
+// ParamHeaders implements face.ToolHeaders: the face checks the
+// Mcp-Param-* headers of a tools/call against the tool's x-mcp-header.
+func (l lazyRouter) ParamHeaders(tool string) map[string][]string {
+	return router.New(l.g()).WithView(l.view).ParamHeaders(tool)
+}
+
 // teeEvents hands each gateway event to every sink, in order. Each sink
 // must not block (the NATS bridge queues; MCP faces coalesce).
 type teeEvents []gateway.EventSink

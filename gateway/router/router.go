@@ -265,3 +265,41 @@ func NameLogger(params json.RawMessage, server string) json.RawMessage {
 	}
 	return out
 }
+
+// ParamHeaders implements face.ToolHeaders from the tool's inputSchema as
+// its server listed it: every x-mcp-header reachable through properties
+// keys alone (what the 2026-07-28 Streamable HTTP transport allows).
+func (r *Router) ParamHeaders(tool string) map[string][]string {
+	e, ok := r.g.Catalog().Tool(tool)
+	if !ok || !r.view.has(e, true) {
+		return nil
+	}
+	var t map[string]json.RawMessage
+	if json.Unmarshal(e.JSON, &t) != nil {
+		return nil
+	}
+	out := map[string][]string{}
+	collectHeaders(t["inputSchema"], nil, out, 0)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// collectHeaders walks a schema's properties (to a sane depth).
+func collectHeaders(schema json.RawMessage, path []string, out map[string][]string, depth int) {
+	var s map[string]json.RawMessage
+	if depth > 16 || json.Unmarshal(schema, &s) != nil {
+		return
+	}
+	if name, ok := stringParam(schema, "x-mcp-header"); ok && name != "" && len(path) > 0 {
+		out[name] = slices.Clone(path)
+	}
+	var props map[string]json.RawMessage
+	if json.Unmarshal(s["properties"], &props) != nil {
+		return
+	}
+	for key, sub := range props {
+		collectHeaders(sub, append(path, key), out, depth+1)
+	}
+}

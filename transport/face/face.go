@@ -77,6 +77,16 @@ type Handler interface {
 	Serve(ctx context.Context, req *Request) (json.RawMessage, error)
 }
 
+// ToolHeaders is a Handler that knows which arguments of a tool a client
+// mirrors into Mcp-Param-{Name} headers (x-mcp-header in the tool's
+// inputSchema; Streamable HTTP, 2026-07-28), so a face can check them.
+type ToolHeaders interface {
+	// ParamHeaders maps each header name of tool (the x-mcp-header value)
+	// to the property path of its argument; nil when there are none or
+	// the tool is unknown.
+	ParamHeaders(tool string) map[string][]string
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, req *Request) (json.RawMessage, error)
 

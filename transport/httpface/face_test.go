@@ -661,3 +661,46 @@ func TestLegacyLogs(t *testing.T) {
 		t.Fatalf("want the error message only, got %s", m)
 	}
 }
+
+// headersHandler is a testHandler whose tool "sql" mirrors its region
+// argument into Mcp-Param-Region and its nested opts.limit into
+// Mcp-Param-Limit.
+type headersHandler struct{ *testHandler }
+
+func (headersHandler) ParamHeaders(tool string) map[string][]string {
+	if tool != "sql" {
+		return nil
+	}
+	return map[string][]string{"Region": {"region"}, "Limit": {"opts", "limit"}}
+}
+
+func TestParamHeaders(t *testing.T) {
+	f := New(headersHandler{newTestHandler()}, Options{})
+	srv := httptest.NewServer(f)
+	t.Cleanup(func() { srv.Close(); _ = f.Shutdown(context.Background()) })
+	url := srv.URL + Endpoint
+	body := func(args string) string {
+		return `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sql","arguments":` + args + `,` + modernMeta + `}}`
+	}
+	for _, tt := range []struct {
+		name    string
+		args    string
+		headers []string
+		status  int
+	}{
+		{"both match", `{"region":"us-west1","opts":{"limit":5}}`, []string{"Mcp-Param-Region", "us-west1", "Mcp-Param-Limit", "5"}, 200},
+		{"base64 matches", `{"region":"Hello, 世界"}`, []string{"Mcp-Param-Region", "=?base64?SGVsbG8sIOS4lueVjA==?="}, 200},
+		{"absent argument, absent header", `{}`, nil, 200},
+		{"value differs", `{"region":"us-west1"}`, []string{"Mcp-Param-Region", "eu-west1"}, 400},
+		{"header missing", `{"region":"us-west1"}`, nil, 400},
+		{"header without its argument", `{}`, []string{"Mcp-Param-Region", "us-west1"}, 400},
+		{"bad base64", `{"region":"x"}`, []string{"Mcp-Param-Region", "=?base64?!!?="}, 400},
+		{"an unknown header is ignored", `{"region":"x"}`, []string{"Mcp-Param-Region", "x", "Mcp-Param-Other", "y"}, 200},
+	} {
+		resp := post(t, context.Background(), url, body(tt.args), append(modern("tools/call", "sql"), tt.headers...)...)
+		b := readAll(t, resp)
+		if resp.StatusCode != tt.status || tt.status == 400 && !strings.Contains(b, "-32020") {
+			t.Errorf("%s: %d %s; want %d", tt.name, resp.StatusCode, b, tt.status)
+		}
+	}
+}

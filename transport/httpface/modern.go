@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,6 +98,15 @@ func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		if body, _ := stringParam(msg.Params, key); name != body {
 			mismatch("%s header value %q does not match body value %q", hdrName, name, body)
 			return
+		}
+	}
+	if msg.Method == "tools/call" {
+		if th, ok := c.h.(face.ToolHeaders); ok {
+			name, _ := stringParam(msg.Params, "name")
+			if err := checkParamHeaders(r.Header, msg.Params, th.ParamHeaders(name)); err != "" {
+				mismatch("%s", err)
+				return
+			}
 		}
 	}
 
@@ -297,4 +307,74 @@ func (f *Face) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respons
 			}
 		}
 	}
+}
+
+// checkParamHeaders checks the Mcp-Param-{Name} headers of a tools/call
+// against its arguments, for the tool's x-mcp-header annotations (name to
+// property path): a header must be there exactly when its argument is,
+// carry only valid characters, and, decoded, equal the argument's string
+// form. It returns what is wrong, or "". Headers the tool does not
+// annotate are ignored, as the spec asks of servers that do not know them.
+func checkParamHeaders(h http.Header, params json.RawMessage, annotated map[string][]string) string {
+	var p map[string]json.RawMessage
+	_ = json.Unmarshal(params, &p)
+	for name, path := range annotated {
+		header := "Mcp-Param-" + name
+		raw, present := h[http.CanonicalHeaderKey(header)]
+		arg, has := argumentAt(p["arguments"], path)
+		switch {
+		case !has && !present:
+			continue
+		case !has:
+			return header + " header is present but the argument it mirrors is not"
+		case !present:
+			return "the " + header + " header is required: the tool mirrors " + strings.Join(path, ".") + " into it"
+		}
+		value, ok := decodeHeaderValue(raw[0])
+		if !ok {
+			return header + " header value contains invalid characters"
+		}
+		if want, ok := headerForm(arg); !ok || value != want {
+			return header + " header value does not match the body"
+		}
+	}
+	return ""
+}
+
+// argumentAt reads the argument at path (properties keys) of the call's
+// arguments object.
+func argumentAt(args json.RawMessage, path []string) (json.RawMessage, bool) {
+	cur := args
+	for _, key := range path {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(cur, &m) != nil {
+			return nil, false
+		}
+		v, ok := m[key]
+		if !ok || string(v) == "null" {
+			return nil, false
+		}
+		cur = v
+	}
+	return cur, true
+}
+
+// headerForm is an argument's string form in a header: a string as is, an
+// integer in decimal, a boolean as true or false.
+func headerForm(v json.RawMessage) (string, bool) {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s, true
+	}
+	var b bool
+	if json.Unmarshal(v, &b) == nil {
+		return strconv.FormatBool(b), true
+	}
+	var n json.Number
+	if json.Unmarshal(v, &n) == nil {
+		if i, err := n.Int64(); err == nil {
+			return strconv.FormatInt(i, 10), true
+		}
+	}
+	return "", false
 }
