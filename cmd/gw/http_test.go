@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/mcpface"
 )
 
@@ -53,6 +55,11 @@ func TestHTTPSDKClient(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r, head, url := httpRun(t, "http-sdk-"+tt.name, "")
+			// A third upstream server, written by others: the npm memory
+			// server, added by a config edit.
+			head += fmt.Sprintf("  memory:\n    command: %s\n    env: {MEMORY_FILE_PATH: %s}\n",
+				mcptest.NPMServer(t, "mcp-server-memory"), filepath.Join(t.TempDir(), "memory.jsonl"))
+			r.rewrite(head)
 			changed := make(chan struct{}, 16)
 			client := mcp.NewClient(&mcp.Implementation{Name: "sdk-http-test", Version: "1"}, &mcp.ClientOptions{
 				ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
@@ -76,22 +83,25 @@ func TestHTTPSDKClient(t *testing.T) {
 				t.Fatalf("session: %+v", init)
 			}
 			var names []string
-			r.eventually("alpha's and beta's tools", func() bool {
+			r.eventually("alpha's, beta's and memory's tools", func() bool {
 				names = listToolNames(ctx, t, cs)
-				return slices.Contains(names, "alpha__echo") && slices.Contains(names, "beta__echo")
+				return slices.Contains(names, "alpha__echo") && slices.Contains(names, "beta__echo") && slices.Contains(names, "memory__read_graph")
 			})
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "memory__read_graph", Arguments: map[string]any{}})
+			if err != nil || res.IsError {
+				t.Fatalf("memory__read_graph: %v %+v", err, res)
+			}
 			for _, name := range []string{"alpha__echo", "beta__echo"} {
 				if got := callText(ctx, t, cs, name, map[string]any{"text": "over http " + name}); got != "over http "+name {
 					t.Errorf("%s: %q", name, got)
 				}
 			}
-			if tt.want == mcpface.LegacyVersion {
-				// A modern server's input_required round trip, answered by
-				// the client through the call's Input. (A legacy server was
-				// told at gw's start, before any client, that it cannot
-				// sample: it asks nats.llm_subject, as under NATS.)
-				if got := callText(ctx, t, cs, "beta__sample", map[string]any{"prompt": "capital of France?"}); !strings.Contains(got, "Paris, said the HTTP client") {
-					t.Errorf("sampling through gw over HTTP: %q", got)
+			// A server's sampling request, answered by the client: a modern
+			// server's input_required round trip, and a legacy server's own
+			// request, which rides on the call in flight.
+			for _, tool := range []string{"beta__sample", "alpha__sample"} {
+				if got := callText(ctx, t, cs, tool, map[string]any{"prompt": "capital of France?"}); !strings.Contains(got, "Paris, said the HTTP client") {
+					t.Errorf("%s through gw over HTTP: %q", tool, got)
 				}
 			}
 

@@ -27,7 +27,7 @@ func watchConfig(ctx context.Context, load config.Options, interval time.Duratio
 	if interval <= 0 || load.File == "" {
 		return
 	}
-	plugins.Watch(ctx, load.File, interval, func([]byte) {
+	reload := func([]byte) {
 		next, err := config.Load(load)
 		if err != nil {
 			logger.Error("configuration change refused; keeping the running configuration", "file", load.File, "error", err)
@@ -41,7 +41,12 @@ func watchConfig(ctx context.Context, load config.Options, interval time.Duratio
 			logger.Warn("configuration change needs a restart to take effect", "section", section)
 		}
 		current = next
-	})
+	}
+	// The file may have changed while the servers started, before the
+	// watcher took its first look: catch up once (nothing happens when the
+	// file still says what runs).
+	reload(nil)
+	plugins.Watch(ctx, load.File, interval, reload)
 }
 
 // applyServers makes the gateway's servers match want, touching only the
