@@ -84,6 +84,8 @@ type session struct {
 	notes   chan *jsonrpc.Message
 	dropped atomic.Int64
 
+	logLevel atomic.Pointer[string] // the last logging/setLevel sent
+
 	requests chan *jsonrpc.Message // server-to-client requests waiting for a worker
 	workers  int                   // request workers running; guarded by mu
 
@@ -693,9 +695,13 @@ func truncateBytes(b []byte, n int) string {
 	return string(b[:n]) + "…"
 }
 
-// setLogLevel sends logging/setLevel to a legacy server that offers logging.
+// setLogLevel sends logging/setLevel to a legacy server that offers logging,
+// once per level: SetLogLevel and a session becoming ready may both ask.
 func (s *session) setLogLevel(ctx context.Context, level string) {
 	if s.era != EraLegacy || s.caps.Logging == nil {
+		return
+	}
+	if prev := s.logLevel.Swap(&level); prev != nil && *prev == level {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
