@@ -332,10 +332,10 @@ func TestSlowModernServerWinsRace(t *testing.T) {
 	const rounds = 25 // two servers each: 50 handshakes
 	for i := range rounds {
 		g, err := startErr(t, gateway.Options{
-			DiscoverTimeout: 50 * time.Millisecond,
+			DiscoverTimeout: 150 * time.Millisecond,
 			Servers: []gateway.ServerSpec{
-				withRestart(server(t, "modern", mcptest.Options{Era: mcptest.EraModern, StartDelay: 100 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
-				withRestart(server(t, "dual", mcptest.Options{Era: mcptest.EraDual, StartDelay: 100 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
+				withRestart(server(t, "modern", mcptest.Options{Era: mcptest.EraModern, StartDelay: 250 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
+				withRestart(server(t, "dual", mcptest.Options{Era: mcptest.EraDual, StartDelay: 250 * time.Millisecond, EOFGrace: -time.Millisecond}), gateway.RestartNever),
 			},
 		})
 		if err != nil {
