@@ -15,14 +15,18 @@ test: npm-servers npm-tools vet fmt-check policies-check
 	$(MAKE) fuzz-smoke
 
 # A short run of every fuzz target (the seed corpora in testdata/fuzz run
-# with the plain tests too); FUZZTIME=5m for a real session on one.
+# with the plain tests too); FUZZTIME=5m for a real session on one. A
+# failure is tried once more: an input the fuzzer found is saved under
+# testdata/fuzz and fails the retry at once, while a worker lost to a
+# loaded machine does not; the output of a real failure is shown.
 FUZZTIME ?= 2s
 fuzz-smoke:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "fuzz $$pkg $$fn"; \
-			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
-				{ echo "fuzz-smoke: $$pkg $$fn failed; rerun: go test -run '^$$' -fuzz '^$$fn\$$' $$pkg" >&2; exit 1; }; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg 2>&1) || \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg 2>&1) || \
+				{ echo "$$out" | grep -v '^fuzz: elapsed' >&2; echo "fuzz-smoke: $$pkg $$fn failed; rerun: go test -run '^$$' -fuzz '^$$fn\$$' $$pkg" >&2; exit 1; }; \
 		done; \
 	done
 
