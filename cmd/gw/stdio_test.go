@@ -343,7 +343,7 @@ func (rc *rawClient) awaitMethod(method string) map[string]json.RawMessage {
 			if !ok {
 				rc.t.Fatal("gw's stdout ended")
 			}
-			if string(m["method"]) == strconvQuote(method) {
+			if got, _ := json.Marshal(method); string(m["method"]) == string(got) {
 				return m
 			}
 		case <-timeout:
@@ -351,8 +351,6 @@ func (rc *rawClient) awaitMethod(method string) map[string]json.RawMessage {
 		}
 	}
 }
-
-func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 // TestStdioLogsLegacy: a server's log messages reach a legacy client of gw
 // stdio, named after the server, at or above the client's level.

@@ -50,7 +50,7 @@ var methods = map[string]method{
 		}
 		opts := gateway.CallOptions{Progress: req.Progress}
 		if req.Log != nil {
-			name, _ := stringParam(req.Params, "name")
+			name, _ := jsonrpc.StringMember(req.Params, "name")
 			if e, ok := r.g.Catalog().Tool(name); ok {
 				opts.Log = func(params json.RawMessage) { req.Log(NameLogger(params, e.Server)) }
 			}
@@ -109,7 +109,7 @@ var methods = map[string]method{
 	// are asked for that level too (the last client's wins), since some
 	// log nothing until a level is set.
 	"logging/setLevel": func(r *Router, ctx context.Context, req *face.Request) (json.RawMessage, error) {
-		level, ok := stringParam(req.Params, "level")
+		level, ok := jsonrpc.StringMember(req.Params, "level")
 		if !ok || level == "" {
 			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "gw: params.level must be a string"}
 		}
@@ -210,7 +210,7 @@ func isClientMethod(m string) bool {
 
 // resourceURI reads params.uri and checks that the view serves it.
 func (r *Router) resourceURI(params json.RawMessage) (string, error) {
-	uri, ok := stringParam(params, "uri")
+	uri, ok := jsonrpc.StringMember(params, "uri")
 	if !ok || uri == "" {
 		return "", &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "gw: params.uri must be a non-empty string"}
 	}
@@ -220,17 +220,6 @@ func (r *Router) resourceURI(params json.RawMessage) (string, error) {
 		}
 	}
 	return uri, nil
-}
-
-// stringParam reads a string member of params by its exact key: params
-// come from callers, and "URI" is not "uri".
-func stringParam(params json.RawMessage, key string) (string, bool) {
-	var p map[string]json.RawMessage
-	var s string
-	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p[key], &s) != nil {
-		return "", false
-	}
-	return s, true
 }
 
 // RawItems returns the entries' JSON objects, untouched, for a list result.
@@ -255,7 +244,7 @@ func NameLogger(params json.RawMessage, server string) json.RawMessage {
 		return params
 	}
 	logger := server
-	if own, ok := stringParam(params, "logger"); ok && own != "" {
+	if own, ok := jsonrpc.StringMember(params, "logger"); ok && own != "" {
 		logger += "/" + own
 	}
 	m["logger"], _ = json.Marshal(logger)
@@ -292,7 +281,7 @@ func collectHeaders(schema json.RawMessage, path []string, out map[string][]stri
 	if depth > 16 || json.Unmarshal(schema, &s) != nil {
 		return
 	}
-	if name, ok := stringParam(schema, "x-mcp-header"); ok && name != "" && len(path) > 0 {
+	if name, ok := jsonrpc.StringMember(schema, "x-mcp-header"); ok && name != "" && len(path) > 0 {
 		out[name] = slices.Clone(path)
 	}
 	var props map[string]json.RawMessage

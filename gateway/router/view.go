@@ -63,7 +63,7 @@ func (v *View) checkNamed(params json.RawMessage, kind string, lookup func(strin
 	if v == nil {
 		return nil
 	}
-	name, _ := stringParam(params, "name")
+	name, _ := jsonrpc.StringMember(params, "name")
 	if e, ok := lookup(name); ok && v.has(e, true) {
 		return nil
 	}
@@ -78,11 +78,11 @@ func (v *View) checkNamed(params json.RawMessage, kind string, lookup func(strin
 func (v *View) checkRef(params json.RawMessage, c *gateway.Catalog) error {
 	var p map[string]json.RawMessage
 	_ = json.Unmarshal(params, &p)
-	typ, _ := stringParam(p["ref"], "type")
+	typ, _ := jsonrpc.StringMember(p["ref"], "type")
 	if typ == "ref/prompt" {
 		return v.checkNamed(p["ref"], "prompt", c.Prompt)
 	}
-	uri, _ := stringParam(p["ref"], "uri")
+	uri, _ := jsonrpc.StringMember(p["ref"], "uri")
 	if e, ok := c.ResourceOwner(uri); ok && v.has(e, false) {
 		return nil
 	}

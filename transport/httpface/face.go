@@ -223,7 +223,7 @@ func (f *Face) ResourceUpdated(uri string) {
 // none: their log messages belong to requests. It never blocks; past
 // maxQueuedUpdates waiting on a stream, messages are dropped.
 func (f *Face) Log(params json.RawMessage) {
-	level, _ := mcpface.StringMember(params, "level")
+	level, _ := jsonrpc.StringMember(params, "level")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for st := range f.streams {

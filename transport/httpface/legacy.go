@@ -229,7 +229,7 @@ func (f *Face) legacy(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		writeError(w, http.StatusOK, msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s (this session began with initialize)", msg.Method, mcpface.LegacyVersion))
 		return
 	case mcpface.MethodSetLevel:
-		level, _ := mcpface.StringMember(msg.Params, "level")
+		level, _ := jsonrpc.StringMember(msg.Params, "level")
 		if !mcpface.ValidLogLevel(level) {
 			writeError(w, http.StatusOK, msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params.level must be a syslog level (debug … emergency)"))
 			return
@@ -279,7 +279,7 @@ func (f *Face) legacy(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 	}
 	if rep.canSSE {
 		req.Log = func(params json.RawMessage) {
-			level, _ := mcpface.StringMember(params, "level")
+			level, _ := jsonrpc.StringMember(params, "level")
 			f.mu.Lock()
 			min := s.logLevel
 			f.mu.Unlock()

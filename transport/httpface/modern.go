@@ -44,16 +44,6 @@ func decodeHeaderValue(v string) (string, bool) {
 	return v, true
 }
 
-// stringParam reads a string member of params by its exact key.
-func stringParam(params json.RawMessage, key string) (string, bool) {
-	var p map[string]json.RawMessage
-	var s string
-	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p[key], &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
 // modern serves a stateless 2026-07-28 request: its headers are checked
 // against its body first.
 func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *jsonrpc.Message, meta mcpface.RequestMeta) {
@@ -95,14 +85,14 @@ func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 			mismatch("%s header value is not valid", hdrName)
 			return
 		}
-		if body, _ := stringParam(msg.Params, key); name != body {
+		if body, _ := jsonrpc.StringMember(msg.Params, key); name != body {
 			mismatch("%s header value %q does not match body value %q", hdrName, name, body)
 			return
 		}
 	}
 	if msg.Method == "tools/call" {
 		if th, ok := c.h.(face.ToolHeaders); ok {
-			name, _ := stringParam(msg.Params, "name")
+			name, _ := jsonrpc.StringMember(msg.Params, "name")
 			if err := checkParamHeaders(r.Header, msg.Params, th.ParamHeaders(name)); err != "" {
 				mismatch("%s", err)
 				return

@@ -258,3 +258,15 @@ func truncate(b []byte, n int) string {
 	}
 	return string(b[:n]) + "…"
 }
+
+// StringMember reads the string member key of the JSON object obj, by its
+// exact key (untrusted JSON: "Name" is not "name"). ok is false when obj is
+// not an object or the member is absent or not a string.
+func StringMember(obj json.RawMessage, key string) (string, bool) {
+	var m map[string]json.RawMessage
+	var s string
+	if json.Unmarshal(obj, &m) != nil || json.Unmarshal(m[key], &s) != nil {
+		return "", false
+	}
+	return s, true
+}

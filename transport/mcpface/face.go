@@ -235,7 +235,7 @@ func (f *Face) Log(params json.RawMessage) {
 // logFor sends a log message raised while serving one of a legacy client's
 // requests, when its level passes the client's logging/setLevel.
 func (f *Face) logFor(params json.RawMessage) {
-	level, _ := StringMember(params, "level")
+	level, _ := jsonrpc.StringMember(params, "level")
 	f.mu.Lock()
 	min := f.logLevel
 	f.mu.Unlock()
@@ -471,7 +471,7 @@ func (f *Face) handleRequest(ctx context.Context, msg *jsonrpc.Message) {
 		case MethodDiscover, MethodListen:
 			f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gw: %s is not a method of %s (this session began with initialize)", msg.Method, LegacyVersion))
 		case MethodSetLevel:
-			level, _ := StringMember(msg.Params, "level")
+			level, _ := jsonrpc.StringMember(msg.Params, "level")
 			if !ValidLogLevel(level) {
 				f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params.level must be one of %v", logLevels))
 				return
@@ -810,7 +810,7 @@ func (f *Face) notifier(stop <-chan struct{}) {
 				}
 			}
 			for _, params := range logs {
-				if level, _ := StringMember(params, "level"); LogAllows(logLevel, level) {
+				if level, _ := jsonrpc.StringMember(params, "level"); LogAllows(logLevel, level) {
 					f.notify(NotifMessage, params)
 				}
 			}

@@ -517,13 +517,3 @@ func isInteger(raw []byte) bool {
 	_, err := n.Int64()
 	return err == nil
 }
-
-// StringMember reads a string member of a JSON object by its exact key.
-func StringMember(obj json.RawMessage, key string) (string, bool) {
-	var m map[string]json.RawMessage
-	var s string
-	if json.Unmarshal(obj, &m) != nil || json.Unmarshal(m[key], &s) != nil {
-		return "", false
-	}
-	return s, true
-}
