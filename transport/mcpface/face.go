@@ -553,22 +553,28 @@ func (f *Face) initialize(msg *jsonrpc.Message) {
 	f.answer(msg.ID, res, err)
 }
 
+// admitLocked says why a request with id key cannot start, or nil: the face
+// is closing, the id is in flight, or n of its kind already run against a
+// limit of max (what names them). f.mu is held.
+func (f *Face) admitLocked(key string, n, max int, what string) *jsonrpc.Error {
+	switch {
+	case f.isClosed:
+		return jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: shutting down")
+	case f.calls[key] != nil || f.listens[key] != nil:
+		return jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: request id %s is already in flight", key)
+	case n >= max:
+		return jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: busy: %d %s", max, what)
+	}
+	return nil
+}
+
 // start serves a request through the handler on a goroutine of its own.
 func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta RequestMeta, era Era) {
 	key := msg.ID.String()
 	f.mu.Lock()
-	switch {
-	case f.isClosed:
+	if e := f.admitLocked(key, len(f.calls), f.opts.MaxInFlight, "requests in flight"); e != nil {
 		f.mu.Unlock()
-		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: shutting down"))
-		return
-	case f.calls[key] != nil || f.listens[key] != nil:
-		f.mu.Unlock()
-		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: request id %s is already in flight", key))
-		return
-	case len(f.calls) >= f.opts.MaxInFlight:
-		f.mu.Unlock()
-		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: busy: %d requests in flight", f.opts.MaxInFlight))
+		f.replyError(msg.ID, e)
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
@@ -654,18 +660,9 @@ func (f *Face) startListen(ctx context.Context, msg *jsonrpc.Message) {
 	}
 	key := msg.ID.String()
 	f.mu.Lock()
-	switch {
-	case f.isClosed:
+	if e := f.admitLocked(key, len(f.listens), f.opts.MaxListens, "subscriptions/listen streams open"); e != nil {
 		f.mu.Unlock()
-		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: shutting down"))
-		return
-	case f.calls[key] != nil || f.listens[key] != nil:
-		f.mu.Unlock()
-		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: request id %s is already in flight", key))
-		return
-	case len(f.listens) >= f.opts.MaxListens:
-		f.mu.Unlock()
-		f.replyError(msg.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: busy: %d subscriptions/listen streams open", f.opts.MaxListens))
+		f.replyError(msg.ID, e)
 		return
 	}
 	lctx, cancel := context.WithCancel(ctx)
