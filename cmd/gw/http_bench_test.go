@@ -14,27 +14,11 @@ import (
 	"time"
 
 	"github.com/gwmcp/gw/internal/mcptest"
-	"github.com/gwmcp/gw/transport/stdio"
 )
 
-// BenchmarkHTTPFace is a tools/call from an MCP client over Streamable
-// HTTP through `gw run` (in process, one keep-alive connection), beside the
-// same call straight to the server over stdio, in one run, both eras. See
-// docs/BENCHMARKS.md.
-func BenchmarkHTTPFace(b *testing.B) {
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, era := range []string{"legacy", "modern"} {
-		b.Run("era="+era+"/direct", func(b *testing.B) {
-			benchStdioClient(b, era, "echo", stdio.Config{Name: "direct", Command: exe,
-				Env: map[string]string{"MCPTEST_SERVER": "1", "MCPTEST_ERA": era}})
-		})
-		b.Run("era="+era+"/gw-http", func(b *testing.B) { benchHTTP(b, exe, era) })
-	}
-}
-
+// benchHTTP times tools/call through `gw run`'s Streamable HTTP face (in
+// process, one keep-alive connection; legacy with a session, modern
+// stateless with its three headers), for BenchmarkMCPFaces.
 func benchHTTP(b *testing.B, exe, era string) {
 	natsPort, httpPort := freePort(b), freePort(b)
 	cfg := filepath.Join(b.TempDir(), "gw.yaml")

@@ -13,10 +13,11 @@ import (
 	"github.com/gwmcp/gw/transport/stdio"
 )
 
-// BenchmarkStdioFace is a tools/call from an MCP client over stdio: straight
-// to the server (the floor), and through `gw stdio` in front of the same
-// server, in one run, both eras. See docs/BENCHMARKS.md.
-func BenchmarkStdioFace(b *testing.B) {
+// BenchmarkMCPFaces is a tools/call from an MCP client, one at a time, in
+// one run, both eras: straight to the server over stdio (the floor);
+// through `gw stdio` in front of the same server; and through `gw run`'s
+// Streamable HTTP face (benchHTTP). See docs/BENCHMARKS.md.
+func BenchmarkMCPFaces(b *testing.B) {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -35,6 +36,7 @@ func BenchmarkStdioFace(b *testing.B) {
 			benchStdioClient(b, era, "s__echo", stdio.Config{Name: "gw", Command: exe, Args: []string{"stdio", "-c", cfg},
 				Env: map[string]string{envRunAsGW: "1"}})
 		})
+		b.Run("era="+era+"/gw-http", func(b *testing.B) { benchHTTP(b, exe, era) })
 	}
 }
 
