@@ -182,15 +182,8 @@ func TestConnectFleet(t *testing.T) {
 
 	// Gateway one stops: its tools leave, and the client is told.
 	one.stop(t)
-	deadline := time.After(30 * time.Second)
-	for slices.Contains(names, "alpha__echo") {
-		select {
-		case <-changed:
-			names = listToolNames(ctx, t, cs)
-		case <-deadline:
-			t.Fatalf("no list_changed without alpha's tools; tools %v", names)
-		}
-	}
+	names = relistOnChange(ctx, t, cs, changed, names, 30*time.Second, "without alpha's tools",
+		func(names []string) bool { return !slices.Contains(names, "alpha__echo") })
 	if !slices.Contains(names, "beta__echo") {
 		t.Errorf("beta's tools left too: %v", names)
 	}

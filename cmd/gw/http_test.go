@@ -106,15 +106,7 @@ func TestHTTPSDKClient(t *testing.T) {
 			}
 
 			r.rewrite(head + gammaServer)
-			deadline := time.After(60 * time.Second)
-			for !slices.Contains(names, "gamma__fresh") {
-				select {
-				case <-changed:
-					names = listToolNames(ctx, t, cs)
-				case <-deadline:
-					t.Fatalf("no list_changed with gamma__fresh; tools %v", names)
-				}
-			}
+			relistOnChange(ctx, t, cs, changed, names, 60*time.Second, "with gamma__fresh", hasTool("gamma__fresh"))
 			if got := callText(ctx, t, cs, "gamma__fresh", map[string]any{"text": "new"}); got != "new" {
 				t.Errorf("gamma__fresh: %q", got)
 			}

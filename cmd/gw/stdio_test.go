@@ -193,15 +193,7 @@ func testStdioSDK(t *testing.T, memory, askVersion, wantVersion string) {
 	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(body+gammaServer, "EXE", mustExe(t))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.After(60 * time.Second)
-	for !slices.Contains(names, "gamma__fresh") {
-		select {
-		case <-changed:
-			names = listToolNames(ctx, t, cs)
-		case <-deadline:
-			t.Fatalf("no list_changed with gamma__fresh; tools %v", names)
-		}
-	}
+	names = relistOnChange(ctx, t, cs, changed, names, 60*time.Second, "with gamma__fresh", hasTool("gamma__fresh"))
 	if got := callText(ctx, t, cs, "gamma__fresh", map[string]any{"text": "new"}); got != "new" {
 		t.Errorf("gamma__fresh: %q", got)
 	}
@@ -225,6 +217,27 @@ func mustExe(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return exe
+}
+
+// relistOnChange lists the tools again each time the client hears
+// tools/list_changed (on changed) until ok holds of the list, and returns
+// it; names is the list so far. It fails the test after within.
+func relistOnChange(ctx context.Context, t *testing.T, cs *mcp.ClientSession, changed <-chan struct{}, names []string, within time.Duration, what string, ok func([]string) bool) []string {
+	t.Helper()
+	deadline := time.After(within)
+	for !ok(names) {
+		select {
+		case <-changed:
+			names = listToolNames(ctx, t, cs)
+		case <-deadline:
+			t.Fatalf("no list_changed %s; tools %v", what, names)
+		}
+	}
+	return names
+}
+
+func hasTool(name string) func([]string) bool {
+	return func(names []string) bool { return slices.Contains(names, name) }
 }
 
 func listToolNames(ctx context.Context, t *testing.T, cs *mcp.ClientSession) []string {
