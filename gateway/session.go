@@ -567,19 +567,27 @@ func (s *session) dispatchLoop() {
 // them, and reports whether one did. The message names no request, so the
 // oldest is the best guess: a tool that logs as it runs is usually alone.
 func (s *session) routeLog(params json.RawMessage) bool {
+	calls := s.callsByAge(func(c *pendingCall) bool { return c.onLog != nil })
+	if len(calls) == 0 {
+		return false
+	}
+	calls[0].onLog(params)
+	return true
+}
+
+// callsByAge returns the pending calls that keep accepts, oldest first: a
+// server's message that names no call goes to the oldest that can take it.
+func (s *session) callsByAge(keep func(*pendingCall) bool) []*pendingCall {
 	s.mu.Lock()
-	var oldest *pendingCall
+	calls := make([]*pendingCall, 0, len(s.pending))
 	for _, c := range s.pending {
-		if c.onLog != nil && (oldest == nil || c.seq < oldest.seq) {
-			oldest = c
+		if keep(c) {
+			calls = append(calls, c)
 		}
 	}
 	s.mu.Unlock()
-	if oldest == nil {
-		return false
-	}
-	oldest.onLog(params)
-	return true
+	slices.SortFunc(calls, func(a, b *pendingCall) int { return cmp.Compare(a.seq, b.seq) })
+	return calls
 }
 
 // routeProgress hands a progress notification to the call that owns its
@@ -662,17 +670,12 @@ func (s *session) askerFor(method string) (context.Context, string) {
 	if h == nil {
 		return s.ctx, ""
 	}
-	s.mu.Lock()
-	calls := make([]*pendingCall, 0, len(s.pending))
-	for _, c := range s.pending {
-		// Only calls made for a caller (a face request), not gw's own
-		// lists and probes.
-		if _, forCaller := c.ctx.Value(callerKey{}).(Caller); forCaller && c.method != methodListen {
-			calls = append(calls, c)
-		}
-	}
-	s.mu.Unlock()
-	slices.SortFunc(calls, func(a, b *pendingCall) int { return cmp.Compare(a.seq, b.seq) })
+	// Only calls made for a caller (a face request), not gw's own lists
+	// and probes.
+	calls := s.callsByAge(func(c *pendingCall) bool {
+		_, forCaller := c.ctx.Value(callerKey{}).(Caller)
+		return forCaller && c.method != methodListen
+	})
 	for _, c := range calls { // Supports may take a face's locks: not under s.mu
 		if c.ctx.Err() == nil && h.Supports(c.ctx, method) {
 			return c.ctx, c.method
