@@ -250,10 +250,11 @@ func (s *session) handshakeError(err error) error {
 		if p := s.firstGarbage.Load(); p != nil {
 			first = *p
 		}
-		return &detailedError{
-			msg: fmt.Sprintf("server %q: %v: %s; stdout had %d non-JSON-RPC line(s), first: %q", s.name, ErrNotMCP, detail, n, first),
+		public := &detailedError{
+			msg: fmt.Sprintf("server %q: %v: %s; stdout had %d non-JSON-RPC line(s)", s.name, ErrNotMCP, detail, n),
 			err: []error{ErrNotMCP, err},
 		}
+		return &operatorError{err: public, full: fmt.Sprintf("%s, first: %q", public.msg, first)}
 	}
 	if c := s.cause(); c != nil && !strings.Contains(detail, c.Error()) {
 		detail += ": " + c.Error()

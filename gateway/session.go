@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -13,7 +14,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/gwmcp/gw/internal/loglimit"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/gwmcp/gw/transport/stdio"
 )
@@ -55,6 +58,14 @@ const (
 	requestQueueSize = 256
 )
 
+// A server that writes garbage on stdout gets badOutputLogBurst log lines
+// about it, then badOutputLogRate a second; the rest are counted. Unbounded,
+// 1 MB of "x\n" was 500,000 WARN lines (90 MB of log).
+const (
+	badOutputLogRate  = 5
+	badOutputLogBurst = 20
+)
+
 // session is one JSON-RPC client connection to one server process, in
 // whichever era the server speaks. It owns two goroutines: the reader and the
 // notification dispatcher; server-to-client requests and cancellation
@@ -94,6 +105,7 @@ type session struct {
 
 	garbageLines atomic.Int64
 	firstGarbage atomic.Pointer[string]
+	badOutput    *loglimit.Limiter // bounds the log lines about bad stdout output
 
 	ctx        context.Context // cancelled when the session ends
 	cancelCtx  context.CancelFunc
@@ -142,6 +154,7 @@ func newSession(name string, conn Conn, cfg *sessionConfig, log *slog.Logger) *s
 		acked:      make(chan struct{}),
 		readerDone: make(chan struct{}),
 		dispDone:   make(chan struct{}),
+		badOutput:  loglimit.New(badOutputLogRate, badOutputLogBurst),
 	}
 	s.ctx, s.cancelCtx = context.WithCancel(context.Background())
 	go s.readLoop()
@@ -194,8 +207,16 @@ func (s *session) shutdown(cause error) {
 
 func (s *session) readLoop() {
 	defer close(s.readerDone)
+	defer func() {
+		if n := s.badOutput.Flush(); n > 0 {
+			s.log.Warn("bad output lines not logged", "suppressed", n)
+		}
+	}()
 	for {
 		line, err := s.conn.ReadMessage()
+		if err == nil && !utf8.Valid(line) {
+			line = s.validUTF8(line)
+		}
 		if err != nil {
 			var tooLarge *stdio.MessageTooLargeError
 			if errors.As(err, &tooLarge) {
@@ -327,7 +348,21 @@ func (s *session) badLine(line []byte, err error) {
 		}
 		s.firstGarbage.Store(&text)
 	}
-	s.log.Warn("ignoring invalid line on stdout", "error", err, "line", truncateBytes(line, 200))
+	if ok, suppressed := s.badOutput.Allow(); ok {
+		s.log.Warn("ignoring invalid line on stdout", "error", err, "line", truncateBytes(line, 200), "suppressed", suppressed)
+	}
+}
+
+// validUTF8 replaces each invalid UTF-8 sequence in a line from the server
+// with U+FFFD, as encoding/json and a JavaScript TextDecoder do when they
+// read it. JSON text must be UTF-8 (RFC 8259), and outside strings such bytes
+// already make the line invalid, so only string contents change: the message
+// is still delivered, and a caller never receives bytes its decoder refuses.
+func (s *session) validUTF8(line []byte) []byte {
+	if ok, suppressed := s.badOutput.Allow(); ok {
+		s.log.Warn("replacing invalid UTF-8 in a line on stdout with U+FFFD", "line", truncateBytes(line, 200), "suppressed", suppressed)
+	}
+	return bytes.ToValidUTF8(line, []byte("\uFFFD"))
 }
 
 // oversized fails the call whose reply did not fit, when its id can be

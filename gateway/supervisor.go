@@ -118,7 +118,7 @@ func (m *managed) setState(state State, err error, edit func(*ServerStatus)) {
 	m.st.State = state
 	m.st.Since = time.Now()
 	if err != nil {
-		m.st.LastError = err.Error()
+		m.st.LastError = publicText(err)
 	}
 	if edit != nil {
 		edit(&m.st)
@@ -366,7 +366,8 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	return uptime, clean, withStderr(err, conn)
 }
 
-// withStderr appends the child's last stderr line, which usually says why.
+// withStderr appends the child's last stderr line, which usually says why,
+// for operators only: see operatorError.
 func withStderr(err error, conn Conn) error {
 	p, ok := conn.(processInfo)
 	if !ok {
@@ -383,7 +384,31 @@ func withStderr(err error, conn Conn) error {
 	if len(last) > 200 {
 		last = last[:200] + "…"
 	}
-	return fmt.Errorf("%w (stderr: %s)", err, last)
+	return &operatorError{err: err, full: fmt.Sprintf("%v (stderr: %s)", err, last)}
+}
+
+// operatorError carries what a server printed (its stderr, stdout that was
+// not MCP) beside an error. That text is the server's own and may hold
+// anything, secrets included, so it goes only where operators look: gw's log
+// and Start's error. Callers and the published status (events, servers.list,
+// call errors) get publicText, without it.
+type operatorError struct {
+	err  error  // the error without the server's output
+	full string // with it
+}
+
+func (e *operatorError) Error() string { return e.full }
+func (e *operatorError) Unwrap() error { return e.err }
+
+// publicText is err's message without the server output that an
+// operatorError inside it adds.
+func publicText(err error) string {
+	text := err.Error()
+	var oe *operatorError
+	if errors.As(err, &oe) {
+		text = strings.Replace(text, oe.full, oe.err.Error(), 1)
+	}
+	return text
 }
 
 // dial opens a server's connection: a stdio child unless Options.Dial says

@@ -20,7 +20,7 @@ import (
 const configFlags = `
 Flags:
   -c, --config FILE   gw YAML/JSON/TOML, or a Claude Desktop / Cursor / VS Code JSON file
-  -v, --verbose       log at debug level (servers' stderr included)
+  -v, --verbose       log at debug level (servers' stderr is logged at info, always)
       --set KEY=VALUE override a configuration key (repeatable), e.g. --set nats.url=nats://host:4222
                       (precedence: defaults < file < GW_ environment < --set)
 `

@@ -59,6 +59,7 @@ func listenHTTP(cfg *config.Config, g func() *gateway.Gateway, logger *slog.Logg
 		Info:           mcpface.Implementation{Name: "gw", Version: version},
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		MaxBodySize:    int64(cfg.Gateway.MaxMessageSize),
+		MaxDepth:       cfg.Gateway.MaxDepth,
 		Views: func(name string) (face.Handler, bool) {
 			h, ok := views[name]
 			return h, ok

@@ -24,9 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -55,7 +53,7 @@ Usage:
 
 Flags:
   -c, --config FILE   gw YAML, or a Claude Desktop / Cursor / VS Code JSON file
-  -v, --verbose       log at debug level (servers' stderr included)
+  -v, --verbose       log at debug level (servers' stderr is logged at info, always)
       --set KEY=VALUE override a configuration key, e.g. --set nats.url=nats://host:4222
                       (precedence: defaults < file < GW_ environment < --set)
       --json          machine-readable output
@@ -65,7 +63,7 @@ Try: go run ./cmd/gw tools -c examples/demo.yaml
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := shutdownSignals()
 	stdout := os.Stdout
 	if len(os.Args) > 1 && (os.Args[1] == "stdio" || os.Args[1] == "connect") {
 		// stdout carries MCP messages only: anything else that would

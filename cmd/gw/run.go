@@ -22,7 +22,8 @@ import (
 
 // runGateway is `gw run`: the servers, the policies, the NATS face and the
 // Streamable HTTP face (http.addr), until ctx ends (SIGINT/SIGTERM).
-// Shutdown order: the HTTP face stops taking requests, ends its streams and
+// Shutdown order (calls in flight get gateway.shutdown_grace, cut short by
+// a second signal; see shutdownSignals): the HTTP face stops taking requests, ends its streams and
 // waits for (then cancels) those in flight; the NATS face stops taking
 // requests and answers or fails those in flight; the gateway stops the servers; the
 // policies close; the NATS connection drains; an embedded server stops.
@@ -53,6 +54,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		Prefix:        cfg.NATS.Prefix,
 		Gateway:       name,
 		MaxConcurrent: cfg.NATS.MaxConcurrent,
+		MaxDepth:      cfg.Gateway.MaxDepth,
 		LLMSubject:    cfg.NATS.LLMSubject,
 		Methods:       router.Methods(), // every method the router serves gets its subject
 		Version:       semver(version),
@@ -117,7 +119,8 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	logger.Info("gw stopping")
 	stopWatch()
 	<-watchDone
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Calls in flight get the grace period, or until a second signal.
+	stopCtx, cancel := context.WithTimeout(hurryOf(ctx), cfg.Gateway.ShutdownGrace)
 	defer cancel()
 	if hs != nil {
 		hs.stop(stopCtx)

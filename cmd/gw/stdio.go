@@ -46,6 +46,7 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 		Info:           mcpface.Implementation{Name: "gw", Version: version},
 		Principal:      principal,
 		MaxMessageSize: cfg.Gateway.MaxMessageSize,
+		MaxDepth:       cfg.Gateway.MaxDepth,
 		Logger:         logger,
 	})
 	events := &faceEvents{face: f, prev: &gateway.Catalog{}}

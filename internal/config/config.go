@@ -187,6 +187,10 @@ type Gateway struct {
 	// MaxMessageSize is the largest message in bytes, at least 1024.
 	// Default 16 MiB.
 	MaxMessageSize int `koanf:"max_message_size"`
+	// MaxDepth is how deeply a caller's message may nest objects and
+	// arrays, 2 to 10000; every face answers a deeper one with -32600
+	// before any server sees it. Default 128.
+	MaxDepth int `koanf:"max_depth"`
 	// PingInterval is the keepalive ping period (server/discover in the
 	// modern era); 0 turns pings off. Default 15s: on stdio a ping costs
 	// next to nothing, and without one a hung server stays "ready".
@@ -199,8 +203,13 @@ type Gateway struct {
 	// changed file adds, removes or restarts only the servers that changed.
 	// 0 turns it off. Default 2s.
 	ConfigWatch time.Duration `koanf:"config_watch"`
-	Names       Names         `koanf:"names"`
-	Restart     Restart       `koanf:"restart"`
+	// ShutdownGrace is how long `gw run` lets calls in flight finish after
+	// SIGINT or SIGTERM before it cancels them; a second signal cancels them
+	// at once. Default 25s, inside the 30s that Kubernetes and compose-style
+	// supervisors commonly wait before SIGKILL.
+	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+	Names         Names         `koanf:"names"`
+	Restart       Restart       `koanf:"restart"`
 }
 
 // Log configures gw's own logging.
@@ -341,7 +350,9 @@ func Default() Config {
 			DiscoverTimeout: 5 * time.Second,
 			StartTimeout:    30 * time.Second,
 			MaxMessageSize:  16 << 20,
+			MaxDepth:        128,
 			ConfigWatch:     2 * time.Second,
+			ShutdownGrace:   25 * time.Second,
 			PingInterval:    15 * time.Second,
 			PingMisses:      3,
 			Names: Names{

@@ -168,9 +168,11 @@ func TestYAMLFullExample(t *testing.T) {
 			DiscoverTimeout: 2 * time.Second,
 			StartTimeout:    20 * time.Second,
 			MaxMessageSize:  1 << 20,
+			MaxDepth:        128,
 			PingInterval:    15 * time.Second,
 			PingMisses:      3,
 			ConfigWatch:     2 * time.Second,
+			ShutdownGrace:   25 * time.Second,
 			Names:           Names{Separator: ".", MaxLength: 100},
 			Restart: Restart{
 				InitialBackoff: 250 * time.Millisecond,
@@ -707,6 +709,34 @@ func TestJSONIntegers(t *testing.T) {
 			eq(t, "max_message_size", cfg.Gateway.MaxMessageSize, tt.want)
 			eq(t, "max_length", cfg.Gateway.Names.MaxLength, 100)
 		})
+	}
+}
+
+func TestMaxDepth(t *testing.T) {
+	for in, want := range map[string]string{
+		"":      "",
+		"2":     "",
+		"10000": "",
+		"1":     "config: gateway.max_depth must be 2 to 10000, got 1",
+		"10001": "config: gateway.max_depth must be 2 to 10000, got 10001",
+	} {
+		data := `{"servers": {"a": {"command": "x"}}}`
+		if in != "" {
+			data = `{"servers": {"a": {"command": "x"}}, "gateway": {"max_depth": ` + in + `}}`
+		}
+		cfg, err := Parse([]byte(data), "json")
+		if want != "" {
+			if err == nil || err.Error() != want {
+				t.Errorf("max_depth %s: err = %v, want %s", in, err, want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("max_depth %s: %v", in, err)
+		}
+		if in == "" && cfg.Gateway.MaxDepth != 128 {
+			t.Errorf("default max_depth %d, want 128", cfg.Gateway.MaxDepth)
+		}
 	}
 }
 

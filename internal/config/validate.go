@@ -43,6 +43,9 @@ func (c *Config) Validate() error {
 
 	c.validateViews(bad)
 	c.validateHTTP(bad)
+	if c.Gateway.ShutdownGrace < 0 {
+		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
+	}
 	if c.Gateway.ConfigWatch < 0 {
 		bad("gateway.config_watch", "gateway.config_watch must not be negative, got %s", c.Gateway.ConfigWatch)
 	}
@@ -139,6 +142,9 @@ func (c *Config) Validate() error {
 	}
 	if g.MaxMessageSize < minMaxMessageSize {
 		bad("gateway.max_message_size", "gateway.max_message_size must be at least %d, got %d", minMaxMessageSize, g.MaxMessageSize)
+	}
+	if g.MaxDepth < 2 || g.MaxDepth > 10000 {
+		bad("gateway.max_depth", "gateway.max_depth must be 2 to 10000, got %d", g.MaxDepth)
 	}
 	if !separatorRE.MatchString(g.Names.Separator) {
 		bad("gateway.names.separator", "gateway.names.separator %s must be 1 to 8 of the characters A-Z a-z 0-9 _ . -", quoteShort(g.Names.Separator))

@@ -93,6 +93,11 @@
 //   - flood_pings {count, stop_reading}: writes count ping requests to the
 //     client without waiting for the answers (with stop_reading, after it
 //     stopped reading its input), then replies.
+//   - garbage_flood {lines}: writes lines lines of "x" on stdout, then replies.
+//   - bad_utf8: a text content with invalid UTF-8 bytes in it (the reply is
+//     written by hand: encoding/json would replace them).
+//   - stderr_flood {bytes, line_bytes}: writes bytes bytes to stderr in lines
+//     of line_bytes (newline included), then replies.
 //   - stats: the counters as JSON text and structuredContent (see Stats).
 //   - error_tool: JSON-RPC error -32603 with data.
 //   - is_error: a result with isError true.

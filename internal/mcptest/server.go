@@ -283,6 +283,20 @@ func (s *server) writeLine(ctx context.Context, b []byte) bool {
 	return true
 }
 
+// writeRaw writes b as it is, under the write lock.
+func (s *server) writeRaw(ctx context.Context, b []byte) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.dead.Load() || ctx.Err() != nil {
+		return false
+	}
+	if _, err := s.out.Write(b); err != nil {
+		fmt.Fprintf(s.opts.Stderr, "mcptest: writing output: %v\n", err)
+		return false
+	}
+	return true
+}
+
 // send writes msg as one line of JSON (encoding/json escapes every newline
 // inside strings, so a message never spans lines).
 func (s *server) send(ctx context.Context, msg any) bool {

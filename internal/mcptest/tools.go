@@ -1,6 +1,7 @@
 package mcptest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -177,6 +178,27 @@ var builtinTools = []tool{
 			"stop_reading": prop("boolean", "Stop reading the input first."),
 		}, "count"),
 		run: runFloodPings,
+	},
+	{
+		name:        "garbage_flood",
+		description: "Writes lines lines of \"x\" on stdout (not JSON), then the reply.",
+		input:       schema(map[string]any{"lines": intProp("How many lines.", maxGarbageLines)}, "lines"),
+		run:         runGarbageFlood,
+	},
+	{
+		name:        "bad_utf8",
+		description: "Replies with a text content holding invalid UTF-8 bytes (0xff, a lone continuation byte and a cut sequence).",
+		input:       noArgs(),
+		run:         runBadUTF8,
+	},
+	{
+		name:        "stderr_flood",
+		description: "Writes bytes bytes to stderr in lines of line_bytes (newline included), then replies.",
+		input: schema(map[string]any{
+			"bytes":      intProp("How many bytes.", maxHugeBytes<<2),
+			"line_bytes": intProp("Bytes per line, newline included (at least 1).", maxHugeBytes),
+		}, "bytes", "line_bytes"),
+		run: runStderrFlood,
 	},
 	{
 		name:        "stats",
@@ -442,4 +464,74 @@ func runFloodPings(s *server, c *call, args object) (map[string]any, *rpcError) 
 		}
 	}
 	return textResult(fmt.Sprintf("sent %d pings", n)), nil
+}
+
+// maxGarbageLines bounds garbage_flood.
+const maxGarbageLines = 100_000_000
+
+func runGarbageFlood(s *server, c *call, args object) (map[string]any, *rpcError) {
+	n, bad := needInt(args, "lines", maxGarbageLines)
+	if bad != nil {
+		return bad, nil
+	}
+	chunk := []byte(strings.Repeat("x\n", 32<<10))
+	for n > 0 {
+		k := min(n, int64(len(chunk)/2))
+		if !s.writeRaw(c.ctx, chunk[:2*k]) {
+			return nil, errNoReply
+		}
+		n -= k
+	}
+	return textResult("garbage sent"), nil
+}
+
+// runBadUTF8 writes its reply itself: encoding/json would replace the
+// invalid bytes that are the point of it.
+func runBadUTF8(s *server, c *call, _ object) (map[string]any, *rpcError) {
+	const marker = "BAD-UTF8-HERE"
+	line, err := json.Marshal(resultMsg{JSONRPC: "2.0", ID: c.id, Result: s.decorate(c, textResult("a"+marker+"z"))})
+	if err != nil {
+		return nil, newError(CodeInternalError, "%v", err)
+	}
+	line = bytes.Replace(line, []byte(marker), []byte("\xff-\x80-\xe2\x82"), 1)
+	s.writeLine(c.ctx, line)
+	return nil, errNoReply
+}
+
+func runStderrFlood(s *server, _ *call, args object) (map[string]any, *rpcError) {
+	total, bad := needInt(args, "bytes", maxHugeBytes<<2)
+	if bad != nil {
+		return bad, nil
+	}
+	lineBytes, bad := needInt(args, "line_bytes", maxHugeBytes)
+	if bad != nil {
+		return bad, nil
+	}
+	lineBytes = max(lineBytes, 1)
+	fill := []byte(strings.Repeat("e", int(min(lineBytes, 1<<20))))
+	write := func(b []byte) bool { _, err := s.opts.Stderr.Write(b); return err == nil }
+	for left := total; left > 0; {
+		n := min(lineBytes, left) // this line, its newline included
+		if n <= int64(len(fill)) {
+			fill[n-1] = '\n'
+			ok := write(fill[:n])
+			fill[n-1] = 'e'
+			if !ok {
+				return nil, errNoReply
+			}
+		} else {
+			for body := n - 1; body > 0; {
+				k := min(body, int64(len(fill)))
+				if !write(fill[:k]) {
+					return nil, errNoReply
+				}
+				body -= k
+			}
+			if !write([]byte("\n")) {
+				return nil, errNoReply
+			}
+		}
+		left -= n
+	}
+	return textResult(fmt.Sprintf("wrote %d bytes to stderr", total)), nil
 }

@@ -72,6 +72,10 @@ type Options struct {
 	// MaxBodySize bounds a request body (413 beyond). Default
 	// DefaultMaxBodySize.
 	MaxBodySize int64
+	// MaxDepth bounds how deeply a message nests objects and arrays; a
+	// deeper one is answered with 400 and -32600. Default
+	// jsonrpc.DefaultMaxDepth.
+	MaxDepth int
 	// MaxSessions bounds the legacy sessions. Default DefaultMaxSessions.
 	MaxSessions int
 	// SessionIdle is how long a legacy session with no request and no GET
@@ -129,6 +133,9 @@ func New(h face.Handler, opts Options) *Face {
 	}
 	if opts.MaxBodySize <= 0 {
 		opts.MaxBodySize = DefaultMaxBodySize
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = jsonrpc.DefaultMaxDepth
 	}
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions
@@ -431,6 +438,10 @@ func (f *Face) post(w http.ResponseWriter, r *http.Request, c *caller) {
 			return
 		}
 		writeError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeParseError, "gw: cannot read the body"))
+		return
+	}
+	if id, e := jsonrpc.CheckDepth(body, f.opts.MaxDepth); e != nil {
+		writeError(w, http.StatusBadRequest, id, e)
 		return
 	}
 	if !json.Valid(body) {

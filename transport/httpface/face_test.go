@@ -213,6 +213,7 @@ func TestMalformedAndLimits(t *testing.T) {
 	}{
 		{"not JSON", `{"jsonrpc":`, 400, `"id":null,"error":{"code":-32700`},
 		{"not JSON-RPC", `{"jsonrpc":"1.0","id":7,"method":"x"}`, 400, `"id":7,"error":{"code":-32600`},
+		{"too deep", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"a":` + strings.Repeat("[", 126) + strings.Repeat("]", 126) + `}}}`, 400, `"id":8,"error":{"code":-32600,"message":"gw: message nests objects and arrays deeper than 128`},
 		{"too large", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"pad":"` + strings.Repeat("x", 2000) + `"}}`, 413, `"code":-32600`},
 		{"legacy request without a session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, 400, `Mcp-Session-Id header is required`},
 	} {

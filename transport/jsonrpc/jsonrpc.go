@@ -270,3 +270,46 @@ func StringMember(obj json.RawMessage, key string) (string, bool) {
 	}
 	return s, true
 }
+
+// DefaultMaxDepth is how deeply a face lets one message nest objects and
+// arrays by default. encoding/json stops at 10,000 levels; servers stop
+// earlier (one made with the Go SDK exited on 1,100), so one caller could
+// take a server down for everyone. Real tool arguments stay far below.
+const DefaultMaxDepth = 128
+
+// CheckDepth returns nil when the JSON text b nests objects and arrays at
+// most max deep. Otherwise it returns the -32600 error to answer with, and
+// the message's id when b is a JSON-RPC message that can be read (else the
+// zero ID). It does not validate b: it is one pass over the bytes that skips
+// strings.
+func CheckDepth(b []byte, max int) (ID, *Error) {
+	if !tooDeep(b, max) {
+		return ID{}, nil
+	}
+	var id ID
+	if m, err := Decode(b); err == nil {
+		id = m.ID
+	}
+	return id, NewError(CodeInvalidRequest, "gw: message nests objects and arrays deeper than %d levels", max)
+}
+
+func tooDeep(b []byte, max int) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			if depth++; depth > max {
+				return true
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return false
+}

@@ -177,3 +177,38 @@ func rawOrNil(r json.RawMessage) any {
 	}
 	return r
 }
+
+func TestCheckDepth(t *testing.T) {
+	nest := func(n int, open, close string) string {
+		return strings.Repeat(open, n) + strings.Repeat(close, n)
+	}
+	for _, tc := range []struct {
+		name string
+		b    string
+		max  int
+		deep bool
+		id   string
+	}{
+		{"flat", `{"a":1}`, 1, false, ""},
+		{"at the limit", nest(5, "[", "]"), 5, false, ""},
+		{"one past", nest(6, "[", "]"), 5, true, ""},
+		{"objects count too", `{"a":{"b":{"c":{}}}}`, 3, true, ""},
+		{"brackets in strings do not count", `{"a":"[[[[{{{{\"[[["}`, 1, false, ""},
+		{"escaped backslash ends the string", `{"a":"\\","b":[[]]}`, 2, true, ""},
+		{"request keeps its id", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"arguments":` + nest(200, "[", "]") + `}}`, 128, true, "7"},
+		{"past encoding/json's limit has no id", `{"jsonrpc":"2.0","id":7,"method":"m","params":` + nest(10001, "[", "]") + `}`, 128, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := CheckDepth([]byte(tc.b), tc.max)
+			if (err != nil) != tc.deep {
+				t.Fatalf("CheckDepth = %v, want too deep %v", err, tc.deep)
+			}
+			if err != nil && err.Code != CodeInvalidRequest {
+				t.Fatalf("code %d, want -32600", err.Code)
+			}
+			if id.String() != tc.id {
+				t.Fatalf("id %q, want %q", id, tc.id)
+			}
+		})
+	}
+}

@@ -53,6 +53,10 @@ type Options struct {
 	// MaxMessageSize bounds an incoming line; a longer one is answered
 	// with -32600 and dropped. Default DefaultMaxMessageSize.
 	MaxMessageSize int
+	// MaxDepth bounds how deeply a message nests objects and arrays; a
+	// deeper one is answered with -32600 and dropped. Default
+	// jsonrpc.DefaultMaxDepth.
+	MaxDepth int
 	// MaxInFlight bounds the requests served at once; a request beyond it
 	// is answered at once with "gw: busy" (-32603). Default
 	// DefaultMaxInFlight.
@@ -153,6 +157,9 @@ func New(h face.Handler, opts Options) *Face {
 	}
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = jsonrpc.DefaultMaxDepth
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
@@ -374,6 +381,10 @@ func (f *Face) read(ctx context.Context, in io.Reader) error {
 
 // handleLine decodes one message and acts on it.
 func (f *Face) handleLine(ctx context.Context, line []byte) {
+	if id, e := jsonrpc.CheckDepth(line, f.opts.MaxDepth); e != nil {
+		f.replyError(id, e)
+		return
+	}
 	if !json.Valid(line) {
 		f.replyError(jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeParseError, "gw: invalid JSON"))
 		return

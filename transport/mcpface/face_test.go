@@ -368,6 +368,20 @@ func TestBadInput(t *testing.T) {
 	hs.call("9", `{"jsonrpc":"2.0","id":9,"method":"ping"}`).wantResult(t)
 }
 
+// TestTooDeep: a message nested past MaxDepth is answered with -32600 (with
+// its id when it can be read) instead of the handler's result.
+func TestTooDeep(t *testing.T) {
+	hs := newHarness(t, Options{MaxDepth: 8})
+	hs.initialize()
+	args := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	// The envelope, params and arguments are three levels.
+	m := hs.call("5", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"a":`+args(6)+`}}}`)
+	m.wantError(t, jsonrpc.CodeInvalidRequest)
+	m = hs.call("null", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"a":`+args(10001)+`}}}`)
+	m.wantError(t, jsonrpc.CodeInvalidRequest)
+	hs.call("7", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"a":`+args(5)+`}}}`).wantResult(t)
+}
+
 // TestCancellation: notifications/cancelled cancels the request's context
 // and the request gets no answer.
 func TestCancellation(t *testing.T) {

@@ -80,6 +80,8 @@ func TestCallsThroughMicro(t *testing.T) {
 		{"name case", callSubject("alice", "echo"), `{"Name":"echo"}`, jsonrpc.CodeInvalidParams, "params.name"},
 		{"duplicate name", callSubject("alice", "echo"), `{"name":"echo","name":"fail"}`, jsonrpc.CodeInvalidParams, "duplicate"},
 		{"not json", callSubject("alice", "echo"), `{"name":`, jsonrpc.CodeParseError, "request body"},
+		{"too deep", callSubject("alice", "echo"), `{"name":"echo","arguments":{"a":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}}`, jsonrpc.CodeInvalidRequest, "deeper than 128"},
+		{"past encoding/json's limit", callSubject("alice", "echo"), `{"name":"echo","arguments":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, jsonrpc.CodeInvalidRequest, "deeper than 128"},
 		{"not an object", "mcp.v1.req.alice.tools.list", `[1]`, jsonrpc.CodeInvalidParams, "not a JSON object"},
 		{"bad token", "mcp.v1.req.alice.at.gw1.tools.call.a~2e", `{"name":"a."}`, jsonrpc.CodeInvalidParams, "not a valid encoding"},
 		{"prompt mismatch", "mcp.v1.req.alice.prompts.get.greet", `{"name":"other"}`, jsonrpc.CodeInvalidParams, "does not match"},

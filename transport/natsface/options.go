@@ -2,6 +2,7 @@ package natsface
 
 import (
 	"fmt"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -46,6 +47,10 @@ type Options struct {
 	// MaxConcurrent is the number of Handler.Serve calls in flight at once, default 64. A request
 	// that arrives while all are busy is answered at once with code 503, message "gw: busy".
 	MaxConcurrent int
+
+	// MaxDepth bounds how deeply a request body nests objects and arrays; a deeper one is
+	// answered with -32600. Default jsonrpc.DefaultMaxDepth.
+	MaxDepth int
 
 	// Version is the micro service version (SemVer), default "0.0.0".
 	Version string
@@ -118,6 +123,9 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.CatalogBucket, DefaultCatalogBucket)
 	if o.MaxConcurrent == 0 {
 		o.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = jsonrpc.DefaultMaxDepth
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

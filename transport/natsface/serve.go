@@ -177,6 +177,9 @@ func (c *call) request() (*Request, time.Time, *jsonrpc.Error) {
 	body := bytes.TrimSpace(c.data)
 	var fields map[string]json.RawMessage
 	if len(body) > 0 {
+		if _, e := jsonrpc.CheckDepth(body, f.opts.MaxDepth); e != nil {
+			return nil, time.Time{}, e
+		}
 		var derr error
 		if fields, derr = decodeObject(body, nil); derr != nil {
 			code := int64(jsonrpc.CodeInvalidParams) // JSON, but not a params object we accept

@@ -7,7 +7,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"slices"
+
+	"github.com/gwmcp/gw/internal/loglimit"
 )
 
 const (
@@ -17,6 +18,12 @@ const (
 	stderrQueueLen = 128
 	// tailLines is how many stderr lines StderrTail keeps.
 	tailLines = 20
+	// A child gets stderrLogBurst lines logged at once, then stderrLogRate a
+	// second; the rest are counted and reported as dropped. A child may write
+	// gigabytes to stderr: it is drained at full speed, and only the lines
+	// logged are redacted and copied into the log.
+	stderrLogRate  = 100
+	stderrLogBurst = 1000
 )
 
 // stderrLine is one stderr line on its way to the logger.
@@ -27,11 +34,20 @@ type stderrLine struct {
 
 // StderrTail returns the last stderr lines (at most 20, oldest first, each at most 64 KiB), for
 // error messages such as "server exited: ...; last stderr: ...". After Close it holds everything
-// up to the end of stderr.
+// up to the end of stderr. Lines are redacted (Config.Redact).
 func (p *Process) StderrTail() []string {
 	p.tailMu.Lock()
-	defer p.tailMu.Unlock()
-	return slices.Clone(p.tail)
+	tail := make([]string, 0, len(p.tail))
+	for i := range len(p.tail) {
+		tail = append(tail, string(p.tail[(p.tailNext+i)%len(p.tail)]))
+	}
+	p.tailMu.Unlock()
+	if p.redact != nil {
+		for i, line := range tail {
+			tail[i] = p.redact(line)
+		}
+	}
+	return tail
 }
 
 // readStderr is the stderr reader goroutine. It never waits for the logger, so the child is never
@@ -40,22 +56,29 @@ func (p *Process) readStderr() {
 	defer p.stderrG.Done()
 	defer close(p.queue)
 	br := bufio.NewReaderSize(p.stderr, stderrLineMax)
+	limit := loglimit.New(stderrLogRate, stderrLogBurst)
 	for {
 		b, err := br.ReadSlice('\n')
-		line := stderrLine{text: string(bytes.TrimRight(b, "\r\n"))}
-		if p.redact != nil {
-			line.text = p.redact(line.text)
+		b = bytes.TrimRight(b, "\r\n")
+		truncated := false
+		if err == bufio.ErrBufferFull {
+			truncated = true
+			// Keep the head: reading on overwrites the buffer.
+			b = bytes.Clone(b)
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
 		}
-		for err == bufio.ErrBufferFull {
-			line.truncated = true
-			_, err = br.ReadSlice('\n')
-		}
-		if line.text != "" || line.truncated {
-			p.addTail(line.text)
-			select {
-			case p.queue <- line:
-			default:
+		if len(b) > 0 || truncated {
+			p.addTail(b)
+			if ok, _ := limit.Allow(); !ok {
 				p.dropped.Add(1)
+			} else {
+				select {
+				case p.queue <- stderrLine{text: string(b), truncated: truncated}:
+				default:
+					p.dropped.Add(1)
+				}
 			}
 		}
 		if err != nil {
@@ -64,14 +87,17 @@ func (p *Process) readStderr() {
 	}
 }
 
-func (p *Process) addTail(s string) {
+// addTail keeps a copy of line in the tail ring, reusing the buffer of the
+// line it replaces: draining a flood of stderr allocates nothing per line.
+func (p *Process) addTail(line []byte) {
 	p.tailMu.Lock()
 	defer p.tailMu.Unlock()
-	if len(p.tail) == tailLines {
-		copy(p.tail, p.tail[1:])
-		p.tail = p.tail[:tailLines-1]
+	if len(p.tail) < tailLines {
+		p.tail = append(p.tail, bytes.Clone(line))
+		return
 	}
-	p.tail = append(p.tail, s)
+	p.tail[p.tailNext] = append(p.tail[p.tailNext][:0], line...)
+	p.tailNext = (p.tailNext + 1) % tailLines
 }
 
 // logStderr is the stderr logger goroutine. It ends when readStderr closes the queue.
@@ -80,6 +106,9 @@ func (p *Process) logStderr() {
 	ctx := context.Background()
 	for line := range p.queue {
 		p.reportDropped(ctx)
+		if p.redact != nil {
+			line.text = p.redact(line.text)
+		}
 		if line.truncated {
 			p.log.LogAttrs(ctx, slog.LevelInfo, line.text, slog.Bool("truncated", true))
 		} else {
@@ -92,6 +121,6 @@ func (p *Process) logStderr() {
 // reportDropped logs how many lines were dropped since the last report, if any.
 func (p *Process) reportDropped(ctx context.Context) {
 	if n := p.dropped.Swap(0); n > 0 {
-		p.log.LogAttrs(ctx, slog.LevelWarn, "stderr lines dropped", slog.Int64("dropped", n))
+		p.log.LogAttrs(ctx, slog.LevelWarn, "stderr lines not logged (rate limit or slow logger)", slog.Int64("dropped", n))
 	}
 }

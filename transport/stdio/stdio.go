@@ -55,7 +55,7 @@ type Config struct {
 	// Logger receives the child's stderr lines, at level Info with the attributes server=Name and
 	// stream="stderr". nil means slog.Default().
 	Logger *slog.Logger
-	// Redact, when not nil, rewrites each stderr line before it is logged or kept in the tail:
+	// Redact, when not nil, rewrites each stderr line before it is logged or returned by StderrTail:
 	// a child that prints its secrets must not have them copied into the host's logs.
 	Redact func(string) string
 }
@@ -79,13 +79,14 @@ type Process struct {
 	stdout *pipeReader
 	lines  *lineReader // guarded by readMu
 
-	stderr  *pipeReader
-	log     *slog.Logger    // Logger with server and stream attributes
-	queue   chan stderrLine // stderr reader -> stderr logger
-	dropped atomic.Int64    // lines dropped because queue was full, not yet reported
-	tailMu  sync.Mutex
-	tail    []string // last tailLines stderr lines, oldest first; guarded by tailMu
-	stderrG sync.WaitGroup
+	stderr   *pipeReader
+	log      *slog.Logger    // Logger with server and stream attributes
+	queue    chan stderrLine // stderr reader -> stderr logger
+	dropped  atomic.Int64    // lines dropped because queue was full, not yet reported
+	tailMu   sync.Mutex
+	tail     [][]byte // last tailLines stderr lines, a ring from tailNext; guarded by tailMu
+	tailNext int      // the oldest line once the ring is full
+	stderrG  sync.WaitGroup
 
 	sigMu      sync.Mutex
 	leaderGone bool // the leader has exited: its group id may no longer be ours; guarded by sigMu

@@ -1,0 +1,47 @@
+package loglimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBurstThenRate(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	l := New(10, 5)
+	l.now = func() time.Time { return clock }
+
+	for i := range 5 {
+		if ok, _ := l.Allow(); !ok {
+			t.Fatalf("line %d of the burst held back", i)
+		}
+	}
+	for range 7 {
+		if ok, _ := l.Allow(); ok {
+			t.Fatal("line past the burst let through at once")
+		}
+	}
+	clock = clock.Add(100 * time.Millisecond) // one token at 10/s
+	ok, suppressed := l.Allow()
+	if !ok || suppressed != 7 {
+		t.Fatalf("after 100ms: ok=%v suppressed=%d, want true 7", ok, suppressed)
+	}
+	if ok, _ := l.Allow(); ok {
+		t.Fatal("second line in the same instant let through")
+	}
+	if n := l.Flush(); n != 1 {
+		t.Fatalf("Flush = %d, want 1", n)
+	}
+	if n := l.Flush(); n != 0 {
+		t.Fatalf("second Flush = %d, want 0", n)
+	}
+
+	clock = clock.Add(time.Hour) // refills to the burst, not beyond
+	for i := range 5 {
+		if ok, _ := l.Allow(); !ok {
+			t.Fatalf("line %d after an idle hour held back", i)
+		}
+	}
+	if ok, _ := l.Allow(); ok {
+		t.Fatal("idle time refilled past the burst")
+	}
+}
