@@ -29,7 +29,9 @@ type Resolution struct {
 
 // Rejection is an item left out of the catalog.
 type Rejection struct {
-	Server, Name, Reason string
+	Server string `json:"server"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // Resolver decides exposed names when servers' lists are merged. It runs when
