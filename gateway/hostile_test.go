@@ -1,10 +1,14 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,4 +248,118 @@ func (w *headWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// TestHandshakeFailuresAtScale: of 45 servers started at once, 15 hang in
+// the handshake, 15 exit during it and 15 are good. Start returns by the
+// start timeout with one line per failed server, the good ones serve, and
+// after Close no process, goroutine or file descriptor is left.
+func TestHandshakeFailuresAtScale(t *testing.T) {
+	before := snapshot(t)
+	var specs []gateway.ServerSpec
+	for i := range 15 {
+		specs = append(specs,
+			server(t, fmt.Sprintf("good%d", i), mcptest.Options{}),
+			// Reads the first request and never answers.
+			gateway.ServerSpec{Name: fmt.Sprintf("hang%d", i), Command: "sh", Args: []string{"-c", "read line; exec sleep 60"}, Restart: gateway.RestartNever},
+			// Exits on the first request, mid-handshake.
+			gateway.ServerSpec{Name: fmt.Sprintf("quit%d", i), Command: "sh", Args: []string{"-c", "read line; exit 3"}, Restart: gateway.RestartNever},
+		)
+	}
+	const startTimeout = 3 * time.Second
+	g, err := gateway.New(withTestDefaults(gateway.Options{
+		Servers: specs, StartTimeout: startTimeout, DiscoverTimeout: 500 * time.Millisecond,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = g.Start(ctx)
+	took := time.Since(begin)
+	if err == nil {
+		t.Fatal("Start succeeded with 30 broken servers")
+	}
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != 30 {
+		t.Fatalf("%d error lines, want one per broken server (30):\n%v", len(lines), err)
+	}
+	// The good servers' own start is part of it: 45 processes on a loaded
+	// machine. The bound is the timeout plus slack, not 15 timeouts in a row.
+	if took > startTimeout+10*time.Second {
+		t.Fatalf("Start took %v with a %v start timeout", took, startTimeout)
+	}
+	for i := range 15 {
+		mustCall(t, g, fmt.Sprintf("good%d__echo", i), map[string]any{"text": "hi"})
+		for _, bad := range []string{"hang", "quit"} {
+			if st := status(g, fmt.Sprintf("%s%d", bad, i)); st.State != gateway.StateFailed {
+				t.Errorf("%s%d is %s, want failed", bad, i, st.State)
+			}
+		}
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before.expectSame(t)
+	t.Logf("Start took %v; 30 failures reported", took)
+}
+
+// leakSnapshot counts what a test must give back: goroutines, open file
+// descriptors, and child processes (zombies included).
+type leakSnapshot struct {
+	goroutines, fds, children int
+}
+
+func snapshot(t *testing.T) leakSnapshot {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	return leakSnapshot{goroutines: runtime.NumGoroutine(), fds: len(fds), children: len(childPids(t))}
+}
+
+// childPids lists the processes whose parent is this one.
+func childPids(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(self) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// expectSame waits up to 10 s for the counts to come back to s (goroutines
+// within 5 of it: the runtime and the test framework keep a few of their own).
+func (s leakSnapshot) expectSame(t *testing.T) {
+	t.Helper()
+	var now leakSnapshot
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		now = snapshot(t)
+		if now.goroutines <= s.goroutines+5 && now.fds <= s.fds && now.children <= s.children {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("leak: before %+v, after %+v (children now %v)", s, now, childPids(t))
 }
