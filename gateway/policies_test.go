@@ -492,3 +492,27 @@ func TestCloseDuringPolicySwaps(t *testing.T) {
 		t.Fatalf("%d events reached the sink after Close returned (%d catalogs before)", n, before)
 	}
 }
+
+// TestLargeCatalogThroughWasmPolicy: one server with 20,000 tools is merged
+// through a Wasm collision policy. The policy's answer names every tool and
+// is longer than 1 MiB (the output limit counts the input: it was a fixed
+// 1 MiB, and 18,000 tools were refused as a whole while the server showed
+// ready); every tool is listed and callable.
+func TestLargeCatalogThroughWasmPolicy(t *testing.T) {
+	const tools = 20_000
+	l := policyLoader(t)
+	slot := loadSlot(t, l, policy.Spec{Kind: policy.Collision, Module: "prefix"})
+	begin := time.Now()
+	g := start(t, gateway.Options{
+		Resolver: policy.Resolver{Module: slot, Timeout: 20 * time.Second},
+		Servers:  []gateway.ServerSpec{server(t, "s", mcptest.Options{ToolCount: tools})},
+	})
+	took := time.Since(begin)
+	if n := len(g.Catalog().Tools); n < tools {
+		t.Fatalf("%d tools in the catalog, want at least %d", n, tools)
+	}
+	if got := text(t, mustCall(t, g, fmt.Sprintf("s__bulk-%05d", tools-1), map[string]any{"text": "last"})); got != "last" {
+		t.Fatalf("the last tool answered %q", got)
+	}
+	t.Logf("%d tools listed and merged through the Wasm policy in %v", tools, took)
+}

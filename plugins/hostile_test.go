@@ -44,7 +44,7 @@ func TestHostileCalls(t *testing.T) {
 		{name: "output straddles the end of memory", wasm: abiModule(guest{decision: [][]byte{i64c(packed(65536-4, 16))}}),
 			kind: ErrBadOutput, parts: []string{"outside memory"}},
 		{name: "100 MiB output", wasm: abiModule(guest{decision: [][]byte{i64c(packed(0, 100<<20))}}),
-			kind: ErrOutputTooLarge, parts: []string{"output of 104857600 bytes exceeds the limit of 1048576 bytes"}},
+			kind: ErrOutputTooLarge, parts: []string{"output of 104857600 bytes exceeds the limit of 1048588 bytes"}}, // 1 MiB + the 12-byte input
 		{name: "zero output", wasm: abiModule(guest{decision: [][]byte{i64c(0)}}), kind: ErrBadOutput, parts: []string{"returned 0 (no output)"}},
 		{name: "empty output", wasm: abiModule(guest{decision: [][]byte{i64c(packed(outputAt, 0))}}), kind: ErrBadOutput},
 		{name: "non-JSON output", wasm: abiModule(guest{output: "allow: yes"}), kind: ErrBadOutput, parts: []string{`not UTF-8 JSON ("allow: yes")`}},

@@ -204,9 +204,9 @@ func (m *Module) exchange(ctx context.Context, in *instance, fn api.Function, ex
 		return nil, bad(ErrBadOutput, "returned 0 (no output)")
 	}
 	outPtr, outLen := uint32(r>>32), uint32(r)
-	if uint64(outLen) > uint64(m.lim.MaxOutput) {
+	if limit := uint64(m.lim.MaxOutput) + uint64(n); uint64(outLen) > limit {
 		return nil, bad(ErrOutputTooLarge, "output of "+utoa(outLen)+" bytes exceeds the limit of "+
-			itoa(m.lim.MaxOutput)+" bytes")
+			strconv.FormatUint(limit, 10)+" bytes")
 	}
 	size := in.mem.Size()
 	if uint64(outPtr)+uint64(outLen) > uint64(size) {

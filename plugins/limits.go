@@ -46,8 +46,10 @@ type Limits struct {
 	// to load.
 	MemoryLimitPages uint32
 
-	// MaxOutput is the largest output, in bytes, accepted from one call. Default
-	// DefaultMaxOutput (1 MiB).
+	// MaxOutput is how much longer than its input, in bytes, the output of one call may be.
+	// Default DefaultMaxOutput (1 MiB). The input counts because an answer may restate it: a
+	// collision answer names every item it was given, and 18,000 tools from one server once
+	// made an answer longer than a fixed 1 MiB.
 	MaxOutput int
 
 	// PoolSize is the most instances of the module alive at once, which is also the most calls

@@ -50,6 +50,8 @@ const (
 	EnvVersion = "MCPTEST_VERSION"
 	// EnvTools is Options.Tools, comma separated.
 	EnvTools = "MCPTEST_TOOLS"
+	// EnvToolCount is Options.ToolCount.
+	EnvToolCount = "MCPTEST_TOOL_COUNT"
 	// EnvPageSize is Options.PageSize.
 	EnvPageSize = "MCPTEST_PAGE_SIZE"
 	// EnvTTLMs is Options.TTLMs.
@@ -141,6 +143,10 @@ type Options struct {
 	// the built-in tools; each behaves like echo. A name may not repeat or
 	// shadow a built-in tool.
 	Tools []string
+
+	// ToolCount adds this many more echo-like tools, named bulk-00000,
+	// bulk-00001, … (MCPTEST_TOOL_COUNT): catalogs of many tools.
+	ToolCount int
 
 	// PageSize paginates tools/list, prompts/list, resources/list and
 	// resources/templates/list with this many items a page (MCPTEST_PAGE_SIZE).
@@ -276,7 +282,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.EOFGrace == 0 {
 		o.EOFGrace = DefaultEOFGrace
 	}
-	if o.PageSize < 0 || o.TTLMs < 0 || o.ExitAfter < 0 || o.StderrSpamKiB < 0 || o.StartDelay < 0 || o.PingDelay < 0 || o.PingDelayEvery < 0 {
+	if o.PageSize < 0 || o.TTLMs < 0 || o.ExitAfter < 0 || o.StderrSpamKiB < 0 || o.ToolCount < 0 || o.StartDelay < 0 || o.PingDelay < 0 || o.PingDelayEvery < 0 {
 		return bad("negative page size, ttl, exit delay, start or ping delay, or stderr spam")
 	}
 	if o.Stderr == nil {
@@ -335,6 +341,7 @@ func ParseEnv(lookup func(string) (string, bool)) (Options, error) {
 	o.Name = get(EnvName)
 	o.Version = get(EnvVersion)
 	o.Tools = list(EnvTools)
+	o.ToolCount = num(EnvToolCount)
 	o.PageSize = num(EnvPageSize)
 	o.TTLMs = num(EnvTTLMs)
 	o.GarbageOnStart = flag(EnvGarbageOnStart)
@@ -394,6 +401,7 @@ func (o Options) Environ() []string {
 	add(EnvName, o.Name)
 	add(EnvVersion, o.Version)
 	add(EnvTools, strings.Join(o.Tools, ","))
+	num(EnvToolCount, o.ToolCount)
 	num(EnvPageSize, o.PageSize)
 	num(EnvTTLMs, o.TTLMs)
 	flag(EnvGarbageOnStart, o.GarbageOnStart)

@@ -136,6 +136,9 @@ func Serve(in io.Reader, out io.Writer, opts Options) error {
 	for _, name := range o.Tools {
 		s.tools = append(s.tools, echoTool(name, "Extra tool from MCPTEST_TOOLS; behaves like echo."))
 	}
+	for i := range o.ToolCount {
+		s.tools = append(s.tools, echoTool(fmt.Sprintf("bulk-%05d", i), "One of MCPTEST_TOOL_COUNT tools; behaves like echo."))
+	}
 	return s.run()
 }
 
