@@ -12,7 +12,7 @@
 // subjects ({tool}, {prompt}, {srv}, {kind}) are encoded with EncodeToken.
 //
 //	P.req.{principal}.tools.list               tools/list
-//	P.req.{principal}.tools.call.{tool}        tools/call     (one endpoint per hosted tool)
+//	P.req.{principal}.tools.call.{tool}        tools/call     (one subscription per hosted tool)
 //	P.req.{principal}.prompts.list             prompts/list
 //	P.req.{principal}.prompts.get.{prompt}     prompts/get
 //	P.req.{principal}.resources.list           resources/list
@@ -39,11 +39,14 @@
 // one subject without a queue group, since an answer must reach the process that asked.
 //
 // The micro service ("gw", Options.Version, metadata gateway and prefix) makes every gateway
-// visible to `nats micro ls/info/stats`, endpoints with their method, scope (shared or gateway)
-// and tool in metadata. micro runs one endpoint's requests one at a time, so the face hands each
-// request to a goroutine at once; micro's processing times therefore measure the hand-off, and
-// each endpoint's stats "data" (EndpointStats) carries the real counts and handler times. The
-// input subscription is a plain subscription and not listed.
+// visible to `nats micro ls/info/stats`, endpoints with their method and scope (shared or gateway)
+// in metadata. micro runs one endpoint's requests one at a time, so the face hands each request to
+// a goroutine at once; micro's processing times therefore measure the hand-off, and each
+// endpoint's stats "data" (EndpointStats) carries the real counts and handler times. The hosted
+// tools' subscriptions are plain queue subscriptions, not micro endpoints: one endpoint each made
+// $SRV.INFO exceed the maximum payload at about 6,000 tools, and cost a goroutine each. They all
+// deliver into one channel that one goroutine dispatches; their counters are summed in the stats
+// data of at-tools-call (ToolCallStats). The input subscription is plain too, and not listed.
 //
 // # Requests and replies
 //
@@ -117,13 +120,14 @@
 //
 // The face starts one goroutine per accepted request, running Handler.Serve; each is counted in a
 // WaitGroup, and none starts once Stop has passed its flush. dispatch (on micro's subscription
-// goroutine) and handleInput (on the input subscription's goroutine) never block. Stop starts one
+// goroutines, and on dispatchTools for the hosted tools) and handleInput (on the input subscription's goroutine) never block. Stop starts one
 // goroutine to wait for the WaitGroup and waits for it. Every call is answered exactly once:
 // call.retire decides who answers (the handler goroutine, a refusal, or Stop giving up).
 //
 // # Shutdown order
 //
-// See Face.Stop: stop the micro service (drain) → flush → refuse new work → wait for in-flight
+// See Face.Stop: stop the micro service and drain the tool subscriptions → flush → dispatch what
+// is queued → refuse new work → wait for in-flight
 // calls (or answer them 503 and cancel their ctx when Stop's ctx ends, then wait) → remove the
 // input subscription.
 //
@@ -132,8 +136,8 @@
 //   - Replies are published by the face itself (with micro's header names), not through
 //     micro.Request.Respond: micro's request records the respond error in a field its own goroutine
 //     reads once Handle returns, so answering later from the handler goroutine would be a data race.
-//   - micro has no way to remove an endpoint, hence the rebuild in SetTools when a tool goes away
-//     (build the new service, flush, then drain the old one).
+//   - A tool that goes away has its subscription drained: calls already sent to this gateway
+//     are taken and answered, none after.
 //   - Input answers use a plain subscription, not a micro endpoint, because it must outlive the
 //     micro service during Stop: an in-flight call may still be waiting for its caller's answer.
 //   - The principal token is passed as sent, not decoded: it is exactly what the NATS permissions

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,11 +119,22 @@ type Face struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
-	// svcMu serialises Start, SetTools and the first step of Stop, and guards svc and tools. It is
-	// taken before mu and held while calling into micro (never while mu is held).
-	svcMu sync.Mutex
-	svc   micro.Service
-	tools map[string]struct{} // raw names of the hosted tools
+	// svcMu serialises Start, SetTools and the first step of Stop, and guards svc, tools and
+	// toolSubs. It is taken before mu and held while calling into micro (never while mu is held).
+	svcMu    sync.Mutex
+	svc      micro.Service
+	tools    map[string]struct{}           // raw names of the hosted tools
+	toolSubs map[string]*nats.Subscription // by raw name, once started
+
+	hostedTools atomic.Int64 // len(toolSubs), for the stats handler
+
+	// Hosted tools are plain queue subscriptions, not micro endpoints, all delivering into toolMsgs,
+	// which one goroutine (dispatchTools) reads: a gateway of 100,000 tools has 100,000
+	// subscriptions but not 100,000 goroutines, and a $SRV.INFO that fits in one message.
+	toolMsgs  chan *nats.Msg
+	toolEps   sync.Map      // subscription subject -> *endpoint
+	toolsQuit chan struct{} // closed by Stop: dispatchTools serves what is queued and returns
+	toolsDone chan struct{} // closed when dispatchTools returns
 
 	// mu guards the fields below. It is a leaf except that it may be taken under svcMu.
 	mu          sync.Mutex
@@ -173,6 +185,10 @@ func New(nc *nats.Conn, h Handler, opts Options) (*Face, error) {
 		baseCtx:      ctx,
 		cancel:       cancel,
 		tools:        map[string]struct{}{},
+		toolSubs:     map[string]*nats.Subscription{},
+		toolMsgs:     make(chan *nats.Msg, toolQueueLen),
+		toolsQuit:    make(chan struct{}),
+		toolsDone:    make(chan struct{}),
 		calls:        map[*call]struct{}{},
 		inputs:       map[string]*inputWait{},
 		stopDone:     make(chan struct{}),
@@ -213,7 +229,7 @@ func (f *Face) staticEndpoints() []*endpoint {
 		name := strings.NewReplacer(".*", "", ".", "-").Replace(s.suffix)
 		eps = append(eps, f.newEndpoint(name, f.sharedPrefix+s.suffix, s.method, false, s.named))
 	}
-	eps = append(eps, f.newEndpoint("at-tools-call", f.atPrefix+"tools.call.*", "tools/call", true, true))
+	eps = append(eps, f.newEndpoint(atToolsCall, f.atPrefix+"tools.call.*", "tools/call", true, true))
 	for _, s := range specs {
 		name := "at-" + strings.NewReplacer(".*", "", ".", "-").Replace(s.suffix)
 		eps = append(eps, f.newEndpoint(name, f.atPrefix+s.suffix, s.method, true, s.named))
@@ -304,12 +320,24 @@ func (f *Face) Start(ctx context.Context) error {
 		unpublish()
 		return fmt.Errorf("natsface: start: subscribing to input answers: %w", err)
 	}
-	svc, err := f.buildService(slices.Sorted(maps.Keys(f.tools)))
+	svc, err := f.buildService()
 	if err != nil {
 		_ = inputSub.Unsubscribe()
 		unpublish()
 		return fmt.Errorf("natsface: start: %w", err)
 	}
+	for _, name := range slices.Sorted(maps.Keys(f.tools)) {
+		if err := f.subscribeTool(name); err != nil {
+			f.unsubscribeTools(false)
+			if serr := svc.Stop(); serr != nil {
+				f.log.Warn("stopping a partly started micro service", "error", serr)
+			}
+			_ = inputSub.Unsubscribe()
+			unpublish()
+			return fmt.Errorf("natsface: start: %w", err)
+		}
+	}
+	go f.dispatchTools()
 	f.svc = svc
 	f.mu.Lock()
 	f.inputSub = inputSub
@@ -324,9 +352,9 @@ func (f *Face) Start(ctx context.Context) error {
 	return nil
 }
 
-// buildService registers a new micro service with the static endpoints and one endpoint per tool.
-// On error nothing of it stays registered.
-func (f *Face) buildService(tools []string) (micro.Service, error) {
+// buildService registers the micro service with the static endpoints. On error nothing of it
+// stays registered.
+func (f *Face) buildService() (micro.Service, error) {
 	o := f.opts
 	svc, err := micro.AddService(f.nc, micro.Config{
 		Name:        ServiceName,
@@ -335,7 +363,11 @@ func (f *Face) buildService(tools []string) (micro.Service, error) {
 		Metadata:    map[string]string{"gateway": o.Gateway, "prefix": o.Prefix},
 		QueueGroup:  o.QueueGroup,
 		StatsHandler: func(e *micro.Endpoint) any {
-			return f.statsFor(e.Subject).snapshot()
+			own := f.statsFor(e.Subject).snapshot()
+			if e.Name == atToolsCall {
+				return f.toolCallStats(own)
+			}
+			return own
 		},
 		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
 			f.log.Warn("micro service error", "subject", e.Subject, "error", e.Description)
@@ -344,11 +376,7 @@ func (f *Face) buildService(tools []string) (micro.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("micro service: %w", err)
 	}
-	eps := slices.Clone(f.static)
-	for _, t := range tools {
-		eps = append(eps, f.toolEndpoint(t))
-	}
-	for _, ep := range eps {
+	for _, ep := range f.static {
 		if err := f.addEndpoint(svc, ep); err != nil {
 			if serr := svc.Stop(); serr != nil {
 				f.log.Warn("stopping a partly built micro service", "error", serr)
@@ -364,27 +392,24 @@ func (f *Face) addEndpoint(svc micro.Service, ep *endpoint) error {
 	if ep.at {
 		md["scope"] = "gateway"
 	}
-	if ep.method == "tools/call" && !ep.at {
-		tok := ep.subject[strings.LastIndexByte(ep.subject, '.')+1:]
-		md["tool"], _ = DecodeToken(tok)
-	}
-	err := svc.AddEndpoint(ep.name, micro.HandlerFunc(func(r micro.Request) { f.dispatch(ep, r) }),
-		micro.WithEndpointSubject(ep.subject), micro.WithEndpointMetadata(md))
+	handle := micro.HandlerFunc(func(r micro.Request) {
+		f.dispatch(ep, r.Subject(), r.Reply(), r.Data(), nats.Header(r.Headers()))
+	})
+	err := svc.AddEndpoint(ep.name, handle, micro.WithEndpointSubject(ep.subject), micro.WithEndpointMetadata(md))
 	if err != nil {
 		return fmt.Errorf("endpoint %s: %w", ep.subject, err)
 	}
 	return nil
 }
 
-// SetTools sets the exposed names of the tools this gateway hosts. Each has a shared endpoint
-// Prefix.req.*.tools.call.{EncodeToken(name)}, so that a call reaches only gateways that host the
-// tool. Before Start it only records the names.
+// SetTools sets the exposed names of the tools this gateway hosts. Each has a queue subscription
+// to Prefix.req.*.tools.call.{EncodeToken(name)} in the face's queue group, so that a call reaches
+// only gateways that host the tool. Before Start it only records the names.
 //
-// micro cannot remove an endpoint, so when a tool goes away the face builds a new micro service
-// with the new endpoint set, then stops (drains) the old one: for a moment both are subscribed in
-// the same queue group, so no call is lost or run twice. The instance id changes and micro's
-// counters restart (the face's own counters in the stats data do not). Adding tools only adds
-// endpoints to the running service. If an update fails, the previous set stays in force.
+// A tool that goes away is drained: calls already on their way to this gateway are still taken
+// (and answered), none after. The subscriptions are not micro endpoints: $SRV.INFO lists the
+// method endpoints, and the counters of the hosted tools are summed in at-tools-call's stats
+// (ToolCallStats). If an update fails, the tools subscribed so far stay, and are recorded.
 func (f *Face) SetTools(names []string) error {
 	want := make(map[string]struct{}, len(names))
 	for _, n := range names {
@@ -402,53 +427,100 @@ func (f *Face) SetTools(names []string) error {
 	case st != stateStarted:
 		return ErrStopped
 	}
-
-	var added, removed []string
-	for n := range want {
-		if _, ok := f.tools[n]; !ok {
-			added = append(added, n)
+	changed := false
+	for _, n := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := f.toolSubs[n]; ok {
+			continue
 		}
-	}
-	for n := range f.tools {
-		if _, ok := want[n]; !ok {
-			removed = append(removed, n)
+		if err := f.subscribeTool(n); err != nil {
+			return fmt.Errorf("natsface: set tools: %w", err)
 		}
+		changed = true
 	}
-	slices.Sort(added)
-	if len(added) == 0 && len(removed) == 0 {
+	for n, sub := range f.toolSubs {
+		if _, ok := want[n]; ok {
+			continue
+		}
+		if err := sub.Drain(); err != nil {
+			f.log.Warn("set tools: draining a removed tool", "tool", n, "error", err)
+		}
+		delete(f.toolSubs, n)
+		delete(f.tools, n)
+		f.hostedTools.Store(int64(len(f.toolSubs)))
+		changed = true
+	}
+	if !changed {
 		return nil
-	}
-	if len(removed) == 0 {
-		for i, n := range added {
-			if err := f.addEndpoint(f.svc, f.toolEndpoint(n)); err != nil {
-				// The endpoints added so far stay: record them, so f.tools stays true.
-				for _, m := range added[:i] {
-					f.tools[m] = struct{}{}
-				}
-				return fmt.Errorf("natsface: set tools: %w", err)
-			}
-		}
-		f.tools = want
-		return f.flushAfterSetTools()
-	}
-	svc, err := f.buildService(slices.Sorted(maps.Keys(want)))
-	if err != nil {
-		return fmt.Errorf("natsface: set tools: %w", err)
-	}
-	old := f.svc
-	f.svc = svc
-	f.tools = want
-	if err := f.flushAfterSetTools(); err != nil { // the new subscriptions are live …
-		f.log.Warn("set tools: flush", "error", err)
-	}
-	if err := old.Stop(); err != nil { // … before the old ones go
-		f.log.Warn("stopping the previous micro service", "error", err)
 	}
 	return f.flushAfterSetTools()
 }
 
-// flushAfterSetTools makes sure the server has seen SetTools' (un)subscriptions, so that a
-// request sent after SetTools returns sees the new tool set.
+// toolQueueLen bounds the calls to hosted tools that nats.go has handed over and dispatchTools has
+// not yet taken. dispatchTools never blocks (it starts a handler or sheds the call), so the queue
+// only fills if the process is starved; nats.go then reports a slow consumer.
+const toolQueueLen = 1 << 16
+
+// subscribeTool subscribes to one hosted tool's shared subject. svcMu is held.
+func (f *Face) subscribeTool(name string) error {
+	ep := f.toolEndpoint(name)
+	sub, err := f.nc.ChanQueueSubscribe(ep.subject, f.opts.QueueGroup, f.toolMsgs)
+	if err != nil {
+		return fmt.Errorf("tool %q: %w", name, err)
+	}
+	f.toolEps.Store(ep.subject, ep)
+	f.toolSubs[name] = sub
+	f.tools[name] = struct{}{}
+	f.hostedTools.Store(int64(len(f.toolSubs)))
+	return nil
+}
+
+// unsubscribeTools drains (or, when failing a Start, drops) every tool subscription. svcMu is
+// held.
+func (f *Face) unsubscribeTools(drain bool) {
+	for n, sub := range f.toolSubs {
+		var err error
+		if drain {
+			err = sub.Drain()
+		} else {
+			err = sub.Unsubscribe()
+		}
+		if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			f.log.Warn("unsubscribing a tool", "tool", n, "error", err)
+		}
+		delete(f.toolSubs, n)
+	}
+	f.hostedTools.Store(0)
+}
+
+// dispatchTools hands the calls of every hosted tool to dispatch, on one goroutine that Start
+// starts and Stop ends after the tools were drained: the calls still queued then are dispatched
+// too, and answered (a stopping face sheds them with "shutting down").
+func (f *Face) dispatchTools() {
+	defer close(f.toolsDone)
+	take := func(m *nats.Msg) {
+		ep, ok := f.toolEps.Load(m.Sub.Subject)
+		if !ok { // cannot happen: subscribeTool stores it first
+			return
+		}
+		f.dispatch(ep.(*endpoint), m.Subject, m.Reply, m.Data, m.Header)
+	}
+	for {
+		select {
+		case m := <-f.toolMsgs:
+			take(m)
+		case <-f.toolsQuit:
+			for {
+				select {
+				case m := <-f.toolMsgs:
+					take(m)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
 func (f *Face) flushAfterSetTools() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -520,9 +592,15 @@ func (f *Face) stop(ctx context.Context) error {
 	if err := svc.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("natsface: stop: micro service: %w", err))
 	}
+	f.svcMu.Lock()
+	f.unsubscribeTools(true)
+	f.svcMu.Unlock()
 	if err := f.flush(ctx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		f.log.Warn("stop: flush after unsubscribing", "error", err)
 	}
+	// Everything sent before the unsubscriptions has arrived: dispatch what is queued.
+	close(f.toolsQuit)
+	<-f.toolsDone
 
 	f.mu.Lock()
 	f.state = stateStopping

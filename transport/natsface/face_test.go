@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,28 +114,31 @@ func TestCallsThroughMicro(t *testing.T) {
 	if info.Name != "gw" || info.Version != "1.2.3" || info.Metadata["gateway"] != "gw1" {
 		t.Errorf("info: %+v", info.ServiceIdentity)
 	}
-	found := false
+	// The method endpoints only: hosted tools are plain subscriptions, so that INFO stays small.
 	for _, ep := range info.Endpoints {
-		if ep.Subject == "mcp.v1.req.*.tools.call.ns~2Edotted~20tool" {
-			found = ep.Metadata["tool"] == "ns.dotted tool" && ep.QueueGroup == "gw"
+		if strings.Contains(ep.Subject, ".tools.call.") && !strings.Contains(ep.Subject, ".at.") {
+			t.Errorf("a hosted tool is a micro endpoint: %+v", ep)
 		}
-	}
-	if !found {
-		t.Errorf("no endpoint for the dotted tool in %+v", info.Endpoints)
 	}
 	msg = request(t, cl, "$SRV.STATS.gw", "", nil)
 	var stats micro.Stats
 	if err := json.Unmarshal(msg.Data, &stats); err != nil {
 		t.Fatal(err)
 	}
+	// The hosted tools' counters are summed in at-tools-call's data.
+	found := false
 	for _, ep := range stats.Endpoints {
-		if ep.Subject != "mcp.v1.req.*.tools.call.fail" {
+		if ep.Name != "at-tools-call" {
 			continue
 		}
-		var d EndpointStats
-		if err := json.Unmarshal(ep.Data, &d); err != nil || d.Errors != 2 || ep.NumRequests != 2 {
-			t.Errorf("stats of fail: %+v %s", ep, ep.Data)
+		found = true
+		var d ToolCallStats
+		if err := json.Unmarshal(ep.Data, &d); err != nil || d.Hosted.Errors < 2 || d.Hosted.Served < 1 || d.Tools != len(toolNames) {
+			t.Errorf("stats of at-tools-call: %+v %s", ep, ep.Data)
 		}
+	}
+	if !found {
+		t.Errorf("no at-tools-call in stats: %s", msg.Data)
 	}
 }
 
@@ -643,8 +648,8 @@ func TestSetTools(t *testing.T) {
 			t.Errorf("echo endpoint still listed: %+v", ep)
 		}
 	}
-	if len(info.Endpoints) != len(f.static)+1 {
-		t.Errorf("%d endpoints, want %d", len(info.Endpoints), len(f.static)+1)
+	if len(info.Endpoints) != len(f.static) {
+		t.Errorf("%d endpoints, want %d", len(info.Endpoints), len(f.static))
 	}
 }
 
@@ -714,4 +719,46 @@ func TestMethodsOption(t *testing.T) {
 	if _, err := New(nc, h, Options{Gateway: "gw1", Methods: []string{"tools.list"}}); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("a method with a dot: %v; want ErrInvalidOptions", err)
 	}
+}
+
+// TestManyTools: a gateway hosting 20,000 tools answers $SRV.INFO in one
+// message (one micro endpoint per tool once made it exceed the maximum
+// payload at about 6,000, so `nats micro ls` lost the gateway), serves the
+// last tool, and does not run a goroutine per tool.
+func TestManyTools(t *testing.T) {
+	s := startServer(t)
+	nc := connect(t, s)
+	names := make([]string, 20_000)
+	for i := range names {
+		names[i] = fmt.Sprintf("bulk-tool-with-a-longish-name-%05d", i)
+	}
+	base := runtime.NumGoroutine()
+	f := startFace(t, nc, newFakeGateway("gw1"), Options{}, names[:1]...)
+	if err := f.SetTools(names); err != nil {
+		t.Fatal(err)
+	}
+	if n := runtime.NumGoroutine() - base; n > 200 {
+		t.Errorf("%d more goroutines for 20,000 tools", n)
+	}
+	cl := connect(t, s)
+	msg := request(t, cl, "$SRV.INFO.gw", "", nil)
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil || len(info.Endpoints) != len(f.static) {
+		t.Fatalf("$SRV.INFO: %v, %d bytes", err, len(msg.Data))
+	}
+	infoSize := len(msg.Data)
+	// The call reaches the handler (the fake gateway knows no such tool, and says so).
+	last := names[len(names)-1]
+	msg = request(t, cl, callSubject("alice", last), callBody(last, map[string]any{"text": "hi"}), nil)
+	if e := replyError(t, msg); e == nil || !strings.Contains(e.Message, last) {
+		t.Fatalf("%s: %s", last, msg.Data)
+	}
+	// Removing all but one unsubscribes the rest.
+	if err := f.SetTools(names[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := requestErr(cl, callSubject("alice", last), callBody(last, nil), nil, 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("a removed tool: %v", err)
+	}
+	t.Logf("$SRV.INFO is %d bytes with 20,000 tools hosted", infoSize)
 }

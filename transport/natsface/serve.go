@@ -80,14 +80,14 @@ type call struct {
 
 // dispatch runs on micro's subscription goroutine, one request at a time per endpoint, so it
 // never blocks: it takes a handler slot or sheds the request, and starts the handler goroutine.
-func (f *Face) dispatch(ep *endpoint, r micro.Request) {
+func (f *Face) dispatch(ep *endpoint, subject, reply string, data []byte, header nats.Header) {
 	c := &call{
 		f:       f,
 		ep:      ep,
-		subject: r.Subject(),
-		reply:   r.Reply(),
-		data:    r.Data(),
-		header:  nats.Header(r.Headers()),
+		subject: subject,
+		reply:   reply,
+		data:    data,
+		header:  header,
 	}
 	if c.reply == "" {
 		f.log.Debug("request without a reply subject ignored", "subject", c.subject)
@@ -400,6 +400,40 @@ func (s *endpointStats) snapshot() EndpointStats {
 	if n := out.Served + out.Errors; n > 0 {
 		out.AverageHandlerTime = time.Duration(s.nanos.Load() / n)
 	}
+	return out
+}
+
+// atToolsCall is the micro endpoint whose stats also sum the hosted tools' (ToolCallStats).
+const atToolsCall = "at-tools-call"
+
+// ToolCallStats is the "data" of the at-tools-call endpoint in micro stats: its own counters, and
+// those of the calls to hosted tools on their shared subjects, summed (those subscriptions are not
+// micro endpoints, so that $SRV.INFO stays one message however many tools a gateway hosts).
+type ToolCallStats struct {
+	EndpointStats
+	// Tools is how many tools this gateway hosts now.
+	Tools int `json:"tools"`
+	// Hosted sums the counters of every hosted tool's shared subject, past tools included.
+	Hosted EndpointStats `json:"hosted"`
+}
+
+func (f *Face) toolCallStats(own EndpointStats) ToolCallStats {
+	out := ToolCallStats{EndpointStats: own}
+	var nanos int64
+	f.toolEps.Range(func(_, v any) bool {
+		s := v.(*endpoint).stats
+		out.Hosted.Served += s.served.Load()
+		out.Hosted.Errors += s.errors.Load()
+		out.Hosted.Shed += s.shed.Load()
+		out.Hosted.InFlight += s.inFlight.Load()
+		nanos += s.nanos.Load()
+		return true
+	})
+	if n := out.Hosted.Served + out.Hosted.Errors; n > 0 {
+		out.Hosted.AverageHandlerTime = time.Duration(nanos / n)
+	}
+	// Not len(toolSubs): this runs under micro's lock, and svcMu is held while calling micro.
+	out.Tools = int(f.hostedTools.Load())
 	return out
 }
 
