@@ -127,6 +127,32 @@ func runChild(mode string) int {
 		}
 		println(strconv.Itoa(cmd.Process.Pid))
 
+	case "ignoreterm": // ignore SIGTERM, say so, and sleep
+		signal.Ignore(syscall.SIGTERM)
+		println("ready")
+		sleepForever()
+
+	case "tree exit", "tree term", "tree stubborn":
+		// Start two grandchildren that ignore SIGTERM, one in our process group and one in a
+		// session of its own, print "<in-group pid> <setsid pid>" and then: exit; or wait for
+		// SIGTERM to kill us; or ignore SIGTERM too.
+		leader := strings.TrimPrefix(mode, "tree ")
+		if leader == "stubborn" {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		a, b := startIgnoreTerm(false), startIgnoreTerm(true)
+		println(strconv.Itoa(a) + " " + strconv.Itoa(b))
+		if leader == "exit" {
+			return 0
+		}
+		waitStdinEOF()
+		sleepForever()
+
+	case "gw cgroup", "gw group":
+		// A gw of its own: start a "tree stubborn" server, print "<leader> <in-group> <setsid>
+		// <cgroup or ->", and wait to be killed.
+		return runMiniGW(strings.TrimPrefix(mode, "gw "), println)
+
 	case "env": // report the environment and working directory
 		const key = "GW_STDIO_VAL"
 		count := 0
@@ -145,6 +171,68 @@ func runChild(mode string) int {
 		return 2
 	}
 	return 0
+}
+
+// startIgnoreTerm starts the test binary in mode "ignoreterm", in a new session if setsid, waits
+// until it ignores SIGTERM and returns its pid.
+func startIgnoreTerm(setsid bool) int {
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), childEnv+"=ignoreterm")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		panic(err)
+	}
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		panic(fmt.Sprintf("grandchild said %q, %v", line, err))
+	}
+	return cmd.Process.Pid
+}
+
+// runMiniGW is the "gw" child: it starts a server with Contain set by containment and waits for
+// SIGKILL.
+func runMiniGW(containment string, println func(string)) int {
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	cfg := Config{
+		Name:    "tree",
+		Command: exe,
+		Env:     map[string]string{childEnv: "tree stubborn"},
+		Contain: ContainCgroup,
+	}
+	if containment == "group" {
+		cfg.Contain = ContainGroup
+	}
+	p, err := Start(cfg)
+	if err != nil {
+		panic(err)
+	}
+	line, err := p.ReadMessage()
+	if err != nil {
+		panic(err)
+	}
+	cg := p.cg.path()
+	if cg == "" {
+		cg = "-"
+	}
+	println(fmt.Sprintf("%d %s %s", p.Pid(), line, cg))
+	sleepForever()
+	return 0
+}
+
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 type envReport struct {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -58,7 +59,28 @@ type Config struct {
 	// Redact, when not nil, rewrites each stderr line before it is logged or returned by StderrTail:
 	// a child that prints its secrets must not have them copied into the host's logs.
 	Redact func(string) string
+	// Contain says how far stopping the child reaches. The zero value, ContainCgroup, is the
+	// strongest this system offers; see "Containment" in the package comment.
+	Contain Containment
 }
+
+// Containment says which of the child's descendants die with it. Whatever it says, the child
+// runs in its own process group, which is killed when the child exits or is stopped, and on
+// Linux the child is killed when gw dies (the parent-death signal).
+type Containment uint8
+
+const (
+	// ContainCgroup (the default) also puts the child in a cgroup v2 of its own where gw can
+	// create one (Linux; gw's cgroup writable, as for root or with a delegated cgroup), so that
+	// descendants that left the process group (setsid, setpgid) die with the child and, through
+	// a reaper process, with gw. Where no cgroup can be created it is ContainGroup.
+	ContainCgroup Containment = iota
+	// ContainGroup reaches only the child's process group.
+	ContainGroup
+)
+
+// noCgroupOnce makes the first failure to create a cgroup logged, not each.
+var noCgroupOnce sync.Once
 
 // Process is a running child process. Its methods are safe for concurrent use, except that only
 // one goroutine at a time may call ReadMessage. Close must be called to release it.
@@ -81,12 +103,15 @@ type Process struct {
 
 	stderr   *pipeReader
 	log      *slog.Logger    // Logger with server and stream attributes
+	srvLog   *slog.Logger    // Logger with the server attribute
 	queue    chan stderrLine // stderr reader -> stderr logger
 	dropped  atomic.Int64    // lines dropped because queue was full, not yet reported
 	tailMu   sync.Mutex
 	tail     [][]byte // last tailLines stderr lines, a ring from tailNext; guarded by tailMu
 	tailNext int      // the oldest line once the ring is full
 	stderrG  sync.WaitGroup
+
+	cg *cgroup // the child's own cgroup, nil for none
 
 	sigMu      sync.Mutex
 	leaderGone bool // the leader has exited: its group id may no longer be ours; guarded by sigMu
@@ -167,24 +192,29 @@ func Start(cfg Config) (*Process, error) {
 		return nil, fmt.Errorf("server %q: %w", name, err)
 	}
 
-	cmd := exec.Command(cfg.Command, cfg.Args...)
-	cmd.Env = env
-	cmd.Dir = cfg.Dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		closeFiles()
-		return nil, fmt.Errorf("server %q: start %q: %w", name, cfg.Command, err)
+	var cg *cgroup
+	if cfg.Contain == ContainCgroup {
+		var err error
+		if cg, err = newCgroup(name); err != nil {
+			noCgroupOnce.Do(func() {
+				logger.Info("stdio: servers run without a cgroup of their own; a process that leaves its server's process group may outlive the server",
+					"error", err)
+			})
+		}
 	}
-	// The child has its copies; ours would keep the pipes from reporting EOF.
-	_ = inR.Close()
-	_ = outW.Close()
-	_ = errW.Close()
+	newCmd := func(cg *cgroup) *exec.Cmd {
+		cmd := exec.Command(cfg.Command, cfg.Args...)
+		cmd.Env = env
+		cmd.Dir = cfg.Dir
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		setParentDeath(cmd.SysProcAttr)
+		cg.setAttr(cmd.SysProcAttr)
+		return cmd
+	}
 
 	p := &Process{
 		name:     name,
-		cmd:      cmd,
-		pid:      cmd.Process.Pid,
 		grace:    grace,
 		stdin:    inW,
 		writeSem: make(chan struct{}, 1),
@@ -193,15 +223,25 @@ func Start(cfg Config) (*Process, error) {
 		lines:    newLineReader(stdout, limit, 0),
 		stderr:   stderr,
 		log:      logger.With(slog.String("server", name), slog.String("stream", "stderr")),
+		srvLog:   logger.With(slog.String("server", name)),
 		queue:    make(chan stderrLine, stderrQueueLen),
 		done:     make(chan struct{}),
 		waited:   make(chan struct{}),
 		closing:  make(chan struct{}),
 	}
+	started := make(chan error, 1)
+	go p.run(newCmd, cg, started)
+	if err := <-started; err != nil {
+		closeFiles()
+		return nil, fmt.Errorf("server %q: start %q: %w", name, cfg.Command, err)
+	}
+	// The child has its copies; ours would keep the pipes from reporting EOF.
+	_ = inR.Close()
+	_ = outW.Close()
+	_ = errW.Close()
 	p.stderrG.Add(2)
 	go p.readStderr()
 	go p.logStderr()
-	go p.wait()
 	return p, nil
 }
 
@@ -436,6 +476,7 @@ func (p *Process) shutdown() error {
 		p.signalGroup(syscall.SIGTERM)
 		if !p.awaitExit(p.grace) {
 			p.signalGroup(syscall.SIGKILL)
+			p.cg.kill()
 			<-p.done
 			if p.exitErr != nil {
 				err = fmt.Errorf("server %q: still running %v after stdin was closed and %v after SIGTERM, killed: %w",
@@ -481,10 +522,49 @@ func (p *Process) leaderExited() {
 	if !p.leaderGone {
 		p.leaderGone = true
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		p.cg.kill()
 	}
 }
 
-// wait is the waiter goroutine; see the package comment.
+// run is the waiter goroutine: it starts the child, reports on started whether it did and, if
+// so, waits for it. The parent-death signal fires when the thread that started the child ends,
+// so run keeps its goroutine on that thread until the child is reaped; Go ends a thread only
+// when a goroutine locked to it returns.
+func (p *Process) run(newCmd func(*cgroup) *exec.Cmd, cg *cgroup, started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cmd, cg, err := startIn(newCmd, cg)
+	if err != nil {
+		started <- err
+		return
+	}
+	p.cmd, p.pid, p.cg = cmd, cmd.Process.Pid, cg
+	started <- nil
+	p.wait()
+}
+
+// startIn starts newCmd's command in cg. When the kernel refuses to start it straight into the
+// cgroup (clone3 blocked by a seccomp profile, say), it starts it outside and moves it in, and
+// without the cgroup if that fails too. It returns the cgroup the child runs in.
+func startIn(newCmd func(*cgroup) *exec.Cmd, cg *cgroup) (*exec.Cmd, *cgroup, error) {
+	cmd := newCmd(cg)
+	err := cmd.Start()
+	if err != nil && cg != nil && cmd.Err == nil {
+		cmd = newCmd(nil)
+		if err = cmd.Start(); err == nil && cg.adopt(cmd.Process.Pid) != nil {
+			_ = cg.remove()
+			cg = nil
+		}
+	}
+	cg.started()
+	if err != nil {
+		_ = cg.remove()
+		return nil, nil, err
+	}
+	return cmd, cg, nil
+}
+
+// wait waits for the child on the waiter goroutine; see the package comment.
 func (p *Process) wait() {
 	defer close(p.waited)
 	if waitExitedNoReap(p.pid) {
@@ -512,4 +592,7 @@ func (p *Process) wait() {
 	}
 	p.stdout.orphan()
 	p.stderr.orphan()
+	if err := p.cg.remove(); err != nil {
+		p.srvLog.Warn("stdio: could not remove the server's cgroup", "error", err)
+	}
 }

@@ -3,6 +3,7 @@
 package stdio
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -487,34 +488,116 @@ func TestCrashDeliversWrittenLines(t *testing.T) {
 	}
 }
 
+// TestGrandchildIsKilled: the grandchildren in the server's process group die with it, whether
+// the server exits on its own, dies of Close's SIGTERM or has to be killed, even when they hold
+// its stdout or ignore SIGTERM. With ContainGroup, so the group kill alone is tested.
 func TestGrandchildIsKilled(t *testing.T) {
-	p := startChild(t, "grandchild")
+	t.Run("holds stdout", func(t *testing.T) {
+		p := startChild(t, "grandchild", func(c *Config) { c.Contain = ContainGroup })
+		msg, err := readWithin(t, p, prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gpid, err := strconv.Atoi(string(msg))
+		if err != nil {
+			t.Fatalf("bad pid line %q", msg)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(gpid, syscall.SIGKILL) })
+		readEOF(t, p) // the grandchild held stdout open
+		if !eventually(prompt, func() bool { return processGone(gpid) }) {
+			t.Fatalf("grandchild %d still running after the leader exited", gpid)
+		}
+		if err := p.ExitError(); err != nil {
+			t.Fatalf("ExitError = %v, want nil", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+		goleak.VerifyNone(t)
+	})
+	for _, leader := range []string{"exit", "term", "stubborn"} {
+		t.Run("ignores SIGTERM, leader "+leader, func(t *testing.T) {
+			p, inGroup, setsid := startTree(t, leader, ContainGroup)
+			stopTree(t, p, leader)
+			if !eventually(prompt, func() bool { return processGone(inGroup) }) {
+				t.Fatalf("grandchild %d, which ignores SIGTERM, still running after Close", inGroup)
+			}
+			if processGone(setsid) {
+				t.Fatalf("grandchild %d in its own session is gone without a cgroup: the test proves nothing", setsid)
+			}
+		})
+	}
+}
+
+// TestSetsidGrandchildIsKilled: with a cgroup, a grandchild that left the server's session and
+// ignores SIGTERM dies with the server too, and the cgroup is removed.
+func TestSetsidGrandchildIsKilled(t *testing.T) {
+	for _, leader := range []string{"exit", "term", "stubborn"} {
+		t.Run("leader "+leader, func(t *testing.T) {
+			p, inGroup, setsid := startTree(t, leader, ContainCgroup)
+			cg := p.cg.path()
+			if cg == "" {
+				t.Skipf("no cgroup for the server (%v): nothing reaches a grandchild in another session", host.err)
+			}
+			stopTree(t, p, leader)
+			for _, pid := range []int{inGroup, setsid} {
+				if !eventually(prompt, func() bool { return processGone(pid) }) {
+					t.Errorf("grandchild %d still running after Close", pid)
+				}
+			}
+			if _, err := os.Stat(cg); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("cgroup %s not removed after Close: %v", cg, err)
+			}
+			goleak.VerifyNone(t)
+		})
+	}
+}
+
+// startTree starts a "tree <leader>" child and returns it with its two grandchildren, which are
+// killed at the end of the test if still there.
+func startTree(t *testing.T, leader string, contain Containment) (p *Process, inGroup, setsid int) {
+	t.Helper()
+	p = startChild(t, "tree "+leader, func(c *Config) { c.Contain = contain })
 	msg, err := readWithin(t, p, prompt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gpid, err := strconv.Atoi(string(msg))
-	if err != nil {
-		t.Fatalf("bad pid line %q", msg)
+	if _, err := fmt.Sscanf(string(msg), "%d %d", &inGroup, &setsid); err != nil {
+		t.Fatalf("bad pid line %q: %v", msg, err)
 	}
-	t.Cleanup(func() { _ = syscall.Kill(gpid, syscall.SIGKILL) })
-	readEOF(t, p) // the grandchild held stdout open
-	if !eventually(prompt, func() bool { return processGone(gpid) }) {
-		t.Fatalf("grandchild %d still running after the leader exited", gpid)
+	t.Cleanup(func() {
+		_ = syscall.Kill(inGroup, syscall.SIGKILL)
+		_ = syscall.Kill(setsid, syscall.SIGKILL)
+	})
+	return p, inGroup, setsid
+}
+
+// stopTree waits for a "tree exit" child to exit, or closes another one, and checks how it ended.
+func stopTree(t *testing.T, p *Process, leader string) {
+	t.Helper()
+	if leader == "exit" {
+		select {
+		case <-p.Done():
+		case <-time.After(prompt):
+			t.Fatal("the leader did not exit")
+		}
 	}
-	if err := p.ExitError(); err != nil {
-		t.Fatalf("ExitError = %v, want nil", err)
+	err := p.Close()
+	want := map[string]syscall.Signal{"term": syscall.SIGTERM, "stubborn": syscall.SIGKILL}[leader]
+	if want == 0 {
+		if err != nil || p.ExitError() != nil {
+			t.Fatalf("Close = %v, ExitError = %v; want nil", err, p.ExitError())
+		}
+	} else if ws := waitStatus(t, p.ExitError()); !ws.Signaled() || ws.Signal() != want {
+		t.Fatalf("leader ended with %v, want %v", ws, want)
 	}
-	if err := p.Close(); err != nil {
-		t.Fatalf("Close = %v", err)
-	}
-	goleak.VerifyNone(t)
+	assertReaped(t, p.Pid())
 }
 
 // TestEscapedGrandchildDoesNotBlock: a grandchild in another session is out of reach of the
 // group kill and keeps stdout and stderr open; reads and Close must not wait for it.
 func TestEscapedGrandchildDoesNotBlock(t *testing.T) {
-	p := startChild(t, "escapee")
+	p := startChild(t, "escapee", func(c *Config) { c.Contain = ContainGroup }) // a cgroup would kill it
 	msg, err := readWithin(t, p, prompt)
 	if err != nil {
 		t.Fatal(err)
@@ -828,5 +911,79 @@ func TestNoFDLeak(t *testing.T) {
 	}
 	if after := countFDs(); after != before {
 		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+}
+
+// TestKilledGWLeavesNoServer kills a gw (the test binary in mode "gw …", with a "tree stubborn"
+// server: it and both its grandchildren ignore SIGTERM) with SIGKILL. The server dies of the
+// parent-death signal; with a cgroup, the reaper kills both grandchildren too and removes gw's
+// cgroups. With ContainGroup the grandchildren are out of reach and are not checked.
+func TestKilledGWLeavesNoServer(t *testing.T) {
+	for _, contain := range []string{"group", "cgroup"} {
+		t.Run(contain, func(t *testing.T) {
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(exe)
+			cmd.Env = append(os.Environ(), childEnv+"=gw "+contain)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			lines := make(chan string, 1)
+			go func() {
+				line, _ := bufio.NewReader(out).ReadString('\n')
+				lines <- line
+			}()
+			var line string
+			select {
+			case line = <-lines:
+			case <-time.After(2 * prompt):
+				t.Fatalf("the gw child said nothing; stderr: %s", &stderr)
+			}
+			var leader, inGroup, setsid int
+			var cg string
+			if _, err := fmt.Sscanf(line, "%d %d %d %s", &leader, &inGroup, &setsid, &cg); err != nil {
+				t.Fatalf("bad line %q: %v; stderr: %s", line, err, &stderr)
+			}
+			t.Cleanup(func() {
+				for _, pid := range []int{leader, inGroup, setsid} {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			})
+			if contain == "cgroup" && cg == "-" {
+				t.Skip("the gw child found no cgroup to use: nothing reaches the grandchildren")
+			}
+
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			if !eventually(prompt, func() bool { return processGone(leader) }) {
+				t.Errorf("server %d still running after gw was killed: no parent-death signal", leader)
+			}
+			if contain == "group" {
+				return
+			}
+			for _, pid := range []int{inGroup, setsid} {
+				if !eventually(prompt, func() bool { return processGone(pid) }) {
+					t.Errorf("grandchild %d still running after gw was killed", pid)
+				}
+			}
+			parent := filepath.Dir(cg)
+			if !eventually(prompt, func() bool {
+				_, err := os.Stat(parent)
+				return errors.Is(err, os.ErrNotExist)
+			}) {
+				t.Errorf("gw's cgroup %s still there after gw was killed", parent)
+			}
+		})
 	}
 }
