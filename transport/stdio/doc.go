@@ -5,16 +5,62 @@
 // messages are written to the child's stdin and read from its stdout, one per line; stderr is
 // captured into the host's logger and a short in-memory tail.
 //
-// It is implemented for Unix systems only (process groups and signals).
+// It is implemented for Unix systems only (process groups and signals); the parent-death signal,
+// cgroups and the reaper below are Linux only (contain_linux.go; contain_other.go does nothing).
+//
+// # Containment
+//
+// A server is its child process and everything that process starts. What ends them:
+//
+//   - The process group. The child leads a group of its own; when it exits, or Close stops it,
+//     the group is sent SIGKILL. This reaches every descendant that did not call setsid or
+//     setpgid, including one that ignores SIGTERM.
+//   - The parent-death signal (Linux, always on). The child gets SIGKILL when gw dies, even of
+//     SIGKILL. The kernel sends it when the thread that started the child ends, not the process,
+//     and Go retires a thread when a goroutine locked to it returns (https://go.dev/issue/27505);
+//     so the waiter goroutine locks its thread, starts the child from it and stays locked until the
+//     child is reaped. That costs nothing: the waiter spends the child's life blocked in wait on
+//     one thread anyway. The signal is not inherited by grandchildren and is dropped by the exec
+//     of a set-user-ID program.
+//   - A cgroup (Linux, Config.Contain == ContainCgroup, the default). Where gw can create a
+//     cgroup v2 directory below its own (found through /proc/self/cgroup on a writable cgroup2
+//     mount in /proc/self/mountinfo: /sys/fs/cgroup, or /sys/fs/cgroup/unified in the hybrid
+//     layout; as root, or in a delegated cgroup), gw creates gw-<pid>-<start time> there and one
+//     child cgroup per server, <n>-<name>. The child is started straight into it (clone3 with
+//     CLONE_INTO_CGROUP: its first fork is already inside); if the kernel refuses (an old
+//     seccomp profile), it is started outside and moved in at once, which leaves a fork made
+//     in between outside. Wherever the group is sent SIGKILL, the cgroup is sent cgroup.kill,
+//     which also reaches descendants that called setsid; the waiter then removes the cgroup.
+//     Where no cgroup can be made (not root, no cgroup v2, a kernel before 5.14 without
+//     cgroup.kill), Start says so once at level Info and goes on with the group alone.
+//   - The reaper. When gw is killed with SIGKILL, the parent-death signal takes its servers but
+//     not their descendants. With cgroups, gw starts one reaper: its own executable again
+//     (/proc/self/exe, so a replaced binary is no matter), in a session of its own, ignoring
+//     SIGINT, SIGTERM and SIGHUP, with a pipe from gw that gw never writes to. When gw is gone
+//     the pipe reports EOF, and the reaper kills gw's parent cgroup (every server and
+//     descendant) and removes it; after a normal exit it just removes the empty directory. The
+//     reaper is started by package init when the environment names a cgroup for it, before
+//     main runs. If the reaper was killed too, the next gw started in the same cgroup sweeps
+//     the leftovers: gw-<pid>-<start> directories whose process no longer runs (the start time
+//     tells a reused pid apart) are killed and removed at the first Start.
+//
+// Why a reaper and not the sweep alone: with only the sweep, a killed gw's escaped descendants
+// run until some gw starts again in the same cgroup, which may be never. The reaper costs one
+// sleeping process per gw that uses cgroups and no work on any call path. Without cgroups there
+// is no reaper: it could kill remembered process groups, but not what left them, and a group
+// id remembered after its group ended may name someone else's. Under systemd (KillMode
+// control-group) and in a container (its init gone, the kernel kills the rest), what gw leaves
+// behind is ended anyway.
 //
 // # Goroutines
 //
 // Start starts three goroutines, all owned by the Process:
 //
-//   - the waiter reaps the child (cmd.Wait), records how it ended, closes Done, kills the rest of
-//     the child's process group, and, once stdout and stderr have reached EOF or a short time has
-//     passed, switches both pipes to non-waiting reads so that a grandchild that escaped the group
-//     and holds them open cannot block readers;
+//   - the waiter starts the child (locked to its thread, see Containment), reaps it (cmd.Wait),
+//     records how it ended, closes Done, kills the rest of the child's process group and
+//     cgroup, and, once stdout and stderr have reached EOF or a short time has passed, switches
+//     both pipes to non-waiting reads so that a grandchild that escaped the group and holds them
+//     open cannot block readers; last it removes the child's cgroup;
 //   - the stderr reader reads stderr lines into the tail and hands them to the logger over a
 //     bounded queue, dropping (and counting) lines when the queue is full, so a slow logger never
 //     blocks the child;
@@ -29,8 +75,10 @@
 //  1. mark the Process closing: WriteMessage fails with ErrClosed from now on;
 //  2. close stdin (an in-flight write fails), then wait up to StopGrace for the child to exit;
 //  3. send SIGTERM to the process group, then wait up to StopGrace;
-//  4. send SIGKILL to the process group and wait for the child to be reaped;
-//  5. wait for the waiter, then for the stderr goroutines (the logger drains its queue);
+//  4. send SIGKILL to the process group, and cgroup.kill to its cgroup, and wait for the child to
+//     be reaped;
+//  5. wait for the waiter (which removes the cgroup once it is empty), then for the stderr
+//     goroutines (the logger drains its queue);
 //  6. close the stdout and stderr read ends.
 //
 // # Locks
