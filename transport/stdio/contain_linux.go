@@ -286,10 +286,14 @@ func parseOwner(name string) (pid int, start uint64, ok bool) {
 	return pid, start, err1 == nil && err2 == nil && pid > 0
 }
 
-// ownerAlive reports whether the gw process that created a parent cgroup still runs.
+// ownerAlive reports whether the gw process that created a parent cgroup may still run: a process
+// whose start time cannot be read but that exists (a /proc mounted with hidepid) is given the
+// benefit of the doubt.
 func ownerAlive(pid int, start uint64) bool {
-	st, err := procStartTime(pid)
-	return err == nil && st == start
+	if st, err := procStartTime(pid); err == nil {
+		return st == start
+	}
+	return syscall.Kill(pid, 0) != syscall.ESRCH
 }
 
 // sweepDead kills and removes the parent cgroups under base whose gw died without cleaning up

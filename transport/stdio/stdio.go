@@ -141,6 +141,8 @@ func Start(cfg Config) (*Process, error) {
 		return nil, fmt.Errorf("server %q: negative MaxMessageSize %d", name, cfg.MaxMessageSize)
 	case cfg.StopGrace < 0:
 		return nil, fmt.Errorf("server %q: negative StopGrace %v", name, cfg.StopGrace)
+	case cfg.Contain > ContainGroup:
+		return nil, fmt.Errorf("server %q: unknown Containment %d", name, cfg.Contain)
 	}
 	env, err := mergeEnv(os.Environ(), cfg.Env)
 	if err != nil {
@@ -197,7 +199,7 @@ func Start(cfg Config) (*Process, error) {
 		var err error
 		if cg, err = newCgroup(name); err != nil {
 			noCgroupOnce.Do(func() {
-				logger.Info("stdio: servers run without a cgroup of their own; a process that leaves its server's process group may outlive the server",
+				logger.Info("servers run without a cgroup of their own: a process that leaves its server's process group may outlive the server",
 					"error", err)
 			})
 		}
@@ -593,6 +595,6 @@ func (p *Process) wait() {
 	p.stdout.orphan()
 	p.stderr.orphan()
 	if err := p.cg.remove(); err != nil {
-		p.srvLog.Warn("stdio: could not remove the server's cgroup", "error", err)
+		p.srvLog.Warn("could not remove the server's cgroup", "error", err)
 	}
 }

@@ -648,6 +648,7 @@ func TestStartErrors(t *testing.T) {
 		"negative limit": {Name: "y", Command: exe, MaxMessageSize: -1},
 		"negative grace": {Name: "y", Command: exe, StopGrace: -1},
 		"bad env name":   {Name: "y", Command: exe, Env: map[string]string{"A=B": "c"}},
+		"bad contain":    {Name: "y", Command: exe, Contain: ContainGroup + 1},
 	} {
 		if _, err := Start(cfg); err == nil || !strings.Contains(err.Error(), `server "y"`) {
 			t.Errorf("%s: Start = %v, want an error naming the server", name, err)
