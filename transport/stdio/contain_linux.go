@@ -411,14 +411,15 @@ func startReaper(parent string) (*os.File, error) {
 // taking whatever gw's servers left behind with it. It returns the exit code.
 func reap(parent string) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP) // it ends when gw does
-	if _, _, ok := parseOwner(filepath.Base(parent)); !ok || !filepath.IsAbs(parent) {
-		fmt.Fprintf(os.Stderr, "%s: %q is not a gw parent cgroup\n", reaperEnv, parent)
+	// Only the gw that started us names the cgroup, and it gave us a pipe: anything else is a
+	// stray environment variable, and nothing is killed.
+	var st syscall.Stat_t
+	if pid, _, ok := parseOwner(filepath.Base(parent)); !ok || !filepath.IsAbs(parent) || pid != os.Getppid() ||
+		syscall.Fstat(3, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		fmt.Fprintf(os.Stderr, "%s=%s: not started by the gw that owns it\n", reaperEnv, parent)
 		return 2
 	}
 	pipe := os.NewFile(3, "gw")
-	if pipe == nil {
-		return 2
-	}
 	_, _ = io.Copy(io.Discard, bufio.NewReader(pipe)) // EOF: every gw copy of the write end is closed
 	if err := killTree(parent); err != nil {
 		fmt.Fprintln(os.Stderr, "gw reaper:", err)

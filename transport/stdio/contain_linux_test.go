@@ -145,3 +145,22 @@ func TestStartFallsBackToAdopt(t *testing.T) {
 		t.Fatalf("cgroup.procs = %q, %v; want the child's pid %d", procs, err, cmd.Process.Pid)
 	}
 }
+
+// TestStrayReaperEnvIsRefused: a binary that finds the reaper's variable in its environment
+// without having been started as the reaper of its parent gw (no pipe, or another owner) exits
+// at once and kills nothing.
+func TestStrayReaperEnvIsRefused(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, owner := range map[string]int{"another owner": 1, "no pipe": os.Getpid()} {
+		cmd := exec.Command(exe)
+		cmd.Env = []string{reaperEnv + "=" + fmt.Sprintf("/sys/fs/cgroup/gw-%d-1", owner)}
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%s: the stray reaper ended with %v, want exit status 2", name, err)
+		}
+	}
+}

@@ -40,7 +40,7 @@
 //     the pipe reports EOF, and the reaper kills gw's parent cgroup (every server and
 //     descendant) and removes it; after a normal exit it just removes the empty directory. The
 //     reaper is started by package init when the environment names a cgroup for it, before
-//     main runs. If the reaper was killed too, the next gw started in the same cgroup sweeps
+//     main runs; it refuses (exit status 2) unless the cgroup is its parent's and fd 3 a pipe. If the reaper was killed too, the next gw started in the same cgroup sweeps
 //     the leftovers: gw-<pid>-<start> directories whose process no longer runs (the start time
 //     tells a reused pid apart) are killed and removed at the first Start.
 //

@@ -148,9 +148,9 @@ func runChild(mode string) int {
 		waitStdinEOF()
 		sleepForever()
 
-	case "gw cgroup", "gw group":
+	case "gw cgroup", "gw group", "gw exit":
 		// A gw of its own: start a "tree stubborn" server, print "<leader> <in-group> <setsid>
-		// <cgroup or ->", and wait to be killed.
+		// <cgroup or ->", and wait to be killed; or, for "exit", exit without closing it.
 		return runMiniGW(strings.TrimPrefix(mode, "gw "), println)
 
 	case "env": // report the environment and working directory
@@ -196,8 +196,8 @@ func startIgnoreTerm(setsid bool) int {
 	return cmd.Process.Pid
 }
 
-// runMiniGW is the "gw" child: it starts a server with Contain set by containment and waits for
-// SIGKILL.
+// runMiniGW is the "gw" child: it starts a server with Contain set by containment ("group", else
+// ContainCgroup) and waits for SIGKILL, or for "exit" returns at once.
 func runMiniGW(containment string, println func(string)) int {
 	exe, err := os.Executable()
 	if err != nil {
@@ -225,7 +225,9 @@ func runMiniGW(containment string, println func(string)) int {
 		cg = "-"
 	}
 	println(fmt.Sprintf("%d %s %s", p.Pid(), line, cg))
-	sleepForever()
+	if containment != "exit" {
+		sleepForever()
+	}
 	return 0
 }
 

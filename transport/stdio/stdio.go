@@ -516,15 +516,18 @@ func (p *Process) signalGroup(sig syscall.Signal) {
 	}
 }
 
-// leaderExited kills what is left of the process group, once. On Linux it runs while the leader
-// is an unreaped zombie, so the group id cannot have been reused.
+// leaderExited kills what is left of the process group and the cgroup, once. On Linux it runs
+// while the leader is an unreaped zombie, so the group id cannot have been reused.
 func (p *Process) leaderExited() {
 	p.sigMu.Lock()
-	defer p.sigMu.Unlock()
-	if !p.leaderGone {
+	first := !p.leaderGone
+	if first {
 		p.leaderGone = true
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		p.cg.kill()
+	}
+	p.sigMu.Unlock()
+	if first {
+		p.cg.kill() // the cgroup is ours until the waiter removes it: no lock needed
 	}
 }
 

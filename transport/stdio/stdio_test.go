@@ -918,9 +918,10 @@ func TestNoFDLeak(t *testing.T) {
 // TestKilledGWLeavesNoServer kills a gw (the test binary in mode "gw …", with a "tree stubborn"
 // server: it and both its grandchildren ignore SIGTERM) with SIGKILL. The server dies of the
 // parent-death signal; with a cgroup, the reaper kills both grandchildren too and removes gw's
-// cgroups. With ContainGroup the grandchildren are out of reach and are not checked.
+// cgroups. With ContainGroup the grandchildren are out of reach and are not checked. "exit" is
+// a gw that exits without closing its server: the same must happen.
 func TestKilledGWLeavesNoServer(t *testing.T) {
-	for _, contain := range []string{"group", "cgroup"} {
+	for _, contain := range []string{"group", "cgroup", "exit"} {
 		t.Run(contain, func(t *testing.T) {
 			exe, err := os.Executable()
 			if err != nil {
@@ -959,14 +960,18 @@ func TestKilledGWLeavesNoServer(t *testing.T) {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			})
-			if contain == "cgroup" && cg == "-" {
+			if contain != "group" && cg == "-" {
 				t.Skip("the gw child found no cgroup to use: nothing reaches the grandchildren")
 			}
 
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
+			if contain != "exit" {
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
 			}
-			_ = cmd.Wait()
+			if err := cmd.Wait(); (err == nil) != (contain == "exit") {
+				t.Fatalf("the gw child ended with %v", err)
+			}
 			if !eventually(prompt, func() bool { return processGone(leader) }) {
 				t.Errorf("server %d still running after gw was killed: no parent-death signal", leader)
 			}
