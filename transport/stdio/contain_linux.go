@@ -3,15 +3,11 @@
 package stdio
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,19 +25,8 @@ import (
 // enabled: cgroup.procs, cgroup.events and cgroup.kill are all gw needs, and a cgroup without
 // controllers may sit under one that holds processes.
 
-const (
-	// reaperEnv names the parent cgroup a re-executed gw binary is to reap; see reap.
-	reaperEnv = "GW_STDIO_REAPER_CGROUP"
-	// cgroupKillWait bounds how long killing a cgroup waits for its processes to be gone.
-	cgroupKillWait = 2 * time.Second
-)
-
-func init() {
-	// The reaper is this binary re-executed; it must act before main does anything else.
-	if dir := os.Getenv(reaperEnv); dir != "" {
-		os.Exit(reap(dir))
-	}
-}
+// cgroupKillWait bounds how long killing a cgroup waits for its processes to be gone.
+const cgroupKillWait = 2 * time.Second
 
 // setParentDeath asks the kernel to SIGKILL the child when the thread that starts it ends. The
 // child is started from the waiter goroutine while it is locked to its OS thread, and that thread
@@ -54,7 +39,6 @@ type cgroupHost struct {
 	once   sync.Once
 	parent string // <own cgroup>/gw-<pid>-<start>; "" when cgroups are not used
 	err    error  // why cgroups are not used
-	reaper *os.File
 	seq    atomic.Uint64
 }
 
@@ -145,7 +129,7 @@ func (c *cgroup) remove() error {
 }
 
 // setUp finds the cgroup gw runs in on a writable cgroup v2 mount, sweeps the leftovers of dead
-// gw processes there, creates gw's parent and starts the reaper. Any failure leaves cgroups unused.
+// gw processes there, creates gw's parent and tells the reaper. Any failure leaves cgroups unused.
 func (h *cgroupHost) setUp() {
 	base, err := ownCgroupDir()
 	if err != nil {
@@ -170,7 +154,7 @@ func (h *cgroupHost) setUp() {
 		return
 	}
 	h.parent = parent
-	h.reaper, _ = startReaper(parent) // without one, the next gw's sweep is the fallback
+	reaper.tell("c" + parent) // without a reaper, the next gw's sweep is the fallback
 }
 
 // ownCgroupDir returns the directory of the cgroup v2 this process belongs to, on a cgroup2
@@ -297,7 +281,7 @@ func ownerAlive(pid int, start uint64) bool {
 }
 
 // sweepDead kills and removes the parent cgroups under base whose gw died without cleaning up
-// (SIGKILL, with its reaper gone too).
+// (SIGKILL, with its reaper gone too, or no reaper).
 func sweepDead(base string) {
 	ents, err := os.ReadDir(base)
 	if err != nil {
@@ -380,50 +364,4 @@ func writeCgroupFile(path, s string) error {
 		err = cerr
 	}
 	return err
-}
-
-// startReaper starts the reaper for parent: this executable again, in its own session (no signal
-// meant for gw's terminal reaches it), holding the read end of a pipe whose write end gw keeps
-// open, never writes to and returns with the file that must stay open while gw lives.
-func startReaper(parent string) (*os.File, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	// /proc/self/exe runs this binary even if its file was replaced or removed since gw started.
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"gw-stdio-reaper"}
-	cmd.Env = []string{reaperEnv + "=" + parent}
-	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{r}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		_ = w.Close()
-		return nil, err
-	}
-	// Never waited for: it outlives gw, and init reaps it then.
-	_ = cmd.Process.Release()
-	return w, nil
-}
-
-// reap is the reaper's main: wait until gw is gone, then kill and remove gw's parent cgroup,
-// taking whatever gw's servers left behind with it. It returns the exit code.
-func reap(parent string) int {
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP) // it ends when gw does
-	// Only the gw that started us names the cgroup, and it gave us a pipe: anything else is a
-	// stray environment variable, and nothing is killed.
-	var st syscall.Stat_t
-	if pid, _, ok := parseOwner(filepath.Base(parent)); !ok || !filepath.IsAbs(parent) || pid != os.Getppid() ||
-		syscall.Fstat(3, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-		fmt.Fprintf(os.Stderr, "%s=%s: not started by the gw that owns it\n", reaperEnv, parent)
-		return 2
-	}
-	pipe := os.NewFile(3, "gw")
-	_, _ = io.Copy(io.Discard, bufio.NewReader(pipe)) // EOF: every gw copy of the write end is closed
-	if err := killTree(parent); err != nil {
-		fmt.Fprintln(os.Stderr, "gw reaper:", err)
-		return 1
-	}
-	return 0
 }

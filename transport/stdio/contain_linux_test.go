@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -147,20 +148,37 @@ func TestStartFallsBackToAdopt(t *testing.T) {
 }
 
 // TestStrayReaperEnvIsRefused: a binary that finds the reaper's variable in its environment
-// without having been started as the reaper of its parent gw (no pipe, or another owner) exits
-// at once and kills nothing.
+// without having been started as a gw's reaper (no pipe, or one that does not name that gw)
+// exits at once and kills nothing.
 func TestStrayReaperEnvIsRefused(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, owner := range map[string]int{"another owner": 1, "no pipe": os.Getpid()} {
+	for _, tc := range []struct {
+		name, hello string
+		pipe        bool
+	}{
+		{"no pipe", "", false},
+		{"empty pipe", "", true},
+		{"another gw", "gw 1\n", true},
+	} {
 		cmd := exec.Command(exe)
-		cmd.Env = []string{reaperEnv + "=" + fmt.Sprintf("/sys/fs/cgroup/gw-%d-1", owner)}
+		cmd.Env = []string{reaperEnv + "=" + strconv.Itoa(os.Getpid())}
+		if tc.pipe {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = w.WriteString(tc.hello + "+1\n")
+			_ = w.Close()
+			cmd.ExtraFiles = []*os.File{r}
+			defer r.Close()
+		}
 		err := cmd.Run()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%s: the stray reaper ended with %v, want exit status 2", name, err)
+			t.Errorf("%s: the stray reaper ended with %v, want exit status 2", tc.name, err)
 		}
 	}
 }

@@ -32,25 +32,42 @@
 //     in between outside. Wherever the group is sent SIGKILL, the cgroup is sent cgroup.kill,
 //     which also reaches descendants that called setsid; the waiter then removes the cgroup.
 //     Where no cgroup can be made (not root, no cgroup v2, a kernel before 5.14 without
-//     cgroup.kill), Start says so once at level Info and goes on with the group alone.
-//   - The reaper. When gw is killed with SIGKILL, the parent-death signal takes its servers but
-//     not their descendants. With cgroups, gw starts one reaper: its own executable again
-//     (/proc/self/exe, so a replaced binary is no matter), in a session of its own, ignoring
-//     SIGINT, SIGTERM and SIGHUP, with a pipe from gw that gw never writes to. When gw is gone
-//     the pipe reports EOF, and the reaper kills gw's parent cgroup (every server and
-//     descendant) and removes it; after a normal exit it just removes the empty directory. The
-//     reaper is started by package init when the environment names a cgroup for it, before
-//     main runs; it refuses (exit status 2) unless the cgroup is its parent's and fd 3 a pipe. If the reaper was killed too, the next gw started in the same cgroup sweeps
-//     the leftovers: gw-<pid>-<start> directories whose process no longer runs (the start time
-//     tells a reused pid apart) are killed and removed at the first Start.
+//     cgroup.kill), Start says so once at level Info and goes on with the group alone. A
+//     systemd unit that runs gw should say Delegate=yes, so that systemd knows gw manages the
+//     cgroups below its own.
+//   - The reaper (Linux). When gw is killed with SIGKILL, the parent-death signal takes its
+//     servers but not their descendants. So the first Start also starts one reaper per gw: its
+//     own executable again (/proc/self/exe, so a binary replaced since is no matter), in a
+//     session of its own, ignoring SIGINT, SIGTERM and SIGHUP, reading a pipe from gw. gw tells
+//     it each server's process group when the server starts and again when the group has been
+//     killed, and its parent cgroup if it has one (reaper_linux.go has the protocol). When gw is
+//     gone, however it ended, the pipe reports EOF, and the reaper kills the groups still
+//     listed and gw's parent cgroup with every server and descendant in it, and removes it;
+//     after a clean shutdown that is just the empty directory. Package init runs the reaper
+//     when its environment says so, before main; it refuses (exit status 2) unless fd 3 is a
+//     pipe that names the same gw. A group is listed only while its leader runs or is an
+//     unreaped zombie, so its id cannot name another group then; the reaper kills at once, so
+//     the id would have to be taken by a new group leader in that instant.
+//   - The sweep. If the reaper died with gw (kill -9 of both), the next gw started in the same
+//     cgroup kills and removes, at its first Start, the gw-<pid>-<start> directories whose
+//     process no longer runs (the start time tells a reused pid apart; a process that exists but
+//     whose start time cannot be read is spared).
 //
-// Why a reaper and not the sweep alone: with only the sweep, a killed gw's escaped descendants
-// run until some gw starts again in the same cgroup, which may be never. The reaper costs one
-// sleeping process per gw that uses cgroups and no work on any call path. Without cgroups there
-// is no reaper: it could kill remembered process groups, but not what left them, and a group
-// id remembered after its group ended may name someone else's. Under systemd (KillMode
-// control-group) and in a container (its init gone, the kernel kills the rest), what gw leaves
-// behind is ended anyway.
+// What survives a SIGKILL of gw, then: with a cgroup, nothing; without one, a descendant that
+// left its server's process group. Under systemd (KillMode=control-group) and in a container
+// (its init gone, the kernel kills the rest), that is ended anyway.
+//
+// Why a reaper and not the sweep alone: with only the sweep, a killed gw's descendants run until
+// some gw starts again in the same cgroup, which may be never, and without cgroups there is no
+// sweep at all, while a server run through npx or a shell leaves its real server as a
+// grandchild in the group when the parent-death signal takes the direct child. The reaper costs
+// one sleeping process per gw, and a short write to a pipe per server start and exit, never on
+// a call path. Why not a subreaper (PR_SET_CHILD_SUBREAPER) in gw: the attribute dies with gw,
+// so it does nothing for a SIGKILL of gw, and while gw runs, orphans it adopted would have to be
+// reaped with wait(-1), which would take exit statuses os/exec is waiting for; cgroups find
+// escaped descendants without adopting them. Why the reaper is not the servers' parent (a shim
+// per server or one spawner): a second process on the path of every start and signal, for the
+// same result.
 //
 // # Goroutines
 //

@@ -66,7 +66,8 @@ type Config struct {
 
 // Containment says which of the child's descendants die with it. Whatever it says, the child
 // runs in its own process group, which is killed when the child exits or is stopped, and on
-// Linux the child is killed when gw dies (the parent-death signal).
+// Linux the child is killed when gw dies (the parent-death signal), and its group then too (by
+// the reaper).
 type Containment uint8
 
 const (
@@ -544,6 +545,7 @@ func (p *Process) run(newCmd func(*cgroup) *exec.Cmd, cg *cgroup, started chan<-
 		return
 	}
 	p.cmd, p.pid, p.cg = cmd, cmd.Process.Pid, cg
+	registerGroup(p.pid)
 	started <- nil
 	p.wait()
 }
@@ -577,6 +579,7 @@ func (p *Process) wait() {
 	}
 	err := p.cmd.Wait()
 	p.leaderExited()
+	forgetGroup(p.pid)
 	p.exitErr = err
 	close(p.done)
 

@@ -917,9 +917,9 @@ func TestNoFDLeak(t *testing.T) {
 
 // TestKilledGWLeavesNoServer kills a gw (the test binary in mode "gw …", with a "tree stubborn"
 // server: it and both its grandchildren ignore SIGTERM) with SIGKILL. The server dies of the
-// parent-death signal; with a cgroup, the reaper kills both grandchildren too and removes gw's
-// cgroups. With ContainGroup the grandchildren are out of reach and are not checked. "exit" is
-// a gw that exits without closing its server: the same must happen.
+// parent-death signal, the grandchild in its group by the reaper; with a cgroup, the reaper
+// kills the grandchild in a session of its own too and removes gw's cgroups. "exit" is a gw
+// that exits without closing its server: the same must happen.
 func TestKilledGWLeavesNoServer(t *testing.T) {
 	for _, contain := range []string{"group", "cgroup", "exit"} {
 		t.Run(contain, func(t *testing.T) {
@@ -960,8 +960,8 @@ func TestKilledGWLeavesNoServer(t *testing.T) {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			})
-			if contain != "group" && cg == "-" {
-				t.Skip("the gw child found no cgroup to use: nothing reaches the grandchildren")
+			if contain == "cgroup" && cg == "-" {
+				t.Skip("the gw child found no cgroup to use: nothing reaches the grandchild in its own session")
 			}
 
 			if contain != "exit" {
@@ -975,13 +975,14 @@ func TestKilledGWLeavesNoServer(t *testing.T) {
 			if !eventually(prompt, func() bool { return processGone(leader) }) {
 				t.Errorf("server %d still running after gw was killed: no parent-death signal", leader)
 			}
-			if contain == "group" {
-				return
+			if !eventually(prompt, func() bool { return processGone(inGroup) }) {
+				t.Errorf("grandchild %d in the server's group still running after gw was killed", inGroup)
 			}
-			for _, pid := range []int{inGroup, setsid} {
-				if !eventually(prompt, func() bool { return processGone(pid) }) {
-					t.Errorf("grandchild %d still running after gw was killed", pid)
-				}
+			if cg == "-" {
+				return // the grandchild in its own session is out of reach
+			}
+			if !eventually(prompt, func() bool { return processGone(setsid) }) {
+				t.Errorf("grandchild %d in its own session still running after gw was killed", setsid)
 			}
 			parent := filepath.Dir(cg)
 			if !eventually(prompt, func() bool {
