@@ -182,3 +182,46 @@ func TestStrayReaperEnvIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestReaperKillsListedGroupsOnly speaks the reaper's protocol: of two process groups listed,
+// the one taken off the list again survives gw's end, the other does not.
+func TestReaperKillsListedGroupsOnly(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := func() *exec.Cmd { // a process group of one that ignores SIGTERM
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), childEnv+"=ignoreterm")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	kept, killed := group(), group()
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	reaperCmd := exec.Command(exe)
+	reaperCmd.Env = []string{reaperEnv + "=" + strconv.Itoa(os.Getpid())}
+	reaperCmd.ExtraFiles = []*os.File{r}
+	if err := reaperCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "gw %d\n+%d\n+%d\n-%d\n", os.Getpid(), kept.Process.Pid, killed.Process.Pid, kept.Process.Pid)
+	_ = w.Close() // gw is gone
+	if err := reaperCmd.Wait(); err != nil {
+		t.Fatalf("reaper: %v", err)
+	}
+	if !eventually(prompt, func() bool { return processGone(killed.Process.Pid) }) {
+		t.Error("the listed group survived the reaper")
+	}
+	if processGone(kept.Process.Pid) {
+		t.Error("the group taken off the list was killed")
+	}
+}

@@ -517,8 +517,9 @@ func (p *Process) signalGroup(sig syscall.Signal) {
 	}
 }
 
-// leaderExited kills what is left of the process group and the cgroup, once. On Linux it runs
-// while the leader is an unreaped zombie, so the group id cannot have been reused.
+// leaderExited kills what is left of the process group and the cgroup, and takes the group off
+// the reaper's list, once. On Linux it runs while the leader is an unreaped zombie, so the group
+// id cannot have been reused.
 func (p *Process) leaderExited() {
 	p.sigMu.Lock()
 	first := !p.leaderGone
@@ -529,6 +530,7 @@ func (p *Process) leaderExited() {
 	p.sigMu.Unlock()
 	if first {
 		p.cg.kill() // the cgroup is ours until the waiter removes it: no lock needed
+		forgetGroup(p.pid)
 	}
 }
 
@@ -579,7 +581,6 @@ func (p *Process) wait() {
 	}
 	err := p.cmd.Wait()
 	p.leaderExited()
-	forgetGroup(p.pid)
 	p.exitErr = err
 	close(p.done)
 
