@@ -19,11 +19,11 @@ import (
 
 // Containment on Linux; see "Containment" in the package comment.
 //
-// Every gw process owns one cgroup v2 directory, its parent, named gw-<pid>-<start time> beside
-// nothing but its siblings under the cgroup gw itself runs in, and one child of it per server:
-// <parent>/<n>-<name>. gw stays where it is; only servers go into the children. No controller is
-// enabled: cgroup.procs, cgroup.events and cgroup.kill are all gw needs, and a cgroup without
-// controllers may sit under one that holds processes.
+// Every gw process owns one cgroup v2 directory, its parent, gw-<pid>-<start time>, made in the
+// cgroup gw runs in, and one child of it per server: <parent>/<n>-<name>. gw stays where it is;
+// only servers go into the children. No controller is enabled: cgroup.procs, cgroup.events and
+// cgroup.kill are all gw needs, and a cgroup without controllers may sit under one that holds
+// processes.
 
 // cgroupKillWait bounds how long killing a cgroup waits for its processes to be gone.
 const cgroupKillWait = 2 * time.Second
@@ -34,7 +34,8 @@ const cgroupKillWait = 2 * time.Second
 // reaped: so the signal comes when gw dies, not when the Go runtime retires a thread.
 func setParentDeath(attr *syscall.SysProcAttr) { attr.Pdeathsig = syscall.SIGKILL }
 
-// cgroupHost is gw's parent cgroup, set up once, on first use.
+// cgroupHost is gw's parent cgroup, set up once, on first use. There is one per process (host),
+// as there is one cgroup the process runs in.
 type cgroupHost struct {
 	once   sync.Once
 	parent string // <own cgroup>/gw-<pid>-<start>; "" when cgroups are not used
@@ -171,18 +172,18 @@ func ownCgroupDir() (string, error) {
 			own, found = rest, true
 		}
 	}
-	if !found || !strings.HasPrefix(own, "/") {
+	switch {
+	case !found || !strings.HasPrefix(own, "/"):
 		return "", errors.New("not in a cgroup v2 hierarchy")
+	case strings.Contains(own+"/", "/../"):
+		// A process outside the root of its cgroup namespace.
+		return "", fmt.Errorf("cgroup %s is outside this cgroup namespace", own)
 	}
 	mounts, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return "", err
 	}
-	dir, err := cgroupDirFromMountinfo(mounts, own)
-	if err != nil {
-		return "", err
-	}
-	return dir, nil
+	return cgroupDirFromMountinfo(mounts, own)
 }
 
 // cgroupDirFromMountinfo maps the cgroup v2 path own onto the writable cgroup2 mount whose root
