@@ -6,7 +6,8 @@
 // captured into the host's logger and a short in-memory tail.
 //
 // It is implemented for Unix systems only (process groups and signals); the parent-death signal,
-// cgroups and the reaper below are Linux only (contain_linux.go; contain_other.go does nothing).
+// cgroups and the reaper below are Linux only (contain_linux.go, reaper_linux.go;
+// contain_other.go does nothing).
 //
 // # Containment
 //

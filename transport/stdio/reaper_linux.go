@@ -23,7 +23,7 @@ import (
 //
 //	gw <pid> first, the pid in the reaper's environment: this pipe is from that gw
 //	+<pgid>  a server's process group to kill if gw dies
-//	-<pgid>  that group is gone (its leader reaped, the group killed)
+//	-<pgid>  that group is gone (its leader exited, the group was killed)
 //	c<dir>   gw's parent cgroup, to kill and remove when gw is gone
 //
 // When gw dies, the kernel closes the pipe, and the reaper kills the groups still listed and the
