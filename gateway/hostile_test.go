@@ -18,6 +18,7 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/mcptest"
+	"github.com/gwmcp/gw/transport/stdio"
 )
 
 // countLines counts the log lines that contain every one of subs.
@@ -312,12 +313,22 @@ type leakSnapshot struct {
 
 func snapshot(t *testing.T) leakSnapshot {
 	t.Helper()
+	// The first child this process starts also starts its stdio reaper (a
+	// process and a pipe kept for the process's life): have that happen first.
+	reaperOnce.Do(func() {
+		p, err := stdio.Start(stdio.Config{Command: "true"})
+		if err == nil {
+			_ = p.Close()
+		}
+	})
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
 	}
 	return leakSnapshot{goroutines: runtime.NumGoroutine(), fds: len(fds), children: len(childPids(t))}
 }
+
+var reaperOnce sync.Once
 
 // childPids lists the processes whose parent is this one.
 func childPids(t *testing.T) []int {
@@ -339,9 +350,14 @@ func childPids(t *testing.T) []int {
 		}
 		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(self) {
-			pids = append(pids, pid)
+		if len(f) < 2 || f[1] != strconv.Itoa(self) {
+			continue
 		}
+		// The process's one stdio reaper (transport/stdio) lives as long as it does.
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.HasPrefix(cmd, []byte("gw-stdio-reaper\x00")) {
+			continue
+		}
+		pids = append(pids, pid)
 	}
 	return pids
 }
