@@ -37,6 +37,10 @@ type AuthzRequest struct {
 	Name        string          // the exposed name
 	Annotations json.RawMessage // the tool's annotations, nil if none
 	Arguments   json.RawMessage // the call's arguments, nil if none
+	// Pin is the tool's definition compared with its pin: PinNew,
+	// PinPinned, PinChanged (served under PinWarn or allowed by the
+	// collision policy), "" with pinning off.
+	Pin PinState
 }
 
 // Decision is an Authorizer's answer.
@@ -72,6 +76,7 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 		Name:        e.Name,
 		Annotations: e.Item.Annotations,
 		Arguments:   args,
+		Pin:         e.Pin,
 	})
 	if err != nil {
 		g.log.Error("authorizer failed; denying the call", "tool", e.Name, "caller", CallerFrom(ctx).ID, "error", err)

@@ -80,6 +80,12 @@ type Options struct {
 	DegradedAfter  int           // consecutive failures before "degraded"; default 3
 	StableAfter    time.Duration // uptime that resets the failure count; default 30s
 
+	// Pinning is what gw does when a pinned tool's definition changes:
+	// PinHold (the default), PinWarn or PinOff. Pins is where pins are
+	// kept; nil = in memory (NewMemoryPinStore).
+	Pinning PinMode
+	Pins    PinStore
+
 	// Dial opens a server's connection; nil = start it as a stdio child.
 	// Tests use it to run servers in process.
 	Dial func(ctx context.Context, spec ServerSpec) (Conn, error)
@@ -128,6 +134,7 @@ const (
 	EventCatalogChanged     EventKind = iota + 1 // Catalog is set
 	EventServerStatus                            // Status is set
 	EventServerNotification                      // Server, Method, Params are set
+	EventToolChanged                             // Server, Change are set: once per changed definition
 )
 
 // Event is something a face may want to tell its clients.
@@ -138,6 +145,7 @@ type Event struct {
 	Params  json.RawMessage // the server's params, untouched
 	Status  *ServerStatus
 	Catalog *Catalog
+	Change  *ToolChange
 
 	flushed chan struct{} // a FlushEvents marker, never handed to the sink
 }
@@ -157,8 +165,10 @@ type Gateway struct {
 	logLevel atomic.Pointer[string] // the last SetLogLevel; nil: none
 	events   *eventQueue
 
-	mu        sync.Mutex // guards inventory and rebuilds
+	mu        sync.Mutex // guards inventory, pins and rebuilds
 	inventory map[string]*inventory
+	pins      *pinTable  // nil: pinning off
+	pinw      *pinWriter // writes to the pin store; nil: pinning off
 
 	startOnce sync.Once
 	started   bool // Start has launched the servers; guarded by setMu
@@ -185,6 +195,11 @@ func New(opts Options) (*Gateway, error) {
 		log:       opts.Logger,
 		inventory: map[string]*inventory{},
 	}
+	switch opts.Pinning {
+	case PinHold, PinWarn, PinOff:
+	default:
+		return nil, fmt.Errorf("gw: pinning %q is not hold, warn or off", opts.Pinning)
+	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	set := &serverSet{byName: map[string]*managed{}}
 	for _, spec := range opts.Servers {
@@ -206,7 +221,12 @@ func New(opts Options) (*Gateway, error) {
 		onNotify:        g.onNotify,
 	}
 	g.catalog.Store(emptyCatalog())
-	g.events = newEventQueue(opts.Events, g.log) // last: New fails before it or not at all
+	// Last: New fails before them or not at all.
+	if opts.Pinning != PinOff {
+		g.pins = &pinTable{mode: opts.Pinning, pins: map[ItemKey]Pin{}, reported: map[ItemKey]string{}}
+		g.pinw = newPinWriter(opts.Pins, g.log)
+	}
+	g.events = newEventQueue(opts.Events, g.log)
 	return g, nil
 }
 
@@ -266,6 +286,12 @@ func setDefaults(o *Options) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Pinning == "" {
+		o.Pinning = PinHold
+	}
+	if o.Pins == nil {
+		o.Pins = NewMemoryPinStore()
+	}
 	if o.ClientInfo.Name == "" {
 		o.ClientInfo = Implementation{Name: "gw", Version: "dev"}
 	}
@@ -302,6 +328,11 @@ func setDefaults(o *Options) {
 func (g *Gateway) Start(ctx context.Context) error {
 	var errs []error
 	g.startOnce.Do(func() {
+		// Pins first: a tool listed before them would be "new".
+		if err := g.watchPins(ctx); err != nil {
+			errs = append(errs, err)
+			return
+		}
 		g.setMu.Lock()
 		g.started = true
 		set := g.servers()
@@ -332,6 +363,9 @@ func (g *Gateway) Close() error {
 		g.cancel()
 		g.setMu.Unlock()
 		g.wg.Wait()
+		if g.pinw != nil {
+			g.pinw.close()
+		}
 		g.events.close()
 	})
 	return nil
@@ -370,8 +404,12 @@ type CallOptions struct {
 // server is sent notifications/cancelled.
 func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
 	name := stringField(params, "name")
-	e, ok := g.Catalog().Tool(name)
+	c := g.Catalog()
+	e, ok := c.Tool(name)
 	if !ok {
+		if h, held := c.held[name]; held {
+			return nil, heldError(h.entry, h.change)
+		}
 		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownTool, name))
 	}
 	if err := g.authorize(ctx, e, params); err != nil {
@@ -516,7 +554,7 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 	} else {
 		g.inventory[server] = inv
 	}
-	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver)
+	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver, g.pins)
 	if err != nil {
 		g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", server, "error", err)
 		if prev == nil {
@@ -526,11 +564,16 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 		}
 		return
 	}
+	g.storeCatalogLocked(c)
+}
+
+// storeCatalogLocked makes c the catalog and announces it. g.mu is held,
+// so catalog events come in the order the catalogs were stored.
+func (g *Gateway) storeCatalogLocked(c *Catalog) {
 	g.logNewRejections(c)
 	g.catalog.Store(c)
-	// Queued under g.mu, so catalog events come in the order the catalogs
-	// were stored.
 	g.events.push(Event{Kind: EventCatalogChanged, Catalog: c})
+	g.notePinsLocked(c)
 }
 
 // logNewRejections logs the items c leaves out that the current catalog did
@@ -782,13 +825,16 @@ func (g *Gateway) ServerSpecs() []ServerSpec {
 func (g *Gateway) RebuildCatalog() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver)
+	return g.rebuildLocked()
+}
+
+// rebuildLocked re-runs the resolver over every server's lists. g.mu is held.
+func (g *Gateway) rebuildLocked() error {
+	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver, g.pins)
 	if err != nil {
 		return err
 	}
-	g.logNewRejections(c)
-	g.catalog.Store(c)
-	g.events.push(Event{Kind: EventCatalogChanged, Catalog: c})
+	g.storeCatalogLocked(c)
 	return nil
 }
 
@@ -797,7 +843,7 @@ func (g *Gateway) RebuildCatalog() error {
 func (g *Gateway) CheckResolver(r Resolver) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_, err := buildCatalog(g.servers().order, g.inventory, r)
+	_, err := buildCatalog(g.servers().order, g.inventory, r, g.pins)
 	return err
 }
 

@@ -37,6 +37,11 @@ type Item struct {
 	Description string
 	Annotations json.RawMessage
 	Raw         json.RawMessage
+	// Pin is a tool's definition compared with its pin, as the resolver
+	// sees it; "" when pinning is off and for other kinds.
+	Pin PinState
+
+	def *toolDef // a tool's pinned definition, digested when listed
 }
 
 // listing is one complete list, all pages, with its caching hints.
@@ -188,5 +193,8 @@ func parseItem(k Kind, raw json.RawMessage) (Item, error) {
 	_ = json.Unmarshal(fields["description"], &it.Description)
 	it.Annotations = fields["annotations"]
 	it.Raw = raw
+	if k == KindTools {
+		it.def = newToolDef(fields)
+	}
 	return it, nil
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,6 +26,10 @@ type ItemKey struct{ Server, Name string }
 type Resolution struct {
 	Names    map[ItemKey]string
 	Rejected []Rejection
+	// AllowChanged lets tools whose definitions changed since they were
+	// pinned (Item.Pin PinChanged) into the catalog with their new
+	// definitions, which pinning would hold back. Only named items count.
+	AllowChanged map[ItemKey]bool
 }
 
 // Rejection is an item left out of the catalog.
@@ -147,6 +152,9 @@ type Entry struct {
 	// JSON is the server's object with its name replaced by the exposed
 	// name: what a face lists to its clients.
 	JSON json.RawMessage
+	// Pin is a tool's definition compared with its pin; "" when pinning is
+	// off and for other kinds.
+	Pin PinState
 }
 
 // Catalog is an immutable snapshot of the merged namespace. The gateway
@@ -157,10 +165,24 @@ type Catalog struct {
 	Resources []Entry // sorted by uri
 	Templates []Entry // sorted by uriTemplate
 	Rejected  []Rejection
+	// Held are the tools held back because their definitions changed since
+	// they were pinned (sorted by exposed name): not listed, their calls
+	// refused with ErrToolChanged. Changes are every changed tool, held or
+	// served (PinWarn, or allowed by the collision policy), by server and
+	// tool.
+	Held    []Entry
+	Changes []ToolChange
 
+	held      map[string]heldTool
 	tools     map[string]*Entry
 	prompts   map[string]*Entry
 	resources map[string]*Entry
+}
+
+// heldTool is a held-back tool and its change.
+type heldTool struct {
+	entry  *Entry
+	change *ToolChange
 }
 
 // Tool finds an exposed tool.
@@ -202,23 +224,32 @@ func (c *Catalog) templateFor(uri string) (*Entry, bool) {
 
 // emptyCatalog is the catalog before any server is up.
 func emptyCatalog() *Catalog {
-	return &Catalog{tools: map[string]*Entry{}, prompts: map[string]*Entry{}, resources: map[string]*Entry{}}
+	return &Catalog{tools: map[string]*Entry{}, prompts: map[string]*Entry{}, resources: map[string]*Entry{}, held: map[string]heldTool{}}
 }
 
 // buildCatalog merges the servers' inventories, given in configuration
 // order. A resolver error or an invalid resolution is returned, and the
 // caller keeps its previous catalog.
-func buildCatalog(order []string, inv map[string]*inventory, resolver Resolver) (*Catalog, error) {
+func buildCatalog(order []string, inv map[string]*inventory, resolver Resolver, pins *pinTable) (*Catalog, error) {
 	c := emptyCatalog()
-	var err error
-	if c.Tools, err = resolveKind(KindTools, order, inv, resolver, &c.Rejected); err != nil {
+	tools, allowed, err := resolveKind(KindTools, order, inv, resolver, pins, &c.Rejected)
+	if err != nil {
 		return nil, err
 	}
-	if c.Prompts, err = resolveKind(KindPrompts, order, inv, resolver, &c.Rejected); err != nil {
+	if c.Prompts, _, err = resolveKind(KindPrompts, order, inv, resolver, nil, &c.Rejected); err != nil {
 		return nil, err
 	}
+	c.Tools, c.Held, c.Changes = splitChanged(tools, allowed, pins)
 	for i := range c.Tools {
 		c.tools[c.Tools[i].Name] = &c.Tools[i]
+	}
+	byKey := map[ItemKey]*ToolChange{}
+	for i := range c.Changes {
+		byKey[ItemKey{c.Changes[i].Server, c.Changes[i].Tool}] = &c.Changes[i]
+	}
+	for i := range c.Held {
+		e := &c.Held[i]
+		c.held[e.Name] = heldTool{entry: e, change: byKey[ItemKey{e.Server, e.Original}]}
 	}
 	for i := range c.Prompts {
 		c.prompts[c.Prompts[i].Name] = &c.Prompts[i]
@@ -250,21 +281,31 @@ func buildCatalog(order []string, inv map[string]*inventory, resolver Resolver) 
 	return c, nil
 }
 
-func resolveKind(kind Kind, order []string, inv map[string]*inventory, resolver Resolver, rejected *[]Rejection) ([]Entry, error) {
+// resolveKind resolves one kind's names; with pins, each item carries its
+// pin state to the resolver and its entry. It returns the entries and the
+// changed items the resolver allowed.
+func resolveKind(kind Kind, order []string, inv map[string]*inventory, resolver Resolver, pins *pinTable, rejected *[]Rejection) ([]Entry, map[ItemKey]bool, error) {
 	var servers []ServerItems
 	for _, server := range order {
 		if in := inv[server]; in != nil {
 			if l, ok := in.lists[kind]; ok {
-				servers = append(servers, ServerItems{Server: server, Items: l.items})
+				items := l.items
+				if pins != nil {
+					items = slices.Clone(items)
+					for i := range items {
+						items[i].Pin = pins.state(server, items[i])
+					}
+				}
+				servers = append(servers, ServerItems{Server: server, Items: items})
 			}
 		}
 	}
 	res, err := resolver.Resolve(kind, servers)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", kind, err)
+		return nil, nil, fmt.Errorf("resolve %s: %w", kind, err)
 	}
 	if err := ValidateResolution(kind, servers, res); err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", kind, err)
+		return nil, nil, fmt.Errorf("resolve %s: %w", kind, err)
 	}
 	*rejected = append(*rejected, res.Rejected...)
 	var out []Entry
@@ -276,11 +317,49 @@ func resolveKind(kind Kind, order []string, inv map[string]*inventory, resolver 
 			}
 			js, err := setField(it.Raw, "name", mustJSON(name))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			out = append(out, Entry{Name: name, Server: s.Server, Original: it.Key, Item: it, JSON: js})
+			out = append(out, Entry{Name: name, Server: s.Server, Original: it.Key, Item: it, JSON: js, Pin: it.Pin})
 		}
 	}
 	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return out, res.AllowChanged, nil
+}
+
+// splitChanged takes the tools whose definitions changed out of the listed
+// ones when pinning holds them back and the resolver did not allow them,
+// and describes every change.
+func splitChanged(tools []Entry, allowed map[ItemKey]bool, pins *pinTable) (listed, held []Entry, changes []ToolChange) {
+	if pins == nil {
+		return tools, nil, nil
+	}
+	listed = tools[:0:0]
+	for _, e := range tools {
+		if e.Pin != PinChanged {
+			listed = append(listed, e)
+			continue
+		}
+		key := ItemKey{e.Server, e.Original}
+		old := pins.pins[key]
+		ch := ToolChange{
+			Server: e.Server, Tool: e.Original, Name: e.Name,
+			Fields: changedFields(old.Fields, e.Item.def.fields),
+			Pinned: old, Current: e.Item.def.pin(e.Server, e.Original, ""),
+		}
+		switch {
+		case allowed[key]:
+			ch.AllowedBy = "policy"
+			listed = append(listed, e)
+		case pins.mode == PinWarn:
+			listed = append(listed, e)
+		default:
+			ch.Held = true
+			held = append(held, e)
+		}
+		changes = append(changes, ch)
+	}
+	slices.SortFunc(changes, func(a, b ToolChange) int {
+		return cmp.Or(strings.Compare(a.Server, b.Server), strings.Compare(a.Tool, b.Tool))
+	})
+	return listed, held, changes
 }

@@ -25,7 +25,7 @@ func TestPrefixResolverDemoCollision(t *testing.T) {
 		"files": invOf("read_file", "list_files"),
 		"web":   invOf("fetch", "search"),
 	}
-	c, err := buildCatalog([]string{"files", "notes", "web"}, inv, PrefixResolver{})
+	c, err := buildCatalog([]string{"files", "notes", "web"}, inv, PrefixResolver{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestBadResolutionKeepsLastCatalog(t *testing.T) {
 		"too long":  {{"a", "x"}: strings.Repeat("n", 129)},
 		"ghost":     {{"c", "x"}: "c_x"},
 	} {
-		if _, err := buildCatalog([]string{"a", "b"}, inv, badResolver{names}); err == nil {
+		if _, err := buildCatalog([]string{"a", "b"}, inv, badResolver{names}, nil); err == nil {
 			t.Errorf("%s: resolution accepted", name)
 		}
 	}
@@ -123,7 +123,7 @@ func TestResourcesFirstServerWins(t *testing.T) {
 		return &inventory{lists: map[Kind]listing{KindResources: {items: its},
 			KindTemplates: {items: []Item{{Key: "mem://" + uris[len(uris)-1] + "/{id}", Raw: json.RawMessage(`{}`)}}}}}
 	}
-	c, err := buildCatalog([]string{"a", "b"}, map[string]*inventory{"a": res("file:///x", "file:///y"), "b": res("file:///x", "file:///z")}, PrefixResolver{})
+	c, err := buildCatalog([]string{"a", "b"}, map[string]*inventory{"a": res("file:///x", "file:///y"), "b": res("file:///x", "file:///z")}, PrefixResolver{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func BenchmarkCatalogLookup(b *testing.B) {
 		}
 		inv[name] = invOf(tools...)
 	}
-	c, err := buildCatalog(order, inv, PrefixResolver{})
+	c, err := buildCatalog(order, inv, PrefixResolver{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func BenchmarkCatalogBuild200Servers(b *testing.B) {
 		inv[name] = invOf("a", "b", "c", "search", "fetch")
 	}
 	for b.Loop() {
-		if _, err := buildCatalog(order, inv, PrefixResolver{}); err != nil {
+		if _, err := buildCatalog(order, inv, PrefixResolver{}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

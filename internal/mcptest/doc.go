@@ -73,6 +73,11 @@
 //   - add_tool {name}, remove_tool {name}: change the tool list and announce
 //     notifications/tools/list_changed (legacy: plain; modern: on each listen
 //     stream that asked for toolsListChanged, with its subscriptionId).
+//   - describe_tool {name, description}: give a tool a new description and
+//     announce notifications/tools/list_changed, as a server that rewrites
+//     a tool after it was approved would (a rug pull). The description of
+//     the tools in Options.Tools is Options.ToolDescription
+//     (MCPTEST_TOOL_DESCRIPTION).
 //   - touch_resource {uri}: announce notifications/resources/updated to legacy
 //     resources/subscribe subscribers and to modern streams listing the uri.
 //   - end_subscriptions: end every listen stream as a server shutting down:

@@ -52,6 +52,8 @@ const (
 	EnvTools = "MCPTEST_TOOLS"
 	// EnvToolCount is Options.ToolCount.
 	EnvToolCount = "MCPTEST_TOOL_COUNT"
+	// EnvToolDescription is Options.ToolDescription.
+	EnvToolDescription = "MCPTEST_TOOL_DESCRIPTION"
 	// EnvPageSize is Options.PageSize.
 	EnvPageSize = "MCPTEST_PAGE_SIZE"
 	// EnvTTLMs is Options.TTLMs.
@@ -143,6 +145,10 @@ type Options struct {
 	// the built-in tools; each behaves like echo. A name may not repeat or
 	// shadow a built-in tool.
 	Tools []string
+	// ToolDescription is the description of the tools in Tools
+	// (MCPTEST_TOOL_DESCRIPTION); empty means "Extra tool from
+	// MCPTEST_TOOLS; behaves like echo.".
+	ToolDescription string
 
 	// ToolCount adds this many more echo-like tools, named bulk-00000,
 	// bulk-00001, … (MCPTEST_TOOL_COUNT): catalogs of many tools.
@@ -342,6 +348,7 @@ func ParseEnv(lookup func(string) (string, bool)) (Options, error) {
 	o.Version = get(EnvVersion)
 	o.Tools = list(EnvTools)
 	o.ToolCount = num(EnvToolCount)
+	o.ToolDescription = get(EnvToolDescription)
 	o.PageSize = num(EnvPageSize)
 	o.TTLMs = num(EnvTTLMs)
 	o.GarbageOnStart = flag(EnvGarbageOnStart)
@@ -402,6 +409,7 @@ func (o Options) Environ() []string {
 	add(EnvVersion, o.Version)
 	add(EnvTools, strings.Join(o.Tools, ","))
 	num(EnvToolCount, o.ToolCount)
+	add(EnvToolDescription, o.ToolDescription)
 	num(EnvPageSize, o.PageSize)
 	num(EnvTTLMs, o.TTLMs)
 	flag(EnvGarbageOnStart, o.GarbageOnStart)

@@ -133,8 +133,12 @@ func Serve(in io.Reader, out io.Writer, opts Options) error {
 	for i := range builtinTools {
 		s.tools = append(s.tools, &builtinTools[i])
 	}
+	desc := o.ToolDescription
+	if desc == "" {
+		desc = "Extra tool from MCPTEST_TOOLS; behaves like echo."
+	}
 	for _, name := range o.Tools {
-		s.tools = append(s.tools, echoTool(name, "Extra tool from MCPTEST_TOOLS; behaves like echo."))
+		s.tools = append(s.tools, echoTool(name, desc))
 	}
 	for i := range o.ToolCount {
 		s.tools = append(s.tools, echoTool(fmt.Sprintf("bulk-%05d", i), "One of MCPTEST_TOOL_COUNT tools; behaves like echo."))

@@ -134,6 +134,15 @@ var builtinTools = []tool{
 		run:         runRemoveTool,
 	},
 	{
+		name:        "describe_tool",
+		description: "Gives a tool a new description and announces notifications/tools/list_changed (a rug pull).",
+		input: schema(map[string]any{
+			"name":        prop("string", "Name of the tool to describe."),
+			"description": prop("string", "Its new description."),
+		}, "name", "description"),
+		run: runDescribeTool,
+	},
+	{
 		name:        "touch_resource",
 		description: "Announces notifications/resources/updated for a resource to its subscribers.",
 		input:       schema(map[string]any{"uri": prop("string", "URI of the resource.")}, "uri"),
@@ -376,6 +385,30 @@ func runAddTool(s *server, _ *call, args object) (map[string]any, *rpcError) {
 	}
 	s.broadcast(listChangedTools, "")
 	return textResult("added tool " + name), nil
+}
+
+func runDescribeTool(s *server, _ *call, args object) (map[string]any, *rpcError) {
+	name, bad := needString(args, "name")
+	if bad != nil {
+		return bad, nil
+	}
+	desc, bad := needString(args, "description")
+	if bad != nil {
+		return bad, nil
+	}
+	s.mu.Lock()
+	i := slices.IndexFunc(s.tools, func(t *tool) bool { return t.name == name })
+	if i >= 0 {
+		t := *s.tools[i] // built-in tools are shared: change a copy
+		t.description = desc
+		s.tools[i] = &t
+	}
+	s.mu.Unlock()
+	if i < 0 {
+		return toolError(fmt.Sprintf("no tool %q", name)), nil
+	}
+	s.broadcast(listChangedTools, "")
+	return textResult("described tool " + name), nil
 }
 
 func runRemoveTool(s *server, _ *call, args object) (map[string]any, *rpcError) {

@@ -1,0 +1,499 @@
+package gateway
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
+)
+
+// Tool-definition pinning (rug-pull protection). The first time gw sees a
+// tool it records a digest of the definition the model reads (trust on first
+// use); a later definition that differs is a change, held back from the
+// catalog (PinHold) or only reported (PinWarn) until it is accepted (a new
+// pin, written by `gw pin accept` to the store) or a collision policy lets it
+// through. Digests are computed when a server's tools are listed, never on
+// the call path.
+
+// PinMode says what gw does with a tool whose definition changed.
+type PinMode string
+
+// Pinning modes.
+const (
+	PinHold PinMode = "hold" // a changed tool is held back and its calls refused (the default)
+	PinWarn PinMode = "warn" // a changed tool is served with its new definition, and reported
+	PinOff  PinMode = "off"  // no pins are recorded or checked
+)
+
+// PinState is a tool's definition compared with its pin, as policies see it.
+type PinState string
+
+// Pin states.
+const (
+	PinNew     PinState = "new"     // first seen: pinned as it is now
+	PinPinned  PinState = "pinned"  // the definition matches its pin
+	PinChanged PinState = "changed" // the definition differs from its pin
+)
+
+// PinFields are the members of a tool's definition that a pin covers: what
+// the model reads. Others (icons, _meta) do not change what a tool means to
+// the model and are not pinned.
+var PinFields = []string{"name", "title", "description", "inputSchema", "outputSchema", "annotations"}
+
+// Pin is the accepted definition of one server's tool.
+type Pin struct {
+	Server string `json:"server"`
+	Tool   string `json:"tool"` // the server's own name
+	// Digest is "sha256:" and the hex SHA-256 of the canonical definition.
+	Digest string `json:"digest"`
+	// Fields maps each PinFields member the definition has to the digest of
+	// its canonical value, so a change can name what changed.
+	Fields map[string]string `json:"fields"`
+	// Definition is the canonical definition: the PinFields members, object
+	// keys sorted, no insignificant whitespace.
+	Definition json.RawMessage `json:"definition,omitempty"`
+	// Time is when the pin was recorded.
+	Time time.Time `json:"time"`
+	// By says who recorded it: "first-seen" or "accepted".
+	By string `json:"by,omitempty"`
+}
+
+// ToolChange is a tool whose definition differs from its pin.
+type ToolChange struct {
+	Server string `json:"server"`
+	Tool   string `json:"tool"`
+	Name   string `json:"name"` // the exposed name
+	// Fields are the PinFields members added, removed or changed.
+	Fields  []string `json:"fields"`
+	Pinned  Pin      `json:"pinned"`
+	Current Pin      `json:"current"`
+	// Held is true when the tool is held back (PinHold, no policy allowed
+	// it); false when it is served anyway (PinWarn, or allowed by policy).
+	Held bool `json:"held"`
+	// AllowedBy is "policy" when the collision policy let it through.
+	AllowedBy string `json:"allowedBy,omitempty"`
+}
+
+// PinStore keeps pins where a gw restart finds them and where several
+// gateways share them by server name (the NATS KV in gw run; see
+// NewMemoryPinStore). Methods may be called concurrently.
+type PinStore interface {
+	// Watch delivers every pin the store holds to fn and returns once it
+	// has; then, until ctx ends, it keeps delivering pins as they are put
+	// (by any gateway or by `gw pin accept`), from a goroutine of its own.
+	Watch(ctx context.Context, fn func(Pin)) error
+	// Create records a pin unless the store holds one for its server and
+	// tool: then the stored one stands (Watch delivers it) and Create
+	// returns nil.
+	Create(ctx context.Context, p Pin) error
+	// Report records a change for `gw tools --changed`; Clear removes the
+	// report once the tool is no longer changed.
+	Report(ctx context.Context, c ToolChange) error
+	Clear(ctx context.Context, server, tool string) error
+}
+
+// Errors of pinning.
+var (
+	// ErrToolChanged marks a call refused because the tool's definition
+	// changed since it was pinned and the change is held back.
+	ErrToolChanged = errors.New("gw: tool definition changed since it was pinned")
+	// ErrPinStore marks a pin store that could not be read at Start.
+	ErrPinStore = errors.New("gw: pin store")
+)
+
+// toolDef is a tool's definition as pinning reads it, computed at list time.
+type toolDef struct {
+	digest    string
+	fields    map[string]string
+	canonical json.RawMessage
+}
+
+// newToolDef digests the PinFields members of a tool object.
+func newToolDef(fields map[string]json.RawMessage) *toolDef {
+	def := map[string]json.RawMessage{}
+	d := &toolDef{fields: map[string]string{}}
+	for _, k := range PinFields {
+		raw, ok := fields[k]
+		if !ok {
+			continue
+		}
+		c := canonicalJSON(raw)
+		def[k] = c
+		d.fields[k] = digestOf(c)
+	}
+	d.canonical = canonicalJSON(mustJSON(def))
+	d.digest = digestOf(d.canonical)
+	return d
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// canonicalJSON re-encodes valid JSON with object keys sorted, no
+// insignificant whitespace, numbers as written and strings as encoding/json
+// writes them (without HTML escaping). Invalid JSON is kept as it is.
+func canonicalJSON(raw []byte) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return raw
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// pin returns the pin that would record d for server's tool.
+func (d *toolDef) pin(server, tool, by string) Pin {
+	return Pin{Server: server, Tool: tool, Digest: d.digest, Fields: maps.Clone(d.fields), Definition: d.canonical, Time: time.Now().UTC(), By: by}
+}
+
+// changedFields names the members whose digests differ between two pins.
+func changedFields(old, cur map[string]string) []string {
+	var out []string
+	for _, k := range PinFields {
+		if old[k] != cur[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// pinTable is the gateway's view of the pins: what the store holds, plus the
+// first-seen pins on their way to it. Guarded by Gateway.mu.
+type pinTable struct {
+	mode PinMode
+	pins map[ItemKey]Pin
+	// reported holds the changes already reported, by the current digest
+	// reported, so each change is logged and announced once.
+	reported map[ItemKey]string
+}
+
+// state compares a tool's definition with its pin.
+func (t *pinTable) state(server string, it Item) PinState {
+	if t == nil || t.mode == PinOff || it.def == nil {
+		return ""
+	}
+	p, ok := t.pins[ItemKey{server, it.Key}]
+	switch {
+	case !ok:
+		return PinNew
+	case p.Digest == it.def.digest:
+		return PinPinned
+	}
+	return PinChanged
+}
+
+// pinOp is one write to the store, done by the pin writer in order.
+type pinOp func(ctx context.Context, s PinStore) error
+
+// pinWriter writes to the store on a goroutine of its own (from Start to
+// Close), in order, so the catalog lock is never held over the store's I/O.
+// A write that fails is logged; the table keeps what it holds.
+type pinWriter struct {
+	store PinStore
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	queue   []pinOp
+	started bool
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+}
+
+func newPinWriter(store PinStore, log *slog.Logger) *pinWriter {
+	return &pinWriter{store: store, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// start launches the writer; close stops it.
+func (w *pinWriter) start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started && !w.closed {
+		w.started = true
+		go w.run()
+	}
+}
+
+func (w *pinWriter) push(op pinOp) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.queue = append(w.queue, op)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pinWriteTimeout bounds one write to the store.
+const pinWriteTimeout = 10 * time.Second
+
+func (w *pinWriter) run() {
+	defer close(w.done)
+	for {
+		w.mu.Lock()
+		batch, closed := w.queue, w.closed
+		w.queue = nil
+		w.mu.Unlock()
+		for _, op := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
+			if err := op(ctx, w.store); err != nil {
+				w.log.Error("pin store write failed", "error", err)
+			}
+			cancel()
+		}
+		if closed && len(batch) == 0 {
+			return
+		}
+		if len(batch) == 0 {
+			<-w.wake
+		}
+	}
+}
+
+// close writes what is queued and stops.
+func (w *pinWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	started := w.started
+	w.mu.Unlock()
+	if !started {
+		return
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.done
+}
+
+// watchPins loads the store's pins into the table and follows the store's
+// changes (an accept, another gateway's first pin) from then on.
+func (g *Gateway) watchPins(ctx context.Context) error {
+	if g.pinw == nil {
+		return nil
+	}
+	g.pinw.start()
+	if err := g.pinw.store.Watch(g.ctx, g.applyPin); err != nil {
+		return fmt.Errorf("%w: %w", ErrPinStore, err)
+	}
+	return ctx.Err()
+}
+
+// applyPin takes a pin from the store; when it changes the state of a tool
+// some server lists, the catalog is rebuilt.
+func (g *Gateway) applyPin(p Pin) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	key := ItemKey{p.Server, p.Tool}
+	if old, ok := g.pins.pins[key]; ok && old.Digest == p.Digest {
+		return
+	}
+	g.pins.pins[key] = p
+	inv := g.inventory[p.Server]
+	if inv == nil || !slices.ContainsFunc(inv.lists[KindTools].items, func(it Item) bool { return it.Key == p.Tool }) {
+		return
+	}
+	if p.By == "accepted" {
+		g.log.Info("tool definition accepted", "server", p.Server, "tool", p.Tool, "digest", p.Digest)
+	}
+	if err := g.rebuildLocked(); err != nil {
+		g.log.Error("catalog rebuild after a pin change refused; keeping the last good catalog", "server", p.Server, "tool", p.Tool, "error", err)
+	}
+}
+
+// notePinsLocked records what a new catalog found: first-seen tools are
+// pinned (in the table at once, in the store by the writer), new changes
+// are logged, announced and reported, and reports of changes that are gone
+// are cleared. g.mu is held.
+func (g *Gateway) notePinsLocked(c *Catalog) {
+	if g.pinw == nil {
+		return
+	}
+	note := func(e *Entry) {
+		if e.Pin != PinNew || e.Item.def == nil {
+			return
+		}
+		p := e.Item.def.pin(e.Server, e.Original, "first-seen")
+		g.pins.pins[ItemKey{e.Server, e.Original}] = p
+		g.pinw.push(func(ctx context.Context, s PinStore) error { return s.Create(ctx, p) })
+	}
+	for i := range c.Tools {
+		note(&c.Tools[i])
+	}
+	for i := range c.Held {
+		note(&c.Held[i])
+	}
+	seen := map[ItemKey]bool{}
+	for _, ch := range c.Changes {
+		key := ItemKey{ch.Server, ch.Tool}
+		seen[key] = true
+		if g.pins.reported[key] == ch.Current.Digest {
+			continue
+		}
+		g.pins.reported[key] = ch.Current.Digest
+		g.log.Warn("tool definition changed since it was pinned", "server", ch.Server, "tool", ch.Tool, "name", ch.Name,
+			"fields", ch.Fields, "pinned", ch.Pinned.Digest, "current", ch.Current.Digest, "held", ch.Held,
+			"accept", "gw pin accept "+ch.Server+"/"+ch.Tool)
+		ch := ch
+		g.events.push(Event{Kind: EventToolChanged, Server: ch.Server, Change: &ch})
+		g.pinw.push(func(ctx context.Context, s PinStore) error { return s.Report(ctx, ch) })
+	}
+	for key := range g.pins.reported {
+		if !seen[key] {
+			delete(g.pins.reported, key)
+			g.pinw.push(func(ctx context.Context, s PinStore) error { return s.Clear(ctx, key.Server, key.Name) })
+		}
+	}
+}
+
+// Changes returns the tools whose definitions differ from their pins, by
+// server and tool.
+func (g *Gateway) Changes() []ToolChange {
+	return slices.Clone(g.Catalog().Changes)
+}
+
+// heldError is the refusal of a call to a held-back tool.
+func heldError(e *Entry, ch *ToolChange) error {
+	err := fmt.Errorf("%w: tool %q (server %q, tool %q): %v changed; held back until accepted: gw pin accept %s/%s",
+		ErrToolChanged, e.Name, e.Server, e.Original, ch.Fields, e.Server, e.Original)
+	data := mustJSON(map[string]any{"server": e.Server, "tool": e.Original, "fields": ch.Fields, "pinned": ch.Pinned.Digest, "current": ch.Current.Digest})
+	return &codedError{err: err, rpc: &jsonrpc.Error{Code: CodeDenied, Message: err.Error(), Data: data}}
+}
+
+// MemoryPinStore is a PinStore in memory: for tests and for gateways
+// without NATS (pins last as long as the process). Accept pins a reported
+// change, as `gw pin accept` does in the NATS store.
+type MemoryPinStore struct {
+	mu       sync.Mutex
+	pins     map[ItemKey]Pin
+	changes  map[ItemKey]ToolChange
+	watchers map[int]func(Pin)
+	nextID   int
+}
+
+// NewMemoryPinStore returns an empty MemoryPinStore.
+func NewMemoryPinStore() *MemoryPinStore {
+	return &MemoryPinStore{pins: map[ItemKey]Pin{}, changes: map[ItemKey]ToolChange{}, watchers: map[int]func(Pin){}}
+}
+
+// Watch implements PinStore. Later pins are delivered on the goroutine that
+// puts them.
+func (s *MemoryPinStore) Watch(ctx context.Context, fn func(Pin)) error {
+	s.mu.Lock()
+	pins := slices.Collect(maps.Values(s.pins))
+	id := s.nextID
+	s.nextID++
+	s.watchers[id] = fn
+	s.mu.Unlock()
+	for _, p := range pins {
+		fn(p)
+	}
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		delete(s.watchers, id)
+		s.mu.Unlock()
+	})
+	return nil
+}
+
+// Create implements PinStore.
+func (s *MemoryPinStore) Create(_ context.Context, p Pin) error {
+	s.mu.Lock()
+	_, ok := s.pins[ItemKey{p.Server, p.Tool}]
+	s.mu.Unlock()
+	if !ok {
+		s.Put(p)
+	}
+	return nil
+}
+
+// Put replaces a pin and delivers it to the watchers.
+func (s *MemoryPinStore) Put(p Pin) {
+	s.mu.Lock()
+	s.pins[ItemKey{p.Server, p.Tool}] = p
+	watchers := slices.Collect(maps.Values(s.watchers))
+	s.mu.Unlock()
+	for _, fn := range watchers {
+		fn(p)
+	}
+}
+
+// Report implements PinStore.
+func (s *MemoryPinStore) Report(_ context.Context, c ToolChange) error {
+	s.mu.Lock()
+	s.changes[ItemKey{c.Server, c.Tool}] = c
+	s.mu.Unlock()
+	return nil
+}
+
+// Clear implements PinStore.
+func (s *MemoryPinStore) Clear(_ context.Context, server, tool string) error {
+	s.mu.Lock()
+	delete(s.changes, ItemKey{server, tool})
+	s.mu.Unlock()
+	return nil
+}
+
+// Pins returns the pins held, by server and tool.
+func (s *MemoryPinStore) Pins() []Pin {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Collect(maps.Values(s.pins))
+	slices.SortFunc(out, func(a, b Pin) int { return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Tool, b.Tool)) })
+	return out
+}
+
+// Changes returns the changes reported, by server and tool.
+func (s *MemoryPinStore) Changes() []ToolChange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Collect(maps.Values(s.changes))
+	slices.SortFunc(out, func(a, b ToolChange) int { return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Tool, b.Tool)) })
+	return out
+}
+
+// Accept pins a reported change's current definition, as `gw pin accept`;
+// false when no change of server's tool is reported.
+func (s *MemoryPinStore) Accept(server, tool string) bool {
+	s.mu.Lock()
+	c, ok := s.changes[ItemKey{server, tool}]
+	delete(s.changes, ItemKey{server, tool})
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.Put(AcceptedPin(c))
+	return true
+}
+
+// AcceptedPin is the pin that accepts a change: its current definition.
+func AcceptedPin(c ToolChange) Pin {
+	p := c.Current
+	p.Server, p.Tool = c.Server, c.Tool
+	p.By, p.Time = "accepted", time.Now().UTC()
+	return p
+}
