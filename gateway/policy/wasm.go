@@ -57,6 +57,9 @@ type collisionItem struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description,omitempty"`
 	Annotations json.RawMessage `json:"annotations,omitempty"`
+	// Pin is a tool's pin state: "new", "pinned" or "changed"; absent with
+	// pinning off and for prompts.
+	Pin gateway.PinState `json:"pin,omitempty"`
 }
 
 // CollisionInput encodes the ABI input for servers' items.
@@ -65,7 +68,7 @@ func CollisionInput(kind gateway.Kind, servers []gateway.ServerItems) ([]byte, e
 	for _, s := range servers {
 		cs := collisionServer{Server: s.Server, Items: make([]collisionItem, 0, len(s.Items))}
 		for _, it := range s.Items {
-			cs.Items = append(cs.Items, collisionItem{Name: it.Key, Description: it.Description, Annotations: it.Annotations})
+			cs.Items = append(cs.Items, collisionItem{Name: it.Key, Description: it.Description, Annotations: it.Annotations, Pin: it.Pin})
 		}
 		in.Servers = append(in.Servers, cs)
 	}
@@ -103,6 +106,18 @@ func ParseCollisionOutput(out []byte) (gateway.Resolution, error) {
 			return gateway.Resolution{}, fmt.Errorf("collision policy named %s/%s twice", key.Server, key.Name)
 		}
 		res.Names[key] = exposed
+		if raw, ok := n["allowChanged"]; ok && string(raw) != "null" {
+			var allow bool
+			if err := json.Unmarshal(raw, &allow); err != nil {
+				return bad(fmt.Errorf("names: allowChanged: %w", err))
+			}
+			if allow {
+				if res.AllowChanged == nil {
+					res.AllowChanged = map[gateway.ItemKey]bool{}
+				}
+				res.AllowChanged[key] = true
+			}
+		}
 	}
 	for _, r := range rejected {
 		var rej gateway.Rejection
@@ -172,6 +187,12 @@ func AuthorizeInput(buf *bytes.Buffer, req gateway.AuthzRequest) {
 	if len(req.Arguments) > 0 {
 		buf.WriteString(`,"arguments":`)
 		buf.Write(req.Arguments)
+	}
+	// A pinned tool, the common case, says nothing: the input keeps the
+	// layout the kit reads fastest (docs/POLICY_ABI.md).
+	if req.Pin != "" && req.Pin != gateway.PinPinned {
+		buf.WriteString(`,"pin":`)
+		appendJSONString(buf, string(req.Pin))
 	}
 	buf.WriteByte('}')
 }

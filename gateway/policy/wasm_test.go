@@ -173,3 +173,43 @@ func items(keys ...string) []gateway.Item {
 	}
 	return out
 }
+
+// TestPinStateInPolicyInputs: the collision input gives each tool its pin
+// state; the authorize input says "new" and "changed" and leaves a pinned
+// tool's input in the layout the kit reads fastest; the collision answer's
+// allowChanged lets a changed tool through, read by exact key.
+func TestPinStateInPolicyInputs(t *testing.T) {
+	servers := []gateway.ServerItems{{Server: "a", Items: []gateway.Item{{Key: "x", Pin: gateway.PinChanged}, {Key: "y", Pin: gateway.PinPinned}}}}
+	in, err := CollisionInput(gateway.KindTools, servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"kind":"tools","servers":[{"server":"a","items":[{"name":"x","pin":"changed"},{"name":"y","pin":"pinned"}]}]}`; string(in) != want {
+		t.Fatalf("collision input %s", in)
+	}
+	base := gateway.AuthzRequest{Caller: gateway.Caller{ID: "alice"}, Server: "a", Tool: "x", Name: "a__x", Arguments: json.RawMessage(`{}`)}
+	for pin, want := range map[gateway.PinState]string{
+		gateway.PinPinned:  `{"caller":{"id":"alice"},"server":"a","tool":"x","name":"a__x","arguments":{}}`,
+		"":                 `{"caller":{"id":"alice"},"server":"a","tool":"x","name":"a__x","arguments":{}}`,
+		gateway.PinChanged: `{"caller":{"id":"alice"},"server":"a","tool":"x","name":"a__x","arguments":{},"pin":"changed"}`,
+		gateway.PinNew:     `{"caller":{"id":"alice"},"server":"a","tool":"x","name":"a__x","arguments":{},"pin":"new"}`,
+	} {
+		req := base
+		req.Pin = pin
+		var buf bytes.Buffer
+		AuthorizeInput(&buf, req)
+		if buf.String() != want {
+			t.Errorf("pin %q: authorize input %s", pin, buf.String())
+		}
+	}
+	res, err := ParseCollisionOutput([]byte(`{"names":[{"server":"a","name":"x","exposed":"x","allowChanged":true},{"server":"a","name":"y","exposed":"y","AllowChanged":true}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.AllowChanged[gateway.ItemKey{Server: "a", Name: "x"}] || res.AllowChanged[gateway.ItemKey{Server: "a", Name: "y"}] {
+		t.Fatalf("allowChanged %+v", res.AllowChanged)
+	}
+	if _, err := ParseCollisionOutput([]byte(`{"names":[{"server":"a","name":"x","exposed":"x","allowChanged":"yes"}]}`)); err == nil {
+		t.Fatal("a non-boolean allowChanged was accepted")
+	}
+}
