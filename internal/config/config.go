@@ -208,8 +208,14 @@ type Gateway struct {
 	// at once. Default 25s, inside the 30s that Kubernetes and compose-style
 	// supervisors commonly wait before SIGKILL.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
-	Names         Names         `koanf:"names"`
-	Restart       Restart       `koanf:"restart"`
+	// Pinning is what gw does when a tool's definition (name, title,
+	// description, schemas, annotations) differs from the one it pinned
+	// when it first saw the tool: hold (the default) holds the tool back
+	// until the change is accepted (gw pin accept) or a collision policy
+	// allows it; warn serves it and reports the change; off pins nothing.
+	Pinning string  `koanf:"pinning"`
+	Names   Names   `koanf:"names"`
+	Restart Restart `koanf:"restart"`
 }
 
 // Log configures gw's own logging.
@@ -355,6 +361,7 @@ func Default() Config {
 			ShutdownGrace:   25 * time.Second,
 			PingInterval:    15 * time.Second,
 			PingMisses:      3,
+			Pinning:         "hold",
 			Names: Names{
 				Separator: "__",
 				MaxLength: 64,

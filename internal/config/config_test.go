@@ -173,6 +173,7 @@ func TestYAMLFullExample(t *testing.T) {
 			PingMisses:      3,
 			ConfigWatch:     2 * time.Second,
 			ShutdownGrace:   25 * time.Second,
+			Pinning:         "hold",
 			Names:           Names{Separator: ".", MaxLength: 100},
 			Restart: Restart{
 				InitialBackoff: 250 * time.Millisecond,
@@ -1387,5 +1388,45 @@ func TestHTTP(t *testing.T) {
 		if _, err := Parse([]byte(srv+tt.body), "yaml"); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v; want %q", tt.body, err, tt.want)
 		}
+	}
+}
+
+// TestPinningMode: gateway.pinning defaults to hold, takes hold, warn or
+// off from any layer, and refuses anything else (a wrong type included).
+func TestPinningMode(t *testing.T) {
+	const base = "servers: {a: {command: x}}\n"
+	c, err := Parse([]byte(base), "yaml")
+	if err != nil || c.Gateway.Pinning != "hold" {
+		t.Fatalf("default: %q %v", c.Gateway.Pinning, err)
+	}
+	for _, mode := range []string{"hold", "warn", "off"} {
+		c, err := Parse([]byte(base+"gateway: {pinning: "+mode+"}\n"), "yaml")
+		if err != nil || c.Gateway.Pinning != mode {
+			t.Errorf("%s: %q %v", mode, c.Gateway.Pinning, err)
+		}
+	}
+	for data, want := range map[string]string{
+		base + "gateway: {pinning: strict}\n": `config: gateway.pinning "strict" is not one of hold, warn, off`,
+		base + "gateway: {pinning: Hold}\n":   `config: gateway.pinning "Hold" is not one of hold, warn, off`,
+		base + "gateway: {pinning: \"\"}\n":   `config: gateway.pinning "" is not one of hold, warn, off`,
+	} {
+		if _, err := Parse([]byte(data), "yaml"); err == nil || err.Error() != want {
+			t.Errorf("%q: %v, want %s", data, err, want)
+		}
+	}
+	if _, err := Parse([]byte(base+"gateway: {pinning: [hold]}\n"), "yaml"); err == nil {
+		t.Error("a list for gateway.pinning was accepted")
+	}
+	file := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(file, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(Options{File: file, Environ: []string{"GW_GATEWAY__PINNING=warn"}})
+	if err != nil || c.Gateway.Pinning != "warn" {
+		t.Errorf("from the environment: %q %v", c.Gateway.Pinning, err)
+	}
+	c, err = Load(Options{File: file, Environ: noEnv, Overrides: map[string]any{"gateway.pinning": "off"}})
+	if err != nil || c.Gateway.Pinning != "off" {
+		t.Errorf("from an override: %q %v", c.Gateway.Pinning, err)
 	}
 }

@@ -21,6 +21,7 @@ var (
 
 	restartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
 	logLevels       = []string{"debug", "info", "warn", "error"}
+	pinningModes    = []string{"hold", "warn", "off"}
 	logFormats      = []string{"text", "json"}
 )
 
@@ -145,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if g.MaxDepth < 2 || g.MaxDepth > 10000 {
 		bad("gateway.max_depth", "gateway.max_depth must be 2 to 10000, got %d", g.MaxDepth)
+	}
+	if !slices.Contains(pinningModes, g.Pinning) {
+		bad("gateway.pinning", "gateway.pinning %s is not one of %s", quoteShort(g.Pinning), strings.Join(pinningModes, ", "))
 	}
 	if !separatorRE.MatchString(g.Names.Separator) {
 		bad("gateway.names.separator", "gateway.names.separator %s must be 1 to 8 of the characters A-Z a-z 0-9 _ . -", quoteShort(g.Names.Separator))

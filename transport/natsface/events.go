@@ -132,3 +132,14 @@ func (f *Face) publish(ctx context.Context, js jetstream.JetStream, subject, ser
 	}
 	return nil
 }
+
+// PublishToolChanged publishes a tool-definition change (any JSON: the
+// gateway's change, with the pinned and current digests) on
+// Prefix.evt.srv.{EncodeToken(server)}.pin.changed.
+func (f *Face) PublishToolChanged(ctx context.Context, server string, change json.RawMessage) error {
+	js, _, err := f.jetStream()
+	if err != nil {
+		return err
+	}
+	return f.publish(ctx, js, f.opts.Prefix+".evt.srv."+EncodeToken(server)+".pin.changed", server, change)
+}
