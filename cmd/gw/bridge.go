@@ -246,8 +246,13 @@ func (b *eventBridge) send(e gateway.Event) {
 func (b *eventBridge) publish(ctx context.Context, e gateway.Event) error {
 	switch e.Kind {
 	case gateway.EventCatalogChanged:
-		names := make([]string, 0, len(e.Catalog.Tools))
+		names := make([]string, 0, len(e.Catalog.Tools)+len(e.Catalog.Held))
 		for _, t := range e.Catalog.Tools {
+			names = append(names, t.Name)
+		}
+		// A held-back tool keeps its subject, so that its callers learn
+		// why it is refused rather than find no responders.
+		for _, t := range e.Catalog.Held {
 			names = append(names, t.Name)
 		}
 		if err := b.face.SetTools(names); err != nil {
@@ -272,6 +277,12 @@ func (b *eventBridge) publish(ctx context.Context, e gateway.Event) error {
 		return b.face.PublishServerStatus(ctx, e.Server, st)
 	case gateway.EventServerNotification:
 		return b.face.PublishNotification(ctx, e.Server, natsface.NotificationKind(e.Method), e.Params)
+	case gateway.EventToolChanged:
+		ch, err := json.Marshal(e.Change)
+		if err != nil {
+			return err
+		}
+		return b.face.PublishToolChanged(ctx, e.Server, ch)
 	}
 	return nil
 }

@@ -76,10 +76,27 @@ Flags:
   -v, --verbose         log at debug level
 `,
 	"tools": `Usage: gw tools -c FILE [--json] [--set KEY=VALUE]… [-v]
+       gw tools -c FILE --changed [--json]
 
 Start the servers and print the merged tool catalog: exposed name, server, the server's own name
 and a description. Exit status 1 if a server did not start.
-` + configFlags + `      --json          one JSON array of {name, server, tool, description}
+
+With --changed, start nothing: print the tools whose definitions (name, title, description,
+schemas, annotations) differ from the ones pinned when gw first saw them, as the gw run gateways
+reported them in the pin bucket (mcp-pins, on nats.url or the embedded server's store): server,
+tool, exposed name, the fields that changed, whether the tool is held back, and the pinned and
+current digests. Accept a change with gw pin accept.
+` + configFlags + `      --json          one JSON array of {name, server, tool, description}; with --changed,
+                      of the changes with both definitions
+      --changed       the changed tools, from the pin bucket
+`,
+	"pin": `Usage: gw pin accept -c FILE SERVER[/TOOL]… | --all
+
+Accept the changed definitions of a server's tools (SERVER), of one tool (SERVER/TOOL) or of every
+changed tool (--all), as gw tools --changed lists them: their current definitions become their
+pins. Every gw run gateway sharing the pin bucket serves the tools again at once. Exit status 1
+if an argument matches no changed tool.
+` + configFlags + `      --all           every changed tool
 `,
 	"call": `Usage: gw call -c FILE NAME ['JSON-ARGS'] [--pretty] [--set KEY=VALUE]… [-v]
 

@@ -5,6 +5,8 @@
 //	gw stdio -c FILE                     be one MCP server on stdin/stdout
 //	gw connect --nats URL                the same, serving a NATS fleet of gateways
 //	gw tools -c FILE [--json]            print the merged tool catalog
+//	gw tools -c FILE --changed           print the tools whose definitions changed since pinned
+//	gw pin accept -c FILE SERVER[/TOOL]  accept changed tool definitions (or --all)
 //	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
 //	gw servers -c FILE                   start every server and print its status
 //	gw policy eval|check …               try a policy module
@@ -45,6 +47,9 @@ Usage:
   gw connect --nats URL [--principal NAME] be one MCP server on stdin/stdout serving the tools of
                                         the gw run gateways on a NATS cluster (no local servers)
   gw tools   -c FILE [--json]           print the merged tool catalog
+  gw tools   -c FILE --changed [--json] print the tools held back because their definitions
+                                        changed since they were pinned
+  gw pin accept -c FILE SERVER[/TOOL]…|--all accept changed tool definitions
   gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
   gw servers -c FILE [--json]           start the servers and print their status
   gw policy  eval|check …               evaluate or check a policy module
@@ -85,6 +90,9 @@ type cliFlags struct {
 
 	principal string // gw stdio: the caller the authorizer sees
 	view      string // gw stdio: serve only this configured view
+
+	changed bool // gw tools: the changed tools in the pin bucket
+	all     bool // gw pin accept: every changed tool
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
@@ -111,6 +119,8 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.BoolVar(&f.pretty, "pretty", false, "indent JSON output")
 	fs.StringVar(&f.principal, "principal", "", "gw stdio: the caller's name (default: the local user)")
 	fs.StringVar(&f.view, "view", "", "gw stdio: serve only this view of the configuration's views")
+	fs.BoolVar(&f.changed, "changed", false, "gw tools: the tools whose definitions changed since they were pinned")
+	fs.BoolVar(&f.all, "all", false, "gw pin accept: every changed tool")
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -166,6 +176,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gw %s: --principal and --view are flags of gw stdio\n", cmd)
 		return 2
 	}
+	if f.changed && cmd != "tools" || f.all && cmd != "pin" {
+		fmt.Fprintf(stderr, "gw %s: --changed is a flag of gw tools, --all of gw pin accept\n", cmd)
+		return 2
+	}
 	switch cmd {
 	case "tools", "servers", "run", "stdio":
 		if len(pos) != 0 {
@@ -198,6 +212,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		return runGateway(ctx, loadOpts, cfg, logger, stderr)
+	case "pin":
+		return runPin(ctx, cfg, logger, pos, f.all, stdout, stderr)
+	case "tools":
+		if f.changed {
+			return printChanges(ctx, cfg, logger, f.json, stdout, stderr)
+		}
 	case "stdio":
 		view, err := viewFor(cfg, f.view)
 		if err != nil {
@@ -314,6 +334,7 @@ func gatewayOptions(cfg *config.Config, logger *slog.Logger) gateway.Options {
 		MaxBackoff:      gc.Restart.MaxBackoff,
 		DegradedAfter:   gc.Restart.DegradedAfter,
 		StableAfter:     gc.Restart.StableAfter,
+		Pinning:         gateway.PinMode(gc.Pinning),
 	}
 }
 

@@ -49,6 +49,14 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		}
 	}()
 
+	// Tool-definition pins live in the cluster's pin bucket: they outlive
+	// this process (JetStream file storage; with the embedded server, in its
+	// store directory) and gateways sharing the cluster share them.
+	pins, err := natsface.OpenPins(ctx, nc, natsface.DefaultPinBucket, 1)
+	if err != nil {
+		return fail(err)
+	}
+
 	h := &faceHandler{}
 	face, err := natsface.New(nc, h, natsface.Options{
 		Prefix:        cfg.NATS.Prefix,
@@ -74,6 +82,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}
 	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
 		o.Events = sink
+		o.Pins = natsPins{pins: pins, log: logger}
 		// With the HTTP face on, servers are told gw can sample, elicit and
 		// list roots: an HTTP client whose call is in flight may answer.
 		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout, declare: hs != nil}
@@ -95,7 +104,16 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		}
 		return fail(err)
 	}
-	if err := g.Start(ctx); err != nil {
+	if err := g.Start(ctx); errors.Is(err, gateway.ErrPinStore) {
+		// Serving without the pins would trust every tool anew.
+		_ = face.Stop(context.Background())
+		_ = g.Close()
+		events.close()
+		if hs != nil {
+			_ = hs.ln.Close()
+		}
+		return fail(err)
+	} else if err != nil {
 		// The servers that failed are restarted per their policy; the
 		// others serve.
 		logger.Error("some servers did not start", "error", err)

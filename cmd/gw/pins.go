@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/config"
+	"github.com/gwmcp/gw/transport/natsconn"
+	"github.com/gwmcp/gw/transport/natsface"
+)
+
+// natsPins is the gateway's PinStore over the NATS pin bucket: pins and
+// changes are the gateway's JSON, keyed by server and tool.
+type natsPins struct {
+	pins *natsface.Pins
+	log  *slog.Logger
+}
+
+func (p natsPins) Watch(ctx context.Context, fn func(gateway.Pin)) error {
+	return p.pins.Watch(ctx, func(value []byte) {
+		var pin gateway.Pin
+		if err := json.Unmarshal(value, &pin); err != nil || pin.Server == "" || pin.Tool == "" || pin.Digest == "" {
+			p.log.Warn("ignoring a malformed pin in the pin bucket", "value", oneLine(string(value), 200))
+			return
+		}
+		fn(pin)
+	})
+}
+
+func (p natsPins) Create(ctx context.Context, pin gateway.Pin) error {
+	return p.pins.Create(ctx, pin.Server, pin.Tool, mustMarshal(pin))
+}
+
+func (p natsPins) Report(ctx context.Context, c gateway.ToolChange) error {
+	return p.pins.Report(ctx, c.Server, c.Tool, mustMarshal(c))
+}
+
+func (p natsPins) Clear(ctx context.Context, server, tool string) error {
+	return p.pins.Clear(ctx, server, tool)
+}
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("gw: marshal %T: %v", v, err))
+	}
+	return b
+}
+
+// openPinsCLI opens the pin bucket for gw tools --changed and gw pin: on
+// nats.url when set; else on the embedded server's store, started here
+// without a listener when no gw run holds it, or through the running gw's
+// embedded server on nats.embedded.port when one does.
+func openPinsCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*natsface.Pins, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	name := cfg.NATS.Gateway
+	if name == "" {
+		name = defaultGatewayName()
+	}
+	name += "-cli"
+	var nc *nats.Conn
+	var embedded *natsconn.Embedded
+	var err error
+	if cfg.NATS.URL != "" {
+		nc, _, err = connectNATS(ctx, cfg, name, logger)
+	} else {
+		quiet := *cfg
+		quiet.NATS.Embedded.Port = 0 // no listener: only this process
+		nc, embedded, err = connectNATS(ctx, &quiet, name, slog.New(slog.DiscardHandler))
+		if errors.Is(err, natsconn.ErrStoreInUse) {
+			port := cfg.NATS.Embedded.Port
+			if port <= 0 {
+				return nil, nil, fmt.Errorf("%w\n  a gw run holds the embedded NATS store but listens on no fixed port (nats.embedded.port %d): set nats.url to reach it", err, port)
+			}
+			nc, err = natsconn.Connect(ctx, natsconn.ConnOptions{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Name: "gw " + name, Logger: logger})
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func() {
+		_ = nc.Drain()
+		if embedded != nil {
+			embedded.Shutdown()
+		}
+	}
+	pins, err := natsface.OpenPins(ctx, nc, natsface.DefaultPinBucket, 1)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return pins, release, nil
+}
+
+// changes reads the changes the gateways reported.
+func changes(ctx context.Context, pins *natsface.Pins) ([]gateway.ToolChange, error) {
+	values, err := pins.Changes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]gateway.ToolChange, 0, len(values))
+	for _, v := range values {
+		var c gateway.ToolChange
+		if err := json.Unmarshal(v, &c); err != nil || c.Server == "" || c.Tool == "" || c.Current.Digest == "" {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// printChanges is gw tools --changed: the tools whose definitions differ
+// from their pins, as the running gateways reported them.
+func printChanges(ctx context.Context, cfg *config.Config, logger *slog.Logger, asJSON bool, stdout, stderr io.Writer) int {
+	pins, release, err := openPinsCLI(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "gw tools:", err)
+		return 1
+	}
+	defer release()
+	list, err := changes(ctx, pins)
+	if err != nil {
+		fmt.Fprintln(stderr, "gw tools:", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(list)
+		return 0
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(stderr, "0 changed tools")
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tTOOL\tNAME\tCHANGED\tSTATE\tPINNED\tCURRENT")
+	for _, c := range list {
+		state := "held"
+		switch {
+		case c.AllowedBy != "":
+			state = "allowed by " + c.AllowedBy
+		case !c.Held:
+			state = "served"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Server, c.Tool, c.Name, strings.Join(c.Fields, ","), state, short(c.Pinned.Digest), short(c.Current.Digest))
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(stderr, "%d changed tools; accept with: gw pin accept -c FILE SERVER/TOOL\n", len(list))
+	return 0
+}
+
+// short is a digest's first 12 hex digits.
+func short(digest string) string {
+	d := strings.TrimPrefix(digest, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
+
+// runPin is gw pin accept SERVER[/TOOL]|--all: pin the reported changes'
+// current definitions. The gateways watch the bucket and serve the tools
+// at once.
+func runPin(ctx context.Context, cfg *config.Config, logger *slog.Logger, pos []string, all bool, stdout, stderr io.Writer) int {
+	if len(pos) == 0 || pos[0] != "accept" {
+		fmt.Fprintln(stderr, "gw pin: want accept SERVER[/TOOL] or accept --all")
+		return 2
+	}
+	targets := pos[1:]
+	if all == (len(targets) > 0) {
+		fmt.Fprintln(stderr, "gw pin accept: want SERVER[/TOOL]… or --all")
+		return 2
+	}
+	pins, release, err := openPinsCLI(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "gw pin:", err)
+		return 1
+	}
+	defer release()
+	list, err := changes(ctx, pins)
+	if err != nil {
+		fmt.Fprintln(stderr, "gw pin:", err)
+		return 1
+	}
+	matched := map[string]bool{}
+	accepted := 0
+	for _, c := range list {
+		target, ok := matchTarget(targets, c, all)
+		if !ok {
+			continue
+		}
+		matched[target] = true
+		p := gateway.AcceptedPin(c)
+		if err := pins.Put(ctx, c.Server, c.Tool, mustMarshal(p)); err != nil {
+			fmt.Fprintln(stderr, "gw pin:", err)
+			return 1
+		}
+		if err := pins.Clear(ctx, c.Server, c.Tool); err != nil {
+			fmt.Fprintln(stderr, "gw pin:", err)
+			return 1
+		}
+		accepted++
+		fmt.Fprintf(stdout, "accepted %s/%s (%s: %s)\n", c.Server, c.Tool, strings.Join(c.Fields, ","), p.Digest)
+	}
+	code := 0
+	for _, t := range targets {
+		if !matched[t] {
+			fmt.Fprintf(stderr, "gw pin accept: no changed tool matches %q (list them with: gw tools --changed -c FILE)\n", t)
+			code = 1
+		}
+	}
+	if all && accepted == 0 {
+		fmt.Fprintln(stderr, "gw pin accept: no changed tools")
+	}
+	return code
+}
+
+// matchTarget returns the target (SERVER or SERVER/TOOL) that selects c.
+func matchTarget(targets []string, c gateway.ToolChange, all bool) (string, bool) {
+	if all {
+		return "", true
+	}
+	for _, t := range targets {
+		server, tool, hasTool := strings.Cut(t, "/")
+		if server == c.Server && (!hasTool || tool == c.Tool) {
+			return t, true
+		}
+	}
+	return "", false
+}
