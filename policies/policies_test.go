@@ -392,7 +392,7 @@ func TestPrefixMatchesGateway(t *testing.T) {
 				rejected = append(rejected, gateway.Rejection{Server: rj.Server, Name: rj.Name, Reason: rj.Reason})
 			}
 			if fmt.Sprint(names) != fmt.Sprint(want.Names) || fmt.Sprint(rejected) != fmt.Sprint(want.Rejected) {
-				t.Fatalf("sep %q max %d, input %q:\n wasm    %v %v\n gateway %v %v", cfg.sep, cfg.max, in, names, rejected, want.Names, want.Rejected)
+				t.Fatalf("sep %q max %d, input %+v:\n wasm    %v %v\n gateway %v %v", cfg.sep, cfg.max, in, names, rejected, want.Names, want.Rejected)
 			}
 			if err := gateway.ValidateResolution(gateway.KindTools, in, gateway.Resolution{Names: names}); err != nil {
 				t.Fatalf("gw refuses the answer: %v", err)
