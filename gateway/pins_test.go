@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/policy"
 	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
@@ -282,5 +284,94 @@ func TestPinOff(t *testing.T) {
 	}
 	if _, err := gateway.New(gateway.Options{Pinning: "sometimes"}); err == nil {
 		t.Fatal("an unknown pinning mode was accepted")
+	}
+}
+
+// allowChangedModule is a collision policy module in Go, spoken to through
+// the ABI's JSON: prefix names for every item, allowChanged for each item
+// whose input says "pin":"changed". It keeps the inputs it was given.
+type allowChangedModule struct {
+	mu     sync.Mutex
+	inputs []string
+}
+
+func (m *allowChangedModule) Call(_ context.Context, export string, input []byte) ([]byte, error) {
+	m.mu.Lock()
+	m.inputs = append(m.inputs, string(input))
+	m.mu.Unlock()
+	var in struct {
+		Servers []struct {
+			Server string `json:"server"`
+			Items  []struct {
+				Name string `json:"name"`
+				Pin  string `json:"pin"`
+			} `json:"items"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(input, &in); err != nil {
+		return nil, err
+	}
+	type name struct {
+		Server       string `json:"server"`
+		Name         string `json:"name"`
+		Exposed      string `json:"exposed"`
+		AllowChanged bool   `json:"allowChanged,omitempty"`
+	}
+	out := struct {
+		Names []name `json:"names"`
+	}{Names: []name{}}
+	for _, s := range in.Servers {
+		for _, it := range s.Items {
+			out.Names = append(out.Names, name{s.Server, it.Name, s.Server + "__" + it.Name, it.Pin == "changed"})
+		}
+	}
+	return json.Marshal(out)
+}
+
+func (m *allowChangedModule) saw(sub string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.ContainsFunc(m.inputs, func(in string) bool { return strings.Contains(in, sub) })
+}
+
+// TestPinThroughPolicyABI: through the ABI, the collision input carries each
+// tool's pin state, and an answer's allowChanged serves a changed tool.
+func TestPinThroughPolicyABI(t *testing.T) {
+	mod := &allowChangedModule{}
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "alpha", mcptest.Options{Tools: []string{"search"}})},
+		Resolver: policy.Resolver{Module: mod}})
+	if !mod.saw(`{"name":"search","description":"Extra tool from MCPTEST_TOOLS; behaves like echo.","pin":"new"}`) {
+		t.Fatalf("no first-seen pin state in the collision input: %q", mod.inputs)
+	}
+	rugPull(t, g, "Changed.")
+	waitFor(t, "the changed tool served", func() bool {
+		e, ok := g.Catalog().Tool("alpha__search")
+		return ok && e.Pin == gateway.PinChanged && e.Item.Description == "Changed."
+	})
+	if !mod.saw(`{"name":"search","description":"Changed.","pin":"changed"}`) {
+		t.Fatalf("no changed pin state in the collision input")
+	}
+	if ch := g.Changes(); len(ch) != 1 || ch[0].AllowedBy != "policy" || ch[0].Held {
+		t.Fatalf("changes %+v", ch)
+	}
+}
+
+// TestPinShippedPolicyHoldsBack: a shipped collision policy, which never
+// sets allowChanged, keeps its behaviour and leaves a changed tool held back.
+func TestPinShippedPolicyHoldsBack(t *testing.T) {
+	slot := loadSlot(t, policyLoader(t), policy.Spec{Kind: policy.Collision, Module: "first-come"})
+	rec := newRecorder()
+	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "alpha", mcptest.Options{Tools: []string{"search"}})},
+		Resolver: policy.Resolver{Module: slot, Timeout: 20 * time.Second}, Events: rec})
+	if _, ok := g.Catalog().Tool("search"); !ok {
+		t.Fatal("first-come does not name search as given")
+	}
+	mustCall(t, g, "describe_tool", map[string]any{"name": "search", "description": "Changed."})
+	ev := rec.waitFor(t, "tool changed", isToolChanged("search"))
+	if !ev.Change.Held {
+		t.Fatalf("change %+v", ev.Change)
+	}
+	if _, err := call(context.Background(), g, "search", map[string]any{"text": "x"}); !errors.Is(err, gateway.ErrToolChanged) {
+		t.Fatalf("call to the held tool: %v", err)
 	}
 }
