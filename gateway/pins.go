@@ -297,10 +297,30 @@ func (g *Gateway) watchPins(ctx context.Context) error {
 		return nil
 	}
 	g.pinw.start()
-	if err := g.pinw.store.Watch(g.ctx, g.applyPin); err != nil {
-		return fmt.Errorf("%w: %w", ErrPinStore, err)
+	// The watch lives as long as the gateway (g.ctx); loading the pins is
+	// bounded by Start's ctx. The goroutine ends when Watch returns: at
+	// once after the load, or when Close cancels g.ctx.
+	loaded := make(chan error, 1)
+	g.setMu.Lock() // as launch: no Add once Close has begun to Wait
+	if g.ctx.Err() != nil {
+		g.setMu.Unlock()
+		return ErrClosed
 	}
-	return ctx.Err()
+	g.wg.Add(1)
+	g.setMu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		loaded <- g.pinw.store.Watch(g.ctx, g.applyPin)
+	}()
+	select {
+	case err := <-loaded:
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrPinStore, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: pins not loaded: %w", ErrPinStore, ctx.Err())
+	}
 }
 
 // applyPin takes a pin from the store; when it changes the state of a tool

@@ -375,3 +375,22 @@ func TestPinShippedPolicyHoldsBack(t *testing.T) {
 		t.Fatalf("call to the held tool: %v", err)
 	}
 }
+
+// brokenPins is a pin store that cannot be read.
+type brokenPins struct{ *gateway.MemoryPinStore }
+
+func (brokenPins) Watch(context.Context, func(gateway.Pin)) error {
+	return errors.New("bucket unreachable")
+}
+
+// TestPinStoreUnreadable: a gateway that cannot load its pins starts no
+// server (it would trust every tool anew) and says why.
+func TestPinStoreUnreadable(t *testing.T) {
+	g, err := startErr(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "alpha", mcptest.Options{})}, Pins: brokenPins{gateway.NewMemoryPinStore()}})
+	if !errors.Is(err, gateway.ErrPinStore) || !strings.Contains(err.Error(), "bucket unreachable") {
+		t.Fatalf("Start: %v", err)
+	}
+	if st := status(g, "alpha"); st.State != gateway.StateStarting || st.Pid != 0 {
+		t.Fatalf("alpha was started: %+v", st)
+	}
+}
