@@ -57,6 +57,13 @@ func TestPinningEndToEnd(t *testing.T) {
 	if code := reply.Header.Get("Nats-Service-Error-Code"); code != "-31403" || !strings.Contains(string(reply.Data), "gw pin accept alpha/search") {
 		t.Fatalf("call to a held tool: code %q %s", code, reply.Data)
 	}
+	status, err := r.nc.Request("mcp.v1.req.alice.servers.list", []byte(`{}`), 5*time.Second)
+	var sl struct {
+		Changed []gateway.ToolChange `json:"changedTools"`
+	}
+	if err != nil || json.Unmarshal(status.Data, &sl) != nil || len(sl.Changed) != 1 || !sl.Changed[0].Held {
+		t.Fatalf("servers.list: %v %s", err, status.Data)
+	}
 	if !strings.Contains(r.stderr.String(), "tool definition changed since it was pinned") {
 		t.Errorf("no WARN log of the change:\n%s", r.stderr.String())
 	}

@@ -117,7 +117,11 @@ var methods = map[string]method{
 		return json.RawMessage(`{}`), nil
 	},
 	"servers/list": func(r *Router, _ context.Context, _ *face.Request) (json.RawMessage, error) {
-		return json.Marshal(map[string]any{"servers": r.g.Servers()})
+		res := map[string]any{"servers": r.g.Servers()}
+		if ch := r.g.Changes(); len(ch) > 0 {
+			res["changedTools"] = ch // tools whose definitions differ from their pins
+		}
+		return json.Marshal(res)
 	},
 }
 
