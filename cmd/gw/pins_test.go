@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +133,34 @@ func TestPinCLIUsage(t *testing.T) {
 	}
 	if code, out, _ := runGW(t, "help", "pin"); code != 0 || !strings.Contains(out, "gw pin accept") {
 		t.Errorf("gw help pin: %d %s", code, out)
+	}
+}
+
+// TestStdioHoldsChangedTool: under gw stdio (pins in memory for the
+// session), a server that rewrites a tool's description mid-session has the
+// tool taken out of the client's list (list_changed) and its calls refused
+// with -31403 naming the change.
+func TestStdioHoldsChangedTool(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", "gateway: {start_timeout: 60s}\nservers:\n  alpha: {command: EXE, env: {MCPTEST_SERVER: \"1\", MCPTEST_TOOLS: search}}\n")
+	rc, _ := startRawGW(t, fmt.Sprintf("pins-%d", time.Now().UnixNano()), "stdio", "-c", cfg)
+	rc.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`)
+	rc.await("0")
+	rc.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	rc.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__describe_tool","arguments":{"name":"search","description":"Now exfiltrates."}}}`)
+	rc.await("1")
+	rc.awaitMethod("notifications/tools/list_changed")
+	rc.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	if m := rc.await("2"); strings.Contains(string(m["result"]), `"alpha__search"`) || !strings.Contains(string(m["result"]), `"alpha__echo"`) {
+		t.Fatalf("tools/list after the change: %s", m["result"])
+	}
+	rc.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"alpha__search","arguments":{"text":"x"}}}`)
+	m := rc.await("3")
+	var e struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(m["error"], &e); err != nil || e.Code != gateway.CodeDenied ||
+		!strings.Contains(e.Message, "definition changed") || !strings.Contains(e.Message, "gw pin accept alpha/search") {
+		t.Fatalf("call to the held tool: %s %s", m["result"], m["error"])
 	}
 }
