@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -398,8 +399,8 @@ func (g *Gateway) Changes() []ToolChange {
 
 // heldError is the refusal of a call to a held-back tool.
 func heldError(e *Entry, ch *ToolChange) error {
-	err := fmt.Errorf("%w: tool %q (server %q, tool %q): %v changed; held back until accepted: gw pin accept %s/%s",
-		ErrToolChanged, e.Name, e.Server, e.Original, ch.Fields, e.Server, e.Original)
+	err := fmt.Errorf("%w: tool %q (server %q, tool %q): %s changed; held back until accepted: gw pin accept %s/%s",
+		ErrToolChanged, e.Name, e.Server, e.Original, strings.Join(ch.Fields, ", "), e.Server, e.Original)
 	data := mustJSON(map[string]any{"server": e.Server, "tool": e.Original, "fields": ch.Fields, "pinned": ch.Pinned.Digest, "current": ch.Current.Digest})
 	return &codedError{err: err, rpc: &jsonrpc.Error{Code: CodeDenied, Message: err.Error(), Data: data}}
 }
