@@ -394,3 +394,28 @@ func TestPinStoreUnreadable(t *testing.T) {
 		t.Fatalf("alpha was started: %+v", st)
 	}
 }
+
+// TestPinsSharedByGateways: gateways on one store share pins by server
+// name: a second gateway whose alpha describes search differently holds it
+// back, and accepting its definition (from the store, as gw pin accept does)
+// reaches both at once: the second serves it, the first, whose alpha still
+// has the old definition, now holds it back.
+func TestPinsSharedByGateways(t *testing.T) {
+	store := gateway.NewMemoryPinStore()
+	g1 := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "alpha", mcptest.Options{Tools: []string{"search"}})}, Pins: store})
+	waitPins(t, store, func(p []gateway.Pin) bool { _, ok := pinOf(p, "alpha", "search"); return ok })
+	g2 := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "alpha", mcptest.Options{Tools: []string{"search"}, ToolDescription: "Another build."})}, Pins: store})
+	if _, listed := g2.Catalog().Tool("alpha__search"); listed {
+		t.Fatal("the second gateway lists a definition that differs from the shared pin")
+	}
+	waitFor(t, "the second gateway's report", func() bool { return len(store.Changes()) == 1 })
+	if !store.Accept("alpha", "search") {
+		t.Fatal("nothing to accept")
+	}
+	if _, listed := g2.Catalog().Tool("alpha__search"); !listed {
+		t.Fatal("the accepted definition is not served by the gateway that has it")
+	}
+	if _, listed := g1.Catalog().Tool("alpha__search"); listed {
+		t.Fatal("the first gateway still serves a definition that is no longer the pin")
+	}
+}
