@@ -537,14 +537,14 @@ func (g *Gateway) FlushEvents(ctx context.Context) error { return g.events.flush
 func (g *Gateway) emit(e Event) { g.events.push(e) }
 
 // setInventory records a server's lists (nil removes them) and rebuilds the
-// catalog; a failed rebuild keeps the last good catalog.
-func (g *Gateway) setInventory(server string, inv *inventory) {
-	g.mutateInventory(server, func(*inventory) *inventory { return inv })
+// catalog; a failed rebuild keeps the last good catalog and says why.
+func (g *Gateway) setInventory(server string, inv *inventory) error {
+	return g.mutateInventory(server, func(*inventory) *inventory { return inv })
 }
 
 // mutateInventory replaces a server's lists with edit's answer, atomically
 // with respect to other edits, and rebuilds the catalog.
-func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inventory) {
+func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inventory) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	prev := g.inventory[server]
@@ -562,9 +562,10 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 		} else {
 			g.inventory[server] = prev
 		}
-		return
+		return err
 	}
 	g.storeCatalogLocked(c)
+	return nil
 }
 
 // storeCatalogLocked makes c the catalog and announces it. g.mu is held,

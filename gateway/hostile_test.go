@@ -379,3 +379,45 @@ func (s leakSnapshot) expectSame(t *testing.T) {
 	}
 	t.Errorf("leak: before %+v, after %+v (children now %v)", s, now, childPids(t))
 }
+
+// poisonResolver refuses any merge in which a server lists a tool named
+// "poison", like a collision policy that traps on some input.
+type poisonResolver struct{ gateway.PrefixResolver }
+
+func (p poisonResolver) Resolve(kind gateway.Kind, servers []gateway.ServerItems) (gateway.Resolution, error) {
+	for _, s := range servers {
+		for _, it := range s.Items {
+			if it.Key == "poison" {
+				return gateway.Resolution{}, fmt.Errorf("policy refused the merge (poison from %s)", s.Server)
+			}
+		}
+	}
+	return p.PrefixResolver.Resolve(kind, servers)
+}
+
+// TestRefusedListsAreVisible: when the merge of a server's new lists is
+// refused, the catalog keeps the last good ones and the server's status says
+// so (ListError, with a status event), so a server is never "ready" with
+// lists that silently went nowhere; a later merge that succeeds clears it.
+func TestRefusedListsAreVisible(t *testing.T) {
+	rec := newRecorder()
+	g := start(t, gateway.Options{Events: rec, Resolver: poisonResolver{},
+		Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	if st := status(g, "s"); st.ListError != "" {
+		t.Fatalf("listError %q at start", st.ListError)
+	}
+	mustCall(t, g, "s__add_tool", map[string]any{"name": "poison"})
+	e := rec.waitFor(t, "a status with listError", func(e gateway.Event) bool {
+		return e.Status != nil && e.Status.ListError != ""
+	})
+	if !strings.Contains(e.Status.ListError, "policy refused the merge") || e.Status.State != gateway.StateReady {
+		t.Fatalf("status %+v", e.Status)
+	}
+	if _, ok := g.Catalog().Tool("s__echo"); !ok {
+		t.Fatal("the last good catalog was not kept")
+	}
+	mustCall(t, g, "s__remove_tool", map[string]any{"name": "poison"})
+	rec.waitFor(t, "a status with listError cleared", func(e gateway.Event) bool {
+		return e.Status != nil && e.Status.ListError == ""
+	})
+}

@@ -108,7 +108,9 @@ func TestBadResolutionKeepsLastCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := g.Catalog()
-	g.setInventory("a", invOf("x"))
+	if err := g.setInventory("a", invOf("x")); err == nil {
+		t.Error("a refused resolution was not reported")
+	}
 	if g.Catalog() != before {
 		t.Fatal("a refused resolution replaced the catalog")
 	}

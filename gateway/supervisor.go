@@ -41,8 +41,12 @@ type ServerStatus struct {
 	LastError  string         `json:"lastError,omitempty"`
 	// Skipped counts the malformed entries left out of the server's lists
 	// (a tool without a name, say); each is logged.
-	Skipped int       `json:"skipped,omitempty"`
-	Since   time.Time `json:"since"`
+	Skipped int `json:"skipped,omitempty"`
+	// ListError says why the server's latest lists are not in the catalog
+	// (the collision policy refused the merge, say): the server runs, but
+	// what it lists now is not served. Empty once a merge succeeds.
+	ListError string    `json:"listError,omitempty"`
+	Since     time.Time `json:"since"`
 }
 
 // managed supervises one server: it owns the run goroutine, and while a
@@ -315,7 +319,7 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	m.log.Info("server ready", "era", s.era, "protocolVersion", s.version, "serverInfo", s.serverInfo.Name,
 		"tools", len(inv.lists[KindTools].items))
 	up := time.Now()
-	m.g.setInventory(m.spec.Name, inv)
+	listErr := m.g.setInventory(m.spec.Name, inv)
 	m.mu.Lock()
 	m.sess = s
 	close(m.ready)
@@ -323,6 +327,7 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 	m.setState(StateReady, nil, func(st *ServerStatus) {
 		st.Era, st.Version, st.ServerInfo, st.LastError = s.era.String(), s.version, s.serverInfo, ""
 		st.Skipped = inv.skipped()
+		st.ListError = listErrorText(listErr)
 		if p, ok := conn.(processInfo); ok {
 			st.Pid = p.Pid()
 		}
@@ -570,7 +575,7 @@ func (g *Gateway) updateLists(server string, s *session, lists map[Kind]listing)
 		return
 	}
 	var skipped int
-	g.mutateInventory(server, func(old *inventory) *inventory {
+	err := g.mutateInventory(server, func(old *inventory) *inventory {
 		inv := &inventory{lists: map[Kind]listing{}}
 		if old != nil {
 			for k, l := range old.lists {
@@ -585,7 +590,20 @@ func (g *Gateway) updateLists(server string, s *session, lists map[Kind]listing)
 	})
 	m.mu.Lock()
 	m.st.Skipped = skipped
+	if text := listErrorText(err); text != m.st.ListError {
+		m.st.ListError = text
+		st := m.st
+		m.g.events.push(Event{Kind: EventServerStatus, Server: server, Status: &st})
+	}
 	m.mu.Unlock()
+}
+
+// listErrorText is ServerStatus.ListError for a merge's error.
+func listErrorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "lists not merged, the catalog keeps the last good ones: " + err.Error()
 }
 
 // minSecretLen is the shortest env value treated as a secret: shorter ones
