@@ -5,9 +5,11 @@ import (
 	"encoding"
 	"encoding/json"
 	"errors"
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // exactTargets are the types gw decodes servers' and policies' JSON into,
@@ -205,10 +207,10 @@ func FuzzFindMember(f *testing.F) {
 	f.Add([]byte(`{"progressToken":"gw-1","progress\u0054oken":"gw-\u0032","progress":0.5,"total":1,"message":"m"}`), "progressToken")
 	f.Add([]byte(`{"a":[{"}":"]"},"\"",-0.1E+2,true,false,null],"b" : { } }`), "b")
 	f.Fuzz(func(t *testing.T, data []byte, key string) {
-		start, end, n := findMember(data, key)
+		start, end, n := jsonscan.Member(data, key)
 		_ = resultType(data)
 		if n > 0 {
-			_, _ = stringValue(data[start:end])
+			_, _ = jsonscan.String(data[start:end])
 		}
 		if !json.Valid(data) {
 			return
@@ -219,7 +221,7 @@ func FuzzFindMember(f *testing.F) {
 		}
 		v, ok := m[key]
 		if (n > 0) != ok || ok && !bytes.Equal(data[start:end], v) {
-			t.Fatalf("findMember(%s, %q) = %s ×%d; a map decode gives %s, %v", data, key, data[start:end], n, v, ok)
+			t.Fatalf("jsonscan.Member(%s, %q) = %s ×%d; a map decode gives %s, %v", data, key, data[start:end], n, v, ok)
 		}
 
 		want := "complete"
@@ -237,9 +239,9 @@ func FuzzFindMember(f *testing.F) {
 			return
 		}
 		var s string
-		text, isString := stringValue(v)
+		text, isString := jsonscan.String(v)
 		if (json.Unmarshal(v, &s) == nil) != isString || isString && string(text) != s {
-			t.Fatalf("stringValue(%s) = %q, %v; want %q", v, text, isString, s)
+			t.Fatalf("jsonscan.String(%s) = %q, %v; want %q", v, text, isString, s)
 		}
 		if n == 1 {
 			out := splice(data, start, end, json.RawMessage(`"swapped"`))
@@ -253,4 +255,82 @@ func FuzzFindMember(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzRewriteObject holds rewriteObject to the map it replaced: decode the
+// object, set or delete the key, encode. Member order may differ; the JSON
+// values must be the same.
+func FuzzRewriteObject(f *testing.F) {
+	for _, seed := range []struct{ obj, key, value string }{
+		{`{"name":"a__echo","arguments":{"text":"hi"}}`, "name", `"echo"`},
+		{`{"arguments":{"name":"inner"},"name":"x","name":"y"}`, "name", `"z"`},
+		{`{}`, "_meta", `{"progressToken":"gw-1"}`},
+		{``, "_meta", `{}`},
+		{`null`, "name", `"n"`},
+		{`{"_meta":{"k":[1,{"a":"}"}]},"x":"\"{"}`, "_meta", ``},
+		{` { "a" : 1 , "b" : [ ] } `, "b", `true`},
+	} {
+		f.Add(seed.obj, seed.key, seed.value)
+	}
+	f.Fuzz(func(t *testing.T, obj, key, value string) {
+		if !json.Valid([]byte(value)) && value != "" {
+			return
+		}
+		if strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == '"' || r == '\\' }) || !utf8.ValidString(key) {
+			return // rewriteObject's keys are gw's own: nothing to escape
+		}
+		var m map[string]json.RawMessage
+		if trimmed := strings.TrimSpace(obj); trimmed != "" && trimmed != "null" {
+			if json.Unmarshal([]byte(obj), &m) != nil || m == nil {
+				if _, err := rewriteObject([]byte(obj), member{key, []byte(value)}); err == nil && !json.Valid([]byte(obj)) && !looksLikeObject(obj) {
+					t.Fatalf("rewriteObject accepted %q", obj)
+				}
+				return
+			}
+		}
+		if m == nil {
+			m = map[string]json.RawMessage{}
+		}
+		var v []byte
+		if value != "" {
+			v = []byte(value)
+			m[key] = v
+		} else {
+			delete(m, key)
+		}
+		want, _ := json.Marshal(m)
+		got, err := rewriteObject([]byte(obj), member{key, v})
+		if err != nil {
+			t.Fatalf("rewriteObject(%q, %q=%q): %v", obj, key, value, err)
+		}
+		decode := func(b []byte) (any, error) {
+			d := json.NewDecoder(bytes.NewReader(b))
+			d.UseNumber() // 1E700 is JSON, not a float64
+			var v any
+			return v, d.Decode(&v)
+		}
+		a, err := decode(got)
+		if err != nil {
+			t.Fatalf("rewriteObject(%q, %q=%q) = %q, not JSON: %v", obj, key, value, got, err)
+		}
+		b, _ := decode(want)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("rewriteObject(%q, %q=%q) = %s, want %s", obj, key, value, got, want)
+		}
+	})
+}
+
+// looksLikeObject: rewriteObject checks an object's members, not the values
+// inside them, so text that is an object with a malformed value may pass.
+func looksLikeObject(s string) bool {
+	s = strings.TrimSpace(s)
+	return strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}")
+}
+
+func TestRewriteObjectRefusesMalformed(t *testing.T) {
+	for _, obj := range []string{`{"a":1`, `[1]`, `{"a" 1}`, `{"a":1}x`, `"s"`, `{"a":1,}x`, `{,}x`} {
+		if got, err := rewriteObject([]byte(obj), member{"name", []byte(`"n"`)}); err == nil {
+			t.Errorf("rewriteObject(%q) = %s, want an error", obj, got)
+		}
+	}
 }

@@ -167,7 +167,7 @@ func TestAnswerInputExactKey(t *testing.T) {
 	if err != nil || !asked || h.calls != 1 || h.params != nil {
 		t.Fatalf("asked %v, %d calls with params %s (want none: \"Params\"), error %v", asked, h.calls, h.params, err)
 	}
-	if string(out) != `{"inputResponses":{"q":{"roots":[]}},"requestState":"st"}` {
+	if !sameJSON(out, `{"inputResponses":{"q":{"roots":[]}},"requestState":"st"}`) {
 		t.Errorf("retry params %s", out)
 	}
 	res = `{"resultType":"input_required","InputRequests":{"q":{"method":"roots/list"}},"RequestState":"st"}`
@@ -256,30 +256,6 @@ func TestDecodeExact(t *testing.T) {
 	}
 	if err := decodeExact([]byte(`{"n":"1"}`), &quoted{}); err == nil {
 		t.Error(`decoded ",string"`)
-	}
-}
-
-// The scanner finds members as a map decode of the object would, exactly.
-func TestFindMember(t *testing.T) {
-	for _, tt := range []struct {
-		in, key, want string
-		n             int
-	}{
-		{`{"a":1}`, "a", `1`, 1},
-		{`{"A":1}`, "a", ``, 0},
-		{` {"a" : [1,{"a":"}"}] , "b":"\"" } `, "a", `[1,{"a":"}"}]`, 1},
-		{` {"a" : [1,{"a":"}"}] , "b":"\"" } `, "b", `"\""`, 1},
-		{`{"a":1,"b":{"a":2},"a":true}`, "a", `true`, 2},
-		{`{"\u0061":null}`, "a", `null`, 1},
-		{`{"é":-1.5e3}`, "é", `-1.5e3`, 1},
-		{`[{"a":1}]`, "a", ``, 0},
-		{`"a"`, "a", ``, 0},
-		{`{"a":1`, "a", `1`, 1},
-	} {
-		start, end, n := findMember([]byte(tt.in), tt.key)
-		if n != tt.n || n > 0 && tt.in[start:end] != tt.want {
-			t.Errorf("findMember(%s, %q) = %q ×%d", tt.in, tt.key, tt.in[start:end], n)
-		}
 	}
 }
 
@@ -467,4 +443,10 @@ func BenchmarkRouteProgress(b *testing.B) {
 	if n == 0 {
 		b.Fatal("not routed")
 	}
+}
+
+// sameJSON reports whether got is the JSON value want, member order aside.
+func sameJSON(got []byte, want string) bool {
+	var a, b any
+	return json.Unmarshal(got, &a) == nil && json.Unmarshal([]byte(want), &b) == nil && reflect.DeepEqual(a, b)
 }

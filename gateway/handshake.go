@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"slices"
 	"strings"
 	"sync"
@@ -282,30 +283,63 @@ func unsupportedVersions(e *jsonrpc.Error) []string {
 
 func allVersions() []string { return append(slices.Clone(modernVersions), legacyVersions...) }
 
-// clientCapabilities declares what the client handler offers.
-func (s *session) clientCapabilities(ctx context.Context) map[string]any {
-	caps := map[string]any{}
+// clientCapabilities is the capabilities object gw declares to a modern
+// server for one request: what the caller behind it can answer (sampling,
+// elicitation, roots), as the client handler says. One of eight fixed texts:
+// nothing is built per request.
+func (s *session) clientCapabilities(ctx context.Context) json.RawMessage {
+	i := 0
 	if h := s.cfg.handler; h != nil {
 		if h.Supports(ctx, MethodSampling) {
-			caps["sampling"] = map[string]any{}
+			i |= 1
 		}
 		if h.Supports(ctx, MethodElicitation) {
-			caps["elicitation"] = map[string]any{"form": map[string]any{}}
+			i |= 2
 		}
 		if h.Supports(ctx, MethodRoots) {
-			caps["roots"] = map[string]any{}
+			i |= 4
 		}
 	}
-	return caps
+	return capabilityTexts[i]
 }
+
+// capabilityTexts are the eight capabilities objects, by the bits
+// sampling (1), elicitation (2) and roots (4).
+var capabilityTexts = func() (texts [8]json.RawMessage) {
+	for i := range texts {
+		caps := map[string]any{}
+		if i&1 != 0 {
+			caps["sampling"] = map[string]any{}
+		}
+		if i&2 != 0 {
+			caps["elicitation"] = map[string]any{"form": map[string]any{}}
+		}
+		if i&4 != 0 {
+			caps["roots"] = map[string]any{}
+		}
+		texts[i] = mustJSON(caps)
+	}
+	return texts
+}()
 
 // metaParams adds the per-request _meta of the modern era.
 func (s *session) metaParams(ctx context.Context, params json.RawMessage, version string) (json.RawMessage, error) {
-	return withMeta(params, map[string]json.RawMessage{
-		metaProtocolVersion:    mustJSON(version),
-		metaClientInfo:         mustJSON(s.cfg.clientInfo),
-		metaClientCapabilities: mustJSON(s.clientCapabilities(ctx)),
-	})
+	v := s.versionText.Load()
+	if v == nil || v.version != version {
+		v = &versionText{version, mustJSON(version)}
+		s.versionText.Store(v)
+	}
+	return withMeta(params,
+		member{metaProtocolVersion, v.text},
+		member{metaClientInfo, s.cfg.clientInfoText()},
+		member{metaClientCapabilities, s.clientCapabilities(ctx)},
+	)
+}
+
+// versionText is a protocol version and its JSON text.
+type versionText struct {
+	version string
+	text    json.RawMessage
 }
 
 // request sends a request in the session's era. Modern requests carry _meta;
@@ -422,7 +456,7 @@ func (s *session) answerInput(ctx context.Context, method string, original, res 
 // into v by exact key at every depth, so "Tools" never stands in for "tools",
 // nor "ListChanged" for "listChanged"; see decodeExact.
 func decodeStrictFields(raw json.RawMessage, v any) error {
-	i := skipSpace(raw, 0)
+	i := jsonscan.SkipSpace(raw, 0)
 	if i == len(raw) {
 		return nil
 	}

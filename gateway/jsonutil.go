@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"unicode/utf8"
 )
 
 // Servers' messages are untrusted, and encoding/json matches struct fields
@@ -34,14 +34,14 @@ func objectFields(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	return m, nil
 }
 
-// field returns one member of a JSON object.
+// field returns one member of a JSON object (the last, when a key repeats, as
+// with encoding/json). Nothing is copied.
 func field(raw json.RawMessage, key string) (json.RawMessage, bool) {
-	m, err := objectFields(raw)
-	if err != nil {
+	start, end, n := jsonscan.Member(raw, key)
+	if n == 0 {
 		return nil, false
 	}
-	v, ok := m[key]
-	return v, ok
+	return raw[start:end], true
 }
 
 // stringField returns a string member, "" when absent or not a string.
@@ -50,44 +50,103 @@ func stringField(raw json.RawMessage, key string) string {
 	if !ok {
 		return ""
 	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
+	text, ok := jsonscan.String(v)
+	if !ok {
 		return ""
 	}
-	return s
+	return string(text)
 }
 
 // setField returns obj with key set to value (removed when value is nil).
 func setField(obj json.RawMessage, key string, value json.RawMessage) (json.RawMessage, error) {
-	m, err := objectFields(obj)
-	if err != nil {
-		return nil, err
-	}
-	if value == nil {
-		delete(m, key)
-	} else {
-		m[key] = value
-	}
-	return json.Marshal(m)
+	return rewriteObject(obj, member{key, value})
 }
 
-// withMeta sets entries of params._meta, keeping what the caller put there.
-func withMeta(params json.RawMessage, entries map[string]json.RawMessage) (json.RawMessage, error) {
-	m, err := objectFields(params)
-	if err != nil {
-		return nil, fmt.Errorf("params: %w", err)
+// member is one member rewriteObject sets: key is its text, which needs no
+// escaping (gw's own keys); a nil value removes the key.
+type member struct {
+	key   string
+	value []byte
+}
+
+// rewriteObject returns the JSON object obj with each member of set in
+// place of any of the same key (first, in the order given), and every other
+// member kept as written, in one pass and one copy, without decoding any
+// value: the call path edits the params of a call (the tool's name, _meta)
+// this way, whatever the size of its arguments. obj may be empty or null (an
+// empty object). Its values are not validated here (every face checks the
+// JSON it reads); its members must be well formed, else errNotObject.
+func rewriteObject(obj []byte, set ...member) (json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(obj)
+	if len(trimmed) == 0 || string(trimmed) == "null" {
+		trimmed = []byte("{}")
 	}
-	meta, err := objectFields(m["_meta"])
+	sc, ok := jsonscan.Object(trimmed)
+	if !ok {
+		return nil, errNotObject
+	}
+	size := len(trimmed) + 2
+	for _, m := range set {
+		size += len(m.key) + len(m.value) + 4
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	for _, m := range set {
+		if m.value == nil {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, m.key...)
+		out = append(out, '"', ':')
+		out = append(out, m.value...)
+	}
+	last := sc.Pos()
+	for {
+		k, plain, start, end, ok := sc.Next()
+		if !ok {
+			break
+		}
+		last = end
+		if slices.ContainsFunc(set, func(m member) bool { return jsonscan.KeyIs(k, plain, m.key) }) {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, k...)
+		out = append(out, ':')
+		out = append(out, trimmed[start:end]...)
+	}
+	// The scanner stops at the object's end or at malformed text: only the
+	// first ends in '}' as the last byte.
+	if i := jsonscan.SkipSpace(trimmed, last); i != len(trimmed)-1 || trimmed[i] != '}' {
+		return nil, errNotObject
+	}
+	return append(out, '}'), nil
+}
+
+// withMeta sets entries of params._meta, keeping what the caller put there
+// (but not a key gw sets): one pass over params, one copy.
+func withMeta(params json.RawMessage, entries ...member) (json.RawMessage, error) {
+	old, n := json.RawMessage(nil), 0
+	if start, end, count := jsonscan.Member(params, "_meta"); count > 0 {
+		old, n = params[start:end], count
+	}
+	if n > 1 {
+		return nil, errors.New("params: _meta is given twice")
+	}
+	meta, err := rewriteObject(old, entries...)
 	if err != nil {
 		return nil, fmt.Errorf("params._meta: %w", err)
 	}
-	for k, v := range entries {
-		meta[k] = v
+	out, err := rewriteObject(params, member{"_meta", meta})
+	if err != nil {
+		return nil, fmt.Errorf("params: %w", err)
 	}
-	if m["_meta"], err = json.Marshal(meta); err != nil {
-		return nil, err
-	}
-	return json.Marshal(m)
+	return out, nil
 }
 
 // swapProgressToken puts token in params._meta.progressToken and returns the
@@ -100,7 +159,7 @@ func swapProgressToken(params json.RawMessage, token string) (json.RawMessage, j
 			callerTok = t
 		}
 	}
-	out, err := withMeta(params, map[string]json.RawMessage{metaProgressToken: tok})
+	out, err := withMeta(params, member{metaProgressToken, tok})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,198 +173,6 @@ func mustJSON(v any) json.RawMessage {
 		panic(fmt.Sprintf("gw: marshal %T: %v", v, err))
 	}
 	return b
-}
-
-// The scanner below walks JSON text that is already known to be valid (every
-// message jsonrpc.Decode returns is), finding members by exact key without
-// decoding or copying anything: it is what the hot paths (resultType,
-// progress routing) use. On invalid text its answers are unspecified, but it
-// never panics and never reads out of bounds.
-
-// skipSpace returns the index of the first byte at or after i that is not
-// JSON whitespace.
-func skipSpace(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index just past the string that starts at b[i]
-// (a '"'), or -1 when it does not end; plain reports that its text needs no
-// unescaping: no escapes, and valid UTF-8.
-func skipString(b []byte, i int) (end int, plain bool) {
-	escaped, ascii := false, true
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return j + 1, !escaped && (ascii || utf8.Valid(b[i+1:j]))
-		case c == '\\':
-			escaped = true
-			j++
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return -1, false
-}
-
-// skipValue returns the index just past the value that starts at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		end, _ := skipString(b, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end, _ := skipString(b, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) {
-		switch b[j] {
-		case ',', '}', ']', ':', '"', '{', '[', ' ', '\t', '\n', '\r':
-			if j == i {
-				return -1
-			}
-			return j
-		}
-		j++
-	}
-	return j
-}
-
-// memberScanner yields the members of one JSON object in order.
-type memberScanner struct {
-	b []byte
-	i int // next byte to read; -1 once done
-}
-
-// scanObject starts a memberScanner on b, which must hold a JSON object
-// (surrounding whitespace allowed); ok is false otherwise.
-func scanObject(b []byte) (sc memberScanner, ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return memberScanner{i: -1}, false
-	}
-	return memberScanner{b: b, i: i + 1}, true
-}
-
-// next returns the next member: its key as written, quotes included; whether
-// the key is plain (its text is key[1:len(key)-1] as is); and where its value
-// lies in b. ok is false at the end of the object or on malformed text.
-func (sc *memberScanner) next() (key []byte, plain bool, start, end int, ok bool) {
-	if sc.i < 0 {
-		return nil, false, 0, 0, false
-	}
-	b := sc.b
-	i := skipSpace(b, sc.i)
-	if i < len(b) && b[i] == ',' {
-		i = skipSpace(b, i+1)
-	}
-	if i >= len(b) || b[i] != '"' {
-		sc.i = -1 // '}' or malformed
-		return nil, false, 0, 0, false
-	}
-	kend, plain := skipString(b, i)
-	if kend < 0 {
-		sc.i = -1
-		return nil, false, 0, 0, false
-	}
-	key = b[i:kend]
-	i = skipSpace(b, kend)
-	if i >= len(b) || b[i] != ':' {
-		sc.i = -1
-		return nil, false, 0, 0, false
-	}
-	start = skipSpace(b, i+1)
-	end = skipValue(b, start)
-	if end < 0 {
-		sc.i = -1
-		return nil, false, 0, 0, false
-	}
-	sc.i = end
-	return key, plain, start, end, true
-}
-
-// keyText returns a member key's text (allocating only for keys that need
-// unescaping); ok is false when it is not a valid JSON string.
-func keyText(key []byte, plain bool) (string, bool) {
-	if plain {
-		return string(key[1 : len(key)-1]), true
-	}
-	var s string
-	if json.Unmarshal(key, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// keyIs reports whether a member key, as next returns it, is exactly want.
-func keyIs(key []byte, plain bool, want string) bool {
-	if plain {
-		return string(key[1:len(key)-1]) == want
-	}
-	s, ok := keyText(key, false)
-	return ok && s == want
-}
-
-// findMember locates the member of the JSON object raw whose key is exactly
-// key: raw[start:end] is its value and n how many members have that key (the
-// last counts, as with encoding/json). n is 0 when there is none or raw is
-// not an object. Nothing is copied or allocated.
-func findMember(raw []byte, key string) (start, end, n int) {
-	sc, ok := scanObject(raw)
-	if !ok {
-		return 0, 0, 0
-	}
-	for {
-		k, plain, s, e, ok := sc.next()
-		if !ok {
-			return start, end, n
-		}
-		if keyIs(k, plain, key) {
-			start, end, n = s, e, n+1
-		}
-	}
-}
-
-// stringValue returns the text of the JSON string v, without copying when it
-// needs no unescaping; ok is false when v is not a string.
-func stringValue(v []byte) ([]byte, bool) {
-	if len(v) >= 2 && v[0] == '"' {
-		if end, plain := skipString(v, 0); end == len(v) && plain {
-			return v[1 : len(v)-1], true
-		}
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return nil, false
-	}
-	return []byte(s), true
 }
 
 // splice returns a copy of b with b[start:end] replaced by v.
@@ -432,13 +299,13 @@ func decodeExactValue(raw []byte, v reflect.Value) error {
 		if null {
 			return nil
 		}
-		sc, ok := scanObject(raw)
+		sc, ok := jsonscan.Object(raw)
 		if !ok {
 			return exactTypeError(raw, t)
 		}
 		var first error
 		for {
-			key, plain, start, end, ok := sc.next()
+			key, plain, start, end, ok := sc.Next()
 			if !ok {
 				return first
 			}
@@ -446,7 +313,7 @@ func decodeExactValue(raw []byte, v reflect.Value) error {
 			var found bool
 			if plain {
 				i, found = e.fields[string(key[1:len(key)-1])]
-			} else if k, ok := keyText(key, false); ok {
+			} else if k, ok := jsonscan.KeyText(key, false); ok {
 				i, found = e.fields[k]
 			}
 			if !found {
@@ -461,7 +328,7 @@ func decodeExactValue(raw []byte, v reflect.Value) error {
 			v.SetZero()
 			return nil
 		}
-		sc, ok := scanObject(raw)
+		sc, ok := jsonscan.Object(raw)
 		if !ok {
 			return exactTypeError(raw, t)
 		}
@@ -470,11 +337,11 @@ func decodeExactValue(raw []byte, v reflect.Value) error {
 		}
 		var first error
 		for {
-			key, plain, start, end, ok := sc.next()
+			key, plain, start, end, ok := sc.Next()
 			if !ok {
 				return first
 			}
-			k, _ := keyText(key, plain)
+			k, _ := jsonscan.KeyText(key, plain)
 			elem := reflect.New(t.Elem()).Elem()
 			if err := decodeExactValue(raw[start:end], elem); err != nil && first == nil {
 				first = err
@@ -493,8 +360,8 @@ func decodeExactValue(raw []byte, v reflect.Value) error {
 		// own backing array while it has room.
 		n := 0
 		var first error
-		for i := skipSpace(raw, 1); i < len(raw) && raw[i] != ']'; n++ {
-			end := skipValue(raw, i)
+		for i := jsonscan.SkipSpace(raw, 1); i < len(raw) && raw[i] != ']'; n++ {
+			end := jsonscan.SkipValue(raw, i)
 			if end < 0 {
 				break
 			}
@@ -507,8 +374,8 @@ func decodeExactValue(raw []byte, v reflect.Value) error {
 			if err := decodeExactValue(raw[i:end], v.Index(n)); err != nil && first == nil {
 				first = err
 			}
-			if i = skipSpace(raw, end); i < len(raw) && raw[i] == ',' {
-				i = skipSpace(raw, i+1)
+			if i = jsonscan.SkipSpace(raw, end); i < len(raw) && raw[i] == ',' {
+				i = jsonscan.SkipSpace(raw, i+1)
 			}
 		}
 		if n < v.Len() {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"slices"
 )
 
@@ -118,7 +119,7 @@ func pickVersion(ours, theirs []string) (string, bool) {
 // not a string) means "complete". It runs on every modern reply, so it
 // scans instead of decoding, and allocates only for an unusual value.
 func resultType(result json.RawMessage) string {
-	start, end, n := findMember(result, "resultType")
+	start, end, n := jsonscan.Member(result, "resultType")
 	if n == 0 {
 		return "complete"
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"io"
 	"log/slog"
 	"slices"
@@ -95,7 +96,8 @@ type session struct {
 	notes   chan *jsonrpc.Message
 	dropped atomic.Int64
 
-	logLevel atomic.Pointer[string] // the last logging/setLevel sent
+	logLevel    atomic.Pointer[string]      // the last logging/setLevel sent
+	versionText atomic.Pointer[versionText] // the version metaParams last wrote, as JSON
 
 	requests chan *jsonrpc.Message // server-to-client requests waiting for a worker
 	workers  int                   // request workers running; guarded by mu
@@ -123,6 +125,15 @@ type sessionConfig struct {
 	// onNotify receives server notifications other than progress and
 	// subscription acknowledgements, in the order the server sent them.
 	onNotify func(s *session, method string, params json.RawMessage)
+
+	infoOnce sync.Once
+	infoText json.RawMessage
+}
+
+// clientInfoText is clientInfo as JSON, made once.
+func (c *sessionConfig) clientInfoText() json.RawMessage {
+	c.infoOnce.Do(func() { c.infoText = mustJSON(c.clientInfo) })
+	return c.infoText
 }
 
 type pendingCall struct {
@@ -630,11 +641,11 @@ func (s *session) callsByAge(keep func(*pendingCall) bool) []*pendingCall {
 // put back. Progress is frequent: the token is found by scanning and
 // replaced by splicing bytes, one allocation for the copy.
 func (s *session) routeProgress(params json.RawMessage) {
-	start, end, n := findMember(params, metaProgressToken)
+	start, end, n := jsonscan.Member(params, metaProgressToken)
 	if n == 0 {
 		return
 	}
-	tok, ok := stringValue(params[start:end])
+	tok, ok := jsonscan.String(params[start:end])
 	if !ok {
 		return
 	}

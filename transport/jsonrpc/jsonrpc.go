@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"strconv"
 )
 
@@ -54,6 +55,10 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 {
 		return errors.New("jsonrpc: empty id")
 	}
+	if canonicalID(b) { // as StringID or Int64ID would write it: keep the text
+		*id = ID{raw: string(b)}
+		return nil
+	}
 	switch b[0] {
 	case '"':
 		var s string
@@ -72,6 +77,34 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		*id = Int64ID(n)
 		return nil
 	}
+}
+
+// canonicalID reports whether b is an id already in the form StringID or
+// Int64ID gives: a string of printable ASCII that encoding/json writes as is
+// (no escapes, no <, > or &), or a decimal integer of up to 18 digits without
+// a leading zero. Most ids are, and are then read without decoding.
+func canonicalID(b []byte) bool {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		for _, c := range b[1 : len(b)-1] {
+			if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return false
+			}
+		}
+		return true
+	}
+	digits := b
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) || string(b) == "-0" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Kind tells what a decoded message is.
@@ -128,41 +161,71 @@ type DecodeError struct {
 func (e *DecodeError) Error() string { return "jsonrpc: " + e.Reason }
 
 // Decode parses one message. Keys are matched case-sensitively; unknown
-// top-level keys are ignored as JSON-RPC allows extension members.
+// top-level keys are ignored as JSON-RPC allows extension members; a repeated
+// key counts once, the last (as with encoding/json). Params and Result are
+// subslices of data: one validating pass over data and no copy, whatever
+// their size.
 func Decode(data []byte) (*Message, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
+	if !json.Valid(data) {
+		var v json.RawMessage
+		err := json.Unmarshal(data, &v) // its error says where and why
 		return nil, &DecodeError{Reason: "invalid JSON: " + err.Error()}
 	}
-	if fields == nil {
+	sc, ok := jsonscan.Object(data)
+	if !ok {
 		return nil, &DecodeError{Reason: "message is not a JSON object"}
 	}
+	var idRaw, version, method, params, result, errRaw []byte
+	for {
+		k, plain, start, end, ok := sc.Next()
+		if !ok {
+			break
+		}
+		key, ok := string(k[1:len(k)-1]), plain
+		if !ok {
+			key, _ = jsonscan.KeyText(k, false)
+		}
+		switch v := data[start:end]; key {
+		case "id":
+			idRaw = v
+		case "jsonrpc":
+			version = v
+		case "method":
+			method = v
+		case "params":
+			params = v
+		case "result":
+			result = v
+		case "error":
+			errRaw = v
+		}
+	}
 	var m Message
-	if raw, ok := fields["id"]; ok && !isNull(raw) {
-		if err := m.ID.UnmarshalJSON(raw); err != nil {
+	if idRaw != nil && !isNull(idRaw) {
+		if err := m.ID.UnmarshalJSON(idRaw); err != nil {
 			return nil, &DecodeError{Reason: err.Error()}
 		}
 	}
 	fail := func(format string, args ...any) (*Message, error) {
 		return nil, &DecodeError{ID: m.ID, Reason: fmt.Sprintf(format, args...)}
 	}
-	var version string
-	if raw, ok := fields["jsonrpc"]; !ok || json.Unmarshal(raw, &version) != nil || version != Version {
+	if v, ok := jsonscan.String(version); !ok || string(v) != Version {
 		return fail(`"jsonrpc" must be "2.0"`)
 	}
-	if raw, ok := fields["method"]; ok {
-		if err := json.Unmarshal(raw, &m.Method); err != nil || m.Method == "" {
+	if method != nil {
+		text, ok := jsonscan.String(method)
+		if !ok || len(text) == 0 {
 			return fail(`"method" must be a non-empty string`)
 		}
+		m.Method = string(text)
 	}
-	if raw, ok := fields["params"]; ok && !isNull(raw) {
-		if c := firstByte(raw); c != '{' && c != '[' {
+	if params != nil && !isNull(params) {
+		if c := params[0]; c != '{' && c != '[' {
 			return fail(`"params" must be an object or an array`)
 		}
-		m.Params = raw
+		m.Params = params
 	}
-	result, hasResult := fields["result"]
-	errRaw, hasError := fields["error"]
+	hasResult, hasError := result != nil, errRaw != nil
 	if m.Method != "" {
 		if hasResult || hasError {
 			return fail("a request must not carry result or error")

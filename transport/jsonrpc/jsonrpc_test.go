@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -50,7 +51,7 @@ func TestDecodeRejects(t *testing.T) {
 		id       string // id still readable from the broken message
 	}{
 		{`not json`, "invalid JSON", ""},
-		{`[1,2]`, "invalid JSON", ""},
+		{`[1,2]`, "not a JSON object", ""},
 		{`null`, "not a JSON object", ""},
 		{`{"id":1,"method":"x"}`, `"jsonrpc" must be "2.0"`, "1"},
 		{`{"jsonrpc":"1.0","id":1,"method":"x"}`, `"jsonrpc" must be "2.0"`, "1"},
@@ -211,4 +212,102 @@ func TestCheckDepth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decodeReference is Decode as it was, over a map decode: FuzzDecodeReference
+// holds the scanner-based Decode to it.
+func decodeReference(data []byte) (*Message, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, &DecodeError{Reason: "invalid JSON: " + err.Error()}
+	}
+	if fields == nil {
+		return nil, &DecodeError{Reason: "message is not a JSON object"}
+	}
+	var m Message
+	if raw, ok := fields["id"]; ok && !isNull(raw) {
+		if err := m.ID.UnmarshalJSON(raw); err != nil {
+			return nil, &DecodeError{Reason: err.Error()}
+		}
+	}
+	fail := func(format string, args ...any) (*Message, error) {
+		return nil, &DecodeError{ID: m.ID, Reason: fmt.Sprintf(format, args...)}
+	}
+	var version string
+	if raw, ok := fields["jsonrpc"]; !ok || json.Unmarshal(raw, &version) != nil || version != Version {
+		return fail(`"jsonrpc" must be "2.0"`)
+	}
+	if raw, ok := fields["method"]; ok {
+		if err := json.Unmarshal(raw, &m.Method); err != nil || m.Method == "" {
+			return fail(`"method" must be a non-empty string`)
+		}
+	}
+	if raw, ok := fields["params"]; ok && !isNull(raw) {
+		if c := firstByte(raw); c != '{' && c != '[' {
+			return fail(`"params" must be an object or an array`)
+		}
+		m.Params = raw
+	}
+	result, hasResult := fields["result"]
+	errRaw, hasError := fields["error"]
+	if m.Method != "" {
+		if hasResult || hasError {
+			return fail("a request must not carry result or error")
+		}
+		return &m, nil
+	}
+	switch {
+	case hasResult && hasError:
+		return fail("a response must not carry both result and error")
+	case hasResult:
+		if !m.ID.IsValid() {
+			return fail("a result response must have an id")
+		}
+		m.Result = result
+	case hasError:
+		var e Error
+		if err := e.UnmarshalJSON(errRaw); err != nil {
+			return fail("bad error object: %v", err)
+		}
+		m.Error = &e
+	default:
+		return fail("message has neither method nor result nor error")
+	}
+	return &m, nil
+}
+
+// FuzzDecodeReference: Decode accepts what the map-based decoder accepted,
+// and reads the same id, method, params, result and error.
+func FuzzDecodeReference(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"x","params":{}}`,
+		`{"jsonrpc":"2.0","id":"a<b","result":{"a":[1,2]}}`,
+		`{"jsonrpc":"2.0","id":-0,"result":1}`,
+		`{"jsonrpc":"2.0","id":"\u0041","result":1,"id":"x"}`,
+		`{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m","data":null}}`,
+		`{"jsonrpc":"2.0","method":"n","\u006dethod":"m"}`,
+		` { "jsonrpc" : "2.0" , "id" : 12345678901234567890 , "result" : null } `,
+		`{}`, `[]`, `"x"`, ``, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Decode(data)
+		want, werr := decodeReference(data)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("Decode(%q): %v; the map decoder: %v", data, err, werr)
+		}
+		if err != nil {
+			var a, b *DecodeError
+			if errors.As(err, &a) && errors.As(werr, &b) && a.ID != b.ID {
+				t.Fatalf("Decode(%q) error id %q; the map decoder's %q", data, a.ID, b.ID)
+			}
+			return
+		}
+		if got.ID != want.ID || got.Method != want.Method || !bytes.Equal(got.Params, want.Params) ||
+			!bytes.Equal(got.Result, want.Result) || (got.Error == nil) != (want.Error == nil) ||
+			got.Error != nil && (got.Error.Code != want.Error.Code || got.Error.Message != want.Error.Message || !bytes.Equal(got.Error.Data, want.Error.Data)) {
+			t.Fatalf("Decode(%q) = %+v; the map decoder: %+v", data, got, want)
+		}
+	})
 }
