@@ -110,6 +110,39 @@ Start the servers and print each one's state, protocol era and version, server i
 error. Exit status 1 if a server is not ready.
 ` + configFlags + `      --json          the status of each server as JSON
 `,
+	"bench": `Usage: gw bench -c FILE [--server NAME] [--tool NAME --args JSON] [--concurrency 1,16,256]
+                [--duration 5s] [--paths direct,gateway,nats,stdio,http] [--json] [--set KEY=VALUE]… [-v]
+
+Time one tool of one of your servers directly and through each of gw's paths, in one run, and
+print what gw adds: for each path and concurrency, calls per second, p50 and p99 latency, errors,
+and the p50 and throughput ratios to direct. Each run has that many callers calling back to back
+for --duration, after a warm-up that is not counted (a tenth of it, 100ms to 1s).
+
+Paths:
+  direct   the server started on its own, called by a bare pipelined JSON-RPC client over its
+           stdio (one connection, replies handed out by id), in the server's era: the floor
+  gateway  gw's gateway in process (Gateway.CallTool): what gw itself adds
+  nats     the NATS face over that gateway on an embedded NATS server, called from another
+           connection (gw run's NATS path, without a network)
+  stdio    gw stdio -c FILE as a child process, called by the same client as direct
+  http     gw run's Streamable HTTP face on 127.0.0.1, modern stateless POSTs on keep-alive
+           connections
+
+The gateway starts every configured server (gw stdio starts its own copies); every path calls
+as the local user. The faces admit a bounded number of calls at once (nats.max_concurrent, 64
+by default; gw stdio 64): beyond it callers get "gw: busy", counted as errors. A call whose
+result has isError counts as an error too. Exit status 2 for a mistake in the arguments, 1 if a
+path did not start or the run was interrupted.
+` + configFlags + `      --server NAME   the server (default: the first configured)
+      --tool NAME     its tool, by the server's name or gw's (default: the first that takes no
+                      arguments, read-only ones first, never one marked destructive)
+      --args JSON     the tool's arguments, a JSON object (default {}; required when the tool
+                      requires arguments)
+      --concurrency N,N…  callers at once, one run each (default 1,16,256)
+      --duration D    how long each run is measured (default 5s)
+      --paths P,P…    the paths to run (default all)
+      --json          the results as one JSON object
+`,
 	"version": `Usage: gw version
 
 Print gw's version.

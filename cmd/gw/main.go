@@ -9,6 +9,7 @@
 //	gw pin accept -c FILE SERVER[/TOOL]  accept changed tool definitions (or --all)
 //	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
 //	gw servers -c FILE                   start every server and print its status
+//	gw bench -c FILE [--tool NAME …]     time a server's tool directly and through gw
 //	gw policy eval|check …               try a policy module
 //	gw help [COMMAND]                    usage (also: gw COMMAND --help)
 //
@@ -52,6 +53,10 @@ Usage:
   gw pin accept -c FILE SERVER[/TOOL]…|--all accept changed tool definitions
   gw call    -c FILE NAME ['JSON-ARGS'] call a tool, print the CallToolResult as JSON
   gw servers -c FILE [--json]           start the servers and print their status
+  gw bench   -c FILE [--server NAME] [--tool NAME --args JSON] [--concurrency 1,16,256]
+             [--duration 5s] [--paths direct,gateway,nats,stdio,http] [--json]
+                                        time a server's tool directly and through each of gw's
+                                        paths, side by side
   gw policy  eval|check …               evaluate or check a policy module
   gw version
   gw help [COMMAND]                     this text, or one command's help (or: gw COMMAND --help)
@@ -91,8 +96,9 @@ type cliFlags struct {
 	principal string // gw stdio: the caller the authorizer sees
 	view      string // gw stdio: serve only this configured view
 
-	changed bool // gw tools: the changed tools in the pin bucket
-	all     bool // gw pin accept: every changed tool
+	changed bool       // gw tools: the changed tools in the pin bucket
+	all     bool       // gw pin accept: every changed tool
+	bench   benchFlags // gw bench's own flags
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
@@ -121,6 +127,9 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.StringVar(&f.view, "view", "", "gw stdio: serve only this view of the configuration's views")
 	fs.BoolVar(&f.changed, "changed", false, "gw tools: the tools whose definitions changed since they were pinned")
 	fs.BoolVar(&f.all, "all", false, "gw pin accept: every changed tool")
+	if name == "bench" {
+		f.bench.register(fs)
+	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -181,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch cmd {
-	case "tools", "servers", "run", "stdio":
+	case "tools", "servers", "run", "stdio", "bench":
 		if len(pos) != 0 {
 			fmt.Fprintf(stderr, "gw %s: unexpected argument %q\n", cmd, pos[0])
 			return 2
@@ -225,6 +234,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return runStdio(ctx, loadOpts, cfg, stdioOptions{principal: f.principal, view: view}, logger, os.Stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, cfg, f, logger, stdout, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {

@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envRunAsGW) == "1" {
 		main() // the test binary re-executed as gw (see gwCommand); exits
 	}
+	selfEnv = map[string]string{envRunAsGW: "1"} // gw bench's gw stdio
 	os.Exit(m.Run())
 }
 
