@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -10,7 +11,7 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/mcptest"
-	"github.com/gwmcp/gw/transport/jsonrpc"
+	"github.com/gwmcp/gw/internal/rpcclient"
 	"github.com/gwmcp/gw/transport/stdio"
 )
 
@@ -50,8 +51,10 @@ func benchGateway(b *testing.B, era mcptest.Era, parallel bool) {
 	}
 }
 
-// benchDirect speaks to the server with hand-written lines: the floor any
-// stdio client pays (process pipes, the server's own work).
+// benchDirect calls the server with a bare client on its stdio, one call at
+// a time on the caller's goroutine (rpcclient's serial mode: no reader
+// goroutine, no pending map): the floor any stdio client pays (process
+// pipes, the server's own work).
 func benchDirect(b *testing.B, era mcptest.Era) {
 	spec := server(b, "s", mcptest.Options{Era: era})
 	exe, _ := os.Executable()
@@ -59,41 +62,19 @@ func benchDirect(b *testing.B, era mcptest.Era) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
 	ctx := context.Background()
-	roundTrip := func(line string, id string) {
-		if err := p.WriteMessage(ctx, []byte(line)); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			msg, err := p.ReadMessage()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m, err := jsonrpc.Decode(msg); err == nil && m.Kind() == jsonrpc.KindResponse && m.ID.String() == id {
-				if m.Error != nil {
-					b.Fatal(m.Error)
-				}
-				return
-			}
-		}
+	c, err := rpcclient.Open(ctx, p, rpcclient.Options{Era: rpcclient.Era(era), Serial: true})
+	if err != nil {
+		b.Fatal(err)
 	}
-	meta := ""
-	if era == mcptest.EraLegacy {
-		roundTrip(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}`, "0")
-		if err := p.WriteMessage(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)); err != nil {
-			b.Fatal(err)
-		}
-	} else {
-		meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"0"}},`
-	}
+	defer c.Close()
+	req := json.RawMessage(`{"name":"echo","arguments":{"text":"benchmark"}}`)
 	b.ReportAllocs()
 	b.ResetTimer()
-	id := 0
 	for b.Loop() {
-		id++
-		ids := fmt.Sprint(id)
-		roundTrip(`{"jsonrpc":"2.0","id":`+ids+`,"method":"tools/call","params":{`+meta+`"name":"echo","arguments":{"text":"benchmark"}}}`, ids)
+		if _, err := c.Call(ctx, "tools/call", req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gwmcp/gw/transport/jsonrpc"
+	"github.com/gwmcp/gw/internal/rpcclient"
 	"github.com/gwmcp/gw/transport/stdio"
 )
 
@@ -41,7 +42,8 @@ func BenchmarkMCPFaces(b *testing.B) {
 }
 
 // benchStdioClient opens a session in era with the server cfg starts and
-// times tools/call of tool, one at a time.
+// times tools/call of tool, one at a time on the caller's goroutine
+// (rpcclient's serial mode: no reader goroutine).
 func benchStdioClient(b *testing.B, era, tool string, cfg stdio.Config) {
 	cfg.StopGrace = 2 * time.Second
 	cfg.Logger = slog.New(slog.DiscardHandler) // gw's own logs, on its stderr
@@ -49,43 +51,21 @@ func benchStdioClient(b *testing.B, era, tool string, cfg stdio.Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
 	ctx := context.Background()
-	roundTrip := func(line, id string) {
-		if err := p.WriteMessage(ctx, []byte(line)); err != nil {
+	c, err := rpcclient.Open(ctx, p, rpcclient.Options{Era: rpcclient.Era(era), Serial: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	params := json.RawMessage(`{"name":"` + tool + `","arguments":{"text":"benchmark"}}`)
+	call := func() {
+		if _, err := c.Call(ctx, "tools/call", params); err != nil {
 			b.Fatal(err)
 		}
-		for {
-			msg, err := p.ReadMessage()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m, err := jsonrpc.Decode(msg); err == nil && m.Kind() == jsonrpc.KindResponse && m.ID.String() == id {
-				if m.Error != nil {
-					b.Fatal(m.Error)
-				}
-				return
-			}
-		}
 	}
-	meta := ""
-	if era == "legacy" {
-		roundTrip(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}`, "0")
-		if err := p.WriteMessage(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)); err != nil {
-			b.Fatal(err)
-		}
-	} else {
-		meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"0"}},`
-	}
-	call := func(id int) {
-		ids := fmt.Sprint(id)
-		roundTrip(`{"jsonrpc":"2.0","id":`+ids+`,"method":"tools/call","params":{`+meta+`"name":"`+tool+`","arguments":{"text":"benchmark"}}}`, ids)
-	}
-	call(1) // gw stdio starts its servers at the first request
-	id := 1
+	call() // gw stdio starts its servers at the first request
 	b.ResetTimer()
 	for b.Loop() {
-		id++
-		call(id)
+		call()
 	}
 }

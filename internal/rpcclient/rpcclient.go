@@ -140,7 +140,7 @@ func (c *Client) open(ctx context.Context, o Options) error {
 	if o.Era == EraAuto && !c.serial {
 		pctx, cancel = context.WithTimeout(ctx, o.DiscoverTimeout)
 	}
-	res, err := c.call(pctx, "server/discover", []byte("{"+string(meta)+"}"), false)
+	res, err := c.call(pctx, "server/discover", nil, meta, false)
 	cancel()
 	var rpcErr *jsonrpc.Error
 	switch {
@@ -168,7 +168,7 @@ func (c *Client) open(ctx context.Context, o Options) error {
 }
 
 func (c *Client) initialize(ctx context.Context, info []byte) error {
-	res, err := c.call(ctx, "initialize", []byte(`{"protocolVersion":"`+LegacyVersion+`","capabilities":{},"clientInfo":`+string(info)+`}`), false)
+	res, err := c.call(ctx, "initialize", []byte(`{"protocolVersion":"`+LegacyVersion+`","capabilities":{},"clientInfo":`+string(info)+`}`), nil, false)
 	if err != nil {
 		return fmt.Errorf("rpcclient: initialize: %w", err)
 	}
@@ -186,36 +186,44 @@ func (c *Client) initialize(ctx context.Context, info []byte) error {
 // the reply, a pipelined client forgets the call and sends
 // notifications/cancelled.
 func (c *Client) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-	if c.meta != nil {
-		params = c.withMeta(params)
-	}
-	return c.call(ctx, method, params, true)
+	return c.call(ctx, method, params, c.meta, true)
 }
 
-func (c *Client) withMeta(params json.RawMessage) json.RawMessage {
+// request is the line of request id: params with meta spliced in first.
+func request(id, method string, params json.RawMessage, meta []byte) []byte {
 	p := bytes.TrimSpace(params)
-	out := make([]byte, 0, len(p)+len(c.meta)+2)
-	out = append(out, '{')
-	out = append(out, c.meta...)
-	if len(p) < 2 || p[0] != '{' || len(bytes.TrimSpace(p[1:len(p)-1])) == 0 {
-		return append(out, '}')
-	}
-	return append(append(out, ','), p[1:]...)
-}
-
-func (c *Client) call(ctx context.Context, method string, params json.RawMessage, cancelNotice bool) (json.RawMessage, error) {
-	id := strconv.FormatInt(c.nextID.Add(1), 10)
-	m, _ := json.Marshal(method)
-	line := make([]byte, 0, 40+len(m)+len(params))
+	line := make([]byte, 0, 48+len(id)+len(method)+len(p)+len(meta))
 	line = append(line, `{"jsonrpc":"2.0","id":`...)
 	line = append(line, id...)
 	line = append(line, `,"method":`...)
-	line = append(line, m...)
-	if len(params) > 0 {
-		line = append(line, `,"params":`...)
-		line = append(line, params...)
+	line = appendString(line, method)
+	switch {
+	case meta == nil && len(p) == 0:
+	case meta == nil:
+		line = append(append(line, `,"params":`...), p...)
+	case len(p) < 2 || p[0] != '{' || len(bytes.TrimSpace(p[1:len(p)-1])) == 0:
+		line = append(append(append(line, `,"params":{`...), meta...), '}')
+	default:
+		line = append(append(append(line, `,"params":{`...), meta...), ',')
+		line = append(line, p[1:]...)
 	}
-	line = append(line, '}')
+	return append(line, '}')
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			m, _ := json.Marshal(s)
+			return append(b, m...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
+}
+
+func (c *Client) call(ctx context.Context, method string, params json.RawMessage, meta []byte, cancelNotice bool) (json.RawMessage, error) {
+	id := strconv.FormatInt(c.nextID.Add(1), 10)
+	line := request(id, method, params, meta)
 	if c.serial {
 		return c.roundTrip(ctx, id, line)
 	}
