@@ -186,7 +186,8 @@ type bench struct {
 
 	g       *gateway.Gateway
 	direct  *rpcclient.Client
-	dirErr  error // the direct client did not open
+	dirErr  error  // the direct client did not open
+	era     string // the server's, as the direct client opened it
 	tool    string
 	exposed string // "" when gw does not list the tool: expErr says why
 	expErr  error
@@ -221,14 +222,15 @@ func runBench(ctx context.Context, cfg *config.Config, f cliFlags, logger *slog.
 		}
 		return 1
 	}
+	if b.direct != nil && !slices.Contains(plan.paths, "direct") {
+		_ = b.direct.Close() // it only listed the tools
+		b.direct = nil
+	}
 	if b.direct != nil {
 		defer b.direct.Close()
 	}
-	rep := benchReport{Server: plan.server, Tool: b.tool, Exposed: b.exposed, Arguments: b.args(),
+	rep := benchReport{Server: plan.server, Tool: b.tool, Exposed: b.exposed, Arguments: b.args(), Era: b.era,
 		Duration: plan.duration.String(), Warmup: plan.warmup.String()}
-	if b.direct != nil {
-		rep.Era = string(b.direct.Era())
-	}
 	failed := false
 	for _, path := range plan.paths {
 		if ctx.Err() != nil {
@@ -301,12 +303,13 @@ type toolDesc struct {
 func (b *bench) chooseTool(ctx context.Context) error {
 	want := b.f.bench.tool
 	cat := b.g.Catalog()
-	if e, ok := cat.Tool(want); ok && b.f.bench.server == "" && want != "" {
+	if e, ok := cat.Tool(want); ok && want != "" && (b.f.bench.server == "" || b.f.bench.server == e.Server) {
 		b.plan.server, want = e.Server, e.Original // gw's name
 	}
 	b.direct, b.dirErr = b.openDirect(ctx)
 	var tools []toolDesc
 	if b.direct != nil {
+		b.era = string(b.direct.Era())
 		tools, b.dirErr = listTools(ctx, b.direct)
 		if b.dirErr != nil {
 			_ = b.direct.Close()

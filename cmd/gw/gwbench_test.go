@@ -99,6 +99,15 @@ func TestBenchJSON(t *testing.T) {
 	if *rep.Rows[0].P50Ratio != 1 {
 		t.Errorf("direct's p50 ratio %v", *rep.Rows[0].P50Ratio)
 	}
+
+	// Without direct there are no ratios.
+	code, stdout, stderr = runGW(t, "bench", "-c", cfg, "--server", "s", "--tool", "s__echo", "--args", `{"text":"x"}`,
+		"--duration", "100ms", "--concurrency", "1", "--paths", "gateway", "--json")
+	rep = benchReport{}
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 1 || rep.Era != "legacy" ||
+		rep.Rows[0].Calls == 0 || rep.Rows[0].P50Ratio != nil {
+		t.Errorf("exit %d, %v, %+v\nstderr:\n%s", code, err, rep, stderr)
+	}
 }
 
 func TestBenchUsageErrors(t *testing.T) {
