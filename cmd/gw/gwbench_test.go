@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gwmcp/gw/internal/mcptest"
 )
 
 const benchConfig = `
@@ -204,5 +207,35 @@ func TestPickTool(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got.Name, err, tt.want)
 			}
 		})
+	}
+}
+
+// Ctrl-C (the end of run's context) stops the run under way at once; the
+// runs that finished are printed.
+func TestBenchInterrupted(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", benchConfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr mcptest.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"bench", "-c", cfg, "--tool", "echo", "--args", `{"text":"x"}`, "--duration", "1m",
+			"--paths", "direct,gateway", "--json"}, &stdout, &stderr)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "direct, 1 at once"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first run never started\n%s", stderr.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		var rep benchReport
+		if err := json.Unmarshal([]byte(stdout.String()), &rep); code != 1 || err != nil || !rep.Interrupted || len(rep.Rows) != 0 ||
+			!strings.Contains(stderr.String(), "gw bench: interrupted") {
+			t.Errorf("exit %d, %v, %+v\nstderr:\n%s", code, err, rep, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gw bench did not stop")
 	}
 }
