@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/gwmcp/gw/internal/mcptest"
 )
 
@@ -40,6 +42,7 @@ func parseMicros(t *testing.T, s string) float64 {
 }
 
 func TestBenchTable(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := writeConfig(t, "gw.yaml", benchConfig)
 	code, stdout, stderr := runGW(t, "bench", "-c", cfg, "--tool", "echo", "--args", `{"text": "bench"}`,
 		"--duration", "300ms", "--concurrency", "1,4")
