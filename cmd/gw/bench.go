@@ -320,7 +320,6 @@ func (b *bench) chooseTool(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fmt.Fprintf(b.stderr, "gw bench: direct: %v\n", b.dirErr)
 		tools = nil
 		for _, e := range cat.Tools {
 			if e.Server == b.plan.server {
@@ -330,6 +329,10 @@ func (b *bench) chooseTool(ctx context.Context) error {
 				tools = append(tools, t)
 			}
 		}
+		if len(tools) == 0 {
+			return fmt.Errorf("server %s started neither on its own (%v) nor in gw: no tools to call", b.plan.server, b.dirErr)
+		}
+		fmt.Fprintf(b.stderr, "gw bench: direct: %v\n", b.dirErr)
 	}
 	t, err := pickTool(b.plan.server, tools, want)
 	if err != nil {
@@ -405,7 +408,21 @@ func (b *bench) openDirect(ctx context.Context) (*rpcclient.Client, error) {
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Gateway.StartTimeout)
 	defer cancel()
-	return rpcclient.Open(octx, p, rpcclient.Options{DiscoverTimeout: b.cfg.Gateway.DiscoverTimeout})
+	c, err := rpcclient.Open(octx, p, rpcclient.Options{DiscoverTimeout: b.cfg.Gateway.DiscoverTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, lastStderr(p))
+	}
+	return c, nil
+}
+
+// lastStderr is the end of a child's stderr, for an error saying why it
+// did not start.
+func lastStderr(p *stdio.Process) string {
+	tail := p.StderrTail()
+	if len(tail) == 0 {
+		return ""
+	}
+	return "; its stderr ends: " + oneLine(strings.Join(tail[max(len(tail)-3, 0):], " | "), 300)
 }
 
 // listTools reads every page of tools/list.
@@ -595,7 +612,7 @@ func (b *bench) startStdio(ctx context.Context) (benchCall, func(), error) {
 	defer cancel()
 	c, err := rpcclient.Open(octx, p, rpcclient.Options{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("gw stdio: %w", err)
+		return nil, nil, fmt.Errorf("gw stdio: %w%s", err, lastStderr(p))
 	}
 	// gw stdio answers once its servers have started.
 	if _, err := c.Call(octx, "tools/list", json.RawMessage(`{}`)); err != nil {

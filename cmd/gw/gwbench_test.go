@@ -174,11 +174,20 @@ func TestBenchPathFails(t *testing.T) {
 	code, stdout, stderr := runGW(t, "bench", "-c", cfg, "--tool", "echo", "--args", `{"text":"x"}`, "--duration", "100ms",
 		"--concurrency", "1", "--paths", "gateway,stdio")
 	if code != 1 || !strings.Contains(stdout, "stdio    -") || !strings.Contains(stdout, "stdio did not start: gw stdio: ") ||
+		!strings.Contains(stdout, "its stderr ends: gw: config: ") || !strings.Contains(stdout, "gateway.call_timeout") ||
 		!strings.Contains(stdout, "\ngateway  1 ") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("took %s", d)
+	}
+
+	// A server that starts nowhere has no tools to call.
+	broken := writeConfig(t, "broken.yaml", "servers:\n  s: {command: EXE, env: {MCPTEST_SERVER: \"1\", MCPTEST_CRASH_ON_START: \"1\"}}\n")
+	code, stdout, stderr = runGW(t, "bench", "-c", broken, "--tool", "echo", "--args", `{"text":"x"}`)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "server s started neither on its own (") ||
+		!strings.Contains(stderr, "crashing on start as asked") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
 
