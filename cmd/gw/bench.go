@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -43,8 +44,10 @@ import (
 //	direct   a pipelined client of our own (internal/rpcclient) on the server's stdio, in its era
 //	gateway  gateway.CallTool in process: gw's floor
 //	nats     the NATS face over that gateway, on an embedded nats-server, called from another connection
-//	stdio    gw stdio -c FILE as a child process, driven by the same client as direct (modern era)
-//	http     the Streamable HTTP face over the gateway on 127.0.0.1:0, modern stateless POSTs
+//	stdio    gw stdio -c FILE as a child process, driven by the same client as direct
+//	http     the Streamable HTTP face over the gateway on 127.0.0.1:0 (legacy: one session; modern: stateless POSTs)
+//
+// gw stdio and the HTTP face are called in the server's era (clientEra).
 //
 // The in-process gateway starts every configured server, as gw run does;
 // gw stdio starts its own. Every path calls as the same principal, the
@@ -610,7 +613,7 @@ func (b *bench) startStdio(ctx context.Context) (benchCall, func(), error) {
 	}
 	octx, cancel := context.WithTimeout(ctx, b.cfg.Gateway.StartTimeout+10*time.Second)
 	defer cancel()
-	c, err := rpcclient.Open(octx, p, rpcclient.Options{})
+	c, err := rpcclient.Open(octx, p, rpcclient.Options{Era: b.clientEra()})
 	if err != nil {
 		return nil, nil, fmt.Errorf("gw stdio: %w%s", err, lastStderr(p))
 	}
@@ -624,7 +627,9 @@ func (b *bench) startStdio(ctx context.Context) (benchCall, func(), error) {
 
 // startHTTP serves the Streamable HTTP face over the gateway on a free
 // loopback port, as gw run does (every caller is the local user here), and
-// calls it with modern stateless POSTs on keep-alive connections.
+// calls it on keep-alive connections in the server's era: legacy in one
+// session (initialize, then every caller's POSTs with its id), modern with
+// stateless POSTs and their headers.
 func (b *bench) startHTTP(ctx context.Context) (benchCall, func(), error) {
 	if b.exposed == "" {
 		return nil, nil, b.expErr
@@ -659,33 +664,23 @@ func (b *bench) startHTTP(ctx context.Context) (benchCall, func(), error) {
 		tr.CloseIdleConnections()
 	}
 	url := "http://" + ln.Addr().String() + httpface.Endpoint
-	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"` +
-		rpcclient.ModernVersion + `","io.modelcontextprotocol/clientInfo":{"name":"gw-bench","version":"0"},` +
-		`"io.modelcontextprotocol/clientCapabilities":{}},` + string(b.gwArgs[1:]) + `}`)
-	hdr := http.Header{
-		"Content-Type":         {"application/json"},
-		"Accept":               {"application/json, text/event-stream"},
-		"Mcp-Protocol-Version": {rpcclient.ModernVersion},
-		"Mcp-Method":           {"tools/call"},
-		"Mcp-Name":             {b.exposed},
-	}
-	for name, value := range paramHeaders(lr.ParamHeaders(b.exposed), b.args()) {
-		hdr.Set("Mcp-Param-"+name, value)
-	}
-	call := func(ctx context.Context) error {
+	post := func(ctx context.Context, body []byte, hdr http.Header) (*jsonrpc.Message, http.Header, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		req.Header = hdr.Clone()
 		resp, err := client.Do(req)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		out, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return err
+			return nil, nil, err
+		}
+		if resp.StatusCode == http.StatusAccepted && len(out) == 0 {
+			return nil, resp.Header, nil // a notification's answer
 		}
 		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			out = lastSSEData(out)
@@ -693,13 +688,70 @@ func (b *bench) startHTTP(ctx context.Context) (benchCall, func(), error) {
 		m, derr := jsonrpc.Decode(out)
 		switch {
 		case derr == nil && m.Error != nil:
-			return m.Error
+			return nil, nil, m.Error
 		case resp.StatusCode/100 != 2 || derr != nil:
-			return fmt.Errorf("HTTP %d: %s", resp.StatusCode, oneLine(string(out), 200))
+			return nil, nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, oneLine(string(out), 200))
+		}
+		return m, resp.Header, nil
+	}
+	hdr := http.Header{
+		"Content-Type": {"application/json"},
+		"Accept":       {"application/json, text/event-stream"},
+	}
+	var params string // of the tools/call
+	if b.clientEra() == rpcclient.EraLegacy {
+		// One session for every caller, as one client with many requests
+		// in flight.
+		init := []byte(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"` + rpcclient.LegacyVersion +
+			`","capabilities":{},"clientInfo":{"name":"gw-bench","version":"0"}}}`)
+		_, h, err := post(ctx, init, hdr)
+		if err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("initialize: %w", err)
+		}
+		hdr.Set("Mcp-Session-Id", h.Get("Mcp-Session-Id"))
+		hdr.Set("Mcp-Protocol-Version", rpcclient.LegacyVersion)
+		if _, _, err := post(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), hdr); err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("notifications/initialized: %w", err)
+		}
+		params = string(b.gwArgs)
+	} else {
+		params = `{` + modernMeta + `,` + string(b.gwArgs[1:])
+		hdr.Set("Mcp-Protocol-Version", rpcclient.ModernVersion)
+		hdr.Set("Mcp-Method", "tools/call")
+		hdr.Set("Mcp-Name", b.exposed)
+		for name, value := range paramHeaders(lr.ParamHeaders(b.exposed), b.args()) {
+			hdr.Set("Mcp-Param-"+name, value)
+		}
+	}
+	var ids atomic.Int64 // a legacy session's requests in flight need distinct ids
+	call := func(ctx context.Context) error {
+		body := make([]byte, 0, 64+len(params))
+		body = append(body, `{"jsonrpc":"2.0","id":`...)
+		body = strconv.AppendInt(body, ids.Add(1), 10)
+		body = append(append(append(body, `,"method":"tools/call","params":`...), params...), '}')
+		m, _, err := post(ctx, body, hdr)
+		if err != nil {
+			return err
 		}
 		return toolError(m.Result)
 	}
 	return call, stop, nil
+}
+
+// modernMeta is the _meta of gw bench's modern requests over HTTP.
+const modernMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"` + rpcclient.ModernVersion +
+	`","io.modelcontextprotocol/clientInfo":{"name":"gw-bench","version":"0"},"io.modelcontextprotocol/clientCapabilities":{}}`
+
+// clientEra is the era gw's stdio and HTTP faces are called in: the
+// server's own, so that each path compares like with like (a legacy
+// server's clients are legacy ones); modern when it is unknown.
+func (b *bench) clientEra() rpcclient.Era {
+	if b.era == string(rpcclient.EraLegacy) {
+		return rpcclient.EraLegacy
+	}
+	return rpcclient.EraModern
 }
 
 // paramHeaders are the Mcp-Param-* values of the tool's x-mcp-header

@@ -80,11 +80,12 @@ func TestBenchTable(t *testing.T) {
 	}
 }
 
+// A modern server: gw's faces are called in its era too.
 func TestBenchJSON(t *testing.T) {
-	cfg := writeConfig(t, "gw.yaml", benchConfig)
+	cfg := writeConfig(t, "gw.yaml", strings.Replace(benchConfig, `MCPTEST_SERVER: "1"`, `MCPTEST_SERVER: "1", MCPTEST_ERA: modern`, 1))
 	// The server's name of the tool or gw's: the same tool.
 	code, stdout, stderr := runGW(t, "bench", "-c", cfg, "--tool", "s__echo", "--args", `{"text":"x"}`,
-		"--duration", "200ms", "--concurrency", "2", "--paths", "nats,direct", "--json")
+		"--duration", "200ms", "--concurrency", "2", "--paths", "http,stdio,direct", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -92,12 +93,12 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout)
 	}
-	if rep.Server != "s" || rep.Tool != "echo" || rep.Exposed != "s__echo" || rep.Era != "legacy" || len(rep.Rows) != 2 {
+	if rep.Server != "s" || rep.Tool != "echo" || rep.Exposed != "s__echo" || rep.Era != "modern" || len(rep.Rows) != 3 {
 		t.Fatalf("report %+v", rep)
 	}
-	for i, want := range []string{"direct", "nats"} {
+	for i, want := range []string{"direct", "stdio", "http"} {
 		r := rep.Rows[i]
-		if r.Path != want || r.Concurrency != 2 || r.Calls == 0 || r.CallsPerSec <= 0 || r.P50Micros > r.P99Micros ||
+		if r.Path != want || r.Concurrency != 2 || r.Calls == 0 || r.Errors != 0 || r.CallsPerSec <= 0 || r.P50Micros > r.P99Micros ||
 			r.P50Ratio == nil || r.ThroughputRatio == nil {
 			t.Errorf("row %d: %+v", i, r)
 		}
@@ -110,7 +111,7 @@ func TestBenchJSON(t *testing.T) {
 	code, stdout, stderr = runGW(t, "bench", "-c", cfg, "--server", "s", "--tool", "s__echo", "--args", `{"text":"x"}`,
 		"--duration", "100ms", "--concurrency", "1", "--paths", "gateway", "--json")
 	rep = benchReport{}
-	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 1 || rep.Era != "legacy" ||
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 1 || rep.Era != "modern" ||
 		rep.Rows[0].Calls == 0 || rep.Rows[0].P50Ratio != nil {
 		t.Errorf("exit %d, %v, %+v\nstderr:\n%s", code, err, rep, stderr)
 	}

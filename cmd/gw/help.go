@@ -125,8 +125,11 @@ Paths:
   nats     the NATS face over that gateway on an embedded NATS server, called from another
            connection (gw run's NATS path, without a network)
   stdio    gw stdio -c FILE as a child process, called by the same client as direct
-  http     gw run's Streamable HTTP face on 127.0.0.1, modern stateless POSTs on keep-alive
-           connections
+  http     gw run's Streamable HTTP face on 127.0.0.1 over the gateway, on keep-alive
+           connections (legacy: one session; modern: stateless POSTs)
+
+gw stdio and the HTTP face are called in the server's era, so that each path compares like with
+like.
 
 The gateway starts every configured server (gw stdio starts its own copies); every path calls
 as the local user. The faces admit a bounded number of calls at once (nats.max_concurrent, 64
