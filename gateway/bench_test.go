@@ -56,6 +56,11 @@ func benchGateway(b *testing.B, era mcptest.Era, parallel bool) {
 // goroutine, no pending map): the floor any stdio client pays (process
 // pipes, the server's own work).
 func benchDirect(b *testing.B, era mcptest.Era) {
+	benchDirectWith(b, era, json.RawMessage(`{"name":"echo","arguments":{"text":"benchmark"}}`))
+}
+
+// benchDirectWith is benchDirect with the given tools/call params.
+func benchDirectWith(b *testing.B, era mcptest.Era, req json.RawMessage) {
 	spec := server(b, "s", mcptest.Options{Era: era})
 	exe, _ := os.Executable()
 	p, err := stdio.Start(stdio.Config{Name: "direct", Command: exe, Env: spec.Env, StopGrace: 500 * time.Millisecond})
@@ -68,7 +73,7 @@ func benchDirect(b *testing.B, era mcptest.Era) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	req := json.RawMessage(`{"name":"echo","arguments":{"text":"benchmark"}}`)
+	b.SetBytes(int64(len(req)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -98,6 +103,59 @@ func BenchmarkRouteManyServers(b *testing.B) {
 		res, err := g.CallTool(context.Background(), p, gateway.CallOptions{})
 		if err != nil || !strings.Contains(string(res), `"x"`) {
 			b.Fatal(err, string(res))
+		}
+	}
+}
+
+// allowAll is an in-Go authorizer that decides without reading the
+// arguments: what gw itself pays to hand them over.
+type allowAll struct{}
+
+func (allowAll) Authorize(context.Context, gateway.AuthzRequest) (gateway.Decision, error) {
+	return gateway.Decision{Allow: true}, nil
+}
+
+// BenchmarkLargeArgs is a tools/call with a 1 MiB argument (echoed back: a
+// result of 2 MiB, as text and structuredContent), directly and through gw,
+// beside one validating scan of the 1 MiB params (issue 12: gw may add at
+// most two such scans). gw-full is the modern era with an authorizer and a
+// progress token: every edit the call path makes to params.
+func BenchmarkLargeArgs(b *testing.B) {
+	text := strings.Repeat("abcdefgh", 1<<17) // 1 MiB
+	p := params("s__echo", map[string]any{"text": text})
+	b.Run("scan-1MiB", func(b *testing.B) {
+		b.SetBytes(int64(len(p)))
+		for b.Loop() {
+			if !json.Valid(p) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		b.Run(fmt.Sprintf("era=%s/direct", era), func(b *testing.B) {
+			benchDirectWith(b, era, json.RawMessage(strings.Replace(string(p), `"s__echo"`, `"echo"`, 1)))
+		})
+		b.Run(fmt.Sprintf("era=%s/gw", era), func(b *testing.B) {
+			g := start(b, gateway.Options{Servers: []gateway.ServerSpec{server(b, "s", mcptest.Options{Era: era})}})
+			benchCalls(b, g, p, gateway.CallOptions{})
+		})
+	}
+	b.Run("era=modern/gw-full", func(b *testing.B) {
+		g := start(b, gateway.Options{Authorizer: allowAll{},
+			Servers: []gateway.ServerSpec{server(b, "s", mcptest.Options{Era: mcptest.EraModern})}})
+		withToken := json.RawMessage(strings.Replace(string(p), `{`, `{"_meta":{"progressToken":"caller-1"},`, 1))
+		benchCalls(b, g, withToken, gateway.CallOptions{Progress: func(json.RawMessage) {}})
+	})
+}
+
+func benchCalls(b *testing.B, g *gateway.Gateway, p json.RawMessage, opts gateway.CallOptions) {
+	ctx := context.Background()
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := g.CallTool(ctx, p, opts); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -450,3 +450,56 @@ func sameJSON(got []byte, want string) bool {
 	var a, b any
 	return json.Unmarshal(got, &a) == nil && json.Unmarshal([]byte(want), &b) == nil && reflect.DeepEqual(a, b)
 }
+
+// BenchmarkLargePayloadWork is the work gw does on the bytes of a call with
+// a 1 MiB argument and a 1 MiB result, without the processes and pipes
+// around it: beside one validating scan of 1 MiB (issue 12: gw may add at
+// most two). params is every edit of the modern era with a progress token,
+// the request line included; reply is reading the server's reply line.
+func BenchmarkLargePayloadWork(b *testing.B) {
+	big := strings.Repeat("abcdefgh", 1<<17)
+	params := json.RawMessage(`{"name":"s__echo","_meta":{"progressToken":"caller-1"},"arguments":{"text":"` + big + `"}}`)
+	reply := []byte(`{"jsonrpc":"2.0","id":12,"result":{"content":[{"type":"text","text":"` + big + `"}],"resultType":"complete"}}`)
+	s := testSession()
+	ctx := context.Background()
+	b.Run("scan-1MiB", func(b *testing.B) {
+		b.SetBytes(int64(len(params)))
+		for b.Loop() {
+			if !json.Valid(params) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("params", func(b *testing.B) {
+		b.SetBytes(int64(len(params)))
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = stringField(params, "name")
+			_, _ = field(params, "arguments")
+			p, err := setField(params, "name", json.RawMessage(`"echo"`))
+			if err == nil {
+				p, err = s.metaParams(ctx, p, "2026-07-28")
+			}
+			if err == nil {
+				p, _, err = swapProgressToken(p, "gw-12")
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = jsonrpc.AppendRequest(nil, jsonrpc.Int64ID(12), "tools/call", p)
+		}
+	})
+	b.Run("reply", func(b *testing.B) {
+		b.SetBytes(int64(len(reply)))
+		b.ReportAllocs()
+		for b.Loop() {
+			m, err := jsonrpc.Decode(reply)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if resultType(m.Result) != "complete" {
+				b.Fatal("resultType")
+			}
+		}
+	})
+}

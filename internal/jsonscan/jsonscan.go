@@ -10,6 +10,7 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -32,19 +33,36 @@ func SkipSpace(b []byte, i int) int {
 // (a '"'), or -1 when it does not end; plain reports that its text needs no
 // unescaping: no escapes, and valid UTF-8.
 func SkipString(b []byte, i int) (end int, plain bool) {
-	escaped, ascii := false, true
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return j + 1, !escaped && (ascii || utf8.Valid(b[i+1:j]))
-		case c == '\\':
-			escaped = true
-			j++
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
+	end = skipStringEnd(b, i)
+	if end < 0 {
+		return -1, false
 	}
-	return -1, false
+	text := b[i+1 : end-1]
+	return end, bytes.IndexByte(text, '\\') < 0 && utf8.Valid(text)
+}
+
+// skipStringEnd is SkipString without plain: it finds the closing quote with
+// bytes.IndexByte, which reads many bytes at a time, so a long string (a
+// file's text, base64) costs little more than a memory scan.
+func skipStringEnd(b []byte, i int) int {
+	j := i + 1
+	for {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += j
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for k := q - 1; k > i && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
 }
 
 // SkipValue returns the index just past the value that starts at b[i], or -1.
@@ -54,14 +72,13 @@ func SkipValue(b []byte, i int) int {
 	}
 	switch b[i] {
 	case '"':
-		end, _ := SkipString(b, i)
-		return end
+		return skipStringEnd(b, i)
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
 			switch b[j] {
 			case '"':
-				end, _ := SkipString(b, j)
+				end := skipStringEnd(b, j)
 				if end < 0 {
 					return -1
 				}

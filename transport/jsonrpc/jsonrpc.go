@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"github.com/gwmcp/gw/internal/jsonscan"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Version is the only JSON-RPC version MCP speaks.
@@ -256,6 +257,48 @@ func Decode(data []byte) (*Message, error) {
 // nil, json.RawMessage or any value encoding/json can marshal.
 func EncodeRequest(id ID, method string, params any) ([]byte, error) {
 	return encode(wireMessage{JSONRPC: Version, ID: &id, Method: method, Params: params})
+}
+
+// AppendRequest appends a request line (without the newline) to dst, with
+// params as they are: the caller guarantees they are valid JSON (nil for
+// none). Nothing is validated or re-encoded, so the cost does not grow with
+// the size of params beyond one copy; a newline in them, which valid JSON
+// holds only as whitespace, becomes a space, so the line stays one line.
+func AppendRequest(dst []byte, id ID, method string, params json.RawMessage) []byte {
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	if id.raw == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, id.raw...)
+	}
+	dst = append(dst, `,"method":`...)
+	dst = appendJSONString(dst, method)
+	if len(params) > 0 {
+		dst = append(dst, `,"params":`...)
+		at := len(dst)
+		dst = append(dst, params...)
+		if bytes.IndexByte(params, '\n') >= 0 || bytes.IndexByte(params, '\r') >= 0 {
+			for i, c := range dst[at:] {
+				if c == '\n' || c == '\r' {
+					dst[at+i] = ' '
+				}
+			}
+		}
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // EncodeNotification returns a notification line.

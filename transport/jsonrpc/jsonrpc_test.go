@@ -311,3 +311,26 @@ func FuzzDecodeReference(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendRequest(t *testing.T) {
+	for _, tt := range []struct {
+		id     ID
+		method string
+		params string
+		want   string
+	}{
+		{Int64ID(7), "tools/call", `{"name":"x"}`, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x"}}`},
+		{StringID("a"), "ping", ``, `{"jsonrpc":"2.0","id":"a","method":"ping"}`},
+		{Int64ID(1), "m", "{\n  \"a\": [1,\r\n 2]\n}", `{"jsonrpc":"2.0","id":1,"method":"m","params":{   "a": [1,   2] }}`},
+		{Int64ID(2), "odd\"method", `[]`, `{"jsonrpc":"2.0","id":2,"method":"odd\"method","params":[]}`},
+	} {
+		got := AppendRequest([]byte("prefix:"), tt.id, tt.method, json.RawMessage(tt.params))
+		if string(got) != "prefix:"+tt.want {
+			t.Errorf("AppendRequest(%s, %q, %q) = %s, want %s", tt.id, tt.method, tt.params, got, tt.want)
+		}
+		m, err := Decode(got[len("prefix:"):])
+		if err != nil || m.ID != tt.id || m.Method != tt.method {
+			t.Errorf("%s does not decode back: %+v %v", got, m, err)
+		}
+	}
+}

@@ -29,7 +29,7 @@ import (
 // Generous bounds for "promptly" on a loaded machine.
 const (
 	prompt    = 5 * time.Second
-	testGrace = 100 * time.Millisecond
+	testGrace = 500 * time.Millisecond
 )
 
 // startChild starts the test binary as a child in the given mode and closes it at the end of the
