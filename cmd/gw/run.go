@@ -169,8 +169,9 @@ func connectNATS(ctx context.Context, cfg *config.Config, name string, logger *s
 		nc, err := natsconn.Connect(ctx, natsconn.ConnOptions{
 			URL: n.URL, Name: "gw " + name, CredsFile: n.CredsFile, NKeyFile: n.NKeyFile,
 			User: n.User, Password: n.Password, Token: n.Token,
-			TLS:    natsconn.TLSOptions{CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, InsecureSkipVerify: n.TLS.InsecureSkipVerify},
-			Logger: logger,
+			TLS:          natsconn.TLSOptions{CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, InsecureSkipVerify: n.TLS.InsecureSkipVerify},
+			PingInterval: n.PingInterval,
+			Logger:       logger,
 		})
 		return nc, nil, err
 	}

@@ -298,8 +298,12 @@ type NATS struct {
 	MaxConcurrent int `koanf:"max_concurrent"`
 	// LLMSubject is where sampling, elicitation and roots requests go when
 	// the caller does not answer them itself; "" = refuse them.
-	LLMSubject string   `koanf:"llm_subject"`
-	Embedded   Embedded `koanf:"embedded"`
+	LLMSubject string `koanf:"llm_subject"`
+	// PingInterval is how often gw pings the NATS server at URL; two pings
+	// in a row unanswered make the connection stale and gw reconnects, to
+	// another server of the cluster if one answers. Default 10s.
+	PingInterval time.Duration `koanf:"ping_interval"`
+	Embedded     Embedded      `koanf:"embedded"`
 }
 
 // HTTPToken says where one principal's bearer token comes from: exactly one
@@ -383,6 +387,7 @@ func Default() Config {
 		NATS: NATS{
 			Prefix:        "mcp.v1",
 			MaxConcurrent: 64,
+			PingInterval:  10 * time.Second,
 			Embedded:      Embedded{Port: 4222},
 		},
 		HTTP: HTTP{Addr: DefaultHTTPAddr},

@@ -198,6 +198,7 @@ func TestYAMLFullExample(t *testing.T) {
 			Gateway:       "gw-1",
 			Prefix:        "mcp.v1",
 			MaxConcurrent: 64,
+			PingInterval:  10 * time.Second,
 			Embedded:      Embedded{Port: 4222},
 		},
 		HTTP:  HTTP{Addr: DefaultHTTPAddr},
@@ -1134,9 +1135,9 @@ policies:
 func TestNATSValidation(t *testing.T) {
 	_, err := Parse([]byte(`
 servers: {a: {command: x}}
-nats: {user: u, token: t, prefix: "mcp..v1", max_concurrent: 0, password: p}
+nats: {user: u, token: t, prefix: "mcp..v1", max_concurrent: 0, password: p, ping_interval: 0s}
 `), "yaml")
-	for _, want := range []string{"only one of creds_file", "url is empty", "nats: prefix", "max_concurrent must be at least 1"} {
+	for _, want := range []string{"only one of creds_file", "url is empty", "nats: prefix", "max_concurrent must be at least 1", "ping_interval must be positive"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

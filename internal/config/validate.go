@@ -92,6 +92,9 @@ func (c *Config) Validate() error {
 	if n.MaxConcurrent < 1 {
 		bad("nats.max_concurrent", "nats: max_concurrent must be at least 1, got %d", n.MaxConcurrent)
 	}
+	if n.PingInterval <= 0 {
+		bad("nats.ping_interval", "nats: ping_interval must be positive, got %s", n.PingInterval)
+	}
 	if n.Embedded.Port < -1 || n.Embedded.Port > 65535 {
 		bad("nats.embedded.port", "nats: embedded.port must be -1..65535, got %d", n.Embedded.Port)
 	}

@@ -360,3 +360,59 @@ func TestConnectContext(t *testing.T) {
 	}
 	t.Logf("error: %v", err)
 }
+
+// TestConnectNoticesSilentServer: a server that goes silent without closing the connection (a
+// partition: no FIN, no RST) is noticed by the pings, and the client reconnects instead of waiting
+// on it for minutes.
+func TestConnectNoticesSilentServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			accepted <- struct{}{}
+			go func() {
+				// Answers the handshake's PING, then reads everything and answers nothing.
+				_, _ = c.Write([]byte(`INFO {"server_id":"silent","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}` + "\r\n"))
+				buf := make([]byte, 4096)
+				ponged := false
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if !ponged && strings.Contains(string(buf[:n]), "PING") {
+						ponged = true
+						_, _ = c.Write([]byte("PONG\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	nc, err := Connect(testContext(t), ConnOptions{URL: "nats://" + l.Addr().String(), PingInterval: 50 * time.Millisecond, ReconnectWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	<-accepted
+	select {
+	case <-accepted: // the client gave up on the silent connection and dialled again
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client never noticed that its server went silent")
+	}
+}
+
+func TestConnectNegativePingInterval(t *testing.T) {
+	_, err := Connect(testContext(t), ConnOptions{URL: "nats://127.0.0.1:4222", PingInterval: -time.Second})
+	if !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("err = %v, want ErrInvalidOptions", err)
+	}
+}
