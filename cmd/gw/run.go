@@ -64,6 +64,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		MaxConcurrent: cfg.NATS.MaxConcurrent,
 		MaxDepth:      cfg.Gateway.MaxDepth,
 		LLMSubject:    cfg.NATS.LLMSubject,
+		Replicas:      cfg.NATS.Replicas,
 		Methods:       router.Methods(), // every method the router serves gets its subject
 		Version:       semver(version),
 		Logger:        logger,

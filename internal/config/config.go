@@ -303,7 +303,13 @@ type NATS struct {
 	// in a row unanswered make the connection stale and gw reconnects, to
 	// another server of the cluster if one answers. Default 10s.
 	PingInterval time.Duration `koanf:"ping_interval"`
-	Embedded     Embedded      `koanf:"embedded"`
+	// Replicas is the replica count of the JetStream event stream, catalog
+	// bucket and claim-check store gw makes on the servers at URL: 3 in a
+	// three-node cluster keeps them available while one node is down or
+	// partitioned. Every gateway sharing the prefix should say the same
+	// (each start updates them). Default 1.
+	Replicas int      `koanf:"replicas"`
+	Embedded Embedded `koanf:"embedded"`
 }
 
 // HTTPToken says where one principal's bearer token comes from: exactly one
@@ -388,6 +394,7 @@ func Default() Config {
 			Prefix:        "mcp.v1",
 			MaxConcurrent: 64,
 			PingInterval:  10 * time.Second,
+			Replicas:      1,
 			Embedded:      Embedded{Port: 4222},
 		},
 		HTTP: HTTP{Addr: DefaultHTTPAddr},

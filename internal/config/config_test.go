@@ -199,6 +199,7 @@ func TestYAMLFullExample(t *testing.T) {
 			Prefix:        "mcp.v1",
 			MaxConcurrent: 64,
 			PingInterval:  10 * time.Second,
+			Replicas:      1,
 			Embedded:      Embedded{Port: 4222},
 		},
 		HTTP:  HTTP{Addr: DefaultHTTPAddr},
@@ -1135,9 +1136,9 @@ policies:
 func TestNATSValidation(t *testing.T) {
 	_, err := Parse([]byte(`
 servers: {a: {command: x}}
-nats: {user: u, token: t, prefix: "mcp..v1", max_concurrent: 0, password: p, ping_interval: 0s}
+nats: {user: u, token: t, prefix: "mcp..v1", max_concurrent: 0, password: p, ping_interval: 0s, replicas: 3}
 `), "yaml")
-	for _, want := range []string{"only one of creds_file", "url is empty", "nats: prefix", "max_concurrent must be at least 1", "ping_interval must be positive"} {
+	for _, want := range []string{"only one of creds_file", "url is empty", "nats: prefix", "max_concurrent must be at least 1", "ping_interval must be positive", "replicas 3 needs a cluster"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

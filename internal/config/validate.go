@@ -95,6 +95,11 @@ func (c *Config) Validate() error {
 	if n.PingInterval <= 0 {
 		bad("nats.ping_interval", "nats: ping_interval must be positive, got %s", n.PingInterval)
 	}
+	if n.Replicas < 1 || n.Replicas > 5 {
+		bad("nats.replicas", "nats: replicas must be 1..5, got %d", n.Replicas)
+	} else if n.Replicas > 1 && n.URL == "" {
+		bad("nats.replicas", "nats: replicas %d needs a cluster at nats.url; the embedded server is one node", n.Replicas)
+	}
 	if n.Embedded.Port < -1 || n.Embedded.Port > 65535 {
 		bad("nats.embedded.port", "nats: embedded.port must be -1..65535, got %d", n.Embedded.Port)
 	}
