@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/gateway/router"
@@ -94,6 +95,12 @@ func (h llmHost) HandleClientRequest(ctx context.Context, req gateway.ClientRequ
 // a marker it goes out before the next queued event). The face publishes a
 // catalog only when its bytes changed.
 //
+// A catalog that could not be published (NATS unreachable, or the catalog
+// bucket without a quorum on this side of a partition) waits again and is
+// tried every catalogRetry until it is out or a newer one replaces it: the
+// bucket must end up holding what this gateway serves. Other events are
+// published once: one that fails is logged and lost.
+//
 // The publisher runs from newEventBridge until close; close stops it once
 // the events queued before are out. Nothing blocks on the publisher except
 // flush, within its ctx.
@@ -109,6 +116,7 @@ type eventBridge struct {
 	dropped       int
 	catalog       *gateway.Catalog // newest catalog not yet taken by the publisher
 	catalogQueued bool             // a marker for catalog is in q
+	catalogRetry  time.Time        // non-zero: catalog failed; try it again then
 }
 
 // bridgeItem is one entry of the queue: an event, a catalog marker (an
@@ -120,6 +128,27 @@ type bridgeItem struct {
 
 // flushTimeout bounds flush: a NATS that does not answer cannot hold up gw.
 const flushTimeout = 10 * time.Second
+
+// publishRetryWait is the pause between tries of an event that no stream
+// answered.
+const publishRetryWait = 250 * time.Millisecond
+
+// sleepCtx waits d, or less when ctx ends first; it reports whether it
+// waited d.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// catalogRetry is the pause before a catalog that could not be published is
+// tried again.
+const catalogRetry = 2 * time.Second
 
 // newEventBridge returns a bridge whose publisher is running.
 func newEventBridge(face *natsface.Face, log *slog.Logger) *eventBridge {
@@ -139,7 +168,7 @@ func (b *eventBridge) HandleEvent(e gateway.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if e.Kind == gateway.EventCatalogChanged {
-		b.catalog = e.Catalog
+		b.catalog, b.catalogRetry = e.Catalog, time.Time{}
 		if b.catalogQueued {
 			return
 		}
@@ -190,9 +219,17 @@ func (b *eventBridge) flush(ctx context.Context) bool {
 func (b *eventBridge) run() {
 	defer close(b.done)
 	for {
+		var retry <-chan time.Time
+		b.mu.Lock()
+		if b.catalog != nil && !b.catalogRetry.IsZero() {
+			retry = time.After(time.Until(b.catalogRetry))
+		}
+		b.mu.Unlock()
 		select {
 		case it := <-b.q:
 			b.handle(it)
+		case <-retry:
+			b.publishCatalog(false)
 		case <-b.stop:
 			for {
 				select {
@@ -217,30 +254,47 @@ func (b *eventBridge) handle(it bridgeItem) {
 	case it.event.Kind == gateway.EventCatalogChanged:
 		b.publishCatalog(true)
 	default:
-		b.send(it.event)
+		_ = b.send(it.event) // logged; only catalogs are tried again
 	}
 }
 
 // publishCatalog publishes the waiting catalog: the one its marker announced
-// (marker), or one that found no room for a marker.
+// (marker), or one that found no room for a marker, or one that failed
+// before, once its retry is due. A catalog that fails waits again, unless a
+// newer one came meanwhile.
 func (b *eventBridge) publishCatalog(marker bool) {
 	b.mu.Lock()
 	c := b.catalog
-	if c == nil || b.catalogQueued != marker {
+	if c == nil || b.catalogQueued != marker || time.Now().Before(b.catalogRetry) {
 		b.mu.Unlock()
 		return
 	}
-	b.catalog, b.catalogQueued = nil, false
+	b.catalog, b.catalogQueued, b.catalogRetry = nil, false, time.Time{}
 	b.mu.Unlock()
-	b.send(gateway.Event{Kind: gateway.EventCatalogChanged, Catalog: c})
+	if b.send(gateway.Event{Kind: gateway.EventCatalogChanged, Catalog: c}) == nil {
+		return
+	}
+	b.mu.Lock()
+	if b.catalog == nil {
+		b.catalog, b.catalogRetry = c, time.Now().Add(catalogRetry)
+	}
+	b.mu.Unlock()
 }
 
-func (b *eventBridge) send(e gateway.Event) {
+// send publishes e, and logs and returns its error. A stream that does not
+// answer has no leader yet (an election after a node was lost takes
+// seconds): e is tried again while its time lasts.
+func (b *eventBridge) send(e gateway.Event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.publish(ctx, e); err != nil && !errors.Is(err, context.Canceled) {
+	err := b.publish(ctx, e)
+	for errors.Is(err, jetstream.ErrNoStreamResponse) && sleepCtx(ctx, publishRetryWait) {
+		err = b.publish(ctx, e)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
 		b.log.Warn("could not publish event", "error", err)
 	}
+	return err
 }
 
 func (b *eventBridge) publish(ctx context.Context, e gateway.Event) error {

@@ -376,3 +376,61 @@ func TestEventBridgeQueue(t *testing.T) {
 	}
 	quiet()
 }
+
+// TestEventBridgeRetriesCatalog: a catalog that could not be stored (here
+// the bucket is gone; in a fleet, this side of a partition has no quorum)
+// is tried again until it is, so the bucket heals without another change.
+func TestEventBridgeRetriesCatalog(t *testing.T) {
+	ctx := context.Background()
+	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	nc, err := e.Connect("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	face, err := natsface.New(nc, natsface.HandlerFunc(func(context.Context, *natsface.Request) (json.RawMessage, error) {
+		return nil, nil
+	}), natsface.Options{Gateway: "r", Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := face.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = face.Stop(context.Background()) })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteKeyValue(ctx, natsface.DefaultCatalogBucket); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newEventBridge(face, discardLogger())
+	t.Cleanup(b.close)
+	b.HandleEvent(gateway.Event{Kind: gateway.EventCatalogChanged, Catalog: &gateway.Catalog{
+		Tools: []gateway.Entry{{Name: "a", JSON: json.RawMessage(`{"name":"a"}`)}}}})
+	b.flush(ctx) // the first try failed: there is no bucket
+
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: natsface.DefaultCatalogBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(catalogRetry + 5*time.Second)
+	for {
+		entry, err := kv.Get(ctx, natsface.GatewayCatalogKeyPrefix+"r")
+		if err == nil {
+			if got := catalogTools(t, entry.Value()); !slices.Equal(got, []string{"a"}) {
+				t.Errorf("bucket holds %v", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the catalog was not tried again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
