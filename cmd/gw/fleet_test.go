@@ -610,17 +610,29 @@ func (f *fleet) replay(a *agent, subject string) []replayed {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	info, err := cons.Info(ctx)
+	must(f.t, err)
 	var out []replayed
-	for {
-		batch, err := cons.FetchNoWait(100)
+	for uint64(len(out)) < info.NumPending {
+		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
 		must(f.t, err)
-		n := 0
 		for m := range batch.Messages() {
-			n++
 			out = append(out, replayed{subject: m.Subject(), gateway: m.Headers().Get("Mcp-Gateway"), data: m.Data()})
 		}
-		if n == 0 {
-			return out
+		if ctx.Err() != nil {
+			f.t.Fatalf("replayed %d of the %d events on %s", len(out), info.NumPending, subject)
+		}
+	}
+	return out
+}
+
+// waitHealthy waits until every node answers /healthz: JetStream current,
+// its streams led.
+func (f *fleet) waitHealthy(within time.Duration) {
+	f.t.Helper()
+	for deadline := time.Now().Add(within); !(f.healthy(0) && f.healthy(1) && f.healthy(2)); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the NATS cluster not healthy within %s", within)
 		}
 	}
 }
@@ -661,12 +673,7 @@ func TestFleetPartitions(t *testing.T) {
 	for i := range fleetHosts {
 		f.startNode(i)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !(f.healthy(0) && f.healthy(1) && f.healthy(2)); {
-		if time.Now().After(deadline) {
-			t.Fatal("the NATS cluster did not become healthy")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	f.waitHealthy(30 * time.Second)
 	a1, a2 := f.newAgent("a1", 0), f.newAgent("a2", 2) // on n1 and n3
 	// g1 makes the stream and buckets; then the others join.
 	f.startGW(0)
@@ -790,6 +797,7 @@ func TestFleetPartitions(t *testing.T) {
 	t.Logf("partition: %s (added during it) callable %s after it healed", lateTool, a2.waitCallable(lateTool, 30*time.Second).Round(time.Millisecond))
 	f.catalogHealed(a2, 20*time.Second, part, lateTool)
 	stopLoad()
+	f.waitHealthy(30 * time.Second) // the streams' leaders settled after the partition
 
 	// Events replay: consumers made now see what happened before and
 	// during the trouble.
@@ -816,14 +824,22 @@ func TestFleetPartitions(t *testing.T) {
 	if len(ready) != fleetHosts {
 		t.Errorf("gateway ready events replayed: %v", ready)
 	}
-	var lastCatalog []byte
-	for _, e := range f.replay(a2, "mcp.v1.evt.catalog.changed") {
-		if e.gateway == fmt.Sprintf("g%d", part+1) {
-			lastCatalog = e.data
+	// The catalog event of the change made in the partition is stored once
+	// the gateway's retry gets through (the bucket may heal first).
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		var last []byte
+		for _, e := range f.replay(a2, "mcp.v1.evt.catalog.changed") {
+			if e.gateway == fmt.Sprintf("g%d", part+1) {
+				last = e.data
+			}
 		}
-	}
-	if !bytes.Contains(lastCatalog, []byte(`"`+lateTool+`"`)) {
-		t.Errorf("g%d's last catalog.changed replayed lacks %s: %.200s", part+1, lateTool, lastCatalog)
+		if bytes.Contains(last, []byte(`"`+lateTool+`"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("g%d's last catalog.changed replayed lacks %s: %.200s", part+1, lateTool, last)
+			break
+		}
 	}
 
 	// No duplicates, anywhere.
