@@ -26,6 +26,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sys/unix"
+
+	"github.com/gwmcp/gw/transport/face"
+	"github.com/gwmcp/gw/transport/natsclient"
 )
 
 // The fleet test's network: hosts h1–h3 each run a nats-server node and a
@@ -628,7 +631,7 @@ func (f *fleet) replay(a *agent, subject string) []replayed {
 	must(f.t, err)
 	var out []replayed
 	for uint64(len(out)) < info.NumPending {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(int(min(info.NumPending-uint64(len(out)), 100)), jetstream.FetchMaxWait(2*time.Second))
 		must(f.t, err)
 		for m := range batch.Messages() {
 			out = append(out, replayed{subject: m.Subject(), gateway: m.Headers().Get("Mcp-Gateway"), data: m.Data()})
@@ -703,6 +706,30 @@ func (f *fleet) waitHealthy(within time.Duration) {
 	}
 }
 
+// waitPlacement waits until JetStream places a stream of three replicas
+// (the meta leader may see a node current before it counts it online):
+// before that, gw run's start fails making its stream.
+func (f *fleet) waitPlacement(a *agent, within time.Duration) {
+	f.t.Helper()
+	js, err := jetstream.New(a.nc)
+	must(f.t, err)
+	for deadline := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLEET_PROBE", Subjects: []string{"fleet.probe"},
+			Replicas: fleetHosts, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(ctx, "FLEET_PROBE")
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("JetStream cannot place three replicas within %s: %v", within, err)
+		}
+	}
+}
+
 // TestFleetPartitions runs a fleet on a real network: three hosts (network
 // namespaces joined by veth pairs to a bridge), each with a node of a
 // three-node nats-server cluster (JetStream, nats.replicas 3) and a gw run
@@ -754,6 +781,7 @@ func TestFleetPartitions(t *testing.T) {
 	}
 	f.waitHealthy(30 * time.Second)
 	a1, a2 := f.newAgent("a1", 0), f.newAgent("a2", 2) // on n1 and n3
+	f.waitPlacement(a1, 30*time.Second)
 	// g1 makes the stream and buckets; then the others join.
 	f.startGW(0)
 	a1.waitCallable("s1__echo", 60*time.Second)
@@ -763,6 +791,11 @@ func TestFleetPartitions(t *testing.T) {
 	a1.waitCallable("s3__echo", 60*time.Second)
 	f.catalogHealed(a2, 10*time.Second, -1)
 	t.Logf("fleet up in %s", time.Since(began).Round(time.Millisecond))
+	// gw connect's view of the fleet, from the agents' host, through it all.
+	watcher, err := natsclient.New(f.newAgent("w", 1).nc, natsclient.Options{Principal: "w", Logger: discardLogger()})
+	must(t, err)
+	must(t, watcher.Start())
+	t.Cleanup(watcher.Close)
 
 	agents := []*agent{a1, a2}
 	tools := []string{"s1__echo", "s2__echo", "s3__echo", "any__echo"}
@@ -874,6 +907,24 @@ func TestFleetPartitions(t *testing.T) {
 		a2.waitCallable(fmt.Sprintf("s%d__echo", part+1), 30*time.Second).Round(time.Millisecond))
 	t.Logf("partition: %s (added during it) callable %s after it healed", lateTool, a2.waitCallable(lateTool, 30*time.Second).Round(time.Millisecond))
 	f.catalogHealed(a2, 20*time.Second, part, lateTool)
+	// gw connect's union heals too: the watcher started before the trouble
+	// lists every gateway's tools and the one added in the partition.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		list, err := watcher.Serve(context.Background(), &face.Request{Method: "tools/list", Params: json.RawMessage(`{}`)})
+		missing := ""
+		for _, tool := range []string{"s1__echo", "s2__echo", "s3__echo", "any__echo", lateTool} {
+			if err != nil || !bytes.Contains(list, []byte(`"`+tool+`"`)) {
+				missing = tool
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("gw connect's union lacks %s after the partition (%v)", missing, err)
+			break
+		}
+	}
 	stopLoad()
 	f.waitHealthy(30 * time.Second) // the streams' leaders settled after the partition
 
