@@ -234,18 +234,21 @@ func startIn(t *testing.T, ns, name string, env []string, bin string, args ...st
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(10 * time.Second) })
+	t.Cleanup(func() { _ = p.stop(10 * time.Second) })
 	return p
 }
 
-// stop sends SIGTERM, and SIGKILL after grace.
-func (p *fleetProc) stop(grace time.Duration) {
+// stop sends SIGTERM, and SIGKILL after grace; it reports whether the
+// process exited 0 before that.
+func (p *fleetProc) stop(grace time.Duration) bool {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		return p.cmd.ProcessState.ExitCode() == 0
 	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+		return false
 	}
 }
 
@@ -979,6 +982,13 @@ func TestFleetPartitions(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Errorf("g%d's last catalog.changed replayed lacks %s: %.200s", part+1, lateTool, last)
 			break
+		}
+	}
+
+	// Every gateway stops cleanly, its NATS node still there.
+	for _, g := range f.gws {
+		if !g.stop(15 * time.Second) {
+			t.Errorf("%s did not exit 0 on SIGTERM: %v", g.name, g.cmd.ProcessState)
 		}
 	}
 
