@@ -99,7 +99,8 @@ func (h llmHost) HandleClientRequest(ctx context.Context, req gateway.ClientRequ
 // bucket without a quorum on this side of a partition) waits again and is
 // tried every catalogRetry until it is out or a newer one replaces it: the
 // bucket must end up holding what this gateway serves. Other events are
-// published once: one that fails is logged and lost.
+// tried for up to 5 s while no stream answers them (a stream electing a new
+// leader), then logged and lost.
 //
 // The publisher runs from newEventBridge until close; close stops it once
 // the events queued before are out. Nothing blocks on the publisher except
