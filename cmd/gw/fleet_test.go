@@ -709,6 +709,27 @@ func (f *fleet) waitHealthy(within time.Duration) {
 	}
 }
 
+// fleetNATSServer finds nats-server (on PATH or in GOPATH/bin), or builds
+// it from the module cache (it is in go.mod, for the embedded server); it
+// skips the test when neither works.
+func fleetNATSServer(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "nats-server")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p := filepath.Join(t.TempDir(), "nats-server")
+	if out, err := exec.Command("go", "build", "-o", p, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+		t.Skipf("the fleet test needs nats-server, which is not installed and cannot be built: %v: %s", err, out)
+	}
+	return p
+}
+
 // waitPlacement waits until JetStream places a stream of three replicas
 // (the meta leader may see a node current before it counts it online):
 // before that, gw run's start fails making its stream.
@@ -763,7 +784,7 @@ func TestFleetPartitions(t *testing.T) {
 		t.Skip("the fleet test takes a minute; skipped under -short")
 	}
 	n := newFleetNet(t)
-	f := &fleet{t: t, net: n, dir: t.TempDir(), natsBin: natsServerBin(t),
+	f := &fleet{t: t, net: n, dir: t.TempDir(), natsBin: fleetNATSServer(t),
 		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
 			DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
 				return dialIn(n.agents(), network, addr, 2*time.Second)
