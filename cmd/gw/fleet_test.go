@@ -228,6 +228,9 @@ func startIn(t *testing.T, ns, name string, env []string, bin string, args ...st
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	// Should the test process die, so does this one (gw's own children
+	// then see their input end and exit too).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &fleetProc{name: name, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
