@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/transport/httpface"
+	"github.com/gwmcp/gw/transport/mcpface"
+)
+
+// stormHTTPCalls is the HTTP storm's size. Each call in flight over
+// HTTP/1.1 holds a connection, a descriptor at each end, and the client and
+// server of both ends run in this process under the race detector: 10,000 at
+// once take several times as long as on the other faces.
+const stormHTTPCalls = 2_000
+
+// stormModernMeta is what a modern request's _meta declares.
+var stormModernMeta = fmt.Sprintf(`"io.modelcontextprotocol/protocolVersion":%q,"io.modelcontextprotocol/clientCapabilities":{},`, mcpface.ModernVersion)
+
+// TestStormHTTP storms the Streamable HTTP face (gw run's, on a loopback
+// listener): stormHTTPCalls modern tools/call POSTs at once, each on its own
+// connection, to the slow tools of four servers, legacy and modern, while
+// servers are killed with SIGKILL. As on the MCP face, each call's deadline
+// is the gateway's call_timeout.
+func TestStormHTTP(t *testing.T) {
+	skipStorm(t)
+	mark := fmt.Sprintf("http-%d", time.Now().UnixNano())
+	const callTimeout = 2500 * time.Millisecond
+	ledger := newStormLedger(stormPlan(stormHTTPCalls, 4000, false), callTimeout)
+	g := stormGateway(t, mark, callTimeout, nil)
+	f := httpface.New(stormFaceHandler{ledger, router.New(g)}, httpface.Options{
+		MaxInFlight: 2 * stormCalls,
+		Logger:      quietLog(),
+	})
+	srv := httptest.NewServer(f)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := f.Shutdown(ctx); err != nil {
+			t.Errorf("face shutdown: %v", err)
+		}
+		srv.Close()
+	}()
+	transport := &http.Transport{MaxIdleConnsPerHost: stormHTTPCalls}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport}
+
+	// post sends a tools/call; it returns the result's text or the error's
+	// message.
+	post := func(tool string, params string) (text, errMsg string) {
+		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":%s}`, params)
+		req, err := http.NewRequest(http.MethodPost, srv.URL+httpface.Endpoint, strings.NewReader(body))
+		if err != nil {
+			return "", err.Error()
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", mcpface.ModernVersion)
+		req.Header.Set("Mcp-Method", "tools/call")
+		req.Header.Set("Mcp-Name", tool)
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", "client: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", "client: " + err.Error()
+		}
+		var msg struct {
+			Result json.RawMessage `json:"result"`
+			Error  *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		switch {
+		case resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &msg) != nil:
+			return "", fmt.Sprintf("HTTP %d %s: %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		case msg.Error != nil:
+			return "", fmt.Sprintf("HTTP %d: %s", resp.StatusCode, msg.Error.Message)
+		}
+		return toolText(msg.Result), ""
+	}
+	ready := func(what string) {
+		eventually(t, what, func() bool { return serversReady(g, mark) })
+		for i := range stormServers {
+			tool := fmt.Sprintf("s%d__echo", i)
+			eventually(t, tool+" "+what, func() bool {
+				text, _ := post(tool, fmt.Sprintf(`{"name":%q,"arguments":{"text":"x"},"_meta":{%s}}`, tool, strings.TrimSuffix(stormModernMeta, ",")))
+				return text == "x"
+			})
+		}
+		transport.CloseIdleConnections()
+	}
+	ready("ready")
+	before := settledLeaks(t, nil)
+
+	start := time.Now()
+	stop := make(chan struct{})
+	killed := stormKiller(mark, stop)
+	var wg sync.WaitGroup
+	for _, c := range ledger.calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ledger.send(c.id)
+			text, errMsg := post(c.tool(), c.params(stormModernMeta))
+			ledger.answer(c.id, time.Now(), text, errMsg)
+		}()
+	}
+	go func() {
+		select {
+		case <-ledger.done:
+		case <-time.After(time.Minute):
+		}
+		close(stop)
+	}()
+	ledger.wait(t, time.Minute)
+	wg.Wait()
+	t.Logf("%d servers killed; every call answered after %v", <-killed, time.Since(start).Round(time.Millisecond))
+
+	ready("again after the storm")
+	checkLeaks(t, before, settledLeaks(t, &before))
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/transport/face"
+	"github.com/gwmcp/gw/transport/mcpface"
+)
+
+// stormFaceHandler is the router under an MCP face, noting when it takes a
+// call.
+type stormFaceHandler struct {
+	ledger *stormLedger
+	h      face.Handler
+}
+
+func (s stormFaceHandler) Serve(ctx context.Context, req *face.Request) (json.RawMessage, error) {
+	s.ledger.take(req.Params)
+	return s.h.Serve(ctx, req)
+}
+
+// TestStormMCP storms the MCP face (gw stdio's, in process over pipes): a
+// legacy client's stormCalls tools/call requests written at once to the slow
+// tools of four servers, legacy and modern, while servers are killed with
+// SIGKILL. MCP requests carry no deadline: each call's is the gateway's
+// call_timeout. The face admits them all (MaxInFlight), so that they are all
+// in flight in the gateway rather than refused as busy.
+func TestStormMCP(t *testing.T) {
+	skipStorm(t)
+	ctx := context.Background()
+	mark := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
+	const callTimeout = 2500 * time.Millisecond
+	ledger := newStormLedger(stormPlan(stormCalls, 4000, false), callTimeout)
+	g := stormGateway(t, mark, callTimeout, nil)
+	f := mcpface.New(stormFaceHandler{ledger, router.New(g)}, mcpface.Options{
+		Principal:   "storm",
+		MaxInFlight: 2 * stormCalls,
+		Logger:      quietLog(),
+	})
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		served <- f.Serve(ctx, inR, outW)
+		_ = outW.Close()
+	}()
+	readDone := make(chan struct{})
+	defer func() {
+		_ = inW.Close()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Serve did not return after its input closed")
+		}
+		<-readDone
+	}()
+
+	// The client: one writer at a time; answers to numbered requests go to
+	// the ledger, the others (warm-up) to named.
+	var writeMu sync.Mutex
+	write := func(line string) {
+		writeMu.Lock()
+		defer writeMu.Unlock()
+		if _, err := io.WriteString(inW, line+"\n"); err != nil {
+			t.Errorf("writing to the face: %v", err)
+		}
+	}
+	named := make(chan map[string]json.RawMessage, 16)
+	go func() {
+		defer close(readDone)
+		sc := bufio.NewScanner(outR)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			at := time.Now()
+			var msg map[string]json.RawMessage
+			if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
+				ledger.problem("the face wrote a line that is not JSON: %q", sc.Bytes())
+				continue
+			}
+			raw, ok := msg["id"]
+			if !ok || msg["method"] != nil {
+				continue // a notification or a request to the client
+			}
+			id, err := strconv.Atoi(string(raw))
+			if err != nil {
+				named <- msg
+				continue
+			}
+			if e, ok := msg["error"]; ok {
+				var je struct{ Message string }
+				_ = json.Unmarshal(e, &je)
+				ledger.answer(id, at, "", "error: "+je.Message)
+				continue
+			}
+			ledger.answer(id, at, toolText(msg["result"]), "")
+		}
+	}()
+	ask := func(id, method, params string) map[string]json.RawMessage {
+		t.Helper()
+		write(fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"method":%q,"params":%s}`, id, method, params))
+		select {
+		case msg := <-named:
+			if got := string(msg["id"]); got != strconv.Quote(id) {
+				t.Fatalf("answer to %s, want one to %s", got, id)
+			}
+			return msg
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no answer to %s", id)
+		}
+		return nil
+	}
+	ask("init", "initialize", `{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"storm","version":"1"}}`)
+	write(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	n := 0
+	ready := func(what string) {
+		eventually(t, what, func() bool { return serversReady(g, mark) })
+		for i := range stormServers {
+			tool := fmt.Sprintf("s%d__echo", i)
+			eventually(t, tool+" "+what, func() bool {
+				n++
+				msg := ask(fmt.Sprintf("echo-%d", n), "tools/call", fmt.Sprintf(`{"name":%q,"arguments":{"text":"x"}}`, tool))
+				return toolText(msg["result"]) == "x"
+			})
+		}
+	}
+	ready("ready")
+	before := settledLeaks(t, nil)
+
+	start := time.Now()
+	stop := make(chan struct{})
+	killed := stormKiller(mark, stop)
+	go func() {
+		for _, c := range ledger.calls {
+			ledger.send(c.id)
+			write(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, c.id, c.params("")))
+		}
+	}()
+	go func() {
+		select {
+		case <-ledger.done:
+		case <-time.After(time.Minute):
+		}
+		close(stop)
+	}()
+	ledger.wait(t, time.Minute)
+	t.Logf("%d servers killed; every call answered after %v", <-killed, time.Since(start).Round(time.Millisecond))
+
+	ready("again after the storm")
+	checkLeaks(t, before, settledLeaks(t, &before))
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/transport/jsonrpc"
+	"github.com/gwmcp/gw/transport/natsconn"
+	"github.com/gwmcp/gw/transport/natsface"
+)
+
+// stormNATSHandler is gw run's NATS handler, noting when it takes a call.
+type stormNATSHandler struct {
+	ledger *stormLedger
+	h      natsface.Handler
+}
+
+func (s stormNATSHandler) Serve(ctx context.Context, req *natsface.Request) (json.RawMessage, error) {
+	s.ledger.take(req.Params)
+	return s.h.Serve(ctx, req)
+}
+
+// TestStormNATS storms the NATS face, wired as gw run wires it, over the
+// embedded NATS server: stormCalls tools/call requests published at once on
+// one connection, each with its own reply subject (so a second answer is
+// seen, not swallowed by a request mux) and its own Mcp-Deadline, to the
+// slow tools of four servers, legacy and modern, while servers are killed
+// with SIGKILL.
+func TestStormNATS(t *testing.T) {
+	skipStorm(t)
+	ctx := context.Background()
+	mark := fmt.Sprintf("nats-%d", time.Now().UnixNano())
+	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	gwConn, err := e.Connect("gw storm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = gwConn.Drain() }()
+
+	ledger := newStormLedger(stormPlan(stormCalls, 2000, true), 0)
+	h := &faceHandler{}
+	face, err := natsface.New(gwConn, stormNATSHandler{ledger, h}, natsface.Options{
+		Gateway:       "storm",
+		MaxConcurrent: 2 * stormCalls,
+		Methods:       router.Methods(),
+		Logger:        quietLog(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := face.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	events := newEventBridge(face, quietLog())
+	defer events.close()
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := face.Stop(stopCtx); err != nil {
+			t.Errorf("face stop: %v", err)
+		}
+	}()
+	h.g = stormGateway(t, mark, time.Minute, func(o *gateway.Options) { o.Events = events })
+
+	agent, err := e.Connect("storm agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	callOK := func(tool string) bool {
+		msg, err := agent.Request("mcp.v1.req.storm.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"x"}}`), 5*time.Second)
+		return err == nil && toolText(msg.Data) == "x"
+	}
+	ready := func(what string) {
+		eventually(t, what, func() bool { return serversReady(h.g, mark) })
+		for i := range stormServers {
+			tool := fmt.Sprintf("s%d__echo", i)
+			eventually(t, tool+" "+what, func() bool { return callOK(tool) })
+		}
+	}
+	ready("ready")
+
+	const inbox = "_INBOX.storm."
+	sub, err := agent.Subscribe(inbox+"*", func(m *nats.Msg) {
+		at := time.Now()
+		id, err := strconv.Atoi(strings.TrimPrefix(m.Subject, inbox))
+		if err != nil {
+			ledger.problem("a reply on %s", m.Subject)
+			return
+		}
+		if m.Header.Get(micro.ErrorCodeHeader) == "" {
+			ledger.answer(id, at, toolText(m.Data), "")
+			return
+		}
+		var e jsonrpc.Error
+		if err := json.Unmarshal(m.Data, &e); err != nil || e.Message == "" {
+			ledger.answer(id, at, "", fmt.Sprintf("an error reply that is no JSON-RPC error: %s", m.Data))
+			return
+		}
+		ledger.answer(id, at, "", e.Message)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before := settledLeaks(t, nil)
+
+	start := time.Now()
+	stop := make(chan struct{})
+	killed := stormKiller(mark, stop)
+	for _, c := range ledger.calls {
+		ledger.send(c.id)
+		err := agent.PublishMsg(&nats.Msg{
+			Subject: "mcp.v1.req.storm.tools.call." + c.tool(),
+			Reply:   inbox + strconv.Itoa(c.id),
+			Header:  nats.Header{natsface.HeaderDeadline: []string{time.Now().Add(c.timeout).Format(time.RFC3339Nano)}},
+			Data:    []byte(c.params("")),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := agent.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d calls published in %v", stormCalls, time.Since(start).Round(time.Millisecond))
+	go func() {
+		select {
+		case <-ledger.done:
+		case <-time.After(time.Minute):
+		}
+		close(stop)
+	}()
+	ledger.wait(t, time.Minute)
+	t.Logf("%d servers killed; every call answered after %v", <-killed, time.Since(start).Round(time.Millisecond))
+
+	ready("again after the storm")
+	checkLeaks(t, before, settledLeaks(t, &before))
+}
