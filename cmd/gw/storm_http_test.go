@@ -20,8 +20,9 @@ import (
 // stormHTTPCalls is the HTTP storm's size. Each call in flight over
 // HTTP/1.1 holds a connection, a descriptor at each end, and the client and
 // server of both ends run in this process under the race detector: 10,000 at
-// once take several times as long as on the other faces.
-const stormHTTPCalls = 2_000
+// once take several times as long as on the other faces (half a minute on
+// two loaded cores), and starve the goroutines whose lateness is measured.
+const stormHTTPCalls = 1_000
 
 // stormModernMeta is what a modern request's _meta declares.
 var stormModernMeta = fmt.Sprintf(`"io.modelcontextprotocol/protocolVersion":%q,"io.modelcontextprotocol/clientCapabilities":{},`, mcpface.ModernVersion)
@@ -29,14 +30,12 @@ var stormModernMeta = fmt.Sprintf(`"io.modelcontextprotocol/protocolVersion":%q,
 // TestStormHTTP storms the Streamable HTTP face (gw run's, on a loopback
 // listener): stormHTTPCalls modern tools/call POSTs at once, each on its own
 // connection, to the slow tools of four servers, legacy and modern, while
-// servers are killed with SIGKILL. As on the MCP face, each call's deadline
-// is the gateway's call_timeout.
+// servers are killed with SIGKILL.
 func TestStormHTTP(t *testing.T) {
 	skipStorm(t)
 	mark := fmt.Sprintf("http-%d", time.Now().UnixNano())
-	const callTimeout = 2500 * time.Millisecond
-	ledger := newStormLedger(stormPlan(stormHTTPCalls, 4000, false), callTimeout)
-	g := stormGateway(t, mark, callTimeout, nil)
+	ledger := newStormLedger(stormPlan(stormHTTPCalls), true)
+	g := stormGateway(t, mark, nil)
 	f := httpface.New(stormFaceHandler{ledger, router.New(g)}, httpface.Options{
 		MaxInFlight: 2 * stormCalls,
 		Logger:      quietLog(),

@@ -17,30 +17,32 @@ import (
 )
 
 // stormFaceHandler is the router under an MCP face, noting when it takes a
-// call.
+// call and giving it its deadline.
 type stormFaceHandler struct {
 	ledger *stormLedger
 	h      face.Handler
 }
 
 func (s stormFaceHandler) Serve(ctx context.Context, req *face.Request) (json.RawMessage, error) {
-	s.ledger.take(req.Params)
+	if id := s.ledger.take(req.Params); id >= 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.ledger.calls[id].timeout)
+		defer cancel()
+	}
 	return s.h.Serve(ctx, req)
 }
 
 // TestStormMCP storms the MCP face (gw stdio's, in process over pipes): a
 // legacy client's stormCalls tools/call requests written at once to the slow
 // tools of four servers, legacy and modern, while servers are killed with
-// SIGKILL. MCP requests carry no deadline: each call's is the gateway's
-// call_timeout. The face admits them all (MaxInFlight), so that they are all
+// SIGKILL. The face admits them all (MaxInFlight), so that they are all
 // in flight in the gateway rather than refused as busy.
 func TestStormMCP(t *testing.T) {
 	skipStorm(t)
 	ctx := context.Background()
 	mark := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
-	const callTimeout = 2500 * time.Millisecond
-	ledger := newStormLedger(stormPlan(stormCalls, 4000, false), callTimeout)
-	g := stormGateway(t, mark, callTimeout, nil)
+	ledger := newStormLedger(stormPlan(stormCalls), true)
+	g := stormGateway(t, mark, nil)
 	f := mcpface.New(stormFaceHandler{ledger, router.New(g)}, mcpface.Options{
 		Principal:   "storm",
 		MaxInFlight: 2 * stormCalls,

@@ -51,7 +51,7 @@ func TestStormNATS(t *testing.T) {
 	}
 	defer func() { _ = gwConn.Drain() }()
 
-	ledger := newStormLedger(stormPlan(stormCalls, 2000, true), 0)
+	ledger := newStormLedger(stormPlan(stormCalls), false)
 	h := &faceHandler{}
 	face, err := natsface.New(gwConn, stormNATSHandler{ledger, h}, natsface.Options{
 		Gateway:       "storm",
@@ -74,7 +74,7 @@ func TestStormNATS(t *testing.T) {
 			t.Errorf("face stop: %v", err)
 		}
 	}()
-	h.g = stormGateway(t, mark, time.Minute, func(o *gateway.Options) { o.Events = events })
+	h.g = stormGateway(t, mark, func(o *gateway.Options) { o.Events = events })
 
 	agent, err := e.Connect("storm agent")
 	if err != nil {

@@ -32,6 +32,12 @@ import (
 // as many goroutines (within stormGoroutineSlack), descriptors and child
 // processes as before, with no zombie.
 //
+// Each call has a deadline of its own, 0.5–5 s: on NATS the caller's
+// Mcp-Deadline, counted from sending; MCP requests carry none, so on the MCP
+// and HTTP faces the handler below the face gives each call its deadline
+// when it takes it, as the NATS face does with the header (gw's own
+// call_timeout is a minute here).
+//
 // A storm is more work than two loaded cores do at once under the race
 // detector, so a request may wait in the face's intake (NATS delivery, the
 // goroutine that reads the stream) for seconds before gw takes it. A call
@@ -59,9 +65,8 @@ const (
 	stormMetaID = "gwtest/id"
 )
 
-// stormCall is one call of a storm: to server's slow tool, which sleeps ms.
-// Its deadline is timeout after it was sent; with timeout 0, the gateway's
-// call_timeout after the face took it.
+// stormCall is one call of a storm: to server's slow tool, which sleeps ms,
+// with a deadline timeout after it was sent (or taken, see stormLedger).
 type stormCall struct {
 	id      int
 	server  string
@@ -78,28 +83,30 @@ func (c stormCall) params(meta string) string {
 }
 
 // stormPlan makes n calls: round robin over the servers, sleeps of up to
-// maxMs, and (timeouts) deadlines 0.5–5 s after sending.
-func stormPlan(n, maxMs int, timeouts bool) []stormCall {
+// 3 s and deadlines 0.5–5 s away, so that some calls end by their deadline,
+// most would succeed, and the killer fails some of each.
+func stormPlan(n int) []stormCall {
 	calls := make([]stormCall, n)
 	for i := range calls {
-		calls[i] = stormCall{id: i, server: fmt.Sprintf("s%d", i%stormServers), ms: rand.IntN(maxMs)}
-		if timeouts {
-			calls[i].timeout = 500*time.Millisecond + time.Duration(rand.IntN(4500))*time.Millisecond
+		calls[i] = stormCall{
+			id: i, server: fmt.Sprintf("s%d", i%stormServers), ms: rand.IntN(3000),
+			timeout: 500*time.Millisecond + time.Duration(rand.IntN(4500))*time.Millisecond,
 		}
 	}
 	return calls
 }
 
 // stormLedger records a storm's calls: when each was sent, when the face
-// took it, and its answers.
+// took it, and its answers. A call's deadline counts from its sending, or,
+// fromTake, from its taking.
 type stormLedger struct {
-	calls       []stormCall
-	callTimeout time.Duration // the gateway's, for calls without a timeout
-	sent        []atomic.Int64
-	taken       []atomic.Int64
-	answers     []atomic.Int32
-	left        atomic.Int64
-	done        chan struct{} // closed when every call has an answer
+	calls    []stormCall
+	fromTake bool
+	sent     []atomic.Int64
+	taken    []atomic.Int64
+	answers  []atomic.Int32
+	left     atomic.Int64
+	done     chan struct{} // closed when every call has an answer
 
 	mu       sync.Mutex
 	outcomes map[string]int
@@ -108,9 +115,9 @@ type stormLedger struct {
 	maxWait  time.Duration // the longest a call waited to be taken
 }
 
-func newStormLedger(calls []stormCall, callTimeout time.Duration) *stormLedger {
+func newStormLedger(calls []stormCall, fromTake bool) *stormLedger {
 	l := &stormLedger{
-		calls: calls, callTimeout: callTimeout,
+		calls: calls, fromTake: fromTake,
 		sent: make([]atomic.Int64, len(calls)), taken: make([]atomic.Int64, len(calls)), answers: make([]atomic.Int32, len(calls)),
 		done: make(chan struct{}), outcomes: map[string]int{},
 	}
@@ -121,28 +128,29 @@ func newStormLedger(calls []stormCall, callTimeout time.Duration) *stormLedger {
 // send records that call id is being sent now.
 func (l *stormLedger) send(id int) { l.sent[id].Store(time.Now().UnixNano()) }
 
-// take records that the face took the call whose params are these (calls
-// that are not the storm's are ignored).
-func (l *stormLedger) take(params json.RawMessage) {
+// take records that the face took the call whose params are these, and
+// returns its number; -1 for calls that are not the storm's.
+func (l *stormLedger) take(params json.RawMessage) int {
 	now := time.Now()
 	var p struct {
 		Meta map[string]json.RawMessage `json:"_meta"`
 	}
 	if json.Unmarshal(params, &p) != nil {
-		return
+		return -1
 	}
 	raw, ok := p.Meta[stormMetaID]
 	if !ok {
-		return
+		return -1
 	}
 	id, err := strconv.Atoi(string(raw))
 	if err != nil || id < 0 || id >= len(l.calls) {
 		l.problem("the face took a call numbered %s, which was never made", raw)
-		return
+		return -1
 	}
 	if !l.taken[id].CompareAndSwap(0, now.UnixNano()) {
 		l.problem("the face took call %d twice", id)
 	}
+	return id
 }
 
 // answer records call id's answer, received at: a result whose text is
@@ -188,8 +196,8 @@ func (l *stormLedger) answer(id int, at time.Time, text, errMsg string) {
 	}
 	l.maxWait = max(l.maxWait, taken.Sub(sent))
 	deadline := sent.Add(c.timeout)
-	if c.timeout == 0 {
-		deadline = taken.Add(l.callTimeout)
+	if l.fromTake {
+		deadline = taken.Add(c.timeout)
 	}
 	late := at.Sub(deadline)
 	if taken.After(deadline) {
@@ -392,10 +400,10 @@ func skipStorm(t *testing.T) {
 // has calls that succeed and calls that end by their deadline, whatever the
 // killer's luck); restarts are quick, so servers come back within the
 // storm. The test closes it.
-func stormGateway(t *testing.T, mark string, callTimeout time.Duration, customize func(*gateway.Options)) *gateway.Gateway {
+func stormGateway(t *testing.T, mark string, customize func(*gateway.Options)) *gateway.Gateway {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "gateway:\n  start_timeout: 60s\n  call_timeout: %s\n  restart: {initial_backoff: 50ms, max_backoff: 400ms}\nservers:\n", callTimeout)
+	b.WriteString("gateway:\n  start_timeout: 60s\n  call_timeout: 60s\n  restart: {initial_backoff: 50ms, max_backoff: 400ms}\nservers:\n")
 	for i := range stormServers {
 		era := mcptest.EraLegacy
 		if i%2 == 1 {
