@@ -51,7 +51,7 @@ func TestStormHTTP(t *testing.T) {
 	}()
 	transport := &http.Transport{MaxIdleConnsPerHost: stormHTTPCalls}
 	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
+	client := &http.Client{Transport: transport, Timeout: time.Minute}
 
 	// post sends a tools/call; it returns the result's text or the error's
 	// message.

@@ -72,12 +72,14 @@ func TestStormMCP(t *testing.T) {
 	// The client: one writer at a time; answers to numbered requests go to
 	// the ledger, the others (warm-up) to named.
 	var writeMu sync.Mutex
-	write := func(line string) {
+	write := func(line string) bool {
 		writeMu.Lock()
 		defer writeMu.Unlock()
 		if _, err := io.WriteString(inW, line+"\n"); err != nil {
-			t.Errorf("writing to the face: %v", err)
+			ledger.problem("writing to the face: %v", err)
+			return false
 		}
+		return true
 	}
 	named := make(chan map[string]json.RawMessage, 16)
 	go func() {
@@ -146,7 +148,9 @@ func TestStormMCP(t *testing.T) {
 	go func() {
 		for _, c := range ledger.calls {
 			ledger.send(c.id)
-			write(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, c.id, c.params("")))
+			if !write(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, c.id, c.params(""))) {
+				return
+			}
 		}
 	}()
 	go func() {
