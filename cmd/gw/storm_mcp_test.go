@@ -34,14 +34,15 @@ func (s stormFaceHandler) Serve(ctx context.Context, req *face.Request) (json.Ra
 
 // TestStormMCP storms the MCP face (gw stdio's, in process over pipes): a
 // legacy client's stormCalls tools/call requests written at once to the slow
-// tools of four servers, legacy and modern, while servers are killed with
-// SIGKILL. The face admits them all (MaxInFlight), so that they are all
+// tools of four servers, legacy and modern (one in ten to a tool that sends
+// progress first: all of it must come before the result, none after the
+// answer), while servers are killed with SIGKILL. The face admits them all (MaxInFlight), so that they are all
 // in flight in the gateway rather than refused as busy.
 func TestStormMCP(t *testing.T) {
 	skipStorm(t)
 	ctx := context.Background()
 	mark := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
-	ledger := newStormLedger(stormPlan(stormCalls), true)
+	ledger := newStormLedger(stormPlan(stormCalls, true), true)
 	g := stormGateway(t, mark, nil)
 	f := mcpface.New(stormFaceHandler{ledger, router.New(g)}, mcpface.Options{
 		Principal:   "storm",
@@ -93,9 +94,17 @@ func TestStormMCP(t *testing.T) {
 				ledger.problem("the face wrote a line that is not JSON: %q", sc.Bytes())
 				continue
 			}
+			if string(msg["method"]) == `"notifications/progress"` {
+				var p struct {
+					Token string `json:"progressToken"`
+				}
+				_ = json.Unmarshal(msg["params"], &p)
+				ledger.progressFor(p.Token)
+				continue
+			}
 			raw, ok := msg["id"]
 			if !ok || msg["method"] != nil {
-				continue // a notification or a request to the client
+				continue // another notification, or a request to the client
 			}
 			id, err := strconv.Atoi(string(raw))
 			if err != nil {

@@ -34,8 +34,10 @@ func (s stormNATSHandler) Serve(ctx context.Context, req *natsface.Request) (jso
 // embedded NATS server: stormCalls tools/call requests published at once on
 // one connection, each with its own reply subject (so a second answer is
 // seen, not swallowed by a request mux) and its own Mcp-Deadline, to the
-// slow tools of four servers, legacy and modern, while servers are killed
-// with SIGKILL.
+// slow tools of four servers, legacy and modern (one in ten streaming, to a
+// tool that sends progress first: every progress frame must come before the
+// result frame, none after the final one), while servers are killed with
+// SIGKILL.
 func TestStormNATS(t *testing.T) {
 	skipStorm(t)
 	ctx := context.Background()
@@ -51,7 +53,7 @@ func TestStormNATS(t *testing.T) {
 	}
 	defer func() { _ = gwConn.Drain() }()
 
-	ledger := newStormLedger(stormPlan(stormCalls), false)
+	ledger := newStormLedger(stormPlan(stormCalls, true), false)
 	h := &faceHandler{}
 	face, err := natsface.New(gwConn, stormNATSHandler{ledger, h}, natsface.Options{
 		Gateway:       "storm",
@@ -102,6 +104,28 @@ func TestStormNATS(t *testing.T) {
 			ledger.problem("a reply on %s", m.Subject)
 			return
 		}
+		if ledger.calls[id].progress { // a streaming call: frames
+			var fr natsface.Frame
+			if err := json.Unmarshal(m.Data, &fr); err != nil || fr.Type != m.Header.Get(natsface.HeaderFrame) {
+				ledger.problem("call %d: a frame %q with header %q", id, m.Data, m.Header.Get(natsface.HeaderFrame))
+				return
+			}
+			switch fr.Type {
+			case natsface.FrameProgress:
+				var p struct {
+					Token string `json:"progressToken"`
+				}
+				_ = json.Unmarshal(fr.Params, &p)
+				ledger.progressFor(p.Token)
+			case natsface.FrameResult:
+				ledger.answer(id, at, toolText(fr.Result), "")
+			case natsface.FrameError:
+				ledger.answer(id, at, "", fr.Error.Message)
+			default:
+				ledger.problem("call %d: a %q frame", id, fr.Type)
+			}
+			return
+		}
 		if m.Header.Get(micro.ErrorCodeHeader) == "" {
 			ledger.answer(id, at, toolText(m.Data), "")
 			return
@@ -128,12 +152,19 @@ func TestStormNATS(t *testing.T) {
 	start := time.Now()
 	stop := make(chan struct{})
 	killed := stormKiller(mark, stop)
+	header := func(c stormCall) nats.Header {
+		h := nats.Header{natsface.HeaderDeadline: []string{time.Now().Add(c.timeout).Format(time.RFC3339Nano)}}
+		if c.progress {
+			h.Set(natsface.HeaderStream, "1")
+		}
+		return h
+	}
 	for _, c := range ledger.calls {
 		ledger.send(c.id)
 		err := agent.PublishMsg(&nats.Msg{
 			Subject: "mcp.v1.req.storm.tools.call." + c.tool(),
 			Reply:   inbox + strconv.Itoa(c.id),
-			Header:  nats.Header{natsface.HeaderDeadline: []string{time.Now().Add(c.timeout).Format(time.RFC3339Nano)}},
+			Header:  header(c),
 			Data:    []byte(c.params("")),
 		})
 		if err != nil {

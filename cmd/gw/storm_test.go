@@ -66,30 +66,53 @@ const (
 )
 
 // stormCall is one call of a storm: to server's slow tool, which sleeps ms,
-// with a deadline timeout after it was sent (or taken, see stormLedger).
+// or, progress, to its notify tool, which sends stormProgress progress
+// notifications before its result; with a deadline timeout after it was
+// sent (or taken, see stormLedger).
 type stormCall struct {
-	id      int
-	server  string
-	ms      int
-	timeout time.Duration
+	id       int
+	server   string
+	ms       int
+	progress bool
+	timeout  time.Duration
 }
 
-func (c stormCall) tool() string { return c.server + "__slow" }
+// stormProgress is how many progress notifications a progress call gets.
+const stormProgress = 3
+
+func (c stormCall) tool() string {
+	if c.progress {
+		return c.server + "__notify"
+	}
+	return c.server + "__slow"
+}
 
 // params is the tools/call params, its number in _meta after the members
 // meta (each followed by a comma).
 func (c stormCall) params(meta string) string {
+	if c.progress {
+		return fmt.Sprintf(`{"name":%q,"arguments":{"n":%d},"_meta":{%s"progressToken":"p%d",%q:%d}}`, c.tool(), stormProgress, meta, c.id, stormMetaID, c.id)
+	}
 	return fmt.Sprintf(`{"name":%q,"arguments":{"ms":%d},"_meta":{%s%q:%d}}`, c.tool(), c.ms, meta, stormMetaID, c.id)
+}
+
+// result is the text of the call's result.
+func (c stormCall) result() string {
+	if c.progress {
+		return fmt.Sprintf("sent %d notifications", stormProgress)
+	}
+	return fmt.Sprintf("slept %dms", c.ms)
 }
 
 // stormPlan makes n calls: round robin over the servers, sleeps of up to
 // 3 s and deadlines 0.5–5 s away, so that some calls end by their deadline,
-// most would succeed, and the killer fails some of each.
-func stormPlan(n int) []stormCall {
+// most would succeed, and the killer fails some of each; with progress, one
+// call in ten takes progress notifications instead.
+func stormPlan(n int, progress bool) []stormCall {
 	calls := make([]stormCall, n)
 	for i := range calls {
 		calls[i] = stormCall{
-			id: i, server: fmt.Sprintf("s%d", i%stormServers), ms: rand.IntN(3000),
+			id: i, server: fmt.Sprintf("s%d", i%stormServers), ms: rand.IntN(3000), progress: progress && i%10 == 5,
 			timeout: 500*time.Millisecond + time.Duration(rand.IntN(4500))*time.Millisecond,
 		}
 	}
@@ -105,6 +128,7 @@ type stormLedger struct {
 	sent     []atomic.Int64
 	taken    []atomic.Int64
 	answers  []atomic.Int32
+	progress []atomic.Int32
 	left     atomic.Int64
 	done     chan struct{} // closed when every call has an answer
 
@@ -118,7 +142,8 @@ type stormLedger struct {
 func newStormLedger(calls []stormCall, fromTake bool) *stormLedger {
 	l := &stormLedger{
 		calls: calls, fromTake: fromTake,
-		sent: make([]atomic.Int64, len(calls)), taken: make([]atomic.Int64, len(calls)), answers: make([]atomic.Int32, len(calls)),
+		sent: make([]atomic.Int64, len(calls)), taken: make([]atomic.Int64, len(calls)),
+		answers: make([]atomic.Int32, len(calls)), progress: make([]atomic.Int32, len(calls)),
 		done: make(chan struct{}), outcomes: map[string]int{},
 	}
 	l.left.Store(int64(len(calls)))
@@ -173,8 +198,11 @@ func (l *stormLedger) answer(id int, at time.Time, text, errMsg string) {
 	outcome := "result"
 	switch {
 	case errMsg == "":
-		if want := fmt.Sprintf("slept %dms", c.ms); text != want {
+		if want := c.result(); text != want {
 			l.problem("call %d (%s) answered %q; want %q", id, c.tool(), text, want)
+		}
+		if n := l.progress[id].Load(); c.progress && n != stormProgress {
+			l.problem("call %d (%s): its result came after %d progress notifications; want %d", id, c.tool(), n, stormProgress)
 		}
 	case strings.Contains(errMsg, "deadline exceeded"):
 		outcome = "deadline"
@@ -210,6 +238,20 @@ func (l *stormLedger) answer(id int, at time.Time, text, errMsg string) {
 	}
 }
 
+// progressFor records a progress notification for the call whose token is
+// token ("p" and its number).
+func (l *stormLedger) progressFor(token string) {
+	id, err := strconv.Atoi(strings.TrimPrefix(token, "p"))
+	if err != nil || id < 0 || id >= len(l.calls) || !l.calls[id].progress {
+		l.problem("progress for token %q, which no call took", token)
+		return
+	}
+	if l.answers[id].Load() > 0 {
+		l.problem("call %d (%s): progress after its answer", id, l.calls[id].tool())
+	}
+	l.progress[id].Add(1)
+}
+
 func (l *stormLedger) problem(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -234,8 +276,12 @@ func (l *stormLedger) wait(t *testing.T, limit time.Duration) {
 	time.Sleep(500 * time.Millisecond) // duplicates arrive here
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t.Logf("outcomes %v; the latest answer %v after its deadline; the longest wait to be taken %v",
-		l.outcomes, l.maxLate.Round(time.Millisecond), l.maxWait.Round(time.Millisecond))
+	progress := 0
+	for i := range l.progress {
+		progress += int(l.progress[i].Load())
+	}
+	t.Logf("outcomes %v, %d progress notifications; the latest answer %v after its deadline; the longest wait to be taken %v",
+		l.outcomes, progress, l.maxLate.Round(time.Millisecond), l.maxWait.Round(time.Millisecond))
 	for i, p := range l.problems {
 		if i == 20 {
 			t.Errorf("… and %d more problems", len(l.problems)-i)
