@@ -36,13 +36,14 @@ func (s stormFaceHandler) Serve(ctx context.Context, req *face.Request) (json.Ra
 // legacy client's stormCalls tools/call requests written at once to the slow
 // tools of four servers, legacy and modern (one in ten to a tool that sends
 // progress first: all of it must come before the result, none after the
-// answer), while servers are killed with SIGKILL. The face admits them all (MaxInFlight), so that they are all
+// answer; one in twenty cancelled by the client), while servers are killed
+// with SIGKILL. The face admits them all (MaxInFlight), so that they are all
 // in flight in the gateway rather than refused as busy.
 func TestStormMCP(t *testing.T) {
 	skipStorm(t)
 	ctx := context.Background()
 	mark := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
-	ledger := newStormLedger(stormPlan(stormCalls, true), true)
+	ledger := newStormLedger(stormPlan(stormCalls, true, true), true)
 	g := stormGateway(t, mark, nil)
 	f := mcpface.New(stormFaceHandler{ledger, router.New(g)}, mcpface.Options{
 		Principal:   "storm",
@@ -159,6 +160,11 @@ func TestStormMCP(t *testing.T) {
 			ledger.send(c.id)
 			if !write(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, c.id, c.params(""))) {
 				return
+			}
+			if c.cancel > 0 {
+				time.AfterFunc(c.cancel, func() {
+					write(fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%d,"reason":"storm"}}`, c.id))
+				})
 			}
 		}
 	}()

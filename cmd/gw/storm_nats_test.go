@@ -53,7 +53,7 @@ func TestStormNATS(t *testing.T) {
 	}
 	defer func() { _ = gwConn.Drain() }()
 
-	ledger := newStormLedger(stormPlan(stormCalls, true), false)
+	ledger := newStormLedger(stormPlan(stormCalls, true, false), false)
 	h := &faceHandler{}
 	face, err := natsface.New(gwConn, stormNATSHandler{ledger, h}, natsface.Options{
 		Gateway:       "storm",

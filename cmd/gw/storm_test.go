@@ -75,6 +75,7 @@ type stormCall struct {
 	ms       int
 	progress bool
 	timeout  time.Duration
+	cancel   time.Duration // > 0: the client cancels the call this long after sending it
 }
 
 // stormProgress is how many progress notifications a progress call gets.
@@ -107,13 +108,18 @@ func (c stormCall) result() string {
 // stormPlan makes n calls: round robin over the servers, sleeps of up to
 // 3 s and deadlines 0.5–5 s away, so that some calls end by their deadline,
 // most would succeed, and the killer fails some of each; with progress, one
-// call in ten takes progress notifications instead.
-func stormPlan(n int, progress bool) []stormCall {
+// call in ten takes progress notifications instead; with cancels, the client
+// cancels one in twenty within 1.5 s (such a call is answered at most once:
+// an answer already on its way is not taken back).
+func stormPlan(n int, progress, cancels bool) []stormCall {
 	calls := make([]stormCall, n)
 	for i := range calls {
 		calls[i] = stormCall{
 			id: i, server: fmt.Sprintf("s%d", i%stormServers), ms: rand.IntN(3000), progress: progress && i%10 == 5,
 			timeout: 500*time.Millisecond + time.Duration(rand.IntN(4500))*time.Millisecond,
+		}
+		if cancels && i%20 == 7 {
+			calls[i].cancel = time.Millisecond + time.Duration(rand.IntN(1500))*time.Millisecond
 		}
 	}
 	return calls
@@ -146,7 +152,11 @@ func newStormLedger(calls []stormCall, fromTake bool) *stormLedger {
 		answers: make([]atomic.Int32, len(calls)), progress: make([]atomic.Int32, len(calls)),
 		done: make(chan struct{}), outcomes: map[string]int{},
 	}
-	l.left.Store(int64(len(calls)))
+	for _, c := range calls {
+		if c.cancel == 0 {
+			l.left.Add(1)
+		}
+	}
 	return l
 }
 
@@ -190,11 +200,13 @@ func (l *stormLedger) answer(id int, at time.Time, text, errMsg string) {
 		l.problem("call %d (%s) answered %d times; the latest: text %q, error %q", id, c.tool(), n, text, errMsg)
 		return
 	}
-	defer func() {
-		if l.left.Add(-1) == 0 {
-			close(l.done)
-		}
-	}()
+	if c.cancel == 0 {
+		defer func() {
+			if l.left.Add(-1) == 0 {
+				close(l.done)
+			}
+		}()
+	}
 	outcome := "result"
 	switch {
 	case errMsg == "":
@@ -267,7 +279,7 @@ func (l *stormLedger) wait(t *testing.T, limit time.Duration) {
 	case <-time.After(limit):
 		var missing []int
 		for i := range l.answers {
-			if l.answers[i].Load() == 0 {
+			if l.answers[i].Load() == 0 && l.calls[i].cancel == 0 {
 				missing = append(missing, i)
 			}
 		}
@@ -279,6 +291,9 @@ func (l *stormLedger) wait(t *testing.T, limit time.Duration) {
 	progress := 0
 	for i := range l.progress {
 		progress += int(l.progress[i].Load())
+		if l.calls[i].cancel > 0 && l.answers[i].Load() == 0 {
+			l.outcomes["cancelled, no answer"]++
+		}
 	}
 	t.Logf("outcomes %v, %d progress notifications; the latest answer %v after its deadline; the longest wait to be taken %v",
 		l.outcomes, progress, l.maxLate.Round(time.Millisecond), l.maxWait.Round(time.Millisecond))
