@@ -90,8 +90,9 @@ var specCodes = []int64{
 // path, body and the headers it reads (Content-Type, Accept,
 // Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name, an
 // Mcp-Param-*, Origin, Host on a loopback address). The face, one for all
-// inputs, keeps its legacy sessions between them, so a session id the
-// fuzzer finds is served. It must not panic; it must answer with a status
+// inputs, keeps its legacy sessions between them; a session id of "@"
+// stands for the one the latest initialize opened, so that the fuzzer
+// reaches a live session's requests, responses, GET stream and DELETE. It must not panic; it must answer with a status
 // from the transport's set; a JSON answer must be one JSON-RPC message, an
 // error with a JSON-RPC or MCP code for every refusal; an SSE answer must
 // carry JSON events; and no goroutine may outlive its request (parked
@@ -110,12 +111,16 @@ func FuzzServeHTTP(f *testing.F) {
 		{0, 0, call("echo", `{}`), "application/json", "application/json, text/event-stream", "", "2026-07-28", "tools/call", "echo", "", "", ""},
 		{0, 0, call("sql", `{"region":"us-west1"}`), "application/json", "application/json", "", "2026-07-28", "tools/call", "sql", "us-west1", "", "localhost:8931"},
 		{0, 0, call("sample", `{}`), "application/json", "", "", "2026-07-28", "tools/call", "sample", "", "http://localhost:3000", ""},
-		{0, 1, `{"jsonrpc":"2.0","id":"i","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"f","version":"1"}}}`, "application/json", "application/json, text/event-stream", "", "", "", "", "", "", ""},
+		{0, 0, `{"jsonrpc":"2.0","id":"i","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"f","version":"1"}}}`, "application/json", "application/json, text/event-stream", "", "", "", "", "", "", ""},
 		{0, 0, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, "application/json", "", "bogus-session", "2025-11-25", "", "", "", "https://evil.example", "evil.example"},
 		{1, 0, ``, "", "text/event-stream", "bogus-session", "2025-11-25", "", "", "", "", ""},
 		{2, 0, ``, "", "", "bogus-session", "", "", "", "", "", ""},
 		{0, 0, `{"jsonrpc":"2.0","id":3,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true},` + meta + `}}`, "application/json", "text/event-stream", "", "2026-07-28", "subscriptions/listen", "", "", "", ""},
 		{0, 0, `{"jsonrpc":`, "text/plain", "*/*", "", "", "", "", "", "null", "[::1]:1"},
+		{0, 0, `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sample","arguments":{}}}`, "application/json", "application/json, text/event-stream", "@", "2025-11-25", "", "", "", "", ""},
+		{0, 0, `{"jsonrpc":"2.0","id":"gw-1","result":{"role":"assistant","content":{"type":"text","text":"hi"}}}`, "application/json", "", "@", "2025-11-25", "", "", "", "", ""},
+		{1, 0, ``, "", "text/event-stream", "@", "2025-11-25", "", "", "", "", ""},
+		{2, 0, ``, "", "", "@", "2025-11-25", "", "", "", "", ""},
 	} {
 		f.Add(s.method, s.path, []byte(s.body), s.ctype, s.accept, s.sid, s.version, s.m, s.name, s.param, s.origin, s.host)
 	}
@@ -136,6 +141,7 @@ func FuzzServeHTTP(f *testing.F) {
 	})
 	base := -1 // the goroutines before the first input, the fuzzer's own among them
 	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8931}
+	lastSession := "" // opened by the latest initialize
 	f.Fuzz(func(t *testing.T, method, path uint8, body []byte, ctype, accept, sid, version, mcpMethod, mcpName, param, origin, host string) {
 		// A stream stays open until its client goes: the client goes
 		// soon, so every request ends.
@@ -145,6 +151,9 @@ func FuzzServeHTTP(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), http.LocalAddrContextKey, loopback), 30*time.Millisecond)
 		defer cancel()
 		req := httptest.NewRequestWithContext(ctx, fuzzMethods[int(method)%len(fuzzMethods)], fuzzPaths[int(path)%len(fuzzPaths)], bytes.NewReader(body))
+		if sid == "@" {
+			sid = lastSession
+		}
 		for k, v := range map[string]string{
 			"Content-Type": ctype, "Accept": accept, hdrSessionID: sid, hdrProtocolVersion: version,
 			hdrMethod: mcpMethod, hdrName: mcpName, "Mcp-Param-Region": param, "Origin": origin,
@@ -160,6 +169,9 @@ func FuzzServeHTTP(f *testing.F) {
 		rec := httptest.NewRecorder()
 		fc.ServeHTTP(rec, req)
 		checkFuzzAnswer(t, req, rec)
+		if opened := rec.Header().Get(hdrSessionID); opened != "" {
+			lastSession = opened
+		}
 
 		// No goroutine outlives its request for long: a parked round
 		// trip ends after InputTTL.
@@ -178,7 +190,7 @@ func FuzzServeHTTP(f *testing.F) {
 func checkFuzzAnswer(t *testing.T, req *http.Request, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	code, ctype, body := rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()
-	if !slices.Contains([]int{200, 202, 400, 401, 403, 404, 405, 413, 503}, code) {
+	if !slices.Contains([]int{200, 202, 204, 400, 401, 403, 404, 405, 413, 503}, code) {
 		t.Fatalf("%s %s: status %d\n%s", req.Method, req.URL.Path, code, body)
 	}
 	switch {
@@ -186,9 +198,9 @@ func checkFuzzAnswer(t *testing.T, req *http.Request, rec *httptest.ResponseReco
 		if rec.Header().Get("Allow") == "" {
 			t.Fatalf("405 without an Allow header")
 		}
-	case code == http.StatusAccepted:
+	case code == http.StatusAccepted || code == http.StatusNoContent:
 		if len(body) != 0 {
-			t.Fatalf("202 with a body: %s", body)
+			t.Fatalf("%d with a body: %s", code, body)
 		}
 	case ctype == "application/json":
 		msg, err := jsonrpc.Decode(bytes.TrimSpace(body))
