@@ -17,14 +17,16 @@ import (
 )
 
 // stormFaceHandler is the router under an MCP face, noting when it takes a
-// call and giving it its deadline.
+// call and when it answers it, and giving it its deadline.
 type stormFaceHandler struct {
 	ledger *stormLedger
 	h      face.Handler
 }
 
 func (s stormFaceHandler) Serve(ctx context.Context, req *face.Request) (json.RawMessage, error) {
-	if id := s.ledger.take(req.Params); id >= 0 {
+	id := s.ledger.take(req.Params)
+	defer s.ledger.finish(id)
+	if id >= 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.ledger.calls[id].timeout)
 		defer cancel()

@@ -19,14 +19,16 @@ import (
 	"github.com/gwmcp/gw/transport/natsface"
 )
 
-// stormNATSHandler is gw run's NATS handler, noting when it takes a call.
+// stormNATSHandler is gw run's NATS handler, noting when it takes a call
+// and when it answers it.
 type stormNATSHandler struct {
 	ledger *stormLedger
 	h      natsface.Handler
 }
 
 func (s stormNATSHandler) Serve(ctx context.Context, req *natsface.Request) (json.RawMessage, error) {
-	s.ledger.take(req.Params)
+	id := s.ledger.take(req.Params)
+	defer s.ledger.finish(id)
 	return s.h.Serve(ctx, req)
 }
 
