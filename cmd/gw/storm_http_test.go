@@ -35,7 +35,7 @@ var stormModernMeta = fmt.Sprintf(`"io.modelcontextprotocol/protocolVersion":%q,
 func TestStormHTTP(t *testing.T) {
 	skipStorm(t)
 	mark := fmt.Sprintf("http-%d", time.Now().UnixNano())
-	ledger := newStormLedger(stormPlan(stormHTTPCalls, false, true), true)
+	ledger := newStormLedger(stormPlan(stormHTTPCalls, 5*time.Second, false, true), true)
 	g := stormGateway(t, mark, nil)
 	f := httpface.New(stormFaceHandler{ledger, router.New(g)}, httpface.Options{
 		MaxInFlight: 2 * stormCalls,

@@ -45,7 +45,7 @@ func TestStormMCP(t *testing.T) {
 	skipStorm(t)
 	ctx := context.Background()
 	mark := fmt.Sprintf("mcp-%d", time.Now().UnixNano())
-	ledger := newStormLedger(stormPlan(stormCalls, true, true), true)
+	ledger := newStormLedger(stormPlan(stormCalls, 5*time.Second, true, true), true)
 	g := stormGateway(t, mark, nil)
 	f := mcpface.New(stormFaceHandler{ledger, router.New(g)}, mcpface.Options{
 		Principal:   "storm",

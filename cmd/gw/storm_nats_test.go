@@ -35,7 +35,8 @@ func (s stormNATSHandler) Serve(ctx context.Context, req *natsface.Request) (jso
 // TestStormNATS storms the NATS face, wired as gw run wires it, over the
 // embedded NATS server: stormCalls tools/call requests published at once on
 // one connection, each with its own reply subject (so a second answer is
-// seen, not swallowed by a request mux) and its own Mcp-Deadline, to the
+// seen, not swallowed by a request mux) and its own Mcp-Deadline (up to
+// 8 s: taking a burst is slow under the race detector), to the
 // slow tools of four servers, legacy and modern (one in ten streaming, to a
 // tool that sends progress first: every progress frame must come before the
 // result frame, none after the final one), while servers are killed with
@@ -55,7 +56,7 @@ func TestStormNATS(t *testing.T) {
 	}
 	defer func() { _ = gwConn.Drain() }()
 
-	ledger := newStormLedger(stormPlan(stormCalls, true, false), false)
+	ledger := newStormLedger(stormPlan(stormCalls, 8*time.Second, true, false), false)
 	h := &faceHandler{}
 	face, err := natsface.New(gwConn, stormNATSHandler{ledger, h}, natsface.Options{
 		Gateway:       "storm",

@@ -33,8 +33,8 @@ import (
 // as many goroutines (within stormGoroutineSlack), descriptors and child
 // processes as before, with no zombie.
 //
-// Each call has a deadline of its own, 0.5–5 s: on NATS the caller's
-// Mcp-Deadline, counted from sending; MCP requests carry none, so on the MCP
+// Each call has a deadline of its own, 0.5 s to a few seconds: on NATS
+// the caller's Mcp-Deadline, counted from sending; MCP requests carry none, so on the MCP
 // and HTTP faces the handler below the face gives each call its deadline
 // when it takes it, as the NATS face does with the header (gw's own
 // call_timeout is a minute here).
@@ -61,7 +61,7 @@ const (
 	// stormKillEvery is the killer's pace; it stops once every call is
 	// answered or after stormMaxKills.
 	stormKillEvery = 300 * time.Millisecond
-	stormMaxKills  = 12
+	stormMaxKills  = 16
 	// stormGoroutineSlack is how many more goroutines may run after the
 	// storm than before (runtime and library helpers coming and going).
 	stormGoroutineSlack = 5
@@ -112,17 +112,17 @@ func (c stormCall) result() string {
 }
 
 // stormPlan makes n calls: round robin over the servers, sleeps of up to
-// 3 s and deadlines 0.5–5 s away, so that some calls end by their deadline,
-// most would succeed, and the killer fails some of each; with progress, one
-// call in ten takes progress notifications instead; with cancels, the client
-// cancels one in twenty within 1.5 s (such a call is answered at most once:
-// an answer already on its way is not taken back).
-func stormPlan(n int, progress, cancels bool) []stormCall {
+// 3 s and deadlines 0.5 s to maxTimeout away, so that some calls end by
+// their deadline, most would succeed, and the killer fails some of each;
+// with progress, one call in ten takes progress notifications instead; with
+// cancels, the client cancels one in twenty within 1.5 s (such a call is
+// answered at most once: an answer already on its way is not taken back).
+func stormPlan(n int, maxTimeout time.Duration, progress, cancels bool) []stormCall {
 	calls := make([]stormCall, n)
 	for i := range calls {
 		calls[i] = stormCall{
 			id: i, server: fmt.Sprintf("s%d", i%stormServers), ms: rand.IntN(3000), progress: progress && i%10 == 5,
-			timeout: 500*time.Millisecond + time.Duration(rand.IntN(4500))*time.Millisecond,
+			timeout: 500*time.Millisecond + rand.N(maxTimeout-500*time.Millisecond),
 		}
 		if cancels && i%20 == 7 {
 			calls[i].cancel = time.Millisecond + time.Duration(rand.IntN(1500))*time.Millisecond
