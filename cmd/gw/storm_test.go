@@ -34,10 +34,10 @@ import (
 // processes as before, with no zombie.
 //
 // Each call has a deadline of its own, 0.5 s to a few seconds: on NATS
-// the caller's Mcp-Deadline, counted from sending; MCP requests carry none, so on the MCP
-// and HTTP faces the handler below the face gives each call its deadline
-// when it takes it, as the NATS face does with the header (gw's own
-// call_timeout is a minute here).
+// the caller's Mcp-Deadline, counted from sending; MCP requests carry none,
+// so on the MCP and HTTP faces the handler below the face gives each call
+// its deadline when it takes it, as the NATS face does with the header
+// (gw's own call_timeout is a minute here).
 //
 // A storm is more work than two loaded cores do at once under the race
 // detector, so a request may wait in the face's intake (NATS delivery, the
