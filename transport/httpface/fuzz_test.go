@@ -190,7 +190,7 @@ func FuzzServeHTTP(f *testing.F) {
 func checkFuzzAnswer(t *testing.T, req *http.Request, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	code, ctype, body := rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()
-	if !slices.Contains([]int{200, 202, 204, 400, 401, 403, 404, 405, 413, 503}, code) {
+	if !slices.Contains([]int{200, 202, 204, 400, 401, 403, 404, 405, 406, 413, 503}, code) {
 		t.Fatalf("%s %s: status %d\n%s", req.Method, req.URL.Path, code, body)
 	}
 	switch {
