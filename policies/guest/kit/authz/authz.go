@@ -30,6 +30,11 @@ type Input struct {
 	Annotations Annotations
 	// Arguments is the raw JSON of the call's arguments, nil when absent.
 	Arguments []byte
+	// Pin is the tool definition's pin state: "new" (first seen), "changed"
+	// (differs from the definition pinned, and served only because gw runs
+	// with gateway.pinning: warn or a collision policy allowed it), or ""
+	// for a tool that matches its pin (gw leaves "pinned" out).
+	Pin string
 
 	groups [maxInlineGroups]string // backs Caller.Groups without allocating
 	arena  []byte                  // the chunk strings are carved from (see carve)

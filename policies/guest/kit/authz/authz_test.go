@@ -54,6 +54,10 @@ func TestParseEdges(t *testing.T) {
 		{doc: `{"annotations":{"readOnlyHint":false,"destructiveHint":true,"openWorldHint":null,"title":"T"}}`,
 			want: Input{Annotations: Annotations{ReadOnlyHint: False, DestructiveHint: True,
 				Raw: []byte(`{"readOnlyHint":false,"destructiveHint":true,"openWorldHint":null,"title":"T"}`)}}},
+		{doc: `{"caller":{"id":"a","groups":["g"]},"name":"n","pin":"changed"}`,
+			want: Input{Caller: Caller{ID: "a", Groups: []string{"g"}}, Name: "n", Pin: "changed"}},
+		{doc: `{"pin":"new","pin":"changed"}`, err: "duplicate member pin"},
+		{doc: `{"pin":true}`, err: "pin: expected a string"},
 		{doc: `{"tool":"a","tool":"b"}`, err: "duplicate member tool"},
 		{doc: `{"caller":{"id":"a","id":"b"}}`, err: "duplicate member caller.id"},
 		{doc: `{"caller":"alice"}`, err: "caller: expected an object"},
@@ -166,6 +170,7 @@ func TestCanonicalTaken(t *testing.T) {
 		sample: true,
 		small:  true,
 		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n"}`:                                      true,
+		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","arguments":{},"pin":"changed"}`:       true,
 		`{"caller":{"id":null,"groups":null},"server":null,"tool":"t","name":"n","annotations":null}`:   true,
 		`{"caller":{"id":"a"},"server":"s","tool":"t","name":"n","arguments":{},"annotations":{}}`:      false,
 		`{"server":"s","caller":{"id":"a"},"tool":"t","name":"n"}`:                                      false,
@@ -214,7 +219,8 @@ func reference(doc []byte) (Input, bool) {
 	str := func(raw json.RawMessage, dst *string) bool {
 		return raw == nil || json.Unmarshal(raw, dst) == nil
 	}
-	ok := str(top["server"], &in.Server) && str(top["tool"], &in.Tool) && str(top["name"], &in.Name)
+	ok := str(top["server"], &in.Server) && str(top["tool"], &in.Tool) && str(top["name"], &in.Name) &&
+		str(top["pin"], &in.Pin)
 	if raw, has := top["caller"]; has && string(raw) != "null" {
 		var c map[string]json.RawMessage
 		if json.Unmarshal(raw, &c) != nil {
@@ -268,7 +274,8 @@ func equalInput(a, b Input) bool {
 		a.Annotations.DestructiveHint == b.Annotations.DestructiveHint &&
 		a.Annotations.IdempotentHint == b.Annotations.IdempotentHint &&
 		a.Annotations.OpenWorldHint == b.Annotations.OpenWorldHint &&
-		bytes.Equal(a.Annotations.Raw, b.Annotations.Raw) && bytes.Equal(a.Arguments, b.Arguments)
+		bytes.Equal(a.Annotations.Raw, b.Annotations.Raw) && bytes.Equal(a.Arguments, b.Arguments) &&
+		a.Pin == b.Pin
 }
 
 // FuzzParse: whatever Parse accepts, encoding/json reads the same way (so

@@ -73,6 +73,9 @@ func (p *parser) canonical(input []byte, in *Input) bool {
 	if s.Lit(`,"arguments":`) {
 		in.Arguments = s.Raw()
 	}
+	if s.Lit(`,"pin":`) {
+		p.strValue("pin", sPin)
+	}
 	return s.Lit("}") && s.Err() == nil
 }
 
@@ -100,6 +103,8 @@ func (p *parser) general(input []byte, in *Input) {
 			if p.first(fArguments, "arguments") {
 				in.Arguments = s.Raw()
 			}
+		case "pin":
+			p.str(fPin, "pin", sPin)
 		default:
 			s.Skip()
 		}
@@ -128,6 +133,7 @@ const (
 	sServer
 	sTool
 	sName
+	sPin
 	sGroup0
 )
 
@@ -150,6 +156,7 @@ const (
 	fDestructive
 	fIdempotent
 	fOpenWorld
+	fPin
 )
 
 // first records f and reports whether it was new; a repeat is an error.
@@ -313,6 +320,7 @@ func (p *parser) strings(in *Input) {
 	in.Server = all[ends[sID]:ends[sServer]]
 	in.Tool = all[ends[sServer]:ends[sTool]]
 	in.Name = all[ends[sTool]:ends[sName]]
+	in.Pin = all[ends[sName]:ends[sPin]]
 	if p.ngroup == 0 {
 		return
 	}
@@ -321,7 +329,7 @@ func (p *parser) strings(in *Input) {
 	} else {
 		in.Caller.Groups = make([]string, p.ngroup)
 	}
-	prev := ends[sName]
+	prev := ends[sPin]
 	for i := range p.ngroup {
 		end := 0
 		if i < maxInlineGroups {
