@@ -260,7 +260,7 @@ func (c *Client) watch() {
 			if !ok {
 				return
 			}
-			c.applyEntry(e)
+			c.applyEntry(ctx, kv, e)
 		}
 	}
 }
@@ -303,7 +303,7 @@ func (c *Client) followStatus(ctx context.Context, js jetstream.JetStream) error
 
 // applyEntry takes one update of the bucket: a gateway's catalog, its
 // deletion, or (nil) the end of the initial values.
-func (c *Client) applyEntry(e jetstream.KeyValueEntry) {
+func (c *Client) applyEntry(ctx context.Context, kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
 	if e == nil {
 		c.update(func() { c.kvLoaded = true })
 		return
@@ -311,8 +311,11 @@ func (c *Client) applyEntry(e jetstream.KeyValueEntry) {
 	name := strings.TrimPrefix(e.Key(), natsface.GatewayCatalogKeyPrefix)
 	var cat *catalog
 	if e.Operation() == jetstream.KeyValuePut {
-		var err error
-		if cat, err = decodeCatalog(e.Value()); err != nil {
+		raw, err := natsface.ReadCatalog(ctx, kv, e.Value()) // a large one is in parts
+		if err == nil {
+			cat, err = decodeCatalog(raw)
+		}
+		if err != nil {
 			c.log.Warn("a gateway's catalog entry cannot be read; ignored", "gateway", name, "error", err)
 			return
 		}

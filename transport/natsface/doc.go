@@ -111,7 +111,8 @@
 // file storage, max age 24h, 100 messages per subject), so core subscribers get them live and late
 // subscribers replay them from the stream. Each has the header Mcp-Gateway; server events also
 // Mcp-Server with the server's name. The catalog is also kept in the KV bucket
-// Options.CatalogBucket under "catalog" (the latest from any gateway) and "gw.{gw}". A catalog
+// Options.CatalogBucket under "catalog" (the latest from any gateway) and "gw.{gw}"; one too large
+// for a message is stored in parts and announced by its manifest (CatalogManifest, ReadCatalog). A catalog
 // equal, byte for byte, to the last one the Face published is neither written nor published
 // again (see Face.PublishCatalog), so catalog.changed and the bucket's revisions follow changes
 // of the catalog's content, not how often the gateway side reports it.

@@ -1,10 +1,14 @@
 package natsface
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -18,7 +22,65 @@ const (
 	CatalogKey = "catalog"
 	// GatewayCatalogKeyPrefix + gateway name holds each gateway's own catalog.
 	GatewayCatalogKeyPrefix = "gw."
+	// CatalogPartKeyPrefix + gateway + "." + n holds part n of a gateway's catalog when it is too
+	// large for one value (see CatalogManifest).
+	CatalogPartKeyPrefix = "part."
 )
+
+// CatalogManifest stands in for a catalog too large for one message (the server's max payload):
+// the bucket's value and the catalog.changed event are {"chunked":{…}}, and the catalog is the
+// concatenation of the parts, whose SHA-256 is Digest. ReadCatalog reassembles it.
+type CatalogManifest struct {
+	Gateway string `json:"gateway"`
+	Digest  string `json:"digest"` // "sha256:" and 64 hex digits
+	Size    int    `json:"size"`
+	Parts   int    `json:"parts"`
+}
+
+// catalogHead is how a chunked value starts; a catalog itself never does.
+const catalogHead = `{"chunked":`
+
+// ReadCatalog returns the catalog a bucket value or a catalog.changed event stands for: the value
+// itself, or, when it is a manifest, the parts it names read from kv and checked against its
+// digest. A part overwritten meanwhile by a newer catalog fails the check: ReadCatalog then reads
+// the gateway's manifest again, a few times.
+func ReadCatalog(ctx context.Context, kv jetstream.KeyValue, value []byte) (json.RawMessage, error) {
+	for attempt := 0; ; attempt++ {
+		if !bytes.HasPrefix(value, []byte(catalogHead)) {
+			return value, nil
+		}
+		var m struct {
+			Chunked CatalogManifest `json:"chunked"`
+		}
+		if err := json.Unmarshal(value, &m); err != nil || m.Chunked.Parts <= 0 || m.Chunked.Gateway == "" {
+			return nil, fmt.Errorf("natsface: read catalog: a bad manifest: %.200s", value)
+		}
+		cat, err := readParts(ctx, kv, m.Chunked)
+		if err == nil || attempt == 3 {
+			return cat, err
+		}
+		e, gerr := kv.Get(ctx, GatewayCatalogKeyPrefix+m.Chunked.Gateway)
+		if gerr != nil {
+			return nil, fmt.Errorf("natsface: read catalog: %w (and the manifest again: %w)", err, gerr)
+		}
+		value = e.Value()
+	}
+}
+
+func readParts(ctx context.Context, kv jetstream.KeyValue, m CatalogManifest) (json.RawMessage, error) {
+	cat := make([]byte, 0, m.Size)
+	for i := range m.Parts {
+		e, err := kv.Get(ctx, CatalogPartKeyPrefix+m.Gateway+"."+strconv.Itoa(i))
+		if err != nil {
+			return nil, fmt.Errorf("natsface: read catalog of %s: part %d: %w", m.Gateway, i, err)
+		}
+		cat = append(cat, e.Value()...)
+	}
+	if sum := sha256.Sum256(cat); "sha256:"+hex.EncodeToString(sum[:]) != m.Digest {
+		return nil, fmt.Errorf("natsface: read catalog of %s: the parts do not match the manifest (a newer catalog is being written)", m.Gateway)
+	}
+	return cat, nil
+}
 
 // NotificationKind maps an MCP notification method to the {kind} token of
 // Prefix.evt.srv.{srv}.notify.{kind}: the "notifications/" prefix is dropped, '/' becomes '_',
@@ -37,8 +99,10 @@ func NotificationKind(method string) string {
 
 // PublishCatalog stores catalog (any JSON) in the catalog bucket under GatewayCatalogKeyPrefix +
 // Gateway and under CatalogKey, then publishes it on Prefix.evt.catalog.changed. The bucket is
-// written first, so that a subscriber reacting to the event reads the new value. A catalog over
-// the max payload cannot be published (nats.ErrMaxPayload).
+// written first, so that a subscriber reacting to the event reads the new value. A catalog larger
+// than one message may be (the server's max payload, less room for headers) is stored in parts
+// under CatalogPartKeyPrefix, and the bucket values and the event carry its CatalogManifest
+// instead: ReadCatalog gives the catalog either way. 15,000 tools are about 1 MiB.
 //
 // A catalog byte for byte equal to the last one this Face published is not written or published
 // again: PublishCatalog returns nil at once. The event means the catalog changed, and the gateway
@@ -62,16 +126,67 @@ func (f *Face) PublishCatalog(ctx context.Context, catalog json.RawMessage) erro
 	}
 	// Until this one is out, nothing counts as published: a retry of the same bytes goes out.
 	f.catalogPublished = false
+	value, parts, err := f.storeParts(ctx, kv, catalog, digest)
+	if err != nil {
+		return err
+	}
 	for _, key := range []string{GatewayCatalogKeyPrefix + f.opts.Gateway, CatalogKey} {
-		if _, err := kv.Put(ctx, key, catalog); err != nil {
+		if _, err := kv.Put(ctx, key, value); err != nil {
 			return fmt.Errorf("natsface: publish catalog: key %q: %w", key, err)
 		}
 	}
-	if err := f.publish(ctx, js, f.opts.Prefix+".evt.catalog.changed", "", catalog); err != nil {
+	if err := f.publish(ctx, js, f.opts.Prefix+".evt.catalog.changed", "", value); err != nil {
 		return err
 	}
+	// Parts an earlier, larger catalog left go once no manifest names them.
+	f.deleteParts(ctx, kv, parts)
 	f.catalogDigest, f.catalogPublished = digest, true
 	return nil
+}
+
+// catalogRoom is what a message needs besides its payload: subject, headers, the KV's own.
+const catalogRoom = 8 << 10
+
+// storeParts returns what the bucket values and the event carry for catalog: the catalog itself
+// when it fits in one message, else its manifest, once its parts are stored; and how many parts
+// that is. catalogMu is held.
+func (f *Face) storeParts(ctx context.Context, kv jetstream.KeyValue, catalog []byte, digest [sha256.Size]byte) ([]byte, int, error) {
+	limit := int(f.nc.MaxPayload()) - catalogRoom
+	if f.opts.catalogPartSize > 0 {
+		limit = f.opts.catalogPartSize
+	}
+	if len(catalog) <= limit && !bytes.HasPrefix(catalog, []byte(catalogHead)) {
+		return catalog, 0, nil
+	}
+	parts := 0
+	for off := 0; off < len(catalog); off += limit {
+		part := catalog[off:min(off+limit, len(catalog))]
+		key := CatalogPartKeyPrefix + f.opts.Gateway + "." + strconv.Itoa(parts)
+		if _, err := kv.Put(ctx, key, part); err != nil {
+			return nil, 0, fmt.Errorf("natsface: publish catalog: key %q: %w", key, err)
+		}
+		parts++
+	}
+	m := CatalogManifest{Gateway: f.opts.Gateway, Digest: "sha256:" + hex.EncodeToString(digest[:]), Size: len(catalog), Parts: parts}
+	value, err := json.Marshal(map[string]CatalogManifest{"chunked": m})
+	if err != nil {
+		return nil, 0, err
+	}
+	f.staleParts = max(f.staleParts, parts)
+	return value, parts, nil
+}
+
+// deleteParts deletes the parts from n on that an earlier, larger catalog left, once no manifest
+// names them. catalogMu is held.
+func (f *Face) deleteParts(ctx context.Context, kv jetstream.KeyValue, n int) {
+	for i := n; i < f.staleParts; i++ {
+		key := CatalogPartKeyPrefix + f.opts.Gateway + "." + strconv.Itoa(i)
+		if err := kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			f.log.Warn("deleting a stale catalog part", "key", key, "error", err)
+			return
+		}
+	}
+	f.staleParts = n
 }
 
 // PublishServerStatus publishes status (any JSON) on Prefix.evt.srv.{EncodeToken(server)}.status.

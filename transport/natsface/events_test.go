@@ -1,8 +1,11 @@
 package natsface
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -217,5 +220,111 @@ func TestPublishCatalogOnlyWhenChanged(t *testing.T) {
 		t.Fatal(err)
 	} else if v, err := e.Get(ctx, "gw.gw1"); err != nil || string(v.Value()) != a {
 		t.Errorf("gw.gw1 holds %v (%v), want %s", v, err, a)
+	}
+}
+
+// TestLargeCatalogInParts: a catalog larger than one message is stored in
+// parts, the bucket values and the event carry its manifest, and ReadCatalog
+// gives it back whole; a smaller catalog after it is stored whole and the
+// parts it no longer needs go. (A catalog over 1 MiB, 15,000 tools, was
+// never published: one server froze the published catalog for all.)
+func TestLargeCatalogInParts(t *testing.T) {
+	s := startServer(t)
+	f := startFace(t, connect(t, s), newFakeGateway("gw1"), Options{catalogPartSize: 1000})
+	cl := connect(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	live, err := cl.SubscribeSync("mcp.v1.evt.catalog.changed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "mcp-catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog := func(tools int) json.RawMessage {
+		var b strings.Builder
+		b.WriteString(`{"tools":[`)
+		for i := range tools {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"name":"tool-%04d","description":"a tool of a large catalog"}`, i)
+		}
+		b.WriteString(`]}`)
+		return json.RawMessage(b.String())
+	}
+	read := func(key string) json.RawMessage {
+		t.Helper()
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		got, err := ReadCatalog(ctx, kv, e.Value())
+		if err != nil {
+			t.Fatalf("ReadCatalog(%s): %v", key, err)
+		}
+		return got
+	}
+	parts := func() int {
+		n := 0
+		for i := range 100 {
+			if _, err := kv.Get(ctx, CatalogPartKeyPrefix+"gw1."+fmt.Sprint(i)); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+
+	big := catalog(200) // about 13 KB: 14 parts of 1,000 bytes
+	if err := f.PublishCatalog(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"gw.gw1", "catalog"} {
+		if e, _ := kv.Get(ctx, key); e == nil || !strings.HasPrefix(string(e.Value()), `{"chunked":{"gateway":"gw1","digest":"sha256:`) {
+			t.Fatalf("%s holds no manifest: %v", key, e)
+		}
+		if got := read(key); !bytes.Equal(got, big) {
+			t.Fatalf("%s reads back %d bytes, want the %d published", key, len(got), len(big))
+		}
+	}
+	msg, err := live.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadCatalog(ctx, kv, msg.Data); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the event's manifest reads back %d bytes (%v)", len(got), err)
+	}
+	if n, want := parts(), (len(big)+999)/1000; n != want {
+		t.Fatalf("%d parts in the bucket, want %d", n, want)
+	}
+
+	small := catalog(3)
+	if err := f.PublishCatalog(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("gw.gw1"); !bytes.Equal(got, small) {
+		t.Fatalf("after a small catalog, gw.gw1 reads %s", got)
+	}
+	if n := parts(); n != 0 {
+		t.Fatalf("%d parts left after a catalog that fits whole", n)
+	}
+	// A manifest whose parts were overwritten by another catalog fails its
+	// digest, then reads the gateway's current value.
+	if err := f.PublishCatalog(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := kv.Get(ctx, "gw.gw1")
+	stale := e.Value()
+	bigger := catalog(300)
+	if err := f.PublishCatalog(ctx, bigger); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadCatalog(ctx, kv, stale); err != nil || !bytes.Equal(got, bigger) {
+		t.Fatalf("a stale manifest read %d bytes (%v), want the current catalog", len(got), err)
 	}
 }

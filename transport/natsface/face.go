@@ -154,12 +154,13 @@ type Face struct {
 	statsMu sync.Mutex // leaf; guards stats
 	stats   map[string]*endpointStats
 
-	// catalogMu serialises PublishCatalog and guards the two fields below: the SHA-256 of the
-	// last catalog published in full (bucket and event), and whether there is one. It is taken
-	// before mu.
+	// catalogMu serialises PublishCatalog and guards the three fields below: the SHA-256 of the
+	// last catalog published in full (bucket and event), whether there is one, and how many
+	// catalog parts may be in the bucket. It is taken before mu.
 	catalogMu        sync.Mutex
 	catalogDigest    [sha256.Size]byte
 	catalogPublished bool
+	staleParts       int // catalog parts in the bucket that a later catalog may leave behind
 }
 
 // New returns a Face serving h over nc. It checks opts and does not start: Start subscribes.

@@ -52,6 +52,10 @@ type Options struct {
 	// answered with -32600. Default jsonrpc.DefaultMaxDepth.
 	MaxDepth int
 
+	// catalogPartSize, when set (tests), is the largest catalog stored whole, and the size of its
+	// parts beyond; otherwise the server's max payload sets it.
+	catalogPartSize int
+
 	// Version is the micro service version (SemVer), default "0.0.0".
 	Version string
 
