@@ -262,25 +262,7 @@ func TestReadyAfterInitialCatalog(t *testing.T) {
 // after close.
 func TestEventBridgeQueue(t *testing.T) {
 	ctx := context.Background()
-	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("gw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	face, err := natsface.New(nc, natsface.HandlerFunc(func(context.Context, *natsface.Request) (json.RawMessage, error) {
-		return nil, nil
-	}), natsface.Options{Gateway: "q", Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := face.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = face.Stop(context.Background()) })
+	nc, face := startBareFace(t, "q")
 	sub, err := nc.SubscribeSync("mcp.v1.evt.>")
 	if err != nil {
 		t.Fatal(err)
@@ -382,25 +364,7 @@ func TestEventBridgeQueue(t *testing.T) {
 // is tried again until it is, so the bucket heals without another change.
 func TestEventBridgeRetriesCatalog(t *testing.T) {
 	ctx := context.Background()
-	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("gw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	face, err := natsface.New(nc, natsface.HandlerFunc(func(context.Context, *natsface.Request) (json.RawMessage, error) {
-		return nil, nil
-	}), natsface.Options{Gateway: "r", Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := face.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = face.Stop(context.Background()) })
+	nc, face := startBareFace(t, "r")
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -433,4 +397,32 @@ func TestEventBridgeRetriesCatalog(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startBareFace starts an embedded NATS server and a started NATS face on
+// it, named gw, whose handler answers nothing: for tests of the event
+// bridge, which only publish.
+func startBareFace(t *testing.T, gw string) (*nats.Conn, *natsface.Face) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	nc, err := e.Connect("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	face, err := natsface.New(nc, natsface.HandlerFunc(func(context.Context, *natsface.Request) (json.RawMessage, error) {
+		return nil, nil
+	}), natsface.Options{Gateway: gw, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := face.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = face.Stop(context.Background()) })
+	return nc, face
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/face"
 	"github.com/gwmcp/gw/transport/natsclient"
 	"github.com/gwmcp/gw/transport/natsface"
@@ -31,15 +30,10 @@ func TestLargeCatalogPublished(t *testing.T) {
     command: EXE
     env: {MCPTEST_SERVER: "1", MCPTEST_TOOL_COUNT: "%d"}
 `, tools))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr mcptest.SyncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &stderr) }()
-	defer func() { cancel(); <-done }()
-	nc := connectWhenUp(t, port, &stderr)
+	stderr := runInBackground(t, cfg)
+	nc := connectWhenUp(t, port, stderr)
 	last := fmt.Sprintf("s__bulk-%05d", tools-1)
-	waitForTool(t, nc, last, &stderr)
+	waitForTool(t, nc, last, stderr)
 
 	js, err := jetstream.New(nc)
 	if err != nil {

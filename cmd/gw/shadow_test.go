@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/gwmcp/gw/internal/mcptest"
 )
 
 // TestShadowingVisibleInCatalog: a name two servers offer goes to one of
@@ -29,14 +27,9 @@ servers:
     command: EXE
     env: {MCPTEST_SERVER: "1", MCPTEST_TOOLS: "search,lookup"}
 `)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr mcptest.SyncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &stderr) }()
-	defer func() { cancel(); <-done }()
-	nc := connectWhenUp(t, port, &stderr)
-	waitForTool(t, nc, "lookup", &stderr)
+	stderr := runInBackground(t, cfg)
+	nc := connectWhenUp(t, port, stderr)
+	waitForTool(t, nc, "lookup", stderr)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

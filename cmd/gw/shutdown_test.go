@@ -149,3 +149,18 @@ func TestShutdownSignals(t *testing.T) {
 	}
 	wait(hurry, "the hurry context after the second signal")
 }
+
+// runInBackground runs `gw run -c cfg` until the test ends (then stops it
+// and waits), and returns its stderr.
+func runInBackground(t *testing.T, cfg string) *mcptest.SyncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr mcptest.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "-c", cfg}, &bytes.Buffer{}, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return &stderr
+}

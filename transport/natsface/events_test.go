@@ -23,18 +23,7 @@ func TestEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	live, err := cl.SubscribeSync("mcp.v1.evt.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, "mcp-catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, js, kv := eventsAndBucket(ctx, t, cl, "mcp.v1.evt.>")
 	watcher, err := kv.Watch(ctx, "gw.*", jetstream.UpdatesOnly())
 	if err != nil {
 		t.Fatal(err)
@@ -234,18 +223,7 @@ func TestLargeCatalogInParts(t *testing.T) {
 	cl := connect(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	live, err := cl.SubscribeSync("mcp.v1.evt.catalog.changed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, "mcp-catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, _, kv := eventsAndBucket(ctx, t, cl, "mcp.v1.evt.catalog.changed")
 	catalog := func(tools int) json.RawMessage {
 		var b strings.Builder
 		b.WriteString(`{"tools":[`)
@@ -327,4 +305,23 @@ func TestLargeCatalogInParts(t *testing.T) {
 	if got, err := ReadCatalog(ctx, kv, stale); err != nil || !bytes.Equal(got, bigger) {
 		t.Fatalf("a stale manifest read %d bytes (%v), want the current catalog", len(got), err)
 	}
+}
+
+// eventsAndBucket subscribes cl to the events on subject and opens
+// JetStream and the catalog bucket.
+func eventsAndBucket(ctx context.Context, t *testing.T, cl *nats.Conn, subject string) (*nats.Subscription, jetstream.JetStream, jetstream.KeyValue) {
+	t.Helper()
+	live, err := cl.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "mcp-catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return live, js, kv
 }
