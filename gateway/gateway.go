@@ -554,7 +554,7 @@ func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inve
 	} else {
 		g.inventory[server] = inv
 	}
-	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver, g.pins)
+	c, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, g.opts.Resolver, g.pins)
 	if err != nil {
 		g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", server, "error", err)
 		if prev == nil {

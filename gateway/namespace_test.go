@@ -197,3 +197,66 @@ func BenchmarkCatalogBuild200Servers(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListChanged10kTools is what a list_changed costs on a catalog of
+// 10,000 tools (1,000 servers of 10): the server's new list swapped in and
+// the whole catalog rebuilt with the built-in resolver (issue 12: ≤ 10 ms).
+func BenchmarkListChanged10kTools(b *testing.B) {
+	var specs []ServerSpec
+	for s := range 1000 {
+		specs = append(specs, ServerSpec{Name: fmt.Sprintf("srv%04d", s), Command: "x"})
+	}
+	g, err := New(Options{Servers: specs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	tools := func(extra string) *inventory {
+		names := []string{"read", "write", "list", "search", "fetch", "delete", "move", "copy", "stat", extra}
+		return invOf(names...)
+	}
+	for _, s := range specs {
+		if err := g.setInventory(s.Name, tools("tenth")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n := len(g.Catalog().Tools); n != 10_000 {
+		b.Fatalf("%d tools", n)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if err := g.setInventory("srv0500", tools(fmt.Sprintf("changed%d", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestPrefixResolverNamesValid: what the built-in resolver makes passes
+// ValidateResolution (the catalog skips the check for it), whatever the
+// server and item names; and a resolver set up to break the rule is checked.
+func TestPrefixResolverNamesValid(t *testing.T) {
+	servers := []ServerItems{
+		{Server: "a b/c", Items: items("x.y", "日本語", strings.Repeat("long", 50), "")},
+		{Server: "", Items: items("tool")},
+		{Server: "a_b", Items: items("c", "x.y")},
+	}
+	for _, p := range []PrefixResolver{{}, {Separator: ".", MaxLength: 20}, {Separator: "-", MaxLength: 128}} {
+		if !p.validByConstruction() {
+			t.Fatalf("%+v is not valid by construction", p)
+		}
+		res, err := p.Resolve(KindTools, servers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateResolution(KindTools, servers, res); err != nil {
+			t.Errorf("%+v: %v", p, err)
+		}
+	}
+	for _, p := range []PrefixResolver{{Separator: "/"}, {MaxLength: 200}} {
+		if p.validByConstruction() {
+			t.Errorf("%+v counts as valid by construction", p)
+		}
+	}
+}
