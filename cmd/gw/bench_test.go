@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
@@ -16,7 +18,8 @@ import (
 
 // BenchmarkNATSvsInProcess compares, in one run, a tools/call through the
 // NATS face (embedded server, an agent on its own connection) with the same
-// call on the in-process gateway. See docs/BENCHMARKS.md.
+// call on the in-process gateway, and a bare NATS request/reply on the same
+// server. See docs/BENCHMARKS.md.
 func BenchmarkNATSvsInProcess(b *testing.B) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -76,6 +79,25 @@ func BenchmarkNATSvsInProcess(b *testing.B) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// The NATS floor: a request and its reply through the same embedded
+	// server, to a responder that echoes at once (issue 12's target for
+	// the face: p50 ≤ in-process + this + 15 %).
+	echo, err := gwConn.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = echo.Unsubscribe() }()
+	if err := gwConn.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("bare-nats", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := agent.Request("bench.echo", params, 10*time.Second); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("in-process", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
