@@ -495,6 +495,9 @@ func (g *Gateway) route(ctx context.Context, server, method string, params json.
 	if timeout <= 0 {
 		timeout = g.opts.CallTimeout
 	}
+	// Whose deadline comes first names the error: the caller's own, or
+	// call_timeout.
+	callerDeadline, callerHas := ctx.Deadline()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := m.session(ctx)
@@ -503,7 +506,10 @@ func (g *Gateway) route(ctx context.Context, server, method string, params json.
 	}
 	res, err := s.request(ctx, method, params, callOptions{onProgress: opts.Progress, onLog: opts.Log})
 	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("server %q: %s: no reply within %v: %w", server, method, timeout, err)
+		if d, _ := ctx.Deadline(); callerHas && !callerDeadline.After(d) {
+			return nil, fmt.Errorf("server %q: %s: no reply by the caller's deadline: %w", server, method, err)
+		}
+		return nil, fmt.Errorf("server %q: %s: no reply within %v (call_timeout): %w", server, method, timeout, err)
 	}
 	return res, err
 }

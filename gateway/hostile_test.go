@@ -421,3 +421,20 @@ func TestRefusedListsAreVisible(t *testing.T) {
 		return e.Status != nil && e.Status.ListError == ""
 	})
 }
+
+// TestDeadlineNamedInError: a call that runs out of time says whose
+// deadline it was: the caller's, or the server's call_timeout.
+func TestDeadlineNamedInError(t *testing.T) {
+	g := start(t, gateway.Options{CallTimeout: 300 * time.Millisecond,
+		Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := call(ctx, g, "s__slow", map[string]any{"ms": 5000})
+	if err == nil || !strings.Contains(err.Error(), "caller's deadline") {
+		t.Errorf("the caller's deadline first: %v", err)
+	}
+	_, err = call(context.Background(), g, "s__slow", map[string]any{"ms": 5000})
+	if err == nil || !strings.Contains(err.Error(), "within 300ms (call_timeout)") {
+		t.Errorf("call_timeout first: %v", err)
+	}
+}
