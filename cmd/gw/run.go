@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/gateway/router"
@@ -52,8 +53,11 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	// Tool-definition pins live in the cluster's pin bucket: they outlive
 	// this process (JetStream file storage; with the embedded server, in its
 	// store directory) and gateways sharing the cluster share them.
-	pins, err := natsface.OpenPins(ctx, nc, natsface.DefaultPinBucket, 1)
-	if err != nil {
+	var pins *natsface.Pins
+	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() (err error) {
+		pins, err = natsface.OpenPins(ctx, nc, natsface.DefaultPinBucket, cfg.NATS.Replicas)
+		return err
+	}); err != nil {
 		return fail(err)
 	}
 
@@ -97,7 +101,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}
 	defer release()
 	h.g = g
-	if err := face.Start(ctx); err != nil {
+	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() error { return face.Start(ctx) }); err != nil {
 		_ = g.Close()
 		events.close()
 		if hs != nil {
@@ -245,4 +249,55 @@ func semver(v string) string {
 		return "0.0.0-dev"
 	}
 	return v
+}
+
+// untilJetStreamReady runs step (which makes JetStream streams or buckets)
+// and runs it again while JetStream cannot yet do what it asks: a cluster
+// still electing its leaders, or gathering the peers that nats.replicas
+// needs (every gw of a fleet starting at once meets this). It gives up after
+// wait, or at once on any other error.
+func untilJetStreamReady(ctx context.Context, wait time.Duration, logger *slog.Logger, step func() error) error {
+	deadline := time.Now().Add(wait)
+	delay := 250 * time.Millisecond
+	for {
+		err := step()
+		if err == nil || !jetStreamNotReady(err) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		logger.Warn("JetStream is not ready yet; trying again", "error", err, "in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// JetStream's API error codes for a cluster not ready yet (nats-server's
+// server/errors.json).
+const (
+	jsClusterNoPeers   = 10005 // JSClusterNoPeersErrF: no suitable peers for placement
+	jsClusterNotAvail  = 10008 // JSClusterNotAvailErr: temporarily unavailable
+	jsClusterNotLeader = 10009 // JSClusterNotLeaderErr: cannot handle the request (no leader yet)
+	jsStreamOffline    = 10118 // JSStreamOfflineErr
+	jsStreamOfflineWhy = 10194 // JSStreamOfflineReasonErrF
+)
+
+// jetStreamNotReady reports whether err is JetStream saying "not yet" (a
+// cluster without quorum, leader or enough peers; a request that timed out
+// meanwhile) rather than "no" (not enabled, not permitted, bad config).
+func jetStreamNotReady(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case jetstream.JSErrCodeJetStreamNotEnabled, jetstream.JSErrCodeJetStreamNotEnabledForAccount:
+			return false
+		case jsClusterNoPeers, jsClusterNotAvail, jsClusterNotLeader, jsStreamOffline, jsStreamOfflineWhy:
+			return true
+		}
+		return api.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
