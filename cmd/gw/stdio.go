@@ -47,6 +47,7 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 		Principal:      principal,
 		MaxMessageSize: cfg.Gateway.MaxMessageSize,
 		MaxDepth:       cfg.Gateway.MaxDepth,
+		MaxInFlight:    cfg.Gateway.MaxInFlight,
 		Logger:         logger,
 	})
 	events := &faceEvents{face: f, prev: &gateway.Catalog{}}

@@ -477,3 +477,25 @@ views:
 		t.Errorf("an unknown view: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestStdioMaxInFlight: gateway.max_in_flight bounds what one client of gw
+// stdio may have in flight; one more is answered "gw: busy" at once.
+func TestStdioMaxInFlight(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", `
+gateway: {start_timeout: 60s, max_in_flight: 1}
+servers:
+  alpha: {command: EXE, env: {MCPTEST_SERVER: "1"}}
+`)
+	rc, _ := startRawGW(t, fmt.Sprintf("inflight-%d", time.Now().UnixNano()), "stdio", "-c", cfg)
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	rc.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + meta + `}}`)
+	rc.await("1") // the gateway is up
+	rc.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"alpha__slow","arguments":{"ms":3000},` + meta + `}}`)
+	rc.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"alpha__echo","arguments":{"text":"hi"},` + meta + `}}`)
+	if m := rc.await("3"); !strings.Contains(string(m["error"]), "gw: busy") {
+		t.Fatalf("a second request with max_in_flight 1: %s %s", m["result"], m["error"])
+	}
+	if m := rc.await("2"); m["error"] != nil {
+		t.Fatalf("the first request: %s", m["error"])
+	}
+}

@@ -191,6 +191,10 @@ type Gateway struct {
 	// arrays, 2 to 10000; every face answers a deeper one with -32600
 	// before any server sees it. Default 128.
 	MaxDepth int `koanf:"max_depth"`
+	// MaxInFlight bounds the requests one MCP client of `gw stdio` may have
+	// in flight at once; more are answered "gw: busy" at once. Default 64.
+	// (The NATS face has nats.max_concurrent.)
+	MaxInFlight int `koanf:"max_in_flight"`
 	// PingInterval is the keepalive ping period (server/discover in the
 	// modern era); 0 turns pings off. Default 15s: on stdio a ping costs
 	// next to nothing, and without one a hung server stays "ready".
@@ -367,6 +371,7 @@ func Default() Config {
 			StartTimeout:    30 * time.Second,
 			MaxMessageSize:  16 << 20,
 			MaxDepth:        128,
+			MaxInFlight:     64,
 			ConfigWatch:     2 * time.Second,
 			ShutdownGrace:   25 * time.Second,
 			PingInterval:    15 * time.Second,

@@ -169,6 +169,7 @@ func TestYAMLFullExample(t *testing.T) {
 			StartTimeout:    20 * time.Second,
 			MaxMessageSize:  1 << 20,
 			MaxDepth:        128,
+			MaxInFlight:     64,
 			PingInterval:    15 * time.Second,
 			PingMisses:      3,
 			ConfigWatch:     2 * time.Second,
@@ -740,6 +741,17 @@ func TestMaxDepth(t *testing.T) {
 		if in == "" && cfg.Gateway.MaxDepth != 128 {
 			t.Errorf("default max_depth %d, want 128", cfg.Gateway.MaxDepth)
 		}
+	}
+}
+
+func TestMaxInFlight(t *testing.T) {
+	if _, err := Parse([]byte(`{"servers": {"a": {"command": "x"}}, "gateway": {"max_in_flight": 0}}`), "json"); err == nil ||
+		err.Error() != "config: gateway.max_in_flight must be at least 1, got 0" {
+		t.Errorf("max_in_flight 0: %v", err)
+	}
+	cfg, err := Parse([]byte(`{"servers": {"a": {"command": "x"}}, "gateway": {"max_in_flight": 512}}`), "json")
+	if err != nil || cfg.Gateway.MaxInFlight != 512 {
+		t.Errorf("max_in_flight 512: %v %+v", err, cfg)
 	}
 }
 

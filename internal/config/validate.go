@@ -152,6 +152,9 @@ func (c *Config) Validate() error {
 	if g.MaxMessageSize < minMaxMessageSize {
 		bad("gateway.max_message_size", "gateway.max_message_size must be at least %d, got %d", minMaxMessageSize, g.MaxMessageSize)
 	}
+	if g.MaxInFlight < 1 {
+		bad("gateway.max_in_flight", "gateway.max_in_flight must be at least 1, got %d", g.MaxInFlight)
+	}
 	if g.MaxDepth < 2 || g.MaxDepth > 10000 {
 		bad("gateway.max_depth", "gateway.max_depth must be 2 to 10000, got %d", g.MaxDepth)
 	}
