@@ -5,11 +5,12 @@ import (
 	"encoding"
 	"encoding/json"
 	"errors"
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/gwmcp/gw/internal/jsonscan"
 )
 
 // exactTargets are the types gw decodes servers' and policies' JSON into,

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 

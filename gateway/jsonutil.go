@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/gwmcp/gw/internal/jsonscan"
 )
 
 // Servers' messages are untrusted, and encoding/json matches struct fields

@@ -2,8 +2,9 @@ package gateway
 
 import (
 	"encoding/json"
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"slices"
+
+	"github.com/gwmcp/gw/internal/jsonscan"
 )
 
 // Protocol revisions gw speaks, newest first within each era.

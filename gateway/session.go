@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"io"
 	"log/slog"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gwmcp/gw/internal/jsonscan"
 	"github.com/gwmcp/gw/internal/loglimit"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/gwmcp/gw/transport/stdio"

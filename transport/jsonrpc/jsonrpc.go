@@ -11,9 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/gwmcp/gw/internal/jsonscan"
 )
 
 // Version is the only JSON-RPC version MCP speaks.

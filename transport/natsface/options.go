@@ -2,11 +2,12 @@ package natsface
 
 import (
 	"fmt"
-	"github.com/gwmcp/gw/transport/jsonrpc"
 	"log/slog"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // Defaults for the zero fields of Options.
