@@ -123,8 +123,8 @@ type Face struct {
 	// toolSubs. It is taken before mu and held while calling into micro (never while mu is held).
 	svcMu    sync.Mutex
 	svc      micro.Service
-	tools    map[string]struct{}           // raw names of the hosted tools
-	toolSubs map[string]*nats.Subscription // by raw name, once started
+	tools    map[string]struct{}           // raw names of the hosted tools, until Start subscribes them
+	toolSubs map[string]*nats.Subscription // the hosted tools by raw name, once started
 
 	hostedTools atomic.Int64 // len(toolSubs), for the stats handler
 
@@ -349,7 +349,7 @@ func (f *Face) Start(ctx context.Context) error {
 		f.log.Warn("start: flush after subscribing", "error", err)
 	}
 	f.log.Info("nats face started", "prefix", o.Prefix, "queue_group", o.QueueGroup,
-		"tools", len(f.tools))
+		"tools", len(f.toolSubs))
 	return nil
 }
 
@@ -446,7 +446,6 @@ func (f *Face) SetTools(names []string) error {
 			f.log.Warn("set tools: draining a removed tool", "tool", n, "error", err)
 		}
 		delete(f.toolSubs, n)
-		delete(f.tools, n)
 		f.hostedTools.Store(int64(len(f.toolSubs)))
 		changed = true
 	}
@@ -470,7 +469,6 @@ func (f *Face) subscribeTool(name string) error {
 	}
 	f.toolEps.Store(ep.subject, ep)
 	f.toolSubs[name] = sub
-	f.tools[name] = struct{}{}
 	f.hostedTools.Store(int64(len(f.toolSubs)))
 	return nil
 }
