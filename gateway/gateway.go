@@ -837,7 +837,7 @@ func (g *Gateway) RebuildCatalog() error {
 
 // rebuildLocked re-runs the resolver over every server's lists. g.mu is held.
 func (g *Gateway) rebuildLocked() error {
-	c, err := buildCatalog(g.servers().order, g.inventory, g.opts.Resolver, g.pins)
+	c, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, g.opts.Resolver, g.pins)
 	if err != nil {
 		return err
 	}
@@ -850,7 +850,7 @@ func (g *Gateway) rebuildLocked() error {
 func (g *Gateway) CheckResolver(r Resolver) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_, err := buildCatalog(g.servers().order, g.inventory, r, g.pins)
+	_, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, r, g.pins)
 	return err
 }
 
