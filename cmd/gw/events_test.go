@@ -15,7 +15,6 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/mcptest"
-	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
 )
 
@@ -405,15 +404,7 @@ func TestEventBridgeRetriesCatalog(t *testing.T) {
 func startBareFace(t *testing.T, gw string) (*nats.Conn, *natsface.Face) {
 	t.Helper()
 	ctx := context.Background()
-	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("gw")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nc := embeddedNATS(t)
 	face, err := natsface.New(nc, natsface.HandlerFunc(func(context.Context, *natsface.Request) (json.RawMessage, error) {
 		return nil, nil
 	}), natsface.Options{Gateway: gw, Logger: discardLogger()})

@@ -24,15 +24,7 @@ type stack struct {
 func startStack(t *testing.T, llmSubject string, servers ...gateway.ServerSpec) *stack {
 	t.Helper()
 	ctx := context.Background()
-	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	gwConn, err := e.Connect("gw")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, gwConn := embeddedNATS(t)
 	h := &faceHandler{}
 	face, err := natsface.New(gwConn, h, natsface.Options{Gateway: "t", LLMSubject: llmSubject, Logger: discardLogger()})
 	if err != nil {
@@ -62,6 +54,22 @@ func startStack(t *testing.T, llmSubject string, servers ...gateway.ServerSpec) 
 	}
 	t.Cleanup(agent.Close)
 	return &stack{g: g, agent: agent}
+}
+
+// embeddedNATS starts an embedded NATS server for the test and connects
+// gw's connection to it; both end with the test.
+func embeddedNATS(t *testing.T) (*natsconn.Embedded, *nats.Conn) {
+	t.Helper()
+	e, err := natsconn.StartEmbedded(context.Background(), natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	nc, err := e.Connect("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, nc
 }
 
 func mcptestServer(name, era string) gateway.ServerSpec {
