@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/gwmcp/gw/internal/loglimit"
 )
 
 // Bounds on what a guest may write to stdout and stderr, per module (all its instances together).
@@ -17,7 +19,8 @@ const (
 )
 
 // guestLog is the destination of one module's guest stdout and stderr: lines go to the host's
-// logger with the module name, through a token bucket so a chatty guest cannot flood the log.
+// logger with the module name, through a token bucket (in bytes, each line charged
+// guestLogLineCost more) so a chatty guest cannot flood the log.
 // Lines over budget are dropped and counted; the count is logged with the next line that fits,
 // and when the module closes.
 //
@@ -26,11 +29,9 @@ const (
 type guestLog struct {
 	logger *slog.Logger
 	now    func() time.Time
+	limit  *loglimit.Limiter // in bytes: guestLogBurst, guestLogRate
 
-	mu           sync.Mutex
-	tokens       float64
-	last         time.Time
-	droppedLines int
+	mu           sync.Mutex // orders a line's budget and the bytes dropped
 	droppedBytes int
 }
 
@@ -38,7 +39,7 @@ func newGuestLog(logger *slog.Logger, module string) *guestLog {
 	return &guestLog{
 		logger: logger.With("module", module),
 		now:    time.Now,
-		tokens: guestLogBurst,
+		limit:  loglimit.New(guestLogRate, guestLogBurst),
 	}
 }
 
@@ -47,22 +48,13 @@ func newGuestLog(logger *slog.Logger, module string) *guestLog {
 func (g *guestLog) admit(n int) (ok bool, droppedLines, droppedBytes int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
-	if !g.last.IsZero() {
-		g.tokens += now.Sub(g.last).Seconds() * guestLogRate
-		g.tokens = min(g.tokens, guestLogBurst)
-	}
-	g.last = now
-	cost := float64(n + guestLogLineCost)
-	if g.tokens < cost {
-		g.droppedLines++
+	ok, lines := g.limit.TakeAt(g.now(), n+guestLogLineCost)
+	if !ok {
 		g.droppedBytes += n
 		return false, 0, 0
 	}
-	g.tokens -= cost
-	droppedLines, droppedBytes = g.droppedLines, g.droppedBytes
-	g.droppedLines, g.droppedBytes = 0, 0
-	return true, droppedLines, droppedBytes
+	droppedBytes, g.droppedBytes = g.droppedBytes, 0
+	return true, int(lines), droppedBytes
 }
 
 func (g *guestLog) emit(stream string, level slog.Level, line []byte, truncated bool) {
@@ -85,8 +77,8 @@ func (g *guestLog) emit(stream string, level slog.Level, line []byte, truncated 
 // reportDropped logs the lines dropped since the last line logged, if any.
 func (g *guestLog) reportDropped() {
 	g.mu.Lock()
-	dl, db := g.droppedLines, g.droppedBytes
-	g.droppedLines, g.droppedBytes = 0, 0
+	dl, db := int(g.limit.Flush()), g.droppedBytes
+	g.droppedBytes = 0
 	g.mu.Unlock()
 	if dl > 0 {
 		g.logger.LogAttrs(context.Background(), slog.LevelWarn, "policy output dropped: over the log budget",

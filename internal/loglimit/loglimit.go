@@ -1,7 +1,7 @@
 // Package loglimit bounds how many log lines one noisy source may write, so a
-// child process that prints without end cannot fill gw's log or disk. A
-// source gets a burst, then a steady rate; what is held back is counted and
-// reported with the next line that is let through (or by Flush).
+// child process or a policy module that prints without end cannot fill gw's
+// log or disk. A source gets a burst, then a steady rate; what is held back is
+// counted and reported with the next line that is let through (or by Flush).
 package loglimit
 
 import (
@@ -18,29 +18,31 @@ type Limiter struct {
 	tokens     float64
 	last       time.Time
 	suppressed int64
-	now        func() time.Time // for tests
 }
 
-// New returns a Limiter that lets burst lines through at once and perSecond lines a second after.
+// New returns a Limiter that holds burst tokens at most and gains perSecond tokens a second:
+// with Allow, burst lines at once and perSecond lines a second after.
 func New(perSecond, burst int) *Limiter {
-	return &Limiter{perSecond: float64(perSecond), burst: float64(burst), tokens: float64(burst), now: time.Now}
+	return &Limiter{perSecond: float64(perSecond), burst: float64(burst), tokens: float64(burst)}
 }
 
 // Allow reports whether one more line may be logged. When it may, suppressed is the number of
 // lines held back since the last line let through, for the caller to log with it.
-func (l *Limiter) Allow() (ok bool, suppressed int64) {
+func (l *Limiter) Allow() (ok bool, suppressed int64) { return l.TakeAt(time.Now(), 1) }
+
+// TakeAt is Allow for a line that costs cost tokens (a budget in bytes, say), at the time now.
+func (l *Limiter) TakeAt(now time.Time, cost int) (ok bool, suppressed int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
 	if !l.last.IsZero() {
 		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.perSecond)
 	}
 	l.last = now
-	if l.tokens < 1 {
+	if l.tokens < float64(cost) {
 		l.suppressed++
 		return false, 0
 	}
-	l.tokens--
+	l.tokens -= float64(cost)
 	suppressed, l.suppressed = l.suppressed, 0
 	return true, suppressed
 }
