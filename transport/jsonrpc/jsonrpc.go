@@ -410,12 +410,12 @@ func tooDeep(b []byte, max int) bool {
 			}
 		case '}', ']':
 			depth--
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
+		case '"': // skipped as the scanner does, many bytes at a time
+			end := jsonscan.SkipValue(b, i)
+			if end < 0 {
+				return false // unterminated: not JSON, which the caller reports
 			}
+			i = end - 1
 		}
 	}
 	return false
