@@ -132,13 +132,27 @@ func rewriteObject(obj []byte, set ...member) (json.RawMessage, error) {
 // withMeta sets entries of params._meta, keeping what the caller put there
 // (but not a key gw sets): one pass over params, one copy.
 func withMeta(params json.RawMessage, entries ...member) (json.RawMessage, error) {
-	old, n := json.RawMessage(nil), 0
-	if start, end, count := jsonscan.Member(params, "_meta"); count > 0 {
-		old, n = params[start:end], count
+	old, err := callerMeta(params)
+	if err != nil {
+		return nil, err
 	}
-	if n > 1 {
+	return mergeMeta(params, old, entries...)
+}
+
+// callerMeta returns params._meta as the caller wrote it, nil when absent.
+func callerMeta(params json.RawMessage) (json.RawMessage, error) {
+	start, end, n := jsonscan.Member(params, "_meta")
+	switch {
+	case n > 1:
 		return nil, errors.New("params: _meta is given twice")
+	case n == 1:
+		return params[start:end], nil
 	}
+	return nil, nil
+}
+
+// mergeMeta is withMeta once the caller's _meta, old, was found.
+func mergeMeta(params, old json.RawMessage, entries ...member) (json.RawMessage, error) {
 	meta, err := rewriteObject(old, entries...)
 	if err != nil {
 		return nil, fmt.Errorf("params._meta: %w", err)
@@ -154,13 +168,15 @@ func withMeta(params json.RawMessage, entries ...member) (json.RawMessage, error
 // caller's token (or token itself when the caller set none).
 func swapProgressToken(params json.RawMessage, token string) (json.RawMessage, json.RawMessage, error) {
 	tok, _ := json.Marshal(token)
-	callerTok := tok
-	if meta, ok := field(params, "_meta"); ok {
-		if t, ok := field(meta, metaProgressToken); ok {
-			callerTok = t
-		}
+	old, err := callerMeta(params)
+	if err != nil {
+		return nil, nil, err
 	}
-	out, err := withMeta(params, member{metaProgressToken, tok})
+	callerTok := tok
+	if t, ok := field(old, metaProgressToken); ok {
+		callerTok = t
+	}
+	out, err := mergeMeta(params, old, member{metaProgressToken, tok})
 	if err != nil {
 		return nil, nil, err
 	}
