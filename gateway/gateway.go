@@ -167,8 +167,10 @@ type Gateway struct {
 
 	mu        sync.Mutex // guards inventory, pins and rebuilds
 	inventory map[string]*inventory
-	pins      *pinTable  // nil: pinning off
-	pinw      *pinWriter // writes to the pin store; nil: pinning off
+	editMu    sync.Mutex       // guards edits; nothing else is locked while it is held
+	edits     []*inventoryEdit // waiting for the next holder of mu (mutateInventory)
+	pins      *pinTable        // nil: pinning off
+	pinw      *pinWriter       // writes to the pin store; nil: pinning off
 
 	startOnce sync.Once
 	started   bool // Start has launched the servers; guarded by setMu
@@ -549,29 +551,95 @@ func (g *Gateway) setInventory(server string, inv *inventory) error {
 }
 
 // mutateInventory replaces a server's lists with edit's answer, atomically
-// with respect to other edits, and rebuilds the catalog.
+// with respect to other edits, and rebuilds the catalog. It returns once the
+// catalog holds the edit (or the rebuild refused it).
+//
+// Edits are committed in groups: an edit is queued, and whoever holds g.mu
+// next applies every queued edit and rebuilds once. When 1,000 servers come
+// up together, a rebuild of the whole catalog per server was O(n²) (15 s of
+// a 1,000-server start); edits that queue while a rebuild runs now share the
+// next one. A lone edit is applied at once, as before.
 func (g *Gateway) mutateInventory(server string, edit func(old *inventory) *inventory) error {
+	e := &inventoryEdit{server: server, edit: edit, done: make(chan struct{})}
+	g.editMu.Lock()
+	g.edits = append(g.edits, e)
+	g.editMu.Unlock()
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	prev := g.inventory[server]
-	inv := edit(prev)
+	select {
+	case <-e.done: // an earlier holder of g.mu applied it
+	default:
+		g.editMu.Lock()
+		batch := g.edits
+		g.edits = nil
+		g.editMu.Unlock()
+		g.applyEditsLocked(batch)
+	}
+	g.mu.Unlock()
+	return e.err
+}
+
+// inventoryEdit is one server's change of lists waiting to be committed.
+type inventoryEdit struct {
+	server string
+	edit   func(old *inventory) *inventory
+	err    error         // the rebuild's refusal; set before done is closed
+	done   chan struct{} // closed once applied or refused
+}
+
+// applyEditsLocked applies batch, in order, with one rebuild. When the
+// rebuild is refused and the batch holds more than one edit, it is undone
+// and each edit applied alone, so that only the edits the resolver refuses
+// are refused, as if each had come alone. g.mu is held.
+func (g *Gateway) applyEditsLocked(batch []*inventoryEdit) {
+	defer func() {
+		for _, e := range batch {
+			close(e.done)
+		}
+	}()
+	prev := make(map[string]*inventory, len(batch))
+	for _, e := range batch {
+		old, ok := prev[e.server]
+		if !ok {
+			old = g.inventory[e.server]
+			prev[e.server] = old
+		}
+		g.setInventoryLocked(e.server, e.edit(g.inventory[e.server]))
+	}
+	c, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, g.opts.Resolver, g.pins)
+	if err == nil {
+		g.storeCatalogLocked(c)
+		return
+	}
+	for server, inv := range prev {
+		g.setInventoryLocked(server, inv)
+	}
+	if len(batch) == 1 {
+		g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", batch[0].server, "error", err)
+		batch[0].err = err
+		return
+	}
+	for _, e := range batch {
+		old := g.inventory[e.server]
+		g.setInventoryLocked(e.server, e.edit(old))
+		c, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, g.opts.Resolver, g.pins)
+		if err != nil {
+			g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", e.server, "error", err)
+			g.setInventoryLocked(e.server, old)
+			e.err = err
+			continue
+		}
+		g.storeCatalogLocked(c)
+	}
+}
+
+// setInventoryLocked records a server's lists; nil removes them. g.mu is
+// held.
+func (g *Gateway) setInventoryLocked(server string, inv *inventory) {
 	if inv == nil {
 		delete(g.inventory, server)
 	} else {
 		g.inventory[server] = inv
 	}
-	c, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, g.opts.Resolver, g.pins)
-	if err != nil {
-		g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", server, "error", err)
-		if prev == nil {
-			delete(g.inventory, server)
-		} else {
-			g.inventory[server] = prev
-		}
-		return err
-	}
-	g.storeCatalogLocked(c)
-	return nil
 }
 
 // storeCatalogLocked makes c the catalog and announces it. g.mu is held,

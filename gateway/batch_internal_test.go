@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// catalogCounter counts catalog events.
+type catalogCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *catalogCounter) HandleEvent(e Event) {
+	if e.Kind == EventCatalogChanged {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+}
+
+// oneTool is an inventory of one tool.
+func oneTool(name string) *inventory {
+	raw := json.RawMessage(fmt.Sprintf(`{"name":%q,"inputSchema":{"type":"object"}}`, name))
+	return &inventory{lists: map[Kind]listing{KindTools: {items: []Item{{Key: name, Raw: raw}}}}}
+}
+
+// refuseResolver refuses any merge that holds a tool named "poison".
+type refuseResolver struct{ PrefixResolver }
+
+func (r refuseResolver) Resolve(kind Kind, servers []ServerItems) (Resolution, error) {
+	for _, s := range servers {
+		for _, it := range s.Items {
+			if it.Key == "poison" {
+				return Resolution{}, errors.New("poison")
+			}
+		}
+	}
+	return r.PrefixResolver.Resolve(kind, servers)
+}
+
+// queueEdits holds g.mu while n goroutines each set the lists of server
+// s<i> (a tool "poison" for the indices in poison, else "echo"), and
+// releases it once all n are queued. It returns each one's error.
+func queueEdits(t *testing.T, g *Gateway, n int, poison map[int]bool) []error {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	g.mu.Lock()
+	for i := range n {
+		tool := "echo"
+		if poison[i] {
+			tool = "poison"
+		}
+		wg.Go(func() { errs[i] = g.setInventory(fmt.Sprintf("s%d", i), oneTool(tool)) })
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		g.editMu.Lock()
+		queued := len(g.edits)
+		g.editMu.Unlock()
+		if queued == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			g.mu.Unlock()
+			t.Fatalf("%d of %d edits queued", queued, n)
+		}
+	}
+	g.mu.Unlock()
+	wg.Wait()
+	return errs
+}
+
+func newIdleGateway(t *testing.T, n int, r Resolver, sink EventSink) *Gateway {
+	t.Helper()
+	var specs []ServerSpec
+	for i := range n {
+		specs = append(specs, ServerSpec{Name: fmt.Sprintf("s%d", i), Command: "true"})
+	}
+	g, err := New(Options{Servers: specs, Resolver: r, Events: sink, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	return g
+}
+
+// TestEditsShareARebuild: 100 servers' lists that arrive while a rebuild
+// runs are merged by one rebuild, not one each (the O(n²) start of 1,000
+// servers), and each caller returns with its lists in the catalog.
+func TestEditsShareARebuild(t *testing.T) {
+	sink := &catalogCounter{}
+	g := newIdleGateway(t, 100, nil, sink)
+	for i, err := range queueEdits(t, g, 100, nil) {
+		if err != nil {
+			t.Errorf("s%d: %v", i, err)
+		}
+	}
+	if n := len(g.Catalog().Tools); n != 100 {
+		t.Fatalf("%d tools in the catalog, want 100", n)
+	}
+	if err := g.FlushEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sink.n != 1 {
+		t.Errorf("%d catalogs stored for 100 edits queued together, want 1", sink.n)
+	}
+}
+
+// TestRefusedEditInABatch: when the resolver refuses a batch, each edit is
+// tried alone: only the refused server's lists stay out and only its caller
+// gets the error.
+func TestRefusedEditInABatch(t *testing.T) {
+	g := newIdleGateway(t, 50, refuseResolver{}, nil)
+	errs := queueEdits(t, g, 50, map[int]bool{7: true, 30: true})
+	for i, err := range errs {
+		if refused := i == 7 || i == 30; refused != (err != nil) {
+			t.Errorf("s%d: error %v", i, err)
+		}
+	}
+	c := g.Catalog()
+	if n := len(c.Tools); n != 48 {
+		t.Errorf("%d tools in the catalog, want 48", n)
+	}
+	if _, ok := c.Tool("s6__echo"); !ok {
+		t.Error("s6__echo is missing")
+	}
+	g.mu.Lock()
+	_, kept := g.inventory["s7"]
+	g.mu.Unlock()
+	if kept {
+		t.Error("the refused lists of s7 were kept")
+	}
+}
