@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,6 +119,9 @@ func runScale(t testing.TB, bin string, n int, delay time.Duration, calls int) (
 	// Idle: give the children's and gw's start-up garbage time to settle.
 	time.Sleep(time.Second)
 	memAfter, procAfter := memNow(), procNow(t)
+	if path := os.Getenv("GW_SCALE_HEAPPROFILE"); path != "" {
+		writeHeapProfile(t, path)
+	}
 	per := func(after, before uint64) float64 { return (float64(after) - float64(before)) / float64(n) }
 	r.heapPer = per(memAfter.heap, memBefore.heap)
 	r.stackPer = per(memAfter.stacks, memBefore.stacks)
@@ -163,6 +167,20 @@ func ownStart(t testing.TB, bin string, delay time.Duration, k int) (median, slo
 		_ = c.Close()
 	}
 	return p50(took), slices.Max(took)
+}
+
+// writeHeapProfile writes the live heap's profile to path, for a look at
+// what an idle session keeps (go tool pprof -sample_index inuse_space).
+func writeHeapProfile(t testing.TB, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func timeCalls(t testing.TB, g *gateway.Gateway, p []byte, k int) []time.Duration {
@@ -247,6 +265,29 @@ func procCPU(pid int) time.Duration {
 	}
 	ns, _ := strconv.ParseInt(f[0], 10, 64)
 	return time.Duration(ns)
+}
+
+// TestManyServersReady starts 200 tinymcp servers at once: Start returns
+// with every one ready and its 13 tools merged into one catalog (2,600
+// tools), calls reach servers across the set, and after Close no process,
+// goroutine or file descriptor is left. The numbers are logged, not
+// checked: BenchmarkScale1000 is the measurement.
+func TestManyServersReady(t *testing.T) {
+	bin := mcptest.TinyServer(t)
+	before := snapshot(t)
+	g, r := runScale(t, bin, 200, 0, 200)
+	for _, i := range []int{0, 1, 99, 199} {
+		name := fmt.Sprintf("t%04d", i)
+		res := mustCall(t, g, name+"__tool12", map[string]any{})
+		if want := "tool12 of " + name; !strings.Contains(string(res), want) {
+			t.Errorf("%s__tool12 answered %s, want %q", name, res, want)
+		}
+	}
+	t.Log(r)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before.expectSame(t)
 }
 
 // BenchmarkScale1000 is issue 12's scale target, measured with 1,000 real
