@@ -1,18 +1,27 @@
 package stdio
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 )
 
 const (
-	// readBufSize is the size of the bufio.Reader in front of stdout. Lines that fit are copied out
-	// once; longer lines are accumulated fragment by fragment.
-	readBufSize = 64 << 10
+	// readBufSize is the buffer a lineReader starts with, and what an idle reader holds while it
+	// waits: a gateway of 1,000 servers has 1,000 readers blocked in Read, and a 64 KiB buffer each
+	// was 64 MB. A line that does not fit grows the buffer (doubling, up to the limit), so a large
+	// message is read in large reads into one buffer, with no copy at the end (see take).
+	readBufSize = 4 << 10
+
+	// readBufKeep is the largest buffer kept once everything in it has been returned; a larger one,
+	// grown for one long line, goes with that line.
+	readBufKeep = 64 << 10
 
 	// headMax caps MessageTooLargeError.Head.
 	headMax = 64 << 10
+
+	// maxEmptyReads is how many reads in a row may return nothing before the reader gives up on the
+	// source (io.ErrNoProgress), as bufio does.
+	maxEmptyReads = 100
 )
 
 // lineReader splits a byte stream into newline-delimited messages. It is the framing half of
@@ -20,18 +29,23 @@ const (
 //
 // It is not safe for concurrent use.
 type lineReader struct {
-	br    *bufio.Reader
-	limit int   // maximum message length, > 0
-	err   error // first error from the underlying reader; returned from then on
+	src     io.Reader
+	buf     []byte // buf[start:end] was read and not yet returned
+	start   int
+	end     int
+	scanned int   // buf[start:start+scanned] holds no '\n'
+	min     int   // the size of a new buffer
+	limit   int   // maximum message length, > 0
+	err     error // first error from src; returned once the buffer is drained, and from then on
 }
 
 // newLineReader returns a lineReader over r that rejects messages longer than limit bytes (limit
-// must be > 0). bufSize is the size of the read buffer; 0 means readBufSize.
+// must be > 0). bufSize is the size of the buffer it starts with; 0 means readBufSize.
 func newLineReader(r io.Reader, limit, bufSize int) *lineReader {
 	if bufSize <= 0 {
 		bufSize = readBufSize
 	}
-	return &lineReader{br: bufio.NewReaderSize(r, bufSize), limit: limit}
+	return &lineReader{src: r, limit: limit, min: bufSize}
 }
 
 // next returns the next message: the next line that is not empty or made only of JSON whitespace
@@ -46,83 +60,126 @@ func newLineReader(r io.Reader, limit, bufSize int) *lineReader {
 // *MessageTooLargeError; the reader stays usable.
 func (r *lineReader) next() ([]byte, error) {
 	for {
-		if r.err != nil {
-			return nil, r.err
-		}
-		// acc collects a line that does not fit in the read buffer; it is owned by this call.
-		var acc []byte
-		var frag []byte
-		for {
-			var err error
-			frag, err = r.br.ReadSlice('\n')
-			if err == bufio.ErrBufferFull {
-				// The line continues. Content so far beyond limit+1 bytes cannot shrink back under
-				// the limit (only a single trailing '\r' is dropped), so it is too large.
-				// (Written without limit+1, which overflows for a limit of math.MaxInt.)
-				if len(acc)+len(frag)-1 > r.limit {
-					return nil, r.discard(acc, frag)
-				}
-				acc = append(acc, frag...)
+		var line []byte
+		if i := bytes.IndexByte(r.buf[r.start+r.scanned:r.end], '\n'); i >= 0 {
+			at := r.start + r.scanned + i
+			line = r.buf[r.start:at]
+			r.start, r.scanned = at+1, 0
+		} else {
+			r.scanned = r.end - r.start
+			switch {
+			case r.err != nil && (r.err != io.EOF || r.scanned == 0):
+				r.start, r.end, r.scanned = 0, 0, 0 // a partial line before an error is dropped
+				return nil, r.err
+			case r.err != nil: // an unterminated last line
+				line = r.buf[r.start:r.end]
+				r.start, r.scanned = r.end, 0
+			case r.scanned-1 > r.limit:
+				// Content beyond limit+1 bytes cannot shrink back under the limit (only a single
+				// trailing '\r' is dropped), so the line is too large. (Written without limit+1,
+				// which overflows for a limit of math.MaxInt.)
+				return nil, r.discard()
+			default:
+				r.fill()
 				continue
 			}
-			if err == nil {
-				frag = frag[:len(frag)-1] // drop '\n'
-				break
-			}
-			r.err = err
-			if err != io.EOF || len(acc)+len(frag) == 0 {
-				return nil, err
-			}
-			break // an unterminated last line
 		}
-
-		msg := frag // aliases the read buffer until copied
-		if acc != nil {
-			acc = append(acc, frag...)
-			msg = acc
-		}
-		msg = trimCR(msg)
+		msg := trimCR(line)
 		if len(msg) > r.limit {
-			return nil, &MessageTooLargeError{
-				Size:  len(msg),
-				Limit: r.limit,
-				Head:  bytes.Clone(msg[:min(headMax, r.limit)]),
-			}
+			return nil, &MessageTooLargeError{Size: len(msg), Limit: r.limit, Head: bytes.Clone(msg[:min(headMax, r.limit)])}
 		}
 		if blank(msg) {
 			continue
 		}
-		if acc == nil {
-			msg = bytes.Clone(msg)
-		}
-		return msg, nil
+		return r.take(msg), nil
 	}
 }
 
-// discard reads and drops the rest of a line that is known to be too large. acc and frag are the
-// bytes of the line read so far (frag aliases the read buffer). It returns the error to report.
-func (r *lineReader) discard(acc, frag []byte) error {
-	h := min(headMax, r.limit)
-	head := make([]byte, 0, h)
-	head = append(head, acc[:min(len(acc), h)]...)
-	head = append(head, frag[:min(len(frag), h-len(head))]...)
+// take returns msg, a slice of buf, for the caller to own: a copy, or a buffer grown beyond
+// readBufKeep for a long line, handed over with that line instead of copied. A grown buffer is
+// given up as soon as what it holds past msg fits in readBufKeep/2: that moves to a buffer of its
+// own, so a reader does not keep the buffer of its longest line.
+func (r *lineReader) take(msg []byte) []byte {
+	if cap(r.buf) <= readBufKeep {
+		return bytes.Clone(msg)
+	}
+	rest := r.buf[r.start:r.end]
+	handOver := len(msg) > cap(r.buf)/4
+	if !handOver {
+		msg = bytes.Clone(msg)
+		if len(rest) > readBufKeep/2 {
+			return msg // keep the buffer until what it holds is returned
+		}
+	}
+	buf := make([]byte, max(r.min, len(rest)))
+	r.start, r.end, r.scanned = 0, copy(buf, rest), 0
+	r.buf = buf
+	if handOver {
+		return msg[:len(msg):len(msg)]
+	}
+	return msg
+}
 
-	size := len(acc) + len(frag)
-	last := frag[len(frag)-1] // frag is a full buffer here, never empty
-	for {
-		frag, err := r.br.ReadSlice('\n')
-		if err == nil {
-			frag = frag[:len(frag)-1]
-		} else if err != bufio.ErrBufferFull {
+// fill reads more into the buffer: after the data not yet returned, moved to the front, in a buffer
+// grown when that data fills it. It records a read error in r.err.
+func (r *lineReader) fill() {
+	pending := r.end - r.start
+	switch {
+	case r.buf == nil:
+		r.buf = make([]byte, r.min)
+	case pending == 0 && cap(r.buf) > readBufKeep:
+		r.buf = make([]byte, r.min) // grown for a line since returned
+	case pending == len(r.buf):
+		grow := 2 * len(r.buf)
+		if grow-2 > r.limit { // more than the limit and a "\r\n" is never needed
+			grow = r.limit + 2
+		}
+		buf := make([]byte, grow)
+		copy(buf, r.buf[r.start:r.end])
+		r.buf = buf
+	default:
+		copy(r.buf, r.buf[r.start:r.end])
+	}
+	r.start, r.end = 0, pending
+	for range maxEmptyReads {
+		n, err := r.src.Read(r.buf[r.end:])
+		r.end += n
+		if err != nil {
 			r.err = err
+			return
 		}
-		size += len(frag)
-		if len(frag) > 0 {
-			last = frag[len(frag)-1]
+		if n > 0 {
+			return
 		}
-		if err != bufio.ErrBufferFull {
+	}
+	r.err = io.ErrNoProgress
+}
+
+// discard drops the line that starts the buffer, known to be too large, reading to its end. It
+// returns the error to report.
+func (r *lineReader) discard() error {
+	head := bytes.Clone(r.buf[r.start : r.start+min(headMax, r.limit)])
+	size := 0
+	var last byte // the line's last byte so far
+	for {
+		pending := r.buf[r.start:r.end]
+		if i := bytes.IndexByte(pending, '\n'); i >= 0 {
+			size += i
+			if i > 0 {
+				last = pending[i-1]
+			}
+			r.start, r.scanned = r.start+i+1, 0
 			break
 		}
+		size += len(pending)
+		if len(pending) > 0 {
+			last = pending[len(pending)-1]
+		}
+		r.start, r.end, r.scanned = 0, 0, 0
+		if r.err != nil {
+			break
+		}
+		r.fill()
 	}
 	if last == '\r' {
 		size-- // a "\r\n" terminator, or a '\r' ending the stream: not part of the message

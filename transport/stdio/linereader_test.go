@@ -221,3 +221,57 @@ func TestLineReaderHugeLimit(t *testing.T) {
 		t.Fatalf("got (%q, %v), want the whole line", msg, err)
 	}
 }
+
+// TestLineReaderLargeLines: lines far larger than the starting buffer, between small ones, in
+// chunks of every size, are returned whole and never change afterwards (a buffer handed over with
+// a line is not reused), and lines over the limit are reported with their size.
+func TestLineReaderLargeLines(t *testing.T) {
+	big := func(c byte, n int) string { return strings.Repeat(string(c), n) }
+	in := "a\n" + big('b', 100<<10) + "\r\n" + "c\n" + big('d', 1<<20) + "\n" + big('e', 70<<10) + "\nf\n" +
+		big('g', 3<<20) + "\r\n" + big('h', 40<<10) + "\n" + big('i', 200<<10)
+	for _, chunk := range []int{1000, 4096, 65536, 1 << 22} {
+		for _, limit := range []int{2 << 20, 16 << 20} {
+			t.Run(fmt.Sprintf("chunk%d/limit%d", chunk, limit), func(t *testing.T) {
+				checkLineReader(t, newLineReader(&chunkReader{[]byte(in), chunk}, limit, 0), splitRef([]byte(in), limit))
+			})
+		}
+	}
+}
+
+// TestLineReaderBufferShrinks: a reader holds readBufSize while lines are small, grows for a long
+// line, and holds no more than readBufKeep once that line was returned: an idle server's reader
+// does not keep the buffer of its largest message.
+func TestLineReaderBufferShrinks(t *testing.T) {
+	in := "small\n" + strings.Repeat("x", 1<<20) + "\nsmall\n" + strings.Repeat("y", 50<<10) + "\nsmall\n"
+	r := newLineReader(&chunkReader{[]byte(in), 1 << 16}, 16<<20, 0)
+	for i, want := range []int{readBufSize, 0, readBufKeep, readBufKeep, readBufKeep} {
+		msg, err := r.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want > 0 && cap(r.buf) > want {
+			t.Errorf("after line %d (%d bytes) the buffer holds %d bytes, want at most %d", i, len(msg), cap(r.buf), want)
+		}
+	}
+}
+
+// BenchmarkLineReader reads lines as a pipe delivers them (64 KiB a read at most): small
+// messages many to a read, and 1 MiB ones over many reads.
+func BenchmarkLineReader(b *testing.B) {
+	for _, size := range []int{200, 1 << 20} {
+		line := append(bytes.Repeat([]byte("x"), size), '\n')
+		in := bytes.Repeat(line, max(1, (4<<20)/len(line)))
+		b.Run(fmt.Sprintf("line=%d", size), func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := newLineReader(&chunkReader{in, 64 << 10}, DefaultMaxMessageSize, 0)
+				for {
+					if _, err := r.next(); err != nil {
+						break
+					}
+				}
+			}
+		})
+	}
+}

@@ -75,6 +75,14 @@ func runChild(mode string) int {
 		println("stderr-done")
 		echo()
 
+	case "longstderr": // stderr lines longer than the reader's buffer, one over stderrLineMax
+		for _, n := range []int{10 << 10, stderrLineMax, stderrLineMax + 1, 100 << 10} {
+			fmt.Fprintf(os.Stderr, "%s\r\n", strings.Repeat("e", n))
+		}
+		fmt.Fprintln(os.Stderr, "short")
+		println("done")
+		waitStdinEOF()
+
 	case "stderr": // numbered stderr lines
 		for i := 1; i <= stderrCount; i++ {
 			fmt.Fprintf(os.Stderr, "err %d\n", i)

@@ -14,6 +14,8 @@ import (
 const (
 	// stderrLineMax caps one stderr line; the rest of a longer line is dropped.
 	stderrLineMax = 64 << 10
+	// stderrReadBuf is the stderr reader's buffer; longer lines are gathered up to stderrLineMax.
+	stderrReadBuf = 4 << 10
 	// stderrQueueLen is how many stderr lines may wait for the logger before lines are dropped.
 	stderrQueueLen = 128
 	// tailLines is how many stderr lines StderrTail keeps.
@@ -52,22 +54,29 @@ func (p *Process) StderrTail() []string {
 
 // readStderr is the stderr reader goroutine. It never waits for the logger, so the child is never
 // blocked on a full stderr pipe by a slow Logger.
+//
+// Its buffer is small (a thousand idle servers hold a thousand of them); a longer line is
+// gathered in acc, kept for the next long line, up to stderrLineMax.
 func (p *Process) readStderr() {
 	defer p.stderrG.Done()
 	defer close(p.queue)
-	br := bufio.NewReaderSize(p.stderr, stderrLineMax)
+	br := bufio.NewReaderSize(p.stderr, stderrReadBuf)
 	limit := loglimit.New(stderrLogRate, stderrLogBurst)
+	var acc []byte
 	for {
 		b, err := br.ReadSlice('\n')
-		b = bytes.TrimRight(b, "\r\n")
 		truncated := false
 		if err == bufio.ErrBufferFull {
-			truncated = true
-			// Keep the head: reading on overwrites the buffer.
-			b = bytes.Clone(b)
+			acc = append(acc[:0], b...)
 			for err == bufio.ErrBufferFull {
-				_, err = br.ReadSlice('\n')
+				b, err = br.ReadSlice('\n')
+				acc = append(acc, b[:min(len(b), stderrLineMax+2-len(acc))]...)
 			}
+			b = acc
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) > stderrLineMax {
+			b, truncated = b[:stderrLineMax], true
 		}
 		if len(b) > 0 || truncated {
 			p.addTail(b)

@@ -352,6 +352,30 @@ func TestStderrTailAndLogAttrs(t *testing.T) {
 	}
 }
 
+// TestLongStderrLines: lines longer than the stderr reader's small buffer are kept whole up to
+// stderrLineMax and cut there, marked truncated.
+func TestLongStderrLines(t *testing.T) {
+	h := newRecorder(false)
+	p := startChild(t, "longstderr", func(c *Config) { c.Logger = slog.New(h) })
+	readLine(t, p, "done")
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wantLen := []int{10 << 10, stderrLineMax, stderrLineMax, stderrLineMax, len("short")}
+	wantCut := []bool{false, false, true, true, false}
+	tail := p.StderrTail()
+	recs := h.records()
+	if len(tail) != len(wantLen) || len(recs) != len(wantLen) {
+		t.Fatalf("%d tail lines and %d records, want %d", len(tail), len(recs), len(wantLen))
+	}
+	for i, r := range recs {
+		_, cut := r.attrs["truncated"]
+		if len(tail[i]) != wantLen[i] || len(r.msg) != wantLen[i] || cut != wantCut[i] {
+			t.Errorf("line %d: tail %d bytes, logged %d bytes, truncated %v; want %d, %v", i, len(tail[i]), len(r.msg), cut, wantLen[i], wantCut[i])
+		}
+	}
+}
+
 func TestCloseAfterStdinEOF(t *testing.T) {
 	p := startChild(t, "echo", func(c *Config) { c.StopGrace = time.Minute })
 	write(t, p, "hi")
