@@ -93,7 +93,7 @@ type session struct {
 	rawCaps      json.RawMessage
 	instructions string
 
-	notes   chan *jsonrpc.Message
+	notes   noteQueue
 	dropped atomic.Int64
 
 	logLevel    atomic.Pointer[string]      // the last logging/setLevel sent
@@ -160,7 +160,7 @@ func newSession(name string, conn Conn, cfg *sessionConfig, log *slog.Logger) *s
 		cfg:        cfg,
 		pending:    make(map[string]*pendingCall),
 		tokens:     make(map[string]*pendingCall),
-		notes:      make(chan *jsonrpc.Message, notificationQueueSize),
+		notes:      noteQueue{wake: make(chan struct{}, 1)},
 		requests:   make(chan *jsonrpc.Message, requestQueueSize),
 		acked:      make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -250,18 +250,12 @@ func (s *session) readLoop() {
 			// A call that takes progress or log messages gets its reply
 			// after those the server sent before it: through the same
 			// queue, in order.
-			if s.wantsNotes(msg.ID) {
-				select {
-				case s.notes <- msg:
-					continue
-				default:
-				}
+			if s.wantsNotes(msg.ID) && s.notes.push(msg) {
+				continue
 			}
 			s.deliver(msg)
 		case jsonrpc.KindNotification:
-			select {
-			case s.notes <- msg:
-			default:
+			if !s.notes.push(msg) {
 				if n := s.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8…
 					s.log.Warn("notification queue full; dropping", "method", msg.Method, "dropped", n)
 				}
@@ -336,7 +330,7 @@ func (s *session) spawnLocked(f func()) bool {
 // endReading ends the session from the reader. Replies already queued behind
 // progress are delivered before the rest fail: no reply that arrived is lost.
 func (s *session) endReading(why error) {
-	close(s.notes)
+	s.notes.close()
 	<-s.dispDone
 	s.shutdown(fmt.Errorf("%w: %w", ErrSessionClosed, why))
 }
@@ -585,7 +579,11 @@ func (s *session) write(ctx context.Context, line []byte) error {
 
 func (s *session) dispatchLoop() {
 	defer close(s.dispDone)
-	for msg := range s.notes {
+	for {
+		msg, ok := s.notes.pop()
+		if !ok {
+			return
+		}
 		if msg.Kind() == jsonrpc.KindResponse {
 			s.deliver(msg)
 			continue
@@ -605,6 +603,81 @@ func (s *session) dispatchLoop() {
 				s.cfg.onNotify(s, msg.Method, msg.Params)
 			}
 		}
+	}
+}
+
+// noteQueue is the bounded FIFO from the reader to the dispatcher
+// (notificationQueueSize at most). Its memory follows what is queued: a
+// channel of that size was 32 KiB per session, idle or not, 32 MB for 1,000
+// servers.
+type noteQueue struct {
+	mu     sync.Mutex
+	items  []*jsonrpc.Message // items[head:] are queued
+	head   int
+	closed bool
+	wake   chan struct{} // buffered 1: something was pushed, or close
+}
+
+// push queues m and reports whether it did: not when the queue is full.
+func (q *noteQueue) push(m *jsonrpc.Message) bool {
+	q.mu.Lock()
+	if len(q.items)-q.head >= notificationQueueSize {
+		q.mu.Unlock()
+		return false
+	}
+	if q.head > 0 && q.head >= len(q.items)/2 && len(q.items) == cap(q.items) {
+		// Reuse the popped half rather than grow: a queue that never
+		// drains must not grow without end.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// close makes pop report the end once the queue is empty. Only the reader
+// pushes and closes, so nothing is pushed after close.
+func (q *noteQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *noteQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop waits for the next message; false once the queue is closed and empty.
+func (q *noteQueue) pop() (*jsonrpc.Message, bool) {
+	for {
+		q.mu.Lock()
+		if q.head < len(q.items) {
+			m := q.items[q.head]
+			q.items[q.head] = nil
+			q.head++
+			if q.head == len(q.items) {
+				// Drained: reuse a small backing array, drop a burst's.
+				q.items, q.head = q.items[:0], 0
+				if cap(q.items) > 64 {
+					q.items = nil
+				}
+			}
+			q.mu.Unlock()
+			return m, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.wake
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // catalogCounter counts catalog events.
@@ -136,5 +139,48 @@ func TestRefusedEditInABatch(t *testing.T) {
 	g.mu.Unlock()
 	if kept {
 		t.Error("the refused lists of s7 were kept")
+	}
+}
+
+// TestNoteQueue: FIFO, bounded at notificationQueueSize, drained before
+// close is reported, its backing array bounded by a steady flow and
+// dropped once a burst drains.
+func TestNoteQueue(t *testing.T) {
+	q := noteQueue{wake: make(chan struct{}, 1)}
+	msg := func(i int) *jsonrpc.Message { return &jsonrpc.Message{Method: strconv.Itoa(i)} }
+	for i := range notificationQueueSize {
+		if !q.push(msg(i)) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	if q.push(msg(-1)) {
+		t.Fatal("a full queue took one more")
+	}
+	// A steady flow: one in, one out, many times the bound.
+	next := notificationQueueSize
+	for i := range 10 * notificationQueueSize {
+		m, ok := q.pop()
+		if !ok || m.Method != strconv.Itoa(i) {
+			t.Fatalf("pop %d: %v %v", i, m, ok)
+		}
+		if !q.push(msg(next)) {
+			t.Fatalf("push %d refused", next)
+		}
+		next++
+	}
+	if c := cap(q.items); c > 4*notificationQueueSize {
+		t.Fatalf("a steady flow grew the queue to %d", c)
+	}
+	q.close()
+	for i := 10 * notificationQueueSize; i < next; i++ {
+		if m, ok := q.pop(); !ok || m.Method != strconv.Itoa(i) {
+			t.Fatalf("pop %d after close: %v %v", i, m, ok)
+		}
+	}
+	if _, ok := q.pop(); ok {
+		t.Fatal("pop after close and drain reported a message")
+	}
+	if q.items != nil {
+		t.Errorf("a drained burst keeps %d slots", cap(q.items))
 	}
 }
