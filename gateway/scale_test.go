@@ -48,16 +48,18 @@ type scaleReport struct {
 	heapPer, stackPer, rssPer float64
 	goroutinesPer, threadsPer float64
 	catalogEvents             int
+	readyP10, readyP50        time.Duration // when servers became ready, from Start
+	idleCPU                   time.Duration // gw's CPU per second while the servers idle
 	callP50One, callP50Many   time.Duration
 }
 
 func (r scaleReport) String() string {
 	return fmt.Sprintf("%d servers, %d tools: own start alone p50 %v, slowest %v; gateway start to all ready and merged %v (%.1f× the slowest own start); "+
 		"CPU during start: gw %v, servers %v; per idle server: heap %.0f KiB, stacks %.0f KiB, RSS %.0f KiB, %.1f goroutines, %.2f threads; "+
-		"%d catalog events; call p50 with 1 server %v, with %d %v",
+		"%d catalog events; servers ready after p10 %v, p50 %v; idle gw CPU %v/s; call p50 with 1 server %v, with %d %v",
 		r.servers, r.tools, r.ownP50, r.ownMax, r.start, float64(r.start)/float64(r.ownMax),
 		r.gwCPU, r.childCPU, r.heapPer/1024, r.stackPer/1024, r.rssPer/1024, r.goroutinesPer, r.threadsPer,
-		r.catalogEvents, r.callP50One, r.servers, r.callP50Many)
+		r.catalogEvents, r.readyP10, r.readyP50, r.idleCPU, r.callP50One, r.servers, r.callP50Many)
 }
 
 // countingSink counts catalog events.
@@ -105,19 +107,26 @@ func runScale(t testing.TB, bin string, n int, delay time.Duration, calls int) (
 	if r.tools != n*tinyTools {
 		t.Fatalf("the catalog has %d tools, want %d", r.tools, n*tinyTools)
 	}
+	var readyAt []time.Duration
 	for _, st := range g.Servers() {
+		readyAt = append(readyAt, st.Since.Sub(begin))
 		if st.State != gateway.StateReady {
 			t.Fatalf("server %s is %s after Start", st.Name, st.State)
 		}
 		r.childCPU += procCPU(st.Pid)
 	}
+	slices.Sort(readyAt)
+	r.readyP10, r.readyP50 = readyAt[len(readyAt)/10], readyAt[len(readyAt)/2]
 	if err := g.FlushEvents(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r.catalogEvents = len(sink.catalogs)
 
-	// Idle: give the children's and gw's start-up garbage time to settle.
-	time.Sleep(time.Second)
+	// Idle: give the children's and gw's start-up garbage time to settle,
+	// and see what n idle sessions cost gw (keepalive pings, timers).
+	idleFrom := selfCPU(t)
+	time.Sleep(2 * time.Second)
+	r.idleCPU = (selfCPU(t) - idleFrom) / 2
 	memAfter, procAfter := memNow(), procNow(t)
 	if path := os.Getenv("GW_SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
