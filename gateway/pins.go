@@ -122,21 +122,36 @@ type toolDef struct {
 
 // newToolDef digests the PinFields members of a tool object.
 func newToolDef(fields map[string]json.RawMessage) *toolDef {
-	def := map[string]json.RawMessage{}
-	d := &toolDef{fields: map[string]string{}}
-	for _, k := range PinFields {
+	d := &toolDef{fields: make(map[string]string, len(PinFields))}
+	// The canonical object of the fields, written as canonicalJSON would
+	// write it: keys sorted, each value already canonical. (Encoding the
+	// fields and canonicalizing them again cost half the digest of a
+	// 13,000-tool start.)
+	canon := []byte{'{'}
+	for _, k := range pinFieldsSorted {
 		raw, ok := fields[k]
 		if !ok {
 			continue
 		}
 		c := canonicalJSON(raw)
-		def[k] = c
 		d.fields[k] = digestOf(c)
+		if len(canon) > 1 {
+			canon = append(canon, ',')
+		}
+		canon = append(append(append(append(canon, '"'), k...), '"', ':'), c...)
 	}
-	d.canonical = canonicalJSON(mustJSON(def))
+	d.canonical = append(canon, '}')
 	d.digest = digestOf(d.canonical)
 	return d
 }
+
+// pinFieldsSorted is PinFields in the order canonical JSON writes keys
+// (plain ASCII names: nothing to escape).
+var pinFieldsSorted = func() []string {
+	s := slices.Clone(PinFields)
+	slices.Sort(s)
+	return s
+}()
 
 func digestOf(b []byte) string {
 	sum := sha256.Sum256(b)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 )
@@ -48,5 +49,43 @@ func TestToolDigest(t *testing.T) {
 	}
 	if d := digest(`{"name":"a","description":"<b>&"}`); string(d.canonical) != `{"description":"<b>&","name":"a"}` {
 		t.Errorf("canonical escapes HTML: %s", d.canonical)
+	}
+}
+
+// TestToolDefCanonicalUnchanged: the canonical definition (and so every
+// digest in a pin store) is what it was when it was made by encoding the
+// canonical fields and canonicalizing the object again.
+func TestToolDefCanonicalUnchanged(t *testing.T) {
+	for _, raw := range []string{
+		`{"name":"search"}`,
+		`{"name":"x","title":"T","description":"a <b> & \u2028 \"q\" é \ud83d\ude00","inputSchema":{"type":"object","properties":{"n":{"type":"number","maximum":1e3,"minimum":-0.50}},"required":["n"]},"outputSchema":{"type":"object"},"annotations":{"readOnlyHint":true,"destructiveHint":false},"_meta":{"z":1},"icons":[]}`,
+		"{ \"description\" : \"tabs\\tand\\nlines\",\n \"name\": \"y\", \"annotations\": null }",
+		`{"inputSchema":{"b":[1,2,{"d":null,"c":"\u00e9"}],"a":{}},"name":"z"}`,
+	} {
+		fields, err := objectFields([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		def := map[string]json.RawMessage{}
+		for _, k := range PinFields {
+			if v, ok := fields[k]; ok {
+				def[k] = canonicalJSON(v)
+			}
+		}
+		want := canonicalJSON(mustJSON(def))
+		if got := newToolDef(fields).canonical; string(got) != string(want) {
+			t.Errorf("%s:\ngot  %s\nwant %s", raw, got, want)
+		}
+	}
+}
+
+func BenchmarkToolDef(b *testing.B) {
+	fields, err := objectFields([]byte(`{"name":"tool01","description":"Tool 1 of t0001: answers with its name.","inputSchema":{"type":"object","properties":{"n":{"type":"integer"}}}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		newToolDef(fields)
 	}
 }
