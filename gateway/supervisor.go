@@ -320,10 +320,6 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 		"tools", len(inv.lists[KindTools].items))
 	up := time.Now()
 	listErr := m.g.setInventory(m.spec.Name, inv)
-	m.mu.Lock()
-	m.sess = s
-	close(m.ready)
-	m.mu.Unlock()
 	m.setState(StateReady, nil, func(st *ServerStatus) {
 		st.Era, st.Version, st.ServerInfo, st.LastError = s.era.String(), s.version, s.serverInfo, ""
 		st.Skipped = inv.skipped()
@@ -331,6 +327,10 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 		if p, ok := conn.(processInfo); ok {
 			st.Pid = p.Pid()
 		}
+		// Under m.mu with the state, so that a call served by s never
+		// finds the server still "starting" in its status.
+		m.sess = s
+		close(m.ready)
 	})
 	m.firstOnce.Do(func() { close(m.firstDone) })
 	spawn(m.keepalive)
