@@ -326,13 +326,21 @@ func TestNoisyStderrBlockedLogger(t *testing.T) {
 	}
 }
 
-func TestStderrTailAndLogAttrs(t *testing.T) {
+// stderrOf runs a child that writes to stderr and then "done" on stdout, and stops it: its
+// stderr is all in StderrTail and the returned recorder.
+func stderrOf(t *testing.T, mode string) (*Process, *recorder) {
+	t.Helper()
 	h := newRecorder(false)
-	p := startChild(t, "stderr", func(c *Config) { c.Logger = slog.New(h) })
+	p := startChild(t, mode, func(c *Config) { c.Logger = slog.New(h) })
 	readLine(t, p, "done")
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	return p, h
+}
+
+func TestStderrTailAndLogAttrs(t *testing.T) {
+	p, h := stderrOf(t, "stderr")
 	var want []string
 	for i := stderrCount - tailLines + 1; i <= stderrCount; i++ {
 		want = append(want, fmt.Sprintf("err %d", i))
@@ -355,12 +363,7 @@ func TestStderrTailAndLogAttrs(t *testing.T) {
 // TestLongStderrLines: lines longer than the stderr reader's small buffer are kept whole up to
 // stderrLineMax and cut there, marked truncated.
 func TestLongStderrLines(t *testing.T) {
-	h := newRecorder(false)
-	p := startChild(t, "longstderr", func(c *Config) { c.Logger = slog.New(h) })
-	readLine(t, p, "done")
-	if err := p.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
+	p, h := stderrOf(t, "longstderr")
 	wantLen := []int{10 << 10, stderrLineMax, stderrLineMax, stderrLineMax, len("short")}
 	wantCut := []bool{false, false, true, true, false}
 	tail := p.StderrTail()
