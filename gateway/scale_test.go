@@ -139,13 +139,14 @@ func runScale(t testing.TB, bin string, n int, delay time.Duration, calls int) (
 	r.threadsPer = per(procAfter.threads, procBefore.threads)
 
 	// The same tool of one server, through a gateway of one server and one
-	// of n, in alternating blocks so that drift hits both alike.
+	// of n, call by call in turn, so that the machine's other load hits
+	// both alike.
 	pOne := params("t0000__echo", map[string]any{"text": "x"})
 	pMany := params(fmt.Sprintf("t%04d__echo", n/2), map[string]any{"text": "x"})
 	var one1, many []time.Duration
-	for len(one1) < calls {
-		one1 = append(one1, timeCalls(t, one, pOne, 100)...)
-		many = append(many, timeCalls(t, g, pMany, 100)...)
+	for range calls {
+		one1 = append(one1, timeCall(t, one, pOne))
+		many = append(many, timeCall(t, g, pMany))
 	}
 	r.callP50One, r.callP50Many = p50(one1), p50(many)
 	return g, r
@@ -192,19 +193,16 @@ func writeHeapProfile(t testing.TB, path string) {
 	}
 }
 
-func timeCalls(t testing.TB, g *gateway.Gateway, p []byte, k int) []time.Duration {
+// timeCall times one call of echo with the text "x".
+func timeCall(t testing.TB, g *gateway.Gateway, p []byte) time.Duration {
 	t.Helper()
-	ctx := context.Background()
-	out := make([]time.Duration, 0, k)
-	for range k {
-		begin := time.Now()
-		res, err := g.CallTool(ctx, p, gateway.CallOptions{})
-		out = append(out, time.Since(begin))
-		if err != nil || !bytes.Contains(res, []byte(`"x"`)) {
-			t.Fatalf("call: %v %s", err, res)
-		}
+	begin := time.Now()
+	res, err := g.CallTool(context.Background(), p, gateway.CallOptions{})
+	took := time.Since(begin)
+	if err != nil || !bytes.Contains(res, []byte(`"x"`)) {
+		t.Fatalf("call: %v %s", err, res)
 	}
-	return out
+	return took
 }
 
 func p50(d []time.Duration) time.Duration {
