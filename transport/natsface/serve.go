@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/gwmcp/gw/internal/jsonscan"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // Headers of requests, replies, frames and events.
@@ -175,18 +177,23 @@ func (c *call) request() (*Request, time.Time, *jsonrpc.Error) {
 		req.Gateway = f.opts.Gateway
 	}
 	body := bytes.TrimSpace(c.data)
-	var fields map[string]json.RawMessage
+	var nameRaw json.RawMessage
+	hasName := false
 	if len(body) > 0 {
 		if _, e := jsonrpc.CheckDepth(body, f.opts.MaxDepth); e != nil {
 			return nil, time.Time{}, e
 		}
-		var derr error
-		if fields, derr = decodeObject(body, nil); derr != nil {
+		err := scanObject(body, nil, func(key []byte, value json.RawMessage) {
+			if string(key) == "name" {
+				nameRaw, hasName = value, true
+			}
+		})
+		if err != nil {
 			code := int64(jsonrpc.CodeInvalidParams) // JSON, but not a params object we accept
 			if !json.Valid(body) {
 				code = jsonrpc.CodeParseError
 			}
-			return nil, time.Time{}, jsonrpc.NewError(code, "gw: request body: %v", derr)
+			return nil, time.Time{}, jsonrpc.NewError(code, "gw: request body: %v", err)
 		}
 		req.Params = body
 	}
@@ -196,12 +203,11 @@ func (c *call) request() (*Request, time.Time, *jsonrpc.Error) {
 		if derr != nil {
 			return nil, time.Time{}, invalidParams("name token %q is not a valid encoding", tok)
 		}
-		var got string
-		raw, ok := fields["name"]
-		if !ok || json.Unmarshal(raw, &got) != nil {
+		got, ok := jsonscan.String(nameRaw)
+		if !hasName || !ok {
 			return nil, time.Time{}, invalidParams("params.name must be a string equal to the subject's name %q", name)
 		}
-		if got != name {
+		if string(got) != name {
 			return nil, time.Time{}, invalidParams("params.name %q does not match the subject's name %q", got, name)
 		}
 	}
