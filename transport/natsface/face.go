@@ -17,12 +17,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/gwmcp/gw/internal/workers"
 )
 
 // Handler serves the requests that reach the face. The gateway implements it (through an
 // adapter outside transport/), so this package knows no gateway types.
 //
-// Serve is called on its own goroutine, up to Options.MaxConcurrent at once, and must be safe for
+// Serve is called on a goroutine of its own (a worker kept between calls), up to Options.MaxConcurrent at once, and must be safe for
 // concurrent use. ctx carries the caller's deadline (capped by Options.MaxTimeout) and an
 // InputFunc (see InputFromContext); it is cancelled when the caller's deadline passes or when Stop
 // gives up waiting. Serve must return soon after ctx is done: Stop waits for it.
@@ -109,6 +111,7 @@ type Face struct {
 	opts Options
 	log  *slog.Logger
 	sem  chan struct{} // one slot per running Handler.Serve
+	pool *workers.Pool[*call]
 
 	reqPrefix    string // Prefix + ".req."
 	sharedPrefix string // Prefix + ".req.*."
@@ -195,6 +198,7 @@ func New(nc *nats.Conn, h Handler, opts Options) (*Face, error) {
 		stopDone:     make(chan struct{}),
 		stats:        map[string]*endpointStats{},
 	}
+	f.pool = workers.New(o.MaxConcurrent, f.serve)
 	f.static = f.staticEndpoints()
 	return f, nil
 }
@@ -456,7 +460,7 @@ func (f *Face) SetTools(names []string) error {
 }
 
 // toolQueueLen bounds the calls to hosted tools that nats.go has handed over and dispatchTools has
-// not yet taken. dispatchTools never blocks (it starts a handler or sheds the call), so the queue
+// not yet taken. dispatchTools does not wait (it hands the call to a worker or sheds it), so the queue
 // only fills if the process is starved; nats.go then reports a slow consumer.
 const toolQueueLen = 1 << 16
 
@@ -624,6 +628,7 @@ func (f *Face) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("natsface: stop: %d in-flight calls failed: %w", len(calls), ctx.Err()))
 	}
 	f.cancel()
+	f.pool.Close() // no call is dispatched any more, and every call has returned
 
 	f.mu.Lock()
 	sub := f.inputSub

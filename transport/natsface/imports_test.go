@@ -15,5 +15,6 @@ func TestImports(t *testing.T) {
 		"github.com/nats-io/nats.go/jetstream",
 		"github.com/gwmcp/gw/transport/jsonrpc",
 		"github.com/gwmcp/gw/internal/jsonscan",
+		"github.com/gwmcp/gw/internal/workers",
 	)
 }

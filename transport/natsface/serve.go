@@ -81,7 +81,7 @@ type call struct {
 }
 
 // dispatch runs on micro's subscription goroutine, one request at a time per endpoint, so it
-// never blocks: it takes a handler slot or sheds the request, and starts the handler goroutine.
+// never blocks: it takes a handler slot or sheds the request, and hands the call to a worker.
 func (f *Face) dispatch(ep *endpoint, subject, reply string, data []byte, header nats.Header) {
 	c := &call{
 		f:       f,
@@ -115,10 +115,10 @@ func (f *Face) dispatch(ep *endpoint, subject, reply string, data []byte, header
 	f.calls[c] = struct{}{}
 	f.wg.Add(1)
 	f.mu.Unlock()
-	go f.serve(c)
+	f.pool.Go(c)
 }
 
-// serve runs one call on its own goroutine, counted in f.wg.
+// serve runs one call on a worker of f.pool, counted in f.wg.
 func (f *Face) serve(c *call) {
 	start := time.Now()
 	c.ep.stats.inFlight.Add(1)
