@@ -157,6 +157,8 @@ type Face struct {
 	statsMu sync.Mutex // leaf; guards stats
 	stats   map[string]*endpointStats
 
+	auditFailures atomic.Int64
+
 	// catalogMu serialises PublishCatalog and guards the three fields below: the SHA-256 of the
 	// last catalog published in full (bucket and event), whether there is one, and how many
 	// catalog parts may be in the bucket. It is taken before mu.
@@ -202,6 +204,9 @@ func New(nc *nats.Conn, h Handler, opts Options) (*Face, error) {
 	f.static = f.staticEndpoints()
 	return f, nil
 }
+
+// Gateway is the gateway's name (Options.Gateway).
+func (f *Face) Gateway() string { return f.opts.Gateway }
 
 // endpoint is one micro endpoint: a subject and the MCP method it serves.
 type endpoint struct {
@@ -272,14 +277,17 @@ func (f *Face) Start(ctx context.Context) error {
 	}
 
 	o := f.opts
-	js, err := jetstream.New(f.nc)
+	js, err := jetstream.New(f.nc, jetstream.WithPublishAsyncErrHandler(f.auditFailed),
+		jetstream.WithPublishAsyncMaxPending(auditMaxPending))
 	if err != nil {
 		return fmt.Errorf("natsface: start: %w", err)
 	}
+	// The event stream leaves the audit records to a stream of their own, with its own
+	// retention: a subject belongs to one stream only, so the event stream is narrowed first.
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              o.EventStream,
 		Description:       "gw MCP gateway events",
-		Subjects:          []string{o.Prefix + ".evt.>"},
+		Subjects:          []string{o.Prefix + ".evt.catalog.>", o.Prefix + ".evt.srv.>", o.Prefix + ".evt.gw.>"},
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		MaxAge:            o.EventMaxAge,
@@ -288,6 +296,19 @@ func (f *Face) Start(ctx context.Context) error {
 		Replicas:          o.Replicas,
 	}); err != nil {
 		return fmt.Errorf("natsface: start: event stream %q: %w", o.EventStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        o.AuditStream,
+		Description: "gw MCP gateway audit records: authorization decisions",
+		Subjects:    []string{o.Prefix + ".evt.audit.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      o.AuditMaxAge,
+		MaxBytes:    o.AuditMaxBytes,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	}); err != nil {
+		return fmt.Errorf("natsface: start: audit stream %q: %w", o.AuditStream, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      o.CatalogBucket,
