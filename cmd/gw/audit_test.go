@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/policies"
 )
 
@@ -95,5 +97,22 @@ servers:
 	}
 	if code, _, errOut := runGW(t, "audit", "-c", cfg, "--decision", "maybe"); code != 2 || !strings.Contains(errOut, "want allow or deny") {
 		t.Errorf("--decision maybe: exit %d, %s", code, errOut)
+	}
+
+	// Followed: the past denial, then a new one as it happens, until interrupted.
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut mcptest.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"audit", "-c", cfg, "-f", "--decision", "deny", "--json"}, &out, &errOut)
+	}()
+	eventually(t, "the past denial printed", func() bool { return strings.Count(out.String(), `"deny"`) == 1 })
+	if _, err := nc.Request("mcp.v1.req.carol.tools.call.s__echo", []byte(`{"name":"s__echo","arguments":{}}`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "carol's denial followed", func() bool { return strings.Contains(out.String(), `"principal":"carol"`) })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("gw audit -f: exit %d\n%s", code, errOut.String())
 	}
 }
