@@ -158,6 +158,9 @@ type Face struct {
 	stats   map[string]*endpointStats
 
 	auditFailures atomic.Int64
+	// retired sums the counters of tools no longer hosted, so that a gateway whose tools come
+	// and go keeps no endpoint or counters per name it ever hosted.
+	retired endpointStats
 
 	// catalogMu serialises PublishCatalog and guards the three fields below: the SHA-256 of the
 	// last catalog published in full (bucket and event), whether there is one, and how many
@@ -470,6 +473,7 @@ func (f *Face) SetTools(names []string) error {
 		if err := sub.Drain(); err != nil {
 			f.log.Warn("set tools: draining a removed tool", "tool", n, "error", err)
 		}
+		f.retireTool(sub.Subject)
 		delete(f.toolSubs, n)
 		f.hostedTools.Store(int64(len(f.toolSubs)))
 		changed = true
@@ -523,8 +527,8 @@ func (f *Face) dispatchTools() {
 	defer close(f.toolsDone)
 	take := func(m *nats.Msg) {
 		ep, ok := f.toolEps.Load(m.Sub.Subject)
-		if !ok { // cannot happen: subscribeTool stores it first
-			return
+		if !ok { // a call that was on its way when its tool went: served all the same
+			ep = &endpoint{subject: m.Sub.Subject, method: "tools/call", named: true, stats: &f.retired}
 		}
 		f.dispatch(ep.(*endpoint), m.Subject, m.Reply, m.Data, m.Header)
 	}
