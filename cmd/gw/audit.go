@@ -69,16 +69,18 @@ func runAudit(ctx context.Context, cfg *config.Config, logger *slog.Logger, prin
 		fmt.Fprintln(stderr, "gw audit: --since and -n must be positive")
 		return 2
 	}
-	nc, release, err := connectCLI(ctx, cfg, logger)
-	if err != nil {
+	fail := func(err error) int {
 		fmt.Fprintln(stderr, "gw audit:", err)
 		return 1
+	}
+	nc, release, err := connectCLI(ctx, cfg, logger)
+	if err != nil {
+		return fail(err)
 	}
 	defer release()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		fmt.Fprintln(stderr, "gw audit:", err)
-		return 1
+		return fail(err)
 	}
 	filter := cfg.NATS.Prefix + ".evt.audit.>"
 	if principal != "" {
@@ -95,21 +97,18 @@ func runAudit(ctx context.Context, cfg *config.Config, logger *slog.Logger, prin
 		return 1
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "gw audit:", err)
-		return 1
+		return fail(err)
 	}
 	p := &auditPrinter{w: stdout, json: asJSON}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		fmt.Fprintln(stderr, "gw audit:", err)
-		return 1
+		return fail(err)
 	}
 	var past []auditRecord // the latest a.last matching records, oldest first
 	pending := info.NumPending
 	it, err := cons.Messages()
 	if err != nil {
-		fmt.Fprintln(stderr, "gw audit:", err)
-		return 1
+		return fail(err)
 	}
 	defer it.Stop()
 	done := make(chan struct{})
@@ -131,8 +130,7 @@ func runAudit(ctx context.Context, cfg *config.Config, logger *slog.Logger, prin
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
-			fmt.Fprintln(stderr, "gw audit:", err)
-			return 1
+			return fail(err)
 		}
 		var r auditRecord
 		if json.Unmarshal(msg.Data(), &r) != nil {
