@@ -47,6 +47,9 @@ type AuthzRequest struct {
 type Decision struct {
 	Allow  bool
 	Reason string
+	// Policy names the policy that decided (a module's digest), also with
+	// an error when it is known; "" if the Authorizer does not say.
+	Policy string
 }
 
 // Authorizer decides every tools/call before it reaches a server. It is on
@@ -80,7 +83,10 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 	})
 	if err != nil {
 		g.log.Error("authorizer failed; denying the call", "tool", e.Name, "caller", CallerFrom(ctx).ID, "error", err)
-		d = Decision{Reason: "authorization policy failed"}
+		d = Decision{Reason: "authorization policy failed", Policy: d.Policy}
+	}
+	if o := g.opts.Observer; o != nil {
+		o.Authorized(Authorized{Server: e.Server, Tool: e.Original, Policy: d.Policy, Outcome: authzOutcome(d, err)})
 	}
 	if d.Allow {
 		return nil

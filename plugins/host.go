@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,6 +176,11 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 	h.mu.Unlock()
 	defer h.loads.Done()
 
+	// The digest is of the bytes as given, before instrumentation: what
+	// `sha256sum policy.wasm` prints, so an operator can tell which build runs.
+	sum := sha256.Sum256(wasm)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+
 	r, err := h.runtime(ctx, lim.MemoryLimitPages)
 	if err != nil {
 		if errors.Is(err, errHostClosed) {
@@ -199,6 +206,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 	}
 
 	m := newModule(h, name, r.rt, compiled, sh, bytes.Clone(config), lim)
+	m.digest = digest
 	m.slots <- struct{}{} // the first instance's pool slot; never blocks, the pool is empty
 	in, err := m.newInstance(ctx)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 type Module struct {
 	host     *Host
 	name     string
+	digest   string // "sha256:" and the hex SHA-256 of the module's bytes
 	lim      Limits
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
@@ -84,6 +85,10 @@ func newModule(h *Host, name string, rt wazero.Runtime, compiled wazero.Compiled
 // Name returns the name given to Host.Load.
 func (m *Module) Name() string { return m.name }
 
+// Digest returns "sha256:" and the hex SHA-256 of the bytes given to Host.Load (before gw's
+// instrumentation): the version of a policy module that metrics and logs name.
+func (m *Module) Digest() string { return m.digest }
+
 // Exports returns the decision exports the module has, among "gw_authorize" and "gw_collision",
 // in that order.
 func (m *Module) Exports() []string {
@@ -120,6 +125,12 @@ func (m *Module) Call(ctx context.Context, export string, input []byte) ([]byte,
 	}
 	defer m.leave()
 	return m.call(ctx, export, input)
+}
+
+// CallDigest is Call that also returns the module's Digest, as Slot.CallDigest does.
+func (m *Module) CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error) {
+	out, err := m.Call(ctx, export, input)
+	return out, m.digest, err
 }
 
 // Close retires the module (new calls fail with ErrClosed) and waits for the calls in flight.

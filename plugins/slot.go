@@ -22,19 +22,28 @@ type Slot struct {
 // Call runs export on the current module; see Module.Call. It returns ErrNoModule if the Slot is
 // empty.
 func (s *Slot) Call(ctx context.Context, export string, input []byte) ([]byte, error) {
+	out, _, err := s.CallDigest(ctx, export, input)
+	return out, err
+}
+
+// CallDigest is Call that also returns the Digest of the module that ran the call ("" when the
+// Slot is empty): a swap may happen at any moment, and a decision is attributed to the module
+// that made it, not to the one current when it is recorded.
+func (s *Slot) CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error) {
 	for {
 		m := s.cur.Load()
 		if m == nil {
-			return nil, &Error{Export: export, Kind: ErrNoModule, Detail: "no policy module loaded"}
+			return nil, "", &Error{Export: export, Kind: ErrNoModule, Detail: "no policy module loaded"}
 		}
 		if m.enter() {
 			defer m.leave()
-			return m.call(ctx, export, input)
+			out, err := m.call(ctx, export, input)
+			return out, m.digest, err
 		}
 		// m was retired between the Load and enter. If a Swap did it, the Slot already holds
 		// its successor: try that one. If m was closed by its owner, fail.
 		if s.cur.Load() == m {
-			return nil, m.closedError(export)
+			return nil, m.digest, m.closedError(export)
 		}
 	}
 }

@@ -297,7 +297,14 @@ func stringMembers(m map[string]json.RawMessage, targets map[string]*string) err
 	return nil
 }
 
-// Authorize implements gateway.Authorizer.
+// digestCaller is a Module that names the module that answered a call
+// (*plugins.Slot, *plugins.Module): decisions carry its digest.
+type digestCaller interface {
+	CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error)
+}
+
+// Authorize implements gateway.Authorizer. The decision's Policy is the
+// digest of the module that decided, when the Module can tell.
 func (a Authorizer) Authorize(ctx context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
 	buf := authzBufs.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -308,9 +315,18 @@ func (a Authorizer) Authorize(ctx context.Context, req gateway.AuthzRequest) (ga
 		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
 		defer cancel()
 	}
-	out, err := a.Module.Call(ctx, ExportAuthorize, buf.Bytes())
-	if err != nil {
-		return gateway.Decision{}, err
+	var out []byte
+	var digest string
+	var err error
+	if dc, ok := a.Module.(digestCaller); ok {
+		out, digest, err = dc.CallDigest(ctx, ExportAuthorize, buf.Bytes())
+	} else {
+		out, err = a.Module.Call(ctx, ExportAuthorize, buf.Bytes())
 	}
-	return ParseDecision(out)
+	if err != nil {
+		return gateway.Decision{Policy: digest}, err
+	}
+	d, err := ParseDecision(out)
+	d.Policy = digest
+	return d, err
 }
