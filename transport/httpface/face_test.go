@@ -582,6 +582,9 @@ func TestSessionFlood(t *testing.T) {
 	if readAll(t, resp); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("full of busy sessions: %d; want 503", resp.StatusCode)
 	}
+	if n := f.Shed(); n != 1 {
+		t.Errorf("Shed() = %d after one busy refusal; want 1", n)
+	}
 	// Idle ones expire.
 	f.mu.Lock()
 	for _, s := range f.sessions {
