@@ -21,14 +21,14 @@ var serverStates = []gateway.State{
 // stateCollector reads, at scrape time, what their owners already keep:
 // nothing is counted on the call path for these.
 type stateCollector struct {
-	o Options
+	o Sources
 
 	state, restarts, pending   *prometheus.Desc
 	catalog, policy, shed      *prometheus.Desc
 	natsConnected, natsReconns *prometheus.Desc
 }
 
-func newStateCollector(o Options) *stateCollector {
+func newStateCollector(o Sources) *stateCollector {
 	return &stateCollector{
 		o: o,
 		state: prometheus.NewDesc("gw_server_state",

@@ -41,14 +41,17 @@ const (
 	UnknownTool = "_unknown"
 )
 
-// Options configure a Metrics. Every source is optional: a nil one
-// leaves its series out.
+// Options configure a Metrics.
 type Options struct {
 	// MaxTools caps the distinct (server, tool) pairs of the tool call
 	// series; calls to further tools count as tool="_other" of their
 	// server. Default DefaultMaxTools.
 	MaxTools int
+}
 
+// Sources are where a scrape reads the state it reports (Metrics.Watch).
+// Every source is optional: a nil one leaves its series out.
+type Sources struct {
 	// Servers reports every server's state, restarts and pending calls
 	// (gateway.Gateway.ServerStats).
 	Servers func() []gateway.ServerStats
@@ -136,9 +139,15 @@ func New(o Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.toolCalls, m.toolDuration, m.requests, m.reqDuration, m.authz,
-		newStateCollector(o),
 	)
 	return m
+}
+
+// Watch adds the series read from s at each scrape. Call it once, before
+// the first scrape; the sources may refer to parts made after New (the
+// gateway takes the Metrics as its Observer when it is made).
+func (m *Metrics) Watch(s Sources) {
+	m.reg.MustRegister(newStateCollector(s))
 }
 
 // Registry returns the registry, for tests and further collectors.
