@@ -98,6 +98,31 @@ func (s scrape) tools(name, server string) []string {
 	return out
 }
 
+// metricsRun starts `gw run` (reloadHead: server alpha) with its HTTP
+// listener on a free port, httpKeys added to the http section and edit
+// (if not nil) applied to the file; it returns once the listener answers,
+// with the /metrics URL. The run stops with the test.
+func metricsRun(t *testing.T, name, httpKeys string, edit func(string) string) (*reloadRun, string) {
+	t.Helper()
+	head, port := reloadHead(t, name)
+	httpPort := freePort(t)
+	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"%s}`, httpPort, httpKeys), 1)
+	if edit != nil {
+		head = edit(head)
+	}
+	r := startReloadRun(t, head, port)
+	t.Cleanup(r.stop)
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)
+	r.eventually("the HTTP listener", func() bool {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return r, url
+}
+
 // TestMetricsScrape runs `gw run` with an authorize policy and a server of
 // many tools, makes known calls over NATS, and reads them back from
 // /metrics on the HTTP listener: counts and latencies per tool (the tools
@@ -110,20 +135,11 @@ func TestMetricsScrape(t *testing.T) {
 	for i := 1; i <= 8; i++ {
 		extra = append(extra, fmt.Sprintf("t%d", i))
 	}
-	head, port := reloadHead(t, "metrics")
-	httpPort := freePort(t)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf("http: {addr: \"127.0.0.1:%d\"}\nmetrics: {max_tools: 3}", httpPort), 1)
-	head = strings.Replace(head, "policies:\n", "policies:\n  authorize: {module: allowlist, config: {rules: [{callers: [\"alice\"], tools: [\"alpha__echo\", \"alpha__t*\", \"alpha__never\"]}]}}\n", 1)
-	head = strings.Replace(head, `env: {MCPTEST_SERVER: "1"}`, fmt.Sprintf(`env: {MCPTEST_SERVER: "1", MCPTEST_TOOLS: "%s"}`+"\n    call_timeout: 1s", strings.Join(extra, ",")), 1)
-	r := startReloadRun(t, head, port)
-	defer r.stop()
-	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)
+	r, url := metricsRun(t, "metrics", "", func(head string) string {
+		head = strings.Replace(head, "policies:\n", "metrics: {max_tools: 3}\npolicies:\n  authorize: {module: allowlist, config: {rules: [{callers: [\"alice\"], tools: [\"alpha__echo\", \"alpha__t*\", \"alpha__never\"]}]}}\n", 1)
+		return strings.Replace(head, `env: {MCPTEST_SERVER: "1"}`, fmt.Sprintf(`env: {MCPTEST_SERVER: "1", MCPTEST_TOOLS: "%s"}`+"\n    call_timeout: 1s", strings.Join(extra, ",")), 1)
+	})
 	r.eventually("alpha ready on /metrics", func() bool {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
 		s, _ := getMetrics(t, url, "")
 		return s.value("gw_server_state", "server=alpha", "state=ready") == 1
 	})
@@ -241,19 +257,7 @@ func TestMetricsScrape(t *testing.T) {
 // does; with metrics.enabled false it is not served.
 func TestMetricsBearer(t *testing.T) {
 	t.Setenv("GWTEST_PROM_TOKEN", "prom-secret-token")
-	head, port := reloadHead(t, "metrics-auth")
-	httpPort := freePort(t)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d", tokens: {prometheus: {token_env: GWTEST_PROM_TOKEN}}}`, httpPort), 1)
-	r := startReloadRun(t, head, port)
-	defer r.stop()
-	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)
-	r.eventually("the HTTP listener", func() bool {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	_, url := metricsRun(t, "metrics-auth", `, tokens: {prometheus: {token_env: GWTEST_PROM_TOKEN}}`, nil)
 	if _, code := getMetrics(t, url, ""); code != http.StatusUnauthorized {
 		t.Errorf("no token: %d; want 401", code)
 	}
@@ -268,18 +272,8 @@ func TestMetricsBearer(t *testing.T) {
 // TestMetricsOff: metrics.enabled false serves no /metrics (the MCP face
 // answers the path as any other: 404).
 func TestMetricsOff(t *testing.T) {
-	head, port := reloadHead(t, "metrics-off")
-	httpPort := freePort(t)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf("http: {addr: \"127.0.0.1:%d\"}\nmetrics: {enabled: false}", httpPort), 1)
-	r := startReloadRun(t, head, port)
-	defer r.stop()
-	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)
-	r.eventually("the HTTP listener", func() bool {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
+	_, url := metricsRun(t, "metrics-off", "", func(head string) string {
+		return strings.Replace(head, "policies:\n", "metrics: {enabled: false}\npolicies:\n", 1)
 	})
 	if _, code := getMetrics(t, url, ""); code != http.StatusNotFound {
 		t.Errorf("/metrics with metrics off: %d; want 404", code)
