@@ -708,3 +708,36 @@ func TestParamHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestGuard: another endpoint behind the face's checks is refused as /mcp
+// is (bad Origin, missing or wrong token) and served with a good token.
+func TestGuard(t *testing.T) {
+	f := New(newTestHandler(), Options{Authenticate: TokenAuthenticator(map[string]string{"prometheus": "scrape-me"})})
+	srv := httptest.NewServer(f.Guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("series"))
+	})))
+	defer srv.Close()
+	defer func() { _ = f.Shutdown(context.Background()) }()
+	for _, tt := range []struct {
+		headers []string
+		want    int
+	}{
+		{nil, http.StatusUnauthorized},
+		{[]string{"Authorization", "Bearer wrong"}, http.StatusUnauthorized},
+		{[]string{"Authorization", "Bearer scrape-me", "Origin", "https://evil.example"}, http.StatusForbidden},
+		{[]string{"Authorization", "Bearer scrape-me"}, http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		for i := 0; i+1 < len(tt.headers); i += 2 {
+			req.Header.Set(tt.headers[i], tt.headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != tt.want || tt.want == http.StatusOK && body != "series" {
+			t.Errorf("%v: %d %q; want %d", tt.headers, resp.StatusCode, body, tt.want)
+		}
+	}
+}
