@@ -408,7 +408,7 @@ func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts Cal
 	c := g.Catalog()
 	e, ok := c.Tool(name)
 	if g.opts.Observer != nil {
-		defer g.observe(methodToolsCall, e, true, time.Now(), &res, &err)
+		defer g.observe(methodToolsCall, orHeld(c, name, e), true, time.Now(), &res, &err)
 	}
 	if !ok {
 		if h, held := c.held[name]; held {

@@ -23,9 +23,9 @@ type Routed struct {
 	// (tools/list, prompts/list, resources/list: resources/templates/list
 	// is served by the same call and reported as resources/list).
 	Method string
-	// Server owns the tool, prompt or resource; "" when none does (an
-	// unknown or held name, a malformed request) and for lists, which
-	// gw answers itself.
+	// Server owns the tool, prompt or resource (a held tool's too); ""
+	// when none does (an unknown name, a malformed request) and for
+	// lists, which gw answers itself.
 	Server string
 	// Name is the server's own tool or prompt name; "" for resources,
 	// lists and unknown names (a caller's unknown name is
@@ -78,6 +78,18 @@ func (g *Gateway) observe(method string, e *Entry, named bool, start time.Time, 
 		}
 	}
 	g.opts.Observer.Routed(r)
+}
+
+// orHeld is e, or for a name that is not served because its tool is held
+// back (changed since pinned), the held tool: its calls are refused, but
+// it belongs to a server.
+func orHeld(c *Catalog, name string, e *Entry) *Entry {
+	if e == nil {
+		if h, ok := c.held[name]; ok {
+			return h.entry
+		}
+	}
+	return e
 }
 
 // observeList reports a list answered from the catalog.
