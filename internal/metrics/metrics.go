@@ -194,7 +194,7 @@ func (m *Metrics) toolSeries(server, tool string) *series {
 	if s, ok := m.tools.get(k); ok {
 		return s
 	}
-	if m.tools.len.Load() >= int64(m.maxTools) {
+	if m.tools.capped.Load() >= int64(m.maxTools) {
 		// Full: skip the lock for a tool that will fold anyway.
 		if s, ok := m.tools.get(key{server, OtherTool}); ok {
 			return s
@@ -202,13 +202,13 @@ func (m *Metrics) toolSeries(server, tool string) *series {
 	}
 	return m.tools.add(k, func(k key) (key, *series) {
 		if k[1] != OtherTool && k[1] != UnknownTool {
-			if m.tools.len.Load() >= int64(m.maxTools) {
+			if m.tools.capped.Load() >= int64(m.maxTools) {
 				k[1] = OtherTool
-				if s, ok := m.tools.lockedGet(k); ok {
+				if s, ok := m.tools.get(k); ok {
 					return k, s
 				}
 			} else {
-				m.tools.len.Add(1)
+				m.tools.capped.Add(1)
 			}
 		}
 		return k, newSeries(m.toolCalls, m.toolDuration, k)
@@ -228,11 +228,13 @@ type key [2]string
 
 // table maps label values to what records them, read without a lock: a
 // copy-on-write map, since series are added rarely (once each) and read on
-// every call. len counts the entries that count against a cap.
+// every call.
 type table[V any] struct {
 	cur atomic.Pointer[map[key]V]
 	mu  sync.Mutex // serialises add
-	len atomic.Int64
+	// capped counts the entries that count against a cap (toolSeries':
+	// not the folds); changed with mu held.
+	capped atomic.Int64
 }
 
 func (t *table[V]) init() { t.cur.Store(&map[key]V{}) }
@@ -241,9 +243,6 @@ func (t *table[V]) get(k key) (V, bool) {
 	v, ok := (*t.cur.Load())[k]
 	return v, ok
 }
-
-// lockedGet is get for make, which add calls with t.mu held.
-func (t *table[V]) lockedGet(k key) (V, bool) { return t.get(k) }
 
 // add returns the value at k, made by mk when there is none. mk may
 // choose another key (a fold) and return the value already there.
