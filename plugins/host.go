@@ -176,11 +176,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 	h.mu.Unlock()
 	defer h.loads.Done()
 
-	// The digest is of the bytes as given, before instrumentation: what
-	// `sha256sum policy.wasm` prints, so an operator can tell which build runs.
-	sum := sha256.Sum256(wasm)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-
+	sum := sha256.Sum256(wasm) // of the module as given, so that sha256sum of its file matches
 	r, err := h.runtime(ctx, lim.MemoryLimitPages)
 	if err != nil {
 		if errors.Is(err, errHostClosed) {
@@ -206,7 +202,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 	}
 
 	m := newModule(h, name, r.rt, compiled, sh, bytes.Clone(config), lim)
-	m.digest = digest
+	m.digest = "sha256:" + hex.EncodeToString(sum[:])
 	m.slots <- struct{}{} // the first instance's pool slot; never blocks, the pool is empty
 	in, err := m.newInstance(ctx)
 	if err != nil {

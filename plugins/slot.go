@@ -26,10 +26,9 @@ func (s *Slot) Call(ctx context.Context, export string, input []byte) ([]byte, e
 	return out, err
 }
 
-// CallDigest is Call that also returns the Digest of the module that ran the call ("" when the
-// Slot is empty): a swap may happen at any moment, and a decision is attributed to the module
-// that made it, not to the one current when it is recorded.
-func (s *Slot) CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error) {
+// CallDigest is Call, and also returns the Digest of the module that ran the call (the Slot may
+// be swapped during it), or "" if there was none.
+func (s *Slot) CallDigest(ctx context.Context, export string, input []byte) (out []byte, digest string, err error) {
 	for {
 		m := s.cur.Load()
 		if m == nil {
@@ -37,7 +36,7 @@ func (s *Slot) CallDigest(ctx context.Context, export string, input []byte) ([]b
 		}
 		if m.enter() {
 			defer m.leave()
-			out, err := m.call(ctx, export, input)
+			out, err = m.call(ctx, export, input)
 			return out, m.digest, err
 		}
 		// m was retired between the Load and enter. If a Swap did it, the Slot already holds

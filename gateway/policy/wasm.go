@@ -297,14 +297,7 @@ func stringMembers(m map[string]json.RawMessage, targets map[string]*string) err
 	return nil
 }
 
-// digestCaller is a Module that names the module that answered a call
-// (*plugins.Slot, *plugins.Module): decisions carry its digest.
-type digestCaller interface {
-	CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error)
-}
-
-// Authorize implements gateway.Authorizer. The decision's Policy is the
-// digest of the module that decided, when the Module can tell.
+// Authorize implements gateway.Authorizer.
 func (a Authorizer) Authorize(ctx context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
 	buf := authzBufs.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -318,8 +311,8 @@ func (a Authorizer) Authorize(ctx context.Context, req gateway.AuthzRequest) (ga
 	var out []byte
 	var digest string
 	var err error
-	if dc, ok := a.Module.(digestCaller); ok {
-		out, digest, err = dc.CallDigest(ctx, ExportAuthorize, buf.Bytes())
+	if dm, ok := a.Module.(digestModule); ok {
+		out, digest, err = dm.CallDigest(ctx, ExportAuthorize, buf.Bytes())
 	} else {
 		out, err = a.Module.Call(ctx, ExportAuthorize, buf.Bytes())
 	}
@@ -329,4 +322,10 @@ func (a Authorizer) Authorize(ctx context.Context, req gateway.AuthzRequest) (ga
 	d, err := ParseDecision(out)
 	d.Policy = digest
 	return d, err
+}
+
+// digestModule is a Module that names the module each call ran on (a plugins.Slot), for the
+// decision's Policy.
+type digestModule interface {
+	CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error)
 }
