@@ -34,7 +34,7 @@ type lineReader struct {
 	start   int
 	end     int
 	scanned int   // buf[start:start+scanned] holds no '\n'
-	min     int   // the size of a new buffer
+	initial int   // the size of a new buffer
 	limit   int   // maximum message length, > 0
 	err     error // first error from src; returned once the buffer is drained, and from then on
 }
@@ -45,7 +45,7 @@ func newLineReader(r io.Reader, limit, bufSize int) *lineReader {
 	if bufSize <= 0 {
 		bufSize = readBufSize
 	}
-	return &lineReader{src: r, limit: limit, min: bufSize}
+	return &lineReader{src: r, limit: limit, initial: bufSize}
 }
 
 // next returns the next message: the next line that is not empty or made only of JSON whitespace
@@ -111,7 +111,7 @@ func (r *lineReader) take(msg []byte) []byte {
 			return msg // keep the buffer until what it holds is returned
 		}
 	}
-	buf := make([]byte, max(r.min, len(rest)))
+	buf := make([]byte, max(r.initial, len(rest)))
 	r.start, r.end, r.scanned = 0, copy(buf, rest), 0
 	r.buf = buf
 	if handOver {
@@ -126,9 +126,9 @@ func (r *lineReader) fill() {
 	pending := r.end - r.start
 	switch {
 	case r.buf == nil:
-		r.buf = make([]byte, r.min)
+		r.buf = make([]byte, r.initial)
 	case pending == 0 && cap(r.buf) > readBufKeep:
-		r.buf = make([]byte, r.min) // grown for a line since returned
+		r.buf = make([]byte, r.initial) // grown for a line since returned
 	case pending == len(r.buf):
 		grow := 2 * len(r.buf)
 		if grow-2 > r.limit { // more than the limit and a "\r\n" is never needed
