@@ -44,6 +44,7 @@ func (c *Config) Validate() error {
 
 	c.validateViews(bad)
 	c.validateHTTP(bad)
+	c.validateTracing(bad)
 	if c.Gateway.ShutdownGrace < 0 {
 		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
 	}
