@@ -21,18 +21,20 @@ func (g *Gateway) authorizeTraced(ctx context.Context, e *Entry, params json.Raw
 	if g.tracer == nil || g.opts.Authorizer == nil {
 		return g.authorize(ctx, e, params)
 	}
-	ctx, span := g.tracer.Start(ctx, "authorize "+e.Name, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(
+	ctx, span := g.tracer.Start(ctx, "authorize "+e.Name, trace.WithSpanKind(trace.SpanKindInternal))
+	err := g.authorize(ctx, e, params)
+	if span.IsRecording() {
+		decision := "allow"
+		if err != nil {
+			decision = "deny"
+		}
+		span.SetAttributes(
 			tracing.ToolName.String(e.Name),
 			tracing.Server.String(e.Server),
 			tracing.EndUser.String(CallerFrom(ctx).ID),
-		))
-	err := g.authorize(ctx, e, params)
-	decision := "allow"
-	if err != nil {
-		decision = "deny"
+			tracing.Decision.String(decision),
+		)
 	}
-	span.SetAttributes(tracing.Decision.String(decision))
 	tracing.End(span, nil, err)
 	return err
 }
@@ -43,15 +45,14 @@ func (g *Gateway) authorizeTraced(ctx context.Context, e *Entry, params json.Raw
 // tracestate; the caller's own are replaced, since the server's span is the
 // child of this one), set in the pass that edits _meta anyway.
 func (g *Gateway) routeTraced(ctx context.Context, server, method string, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
-	target, attrs := tracing.Target(method, params)
-	attrs = append(attrs, tracing.Server.String(server), tracing.NetTransport.String("pipe"))
-	ctx, span := g.tracer.Start(ctx, tracing.SpanName(method, target), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	parent, state := tracing.Header(span.SpanContext())
-	meta := []member{{"traceparent", mustJSON(parent)}, {"tracestate", nil}}
-	if state != "" {
-		meta[1].value = mustJSON(state)
+	target := tracing.Target(method, params)
+	ctx, span := g.tracer.Start(ctx, tracing.SpanName(method, target), trace.WithSpanKind(trace.SpanKindClient))
+	copts := callOptions{onProgress: opts.Progress, onLog: opts.Log, meta: traceMeta(span.SpanContext())}
+	if span.IsRecording() {
+		span.SetAttributes(append(tracing.RequestAttrs(method, target, params), tracing.Server.String(server), tracing.NetTransport.String("pipe"))...)
+		copts.span = span
 	}
-	res, err := g.routeTo(ctx, server, method, params, callOptions{onProgress: opts.Progress, onLog: opts.Log, span: span, meta: meta})
+	res, err := g.routeTo(ctx, server, method, params, copts)
 	if errors.Is(err, context.DeadlineExceeded) {
 		span.SetAttributes(tracing.ErrorType.String("timeout"))
 		span.SetStatus(codes.Error, err.Error())
@@ -60,4 +61,18 @@ func (g *Gateway) routeTraced(ctx context.Context, server, method string, params
 	}
 	tracing.End(span, res, err)
 	return res, err
+}
+
+// traceMeta returns the _meta entries of sc's W3C trace context: its
+// traceparent, and its tracestate or none (a caller's tracestate is the
+// span's own, inherited, when there was one).
+func traceMeta(sc trace.SpanContext) []member {
+	parent, state := tracing.Header(sc)
+	// A traceparent is hex digits and dashes: quoting it is all its JSON
+	// needs.
+	meta := []member{{"traceparent", []byte(`"` + parent + `"`)}, {"tracestate", nil}}
+	if state != "" {
+		meta[1].value = mustJSON(state)
+	}
+	return meta
 }

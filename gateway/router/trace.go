@@ -30,10 +30,11 @@ func (r *Router) serveTraced(ctx context.Context, t trace.Tracer, serve method, 
 	case carried.IsValid():
 		ctx = trace.ContextWithRemoteSpanContext(ctx, carried)
 	}
-	target, attrs := tracing.Target(req.Method, req.Params)
-	attrs = append(attrs, originAttrs(req)...)
-	opts = append(opts, trace.WithAttributes(attrs...))
+	target := tracing.Target(req.Method, req.Params)
 	ctx, span := t.Start(ctx, tracing.SpanName(req.Method, target), opts...)
+	if span.IsRecording() {
+		span.SetAttributes(append(tracing.RequestAttrs(req.Method, target, req.Params), originAttrs(req)...)...)
+	}
 	res, err := serve(r, ctx, req)
 	tracing.End(span, res, err)
 	return res, err

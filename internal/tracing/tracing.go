@@ -67,23 +67,31 @@ const (
 )
 
 // Target returns the low-cardinality target of an MCP request for its span
-// name, "{mcp.method.name} {target}", and the attributes that name what
-// the request is about: the tool or prompt in params.name, the resource in
-// params.uri.
-func Target(method string, params json.RawMessage) (string, []attribute.KeyValue) {
-	attrs := []attribute.KeyValue{MethodName.String(method)}
+// name, "{mcp.method.name} {target}": the tool or prompt in params.name,
+// "" for other methods.
+func Target(method string, params json.RawMessage) string {
+	if method == methodToolsCall || method == methodPromptsGet {
+		return stringMember(params, "name")
+	}
+	return ""
+}
+
+// RequestAttrs are the attributes that name what a request is about: its
+// method, the tool or prompt (target), the resource in params.uri. Callers
+// set them only on a span that records: an unsampled request pays for none.
+func RequestAttrs(method, target string, params json.RawMessage) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 1, 8)
+	attrs[0] = MethodName.String(method)
 	switch method {
 	case methodToolsCall:
-		name := stringMember(params, "name")
-		return name, append(attrs, ToolName.String(name), OperationName.String("execute_tool"))
+		return append(attrs, ToolName.String(target), OperationName.String("execute_tool"))
 	case methodPromptsGet:
-		name := stringMember(params, "name")
-		return name, append(attrs, PromptName.String(name))
+		return append(attrs, PromptName.String(target))
 	}
 	if uri := stringMember(params, "uri"); uri != "" {
 		attrs = append(attrs, ResourceURI.String(uri))
 	}
-	return "", attrs
+	return attrs
 }
 
 // SpanName is "{method} {target}", or method alone without a target.
