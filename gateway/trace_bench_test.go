@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -55,3 +56,31 @@ type discardSpans struct{}
 
 func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardSpans) Shutdown(context.Context) error                             { return nil }
+
+// TestTracingOffAllocs: with tracing off, a caller's trace context (a
+// face's traceparent header, a traceparent in _meta) costs the call path
+// nothing: such a call allocates no more than one without any.
+func TestTracingOffAllocs(t *testing.T) {
+	for _, era := range []mcptest.Era{mcptest.EraLegacy, mcptest.EraModern} {
+		t.Run(string(era), func(t *testing.T) {
+			r := router.New(start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{Era: era})}, Authorizer: allowAll{}}))
+			const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			plain := &face.Request{Method: "tools/call", Params: params("s__echo", map[string]any{"text": "x"}), Principal: "p"}
+			traced := &face.Request{Method: "tools/call", Principal: "p",
+				Params: json.RawMessage(`{"name":"s__echo","arguments":{"text":"x"},"_meta":{"traceparent":"` + tp + `"}}`),
+				Trace:  face.Trace{Parent: tp, State: "a=b", Transport: face.TransportNATS, Destination: "mcp.v1.req.p.tools.call.s__echo"}}
+			ctx := context.Background()
+			allocs := func(req *face.Request) float64 {
+				return testing.AllocsPerRun(200, func() {
+					if _, err := r.Serve(ctx, req); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+			allocs(plain) // warm up: pools, the session's first calls
+			if a, b := allocs(plain), allocs(traced); b > a {
+				t.Errorf("a call with trace context allocates %v times, one without %v", b, a)
+			}
+		})
+	}
+}
