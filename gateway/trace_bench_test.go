@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"syscall"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -44,11 +46,24 @@ func benchTraced(b *testing.B, era mcptest.Era, mode string) {
 	r := router.New(start(b, opts))
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu0 := processCPU(b)
 	for b.Loop() {
 		if _, err := r.Serve(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
+	// gw's own CPU per call (the server is another process): steadier than
+	// the wall time on a shared machine, and what tracing adds to.
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "gw-cpu-ns/op")
+}
+
+// processCPU is the CPU time, user and system, this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // discardSpans is a span exporter that drops what it is given.

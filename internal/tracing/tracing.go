@@ -162,6 +162,7 @@ func (carrier) Keys() []string { return []string{"traceparent", "tracestate"} }
 // Error, as the conventions ask.
 func End(span trace.Span, res json.RawMessage, err error) {
 	switch {
+	case !span.IsRecording(): // unsampled: nothing to record, no result to scan
 	case err != nil:
 		e := jsonrpc.AsError(err)
 		code := strconv.FormatInt(e.Code, 10)
