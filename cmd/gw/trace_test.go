@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/gwmcp/gw/gateway/router"
 	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/httpface"
+	"github.com/gwmcp/gw/transport/mcpface"
 )
 
 // The caller's trace: an agent's span, as its W3C traceparent.
@@ -308,6 +310,48 @@ func TestTraceHTTPFace(t *testing.T) {
 		"jsonrpc.request.id": "req-7", "network.protocol.name": "http", "network.transport": "tcp",
 		"mcp.protocol.version": "2026-07-28", "enduser.id": httpface.DefaultAnonymous,
 	})
+	if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
+		t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
+	}
+}
+
+// TestTraceStdioFace: on the stdio face (gw stdio) the MCP carrier,
+// params._meta, is the only one; the request span names the JSON-RPC id
+// and the pipe transport.
+func TestTraceStdioFace(t *testing.T) {
+	s, exp := tracedStack(t, "legacy")
+	f := mcpface.New(router.New(s.g), mcpface.Options{Principal: "local"})
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx, inR, outW) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = inW.Close()
+		<-served
+	})
+
+	line := `{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"s__echo_meta","arguments":{},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"traceparent":"` + agentTP + `"}}}` + "\n"
+	if _, err := io.WriteString(inW, line); err != nil {
+		t.Fatal(err)
+	}
+	var msg struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.NewDecoder(outR).Decode(&msg); err != nil {
+		t.Fatal(err)
+	}
+	meta := echoedMeta(t, msg.Result)
+
+	spans := exp.GetSpans()
+	sp := spanNamed(t, spans, "tools/call s__echo_meta")
+	up := spanNamed(t, spans, "tools/call echo_meta")
+	if sp.Parent.SpanID().String() != agentSpan || sp.Parent.TraceID().String() != agentTrace {
+		t.Errorf("request span's parent %v, want the _meta traceparent's", sp.Parent)
+	}
+	wantAttrs(t, sp, map[string]string{"jsonrpc.request.id": "42", "network.transport": "pipe", "enduser.id": "local", "mcp.protocol.version": "2026-07-28"})
 	if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
 		t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
 	}
