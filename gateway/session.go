@@ -483,9 +483,10 @@ type callOptions struct {
 	// noCancel suppresses notifications/cancelled on abandon, for the
 	// handshake: a server that did not finish it is stopped anyway.
 	noCancel bool
-	// span and meta trace the request (both nil when tracing is off): the
-	// upstream span, told the id each round is sent with, and the _meta
-	// entries of its W3C trace context, set in the same pass as gw's own.
+	// span and meta trace the request: the upstream span, told the id
+	// each round is sent with (nil unless it records), and the _meta
+	// entries of its W3C trace context, set in the same pass as gw's own
+	// (nil when tracing is off).
 	span trace.Span
 	meta []member
 }

@@ -67,6 +67,9 @@ func (g *Gateway) routeTraced(ctx context.Context, server, method string, params
 // traceparent, and its tracestate or none (a caller's tracestate is the
 // span's own, inherited, when there was one).
 func traceMeta(sc trace.SpanContext) []member {
+	if !sc.IsValid() { // a provider that makes no span contexts
+		return nil
+	}
 	parent, state := tracing.Header(sc)
 	// A traceparent is hex digits and dashes: quoting it is all its JSON
 	// needs.
