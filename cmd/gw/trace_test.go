@@ -267,52 +267,95 @@ func TestTraceMetaCarrier(t *testing.T) {
 }
 
 // TestTraceHTTPFace: the Streamable HTTP face takes the trace context of
-// the request's headers, and its span names the request's JSON-RPC id.
+// the request's headers, and its span names the request's JSON-RPC id and,
+// in the legacy era, the MCP session.
 func TestTraceHTTPFace(t *testing.T) {
 	s, exp := tracedStack(t, "legacy")
 	srv := httptest.NewServer(httpface.New(router.New(s.g), httpface.Options{}))
 	t.Cleanup(srv.Close)
+	const modernMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	for _, tt := range []struct {
+		era, version, meta string
+		headers            []string
+	}{
+		{"modern", "2026-07-28", "," + modernMeta, []string{"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", "s__echo_meta"}},
+		{"legacy", "2025-11-25", "", nil},
+	} {
+		t.Run(tt.era, func(t *testing.T) {
+			exp.Reset()
+			session := ""
+			headers := append([]string{"traceparent", agentTP}, tt.headers...)
+			if tt.era == "legacy" {
+				_, h := httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+				if session = h.Get("Mcp-Session-Id"); session == "" {
+					t.Fatal("initialize opened no session")
+				}
+				headers = append(headers, "Mcp-Session-Id", session)
+				httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, "Mcp-Session-Id", session)
+				exp.Reset()
+			}
+			body, _ := httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","id":"req-7","method":"tools/call","params":{"name":"s__echo_meta","arguments":{}`+tt.meta+`}}`, headers...)
+			var msg struct {
+				Result json.RawMessage `json:"result"`
+			}
+			if err := json.Unmarshal(body, &msg); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
+			meta := echoedMeta(t, msg.Result)
 
-	body := `{"jsonrpc":"2.0","id":"req-7","method":"tools/call","params":{"name":"s__echo_meta","arguments":{},` +
-		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(body))
+			spans := exp.GetSpans()
+			sp := spanNamed(t, spans, "tools/call s__echo_meta")
+			up := spanNamed(t, spans, "tools/call echo_meta")
+			if sp.Parent.SpanID().String() != agentSpan || sp.Parent.TraceID().String() != agentTrace {
+				t.Errorf("request span's parent %v, want the traceparent header's", sp.Parent)
+			}
+			want := map[string]string{
+				"jsonrpc.request.id": "req-7", "network.protocol.name": "http", "network.transport": "tcp",
+				"mcp.protocol.version": tt.version, "enduser.id": httpface.DefaultAnonymous,
+			}
+			if session != "" {
+				want["mcp.session.id"] = session
+			}
+			wantAttrs(t, sp, want)
+			if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
+				t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
+			}
+		})
+	}
+}
+
+// httpPost posts a JSON-RPC message to the Streamable HTTP face with the
+// headers given (name, value pairs) and returns the JSON-RPC message of
+// the answer (the data of its one event, when it came as an event stream)
+// and the response headers.
+func httpPost(t *testing.T, url, body string, headers ...string) ([]byte, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{
-		"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-		"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "s__echo_meta",
-		"traceparent": agentTP,
-	} {
-		req.Header.Set(k, v)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var msg struct {
-		Result json.RawMessage `json:"result"`
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("%s: status %d: %v %s", body, resp.StatusCode, err, out)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&msg)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %v", resp.StatusCode, err)
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		for line := range strings.SplitSeq(string(out), "\n") {
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				return []byte(data), resp.Header
+			}
+		}
 	}
-	meta := echoedMeta(t, msg.Result)
-
-	spans := exp.GetSpans()
-	sp := spanNamed(t, spans, "tools/call s__echo_meta")
-	up := spanNamed(t, spans, "tools/call echo_meta")
-	if sp.Parent.SpanID().String() != agentSpan || sp.Parent.TraceID().String() != agentTrace {
-		t.Errorf("request span's parent %v, want the traceparent header's", sp.Parent)
-	}
-	wantAttrs(t, sp, map[string]string{
-		"jsonrpc.request.id": "req-7", "network.protocol.name": "http", "network.transport": "tcp",
-		"mcp.protocol.version": "2026-07-28", "enduser.id": httpface.DefaultAnonymous,
-	})
-	if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
-		t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
-	}
+	return out, resp.Header
 }
 
 // TestTraceStdioFace: on the stdio face (gw stdio) the MCP carrier,
