@@ -141,6 +141,7 @@ func changedSections(a, b *config.Config) []string {
 		"nats":     {a.NATS, b.NATS},
 		"http":     {a.HTTP, b.HTTP},
 		"log":      {a.Log, b.Log},
+		"tracing":  {a.Tracing, b.Tracing},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

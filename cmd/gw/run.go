@@ -27,7 +27,8 @@ import (
 // a second signal; see shutdownSignals): the HTTP face stops taking requests, ends its streams and
 // waits for (then cancels) those in flight; the NATS face stops taking
 // requests and answers or fails those in flight; the gateway stops the servers; the
-// policies close; the NATS connection drains; an embedded server stops.
+// policies close; buffered spans are flushed; the NATS connection drains;
+// an embedded server stops.
 // load is how cfg was loaded; a reload of the file uses the same layers.
 func runGateway(ctx context.Context, load config.Options, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 	fail := func(err error) int {

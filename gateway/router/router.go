@@ -146,6 +146,9 @@ func (r *Router) Serve(ctx context.Context, req *face.Request) (json.RawMessage,
 	// Marked even without an Input: a request whose caller cannot answer
 	// is not the same as no request at all (see Clients.Declare).
 	ctx = context.WithValue(ctx, inputKey{}, requestInput{req.Input})
+	if t := r.g.Tracer(); t != nil {
+		return r.serveTraced(ctx, t, serve, req)
+	}
 	return serve(r, ctx, req)
 }
 

@@ -239,6 +239,27 @@ type Audit struct {
 	MaxBytes int           `koanf:"max_bytes"`
 }
 
+// Tracing configures OpenTelemetry traces, exported over OTLP. The standard
+// OTEL_* environment variables work as users of other OpenTelemetry SDKs
+// expect and win over these keys (OTEL_EXPORTER_OTLP_ENDPOINT and
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _PROTOCOL, OTEL_TRACES_SAMPLER and
+// _ARG, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED).
+// With no endpoint from either, tracing is off.
+type Tracing struct {
+	// Endpoint is the OTLP collector's URL (http://localhost:4318 for
+	// http/protobuf, http://localhost:4317 for grpc); "" leaves it to the
+	// environment, and tracing off without one.
+	Endpoint string `koanf:"endpoint"`
+	// Protocol is http/protobuf (the default) or grpc.
+	Protocol string `koanf:"protocol"`
+	// Sampler is one of OTEL_TRACES_SAMPLER's values: always_on,
+	// always_off, traceidratio, parentbased_always_on (the default),
+	// parentbased_always_off, parentbased_traceidratio.
+	Sampler string `koanf:"sampler"`
+	// SamplerArg is the ratio, 0..1, of the traceidratio samplers (default 1).
+	SamplerArg float64 `koanf:"sampler_arg"`
+}
+
 // Log configures gw's own logging.
 type Log struct {
 	// Level is one of debug, info (the default), warn and error.
@@ -378,6 +399,7 @@ type Config struct {
 	Metrics  Metrics           `koanf:"metrics"`
 	Log      Log               `koanf:"log"`
 	Audit    Audit             `koanf:"audit"`
+	Tracing  Tracing           `koanf:"tracing"`
 	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
 	// namespace that a face can serve on its own (gw stdio --view NAME).
 	Views map[string]View `koanf:"views"`
@@ -437,6 +459,7 @@ func Default() Config {
 		Metrics: Metrics{Enabled: true, MaxTools: 500},
 		Log:     Log{Level: "info", Format: "text"},
 		Audit:   Audit{Record: "all", MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20},
+		Tracing: Tracing{SamplerArg: 1},
 	}
 }
 

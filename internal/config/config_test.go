@@ -209,6 +209,8 @@ func TestYAMLFullExample(t *testing.T) {
 		Log:     Log{Level: "debug", Format: "json"},
 		Audit:   Default().Audit,
 		Order:   []string{"notes", "web", "old"}, // the file's order
+		// Tracing is left out of the file: its default.
+		Tracing: Tracing{SamplerArg: 1},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)

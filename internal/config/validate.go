@@ -49,6 +49,7 @@ func (c *Config) Validate() error {
 	if m := c.Metrics.MaxTools; m < 1 || m > MaxMetricsTools {
 		bad("metrics.max_tools", "metrics.max_tools must be 1 to %d, got %d", MaxMetricsTools, m)
 	}
+	c.validateTracing(bad)
 	if c.Gateway.ShutdownGrace < 0 {
 		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
 	}

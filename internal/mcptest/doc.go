@@ -66,6 +66,8 @@
 //   - huge {bytes}: a text content of that many bytes.
 //   - garbage: writes a non-JSON line, then a response with an id the client
 //     never used, then the real reply.
+//   - echo_meta: the request's params._meta as structuredContent {meta}
+//     and as text (W3C trace context passed on in _meta, for one).
 //   - notify {n}: n notifications/message (level info; modern requests only
 //     when their _meta set io.modelcontextprotocol/logLevel) and, when the
 //     request had _meta.progressToken, n notifications/progress, interleaved,

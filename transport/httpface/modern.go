@@ -124,7 +124,7 @@ func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		ctx, cancel := f.withBase(r.Context())
 		defer cancel()
 		rep := newReply(w, r)
-		req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: c.principal}
+		req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: c.principal, Trace: traceOf(r, msg.ID, "", meta.Version())}
 		if meta.ProgressToken() != nil && rep.canSSE {
 			req.Progress = progressTo(rep)
 		}

@@ -594,7 +594,8 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta RequestMeta
 	f.wg.Add(1)
 	f.mu.Unlock()
 
-	req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: f.opts.Principal}
+	req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: f.opts.Principal,
+		Trace: face.Trace{Transport: face.TransportStdio, RequestID: msg.ID.String(), ProtocolVersion: meta.version}}
 	if meta.progressToken != nil {
 		req.Progress = func(params json.RawMessage) { f.progress(c, params) }
 	}
