@@ -15,6 +15,7 @@ import (
 func TestMain(m *testing.M) {
 	callLogServerIfChild()
 	mcptest.MainIfChild()
+	sdkProxyIfChild()
 	// Every gw this binary runs, in process or re-executed, shares one
 	// compiled-policy cache: compiling a Go policy module under the race
 	// detector takes seconds, once.
