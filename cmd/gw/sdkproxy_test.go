@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -35,6 +36,9 @@ const (
 	envSDKProxy     = "GWTEST_SDKPROXY"      // "stdio" or "http"
 	envSDKProxyAddr = "GWTEST_SDKPROXY_ADDR" // host:port, for "http"
 	envSDKProxyEra  = "GWTEST_SDKPROXY_ERA"  // the upstream's MCPTEST_ERA
+	// envSDKProxyProfile names a file for the proxy's CPU profile, to see
+	// where its time goes (set it for the benchmark; children inherit it).
+	envSDKProxyProfile = "GWTEST_SDKPROXY_CPUPROFILE"
 )
 
 // sdkProxyIfChild runs the SDK proxy and exits when this process is one.
@@ -43,13 +47,20 @@ func sdkProxyIfChild() {
 	if mode == "" {
 		return
 	}
+	if path := os.Getenv(envSDKProxyProfile); path != "" {
+		if f, err := os.Create(fmt.Sprintf("%s.%s.%d", path, mode, os.Getpid())); err == nil {
+			_ = pprof.StartCPUProfile(f) // stopped before either exit below
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	err := runSDKProxy(ctx, mode, os.Getenv(envSDKProxyAddr), os.Getenv(envSDKProxyEra))
 	stop()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "sdkproxy:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
+	pprof.StopCPUProfile()
 	os.Exit(0)
 }
 

@@ -34,6 +34,7 @@ func BenchmarkMCPFaces(b *testing.B) {
 					b.Skip(why)
 				}
 				path := p.start(b, era)
+				path.warm(b)
 				lat := make([]time.Duration, 0, 1<<16)
 				cpu0 := procCPU(b, path.pid)
 				b.ResetTimer()
@@ -64,6 +65,7 @@ func BenchmarkMCPFacesSideBySide(b *testing.B) {
 			var paths []*startedPath
 			for _, p := range facePaths {
 				if path := tryPath(b, p, era); path != nil {
+					path.warm(b)
 					paths = append(paths, path)
 				}
 			}
@@ -141,6 +143,17 @@ type startedPath struct {
 	name string
 	call func(b testing.TB)
 	pid  int
+}
+
+// warmCalls are made before the timer starts: Node's JIT (mcp-hub) and
+// every process's first allocations are not what a long-running
+// intermediary costs per call.
+const warmCalls = 300
+
+func (p *startedPath) warm(b testing.TB) {
+	for range warmCalls {
+		p.call(b)
+	}
 }
 
 var facePaths = []facePath{
