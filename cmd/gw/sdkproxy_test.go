@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -36,9 +35,6 @@ const (
 	envSDKProxy     = "GWTEST_SDKPROXY"      // "stdio" or "http"
 	envSDKProxyAddr = "GWTEST_SDKPROXY_ADDR" // host:port, for "http"
 	envSDKProxyEra  = "GWTEST_SDKPROXY_ERA"  // the upstream's MCPTEST_ERA
-	// envSDKProxyProfile names a file for the proxy's CPU profile, to see
-	// where its time goes (set it for the benchmark; children inherit it).
-	envSDKProxyProfile = "GWTEST_SDKPROXY_CPUPROFILE"
 )
 
 // sdkProxyIfChild runs the SDK proxy and exits when this process is one.
@@ -47,21 +43,15 @@ func sdkProxyIfChild() {
 	if mode == "" {
 		return
 	}
-	if path := os.Getenv(envSDKProxyProfile); path != "" {
-		if f, err := os.Create(fmt.Sprintf("%s.%s.%d", path, mode, os.Getpid())); err == nil {
-			_ = pprof.StartCPUProfile(f) // stopped before either exit below
+	exitProfiled("sdk-"+mode, func() int {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		if err := runSDKProxy(ctx, mode, os.Getenv(envSDKProxyAddr), os.Getenv(envSDKProxyEra)); err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "sdkproxy:", err)
+			return 1
 		}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := runSDKProxy(ctx, mode, os.Getenv(envSDKProxyAddr), os.Getenv(envSDKProxyEra))
-	stop()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintln(os.Stderr, "sdkproxy:", err)
-		pprof.StopCPUProfile()
-		os.Exit(1)
-	}
-	pprof.StopCPUProfile()
-	os.Exit(0)
+		return 0
+	})
 }
 
 func runSDKProxy(ctx context.Context, mode, addr, era string) error {
