@@ -366,16 +366,34 @@ func truncate(b []byte, n int) string {
 	return string(b[:n]) + "…"
 }
 
-// StringMember reads the string member key of the JSON object obj, by its
-// exact key (untrusted JSON: "Name" is not "name"). ok is false when obj is
-// not an object or the member is absent or not a string.
+// Member returns the value of the member key of the JSON object obj, by its
+// exact key (untrusted JSON: "Name" is not "name"; the last one when a key
+// repeats, as encoding/json reads it); nil when obj is not an object or has
+// no such member. obj must be valid JSON, as a decoded message's params
+// are: it is scanned, not decoded, so reading a call's name or _meta costs
+// the same whatever the size of its arguments.
+func Member(obj json.RawMessage, key string) json.RawMessage {
+	start, end, n := jsonscan.Member(obj, key)
+	if n == 0 {
+		return nil
+	}
+	return obj[start:end:end]
+}
+
+// StringMember reads the string member key of the JSON object obj (valid
+// JSON, see Member). ok is false when obj is not an object or the member
+// is absent or not a string; a null member reads as "", as encoding/json
+// has it.
 func StringMember(obj json.RawMessage, key string) (string, bool) {
-	var m map[string]json.RawMessage
-	var s string
-	if json.Unmarshal(obj, &m) != nil || json.Unmarshal(m[key], &s) != nil {
+	v := Member(obj, key)
+	if v == nil {
 		return "", false
 	}
-	return s, true
+	s, ok := jsonscan.String(v)
+	if !ok {
+		return "", false
+	}
+	return string(s), true
 }
 
 // DefaultMaxDepth is how deeply a face lets one message nest objects and

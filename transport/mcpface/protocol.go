@@ -146,30 +146,23 @@ type RequestMeta struct {
 }
 
 // ReadMeta reads params._meta. Params that are not an object, or have no
-// _meta object, have none.
+// _meta object, have none. params must be valid JSON (a decoded message's
+// are): the members are found by scanning, whatever the size of the
+// arguments beside them.
 func ReadMeta(params json.RawMessage) RequestMeta {
 	var rm RequestMeta
-	if firstByte(params) != '{' {
-		return rm
-	}
-	var p map[string]json.RawMessage
-	if json.Unmarshal(params, &p) != nil || firstByte(p["_meta"]) != '{' {
-		return rm
-	}
-	var meta map[string]json.RawMessage
-	if json.Unmarshal(p["_meta"], &meta) != nil {
+	meta := jsonrpc.Member(params, "_meta")
+	if firstByte(meta) != '{' {
 		return rm
 	}
 	rm.hasMeta = true
-	if raw, ok := meta[metaProtocolVersion]; ok {
+	if raw := jsonrpc.Member(meta, metaProtocolVersion); raw != nil {
 		if json.Unmarshal(raw, &rm.version) != nil || rm.version == "" {
 			rm.version, rm.versionBad = "", true
 		}
 	}
-	if raw, ok := meta[metaClientCapabilities]; ok {
-		rm.capabilities = raw
-	}
-	if raw, ok := meta["progressToken"]; ok && (firstByte(raw) == '"' || isInteger(raw)) {
+	rm.capabilities = jsonrpc.Member(meta, metaClientCapabilities)
+	if raw := jsonrpc.Member(meta, "progressToken"); firstByte(raw) == '"' || isInteger(raw) {
 		rm.progressToken = raw
 	}
 	return rm
