@@ -158,6 +158,9 @@ func (m *Message) Kind() Kind {
 type DecodeError struct {
 	ID     ID
 	Reason string
+	// Syntax is set when the bytes are not JSON at all: a parse error
+	// (-32700) rather than an invalid request (-32600).
+	Syntax bool
 }
 
 func (e *DecodeError) Error() string { return "jsonrpc: " + e.Reason }
@@ -171,7 +174,7 @@ func Decode(data []byte) (*Message, error) {
 	if !json.Valid(data) {
 		var v json.RawMessage
 		err := json.Unmarshal(data, &v) // its error says where and why
-		return nil, &DecodeError{Reason: "invalid JSON: " + err.Error()}
+		return nil, &DecodeError{Reason: "invalid JSON: " + err.Error(), Syntax: true}
 	}
 	sc, ok := jsonscan.Object(data)
 	if !ok {

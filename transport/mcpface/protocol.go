@@ -145,6 +145,20 @@ type RequestMeta struct {
 	progressToken json.RawMessage // _meta.progressToken, nil when absent
 }
 
+// DecodeFailure is the answer to a message jsonrpc.Decode refused: a parse
+// error (-32700) for bytes that are not JSON, else an invalid request
+// (-32600) with the id when it could be read.
+func DecodeFailure(err error) (jsonrpc.ID, *jsonrpc.Error) {
+	var de *jsonrpc.DecodeError
+	if !errors.As(err, &de) {
+		return jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: %v", err)
+	}
+	if de.Syntax {
+		return jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeParseError, "gw: invalid JSON")
+	}
+	return de.ID, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: %v", err)
+}
+
 // ReadMeta reads params._meta. Params that are not an object, or have no
 // _meta object, have none. params must be valid JSON (a decoded message's
 // are): the members are found by scanning, whatever the size of the
