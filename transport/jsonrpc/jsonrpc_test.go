@@ -324,6 +324,7 @@ func FuzzMember(f *testing.F) {
 		{`{"name":1}`, "name"},
 		{`{"_meta":{"progressToken":1}}`, "_meta"},
 		{`["name"]`, "name"}, {`null`, "name"}, {` { } `, ""},
+		{"{\"\xff\":\"\xfe\"}", "\ufffd"},
 	} {
 		f.Add([]byte(s[0]), s[1])
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
@@ -421,6 +422,11 @@ var cacheable = map[string]bool{
 // through, as does everything else, byte for byte.
 func ModernResult(method string, result json.RawMessage) json.RawMessage {
 	result = bytes.TrimSpace(result)
+	// One validation, then one scan per key the method wants (one for a
+	// tools/call): every modern answer passes here, whatever its size.
+	if firstByte(result) != '{' || !json.Valid(result) {
+		return result
+	}
 	var add []string
 	for _, m := range []struct {
 		key, member string
@@ -430,7 +436,7 @@ func ModernResult(method string, result json.RawMessage) json.RawMessage {
 		{"ttlMs", `"ttlMs":0`, cacheable[method]},
 		{"cacheScope", `"cacheScope":"private"`, cacheable[method]},
 	} {
-		if has, ok := hasTopLevelKey(result, m.key); m.want && ok && !has {
+		if m.want && !topLevelKey(result, m.key) {
 			add = append(add, m.member)
 		}
 	}
@@ -444,6 +450,11 @@ func hasTopLevelKey(obj []byte, key string) (has, ok bool) {
 	if !json.Valid(obj) {
 		return false, false
 	}
+	return topLevelKey(obj, key), true
+}
+
+// topLevelKey is hasTopLevelKey for obj known to be valid JSON.
+func topLevelKey(obj []byte, key string) bool {
 	depth := 0
 	expectKey := false
 	for i := 0; i < len(obj); i++ {
@@ -460,16 +471,19 @@ func hasTopLevelKey(obj []byte, key string) (has, ok bool) {
 		case '"':
 			end := stringEnd(obj, i)
 			if depth == 1 && expectKey {
-				var k string
-				if json.Unmarshal(obj[i:end+1], &k) == nil && k == key {
-					return true, true
+				if raw := obj[i+1 : end]; bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+					if string(raw) == key {
+						return true
+					}
+				} else if k := ""; json.Unmarshal(obj[i:end+1], &k) == nil && k == key {
+					return true
 				}
 				expectKey = false
 			}
 			i = end
 		}
 	}
-	return false, true
+	return false
 }
 
 // stringEnd returns the index of the quote that closes the string opening
