@@ -113,6 +113,7 @@ func mcpHubUnavailable(era string) string {
 // stream). The exposed name is mcp-hub's too: server__tool.
 func mcpHubPath(b testing.TB, era string) *startedPath {
 	bin, env := npmTool(b, "mcp-hub")
+	offlineMCPHub(b, env)
 	cfg := filepath.Join(b.TempDir(), "mcp-hub.json")
 	servers, err := json.Marshal(map[string]any{"mcpServers": map[string]any{"s": map[string]any{
 		"command": testExe(b), "env": mcptestEnv(era)}}})
@@ -142,6 +143,9 @@ func mcpHubPath(b testing.TB, era string) *startedPath {
 		if time.Now().After(deadline) {
 			b.Fatalf("mcp-hub never got ready\n%s", c.tail())
 		}
+	}
+	if strings.Contains(c.tail(), "Fetching marketplace registry") {
+		b.Fatalf("mcp-hub reached for its marketplace on the network\n%s", c.tail())
 	}
 	req, err := http.NewRequest(http.MethodGet, base+"/mcp", nil)
 	if err != nil {
@@ -203,6 +207,29 @@ func mcpHubPath(b testing.TB, era string) *startedPath {
 	}
 	checkEcho(b, "mcp-hub", call(b))
 	return &startedPath{name: "mcp-hub", call: func(b testing.TB) { call(b) }, pid: c.cmd.Process.Pid}
+}
+
+// offlineMCPHub keeps mcp-hub off the network: at start it fetches its
+// marketplace catalog from the internet unless its cache (under HOME,
+// which env sets to a directory of the test's own) holds a fresh one, so
+// the test writes one, with a placeholder server (an empty list counts as
+// stale).
+func offlineMCPHub(b testing.TB, env []string) {
+	home := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			home = v
+		}
+	}
+	dir := filepath.Join(home, ".mcp-hub", "cache") // preferred to the XDG directories when it exists
+	cache := fmt.Sprintf(`{"registry":{"version":"gw-test","generatedAt":0,"totalServers":1,"servers":[{"id":"none","name":"none"}]},"lastFetchedAt":%d,"serverDocumentation":{}}`,
+		time.Now().UnixMilli())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "registry.json"), []byte(cache), 0o644); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // nextSSE reads one event of a text/event-stream: its type ("message"
