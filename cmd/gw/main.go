@@ -75,7 +75,10 @@ Flags:
 Try: go run ./cmd/gw tools -c examples/demo.yaml
 `
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode is main up to its exit status (the tests run it profiled).
+func mainCode() int {
 	ctx, stop := shutdownSignals()
 	stdout := os.Stdout
 	if len(os.Args) > 1 && (os.Args[1] == "stdio" || os.Args[1] == "connect") {
@@ -85,7 +88,7 @@ func main() {
 	}
 	code := run(ctx, os.Args[1:], stdout, os.Stderr)
 	stop()
-	os.Exit(code)
+	return code
 }
 
 // cliFlags are the flags every command shares.

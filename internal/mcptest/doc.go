@@ -10,7 +10,8 @@
 //
 // Options.Era (MCPTEST_ERA) selects the protocol generation:
 //
-//   - legacy (default): 2025-11-25 only. initialize must come first, then
+//   - legacy (default): 2025-11-25 (or the older revision a client asks
+//     for: 2025-06-18, 2025-03-26, 2024-11-05). initialize must come first, then
 //     notifications/initialized; any other request before that (ping
 //     excepted) gets an error whose code is Options.PreinitError (-32601 by
 //     default; -32600 is the other common choice). server/discover before the

@@ -385,18 +385,9 @@ func (f *Face) handleLine(ctx context.Context, line []byte) {
 		f.replyError(id, e)
 		return
 	}
-	if !json.Valid(line) {
-		f.replyError(jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeParseError, "gw: invalid JSON"))
-		return
-	}
-	msg, err := jsonrpc.Decode(line)
+	msg, err := jsonrpc.Decode(line) // the one validating pass
 	if err != nil {
-		var de *jsonrpc.DecodeError
-		id := jsonrpc.ID{}
-		if errors.As(err, &de) {
-			id = de.ID
-		}
-		f.replyError(id, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: %v", err))
+		f.replyError(DecodeFailure(err))
 		return
 	}
 	switch msg.Kind() {
