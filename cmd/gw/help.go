@@ -146,6 +146,23 @@ path did not start or the run was interrupted.
       --paths P,P…    the paths to run (default all)
       --json          the results as one JSON object
 `,
+	"health": `Usage: gw health [--ready] [--addr HOST:PORT] [--url URL] [--timeout 3s]
+
+Probe a running gw run over HTTP and print one line: /healthz ("live": the process serves), or
+with --ready /readyz ("ready", or "not ready: " and why: NATS not connected, policies not loaded,
+too few servers up for health.ready, a health.required server down). Exit status 0 when the
+probe answers 200, 1 otherwise (no answer within --timeout included), 2 for a mistake in the
+arguments. It needs no shell, curl or wget: a FROM scratch image's healthcheck runs it
+(HEALTHCHECK CMD ["gw", "health", "--ready"]). The probes need no token, even with http.tokens.
+
+Flags:
+      --ready         probe /readyz instead of /healthz
+      --addr H:P      gw run's http.addr (default: $GW_HTTP__ADDR, else 127.0.0.1:8931); an
+                      address on every interface (0.0.0.0:8931) is probed on loopback
+      --url URL       probe another URL instead: 200 is healthy (nats-server's monitoring
+                      endpoint, http://127.0.0.1:8222/healthz, in the compose stack)
+      --timeout D     give up after D (default 3s)
+`,
 	"version": `Usage: gw version
 
 Print gw's version.

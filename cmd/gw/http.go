@@ -35,6 +35,8 @@ type httpServer struct {
 	srv  *http.Server
 	done chan error
 	log  *slog.Logger
+
+	health *health // /healthz and /readyz, in front of the face (health.go)
 }
 
 // listenHTTP binds cfg.HTTP.Addr and reads the tokens; nil when the face is
@@ -117,7 +119,7 @@ func httpTokens(conf map[string]config.HTTPToken) (map[string]string, error) {
 
 // serve starts serving on the bound listener.
 func (s *httpServer) serve() {
-	s.srv.Handler = s.face
+	s.srv.Handler = s.health.wrap(s.face)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 	s.log.Info("MCP over HTTP", "url", "http://"+s.ln.Addr().String()+httpface.Endpoint)
 }

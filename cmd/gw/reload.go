@@ -140,6 +140,7 @@ func changedSections(a, b *config.Config) []string {
 		"policies": {a.Policies, b.Policies},
 		"nats":     {a.NATS, b.NATS},
 		"http":     {a.HTTP, b.HTTP},
+		"health":   {a.Health, b.Health},
 		"log":      {a.Log, b.Log},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
