@@ -206,7 +206,7 @@ func TestYAMLFullExample(t *testing.T) {
 		HTTP:   HTTP{Addr: DefaultHTTPAddr},
 		Health: Health{Ready: ReadyAll},
 		Log:    Log{Level: "debug", Format: "json"},
-		Order: []string{"notes", "web", "old"}, // the file's order
+		Order:  []string{"notes", "web", "old"}, // the file's order
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
