@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/gwmcp/gw/internal/mcptest"
 )
 
 // podmanStack runs podman and podman-compose on the test's own storage,
@@ -42,16 +43,6 @@ func needTool(t *testing.T, name string) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func newPodmanStack(t *testing.T) *podmanStack {
 	t.Helper()
 	needTool(t, "podman")
@@ -73,14 +64,14 @@ func newPodmanStack(t *testing.T) *podmanStack {
 			t.Fatal(err)
 		}
 	}
-	natsPort := freePort(t)
+	natsPort := mcptest.FreePort(t)
 	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	s.env = append(os.Environ(),
 		"CONTAINERS_CONF="+filepath.Join(dir, "containers.conf"),
 		"CONTAINERS_STORAGE_CONF="+filepath.Join(dir, "storage.conf"),
 		"BUILDAH_FORMAT=docker", // keep the images' HEALTHCHECKs
 		"NATS_PORT="+strconv.Itoa(natsPort),
-		"NATS_MONITOR_PORT="+strconv.Itoa(freePort(t)),
+		"NATS_MONITOR_PORT="+strconv.Itoa(mcptest.FreePort(t)),
 	)
 	if out, err := s.podman("info"); err != nil {
 		_ = os.RemoveAll(dir)

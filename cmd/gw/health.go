@@ -45,8 +45,12 @@ type health struct {
 	stopping atomic.Bool // set when gw run begins to stop: no new traffic
 }
 
-// wrap serves the probes and hands every other request to next.
+// wrap serves the probes and hands every other request to next; a nil h
+// serves no probes.
 func (h *health) wrap(next http.Handler) http.Handler {
+	if h == nil {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case healthzPath:
