@@ -33,6 +33,8 @@ Start the configured servers and the policies, and serve the merged tools over N
 NATS server unless nats.url is set) until SIGINT or SIGTERM. The configuration file is watched:
 an edit adds, removes or restarts only the servers that changed, with the same environment and
 --set overrides as at start. Plain gw, in the repository root, runs examples/demo.yaml.
+With the HTTP face on (http.addr), /healthz and /readyz answer probes (health.ready,
+health.required; see gw help health).
 ` + configFlags,
 	"stdio": `Usage: gw stdio -c FILE [--principal NAME] [--view NAME] [--set KEY=VALUE]… [-v]
 
