@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -266,5 +267,51 @@ func TestHealthCommand(t *testing.T) {
 		if got, err := probeURL(addr, readyzPath); err != nil || got != want {
 			t.Errorf("probeURL(%s) = %s %v, want %s", addr, got, err, want)
 		}
+	}
+}
+
+// TestProbeHandler: the probes in front of another handler, before anything
+// is connected and while gw stops; they take GET and HEAD only, and every
+// other path reaches the handler behind them.
+func TestProbeHandler(t *testing.T) {
+	h := &health{rule: config.Health{Ready: "all"}}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	srv := httptest.NewServer(h.wrap(next))
+	defer srv.Close()
+	do := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := do("GET", healthzPath); code != 200 || strings.TrimSpace(body) != `{"status":"live"}` {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	code, body := do("GET", readyzPath)
+	var rep readyReport
+	if err := json.Unmarshal([]byte(body), &rep); err != nil || code != 503 ||
+		strings.Join(rep.Why, "|") != "nats is none|policies are not loaded" {
+		t.Errorf("/readyz with nothing connected: %d %s", code, body)
+	}
+	h.stopping.Store(true)
+	if _, body := do("GET", readyzPath); !strings.Contains(body, `"gw is stopping"`) {
+		t.Errorf("/readyz while stopping: %s", body)
+	}
+	if code, body := do("HEAD", readyzPath); code != 503 || body != "" {
+		t.Errorf("HEAD /readyz: %d %q", code, body)
+	}
+	if code, _ := do("POST", healthzPath); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /healthz: %d", code)
+	}
+	if code, _ := do("GET", "/mcp"); code != http.StatusTeapot {
+		t.Errorf("/mcp did not reach the handler behind the probes: %d", code)
+	}
+	var nilHealth *health
+	if got := nilHealth.wrap(next); fmt.Sprintf("%p", got) != fmt.Sprintf("%p", next) {
+		t.Error("a nil health wraps its handler")
 	}
 }
