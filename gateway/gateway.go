@@ -86,6 +86,14 @@ type Options struct {
 	Pinning PinMode
 	Pins    PinStore
 
+	// Audit is which authorization decisions become EventAudit events:
+	// AuditOff (the zero value), AuditDenied or AuditAll. Without an
+	// Authorizer no decision is made, so none is audited.
+	// AuditArguments adds each call's arguments to its record; off, as
+	// arguments may hold secrets.
+	Audit          AuditMode
+	AuditArguments bool
+
 	// Dial opens a server's connection; nil = start it as a stdio child.
 	// Tests use it to run servers in process.
 	Dial func(ctx context.Context, spec ServerSpec) (Conn, error)
@@ -135,6 +143,7 @@ const (
 	EventServerStatus                            // Status is set
 	EventServerNotification                      // Server, Method, Params are set
 	EventToolChanged                             // Server, Change are set: once per changed definition
+	EventAudit                                   // Audit is set: an authorization decision (Options.Audit)
 )
 
 // Event is something a face may want to tell its clients.
@@ -146,6 +155,7 @@ type Event struct {
 	Status  *ServerStatus
 	Catalog *Catalog
 	Change  *ToolChange
+	Audit   *AuditRecord
 
 	flushed chan struct{} // a FlushEvents marker, never handed to the sink
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,29 +96,112 @@ func BenchmarkNATSvsInProcess(b *testing.B) {
 	}
 	b.Run("bare-nats", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, 0)()
 		for b.Loop() {
 			if _, err := agent.Request("bench.echo", params, 10*time.Second); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+	serverPid := g.Servers()[0].Pid
 	b.Run("in-process", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, serverPid)()
 		for b.Loop() {
 			if _, err := g.CallTool(ctx, params, gateway.CallOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+	natsCall := func(b *testing.B) {
+		msg, err := agent.Request("mcp.v1.req.bench.tools.call.s__echo", params, 10*time.Second)
+		if err != nil || !strings.Contains(string(msg.Data), "benchmark") {
+			b.Fatal(err)
+		}
+	}
 	b.Run("nats", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, serverPid)()
 		for b.Loop() {
-			msg, err := agent.Request("mcp.v1.req.bench.tools.call.s__echo", params, 10*time.Second)
-			if err != nil || !strings.Contains(string(msg.Data), "benchmark") {
-				b.Fatal(err)
-			}
+			natsCall(b)
 		}
 	})
+	// 16 callers at once (gw bench's middle concurrency): throughput, as time per call.
+	b.Run("bare-nats-16", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		defer reportCPU(b, 0)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := agent.Request("bench.echo", params, 10*time.Second); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("in-process-16", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		defer reportCPU(b, serverPid)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := g.CallTool(ctx, params, gateway.CallOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("nats-16", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		defer reportCPU(b, serverPid)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				natsCall(b)
+			}
+		})
+	})
+}
+
+// reportCPU reports the CPU time this process (gw, and here the embedded NATS server and the
+// agent) spent per operation, user and system, from now until the returned func is called, and
+// with pid > 0 that process's too (the MCP server): unlike the wall time, they barely move when
+// other work shares the machine, and they are what bounds the calls/s of a machine whose cores
+// are busy.
+func reportCPU(b *testing.B, pid int) func() {
+	var before syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	childBefore := procCPU(pid)
+	return func() {
+		var after syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		used := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+		b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
+		if pid > 0 {
+			b.ReportMetric(float64((procCPU(pid)-childBefore).Microseconds())/float64(b.N), "server-cpu-µs/op")
+		}
+	}
+}
+
+// procCPU is the user and system time of process pid so far, from /proc (clock ticks, 100 a
+// second here: enough over the thousands of calls of a benchmark).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command (in parentheses, which may hold spaces): state is the 3rd
+	// field, utime the 14th and stime the 15th.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

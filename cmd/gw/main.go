@@ -58,6 +58,9 @@ Usage:
              [--duration 5s] [--paths direct,gateway,nats,stdio,http] [--json]
                                         time a server's tool directly and through each of gw's
                                         paths, side by side
+  gw audit   -c FILE [-f] [--since 1h] [-n 100] [--principal NAME] [--decision allow|deny]
+             [--tool NAME] [--server NAME] [--json]
+                                        print the authorization decisions the gateways recorded
   gw policy  eval|check …               evaluate or check a policy module
   gw health  [--ready] [--addr HOST:PORT] [--url URL]
                                         probe a gw run's /healthz or /readyz (or any URL): one
@@ -103,6 +106,7 @@ type cliFlags struct {
 	changed bool       // gw tools: the changed tools in the pin bucket
 	all     bool       // gw pin accept: every changed tool
 	bench   benchFlags // gw bench's own flags
+	audit   auditFlags // gw audit's own flags
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
@@ -133,6 +137,9 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.BoolVar(&f.all, "all", false, "gw pin accept: every changed tool")
 	if name == "bench" {
 		f.bench.register(fs)
+	}
+	if name == "audit" {
+		f.audit.register(fs)
 	}
 	var positional []string
 	for {
@@ -187,8 +194,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	if (f.principal != "" || f.view != "") && cmd != "stdio" {
-		fmt.Fprintf(stderr, "gw %s: --principal and --view are flags of gw stdio\n", cmd)
+	if f.principal != "" && cmd != "stdio" && cmd != "audit" || f.view != "" && cmd != "stdio" {
+		fmt.Fprintf(stderr, "gw %s: --principal is a flag of gw stdio and gw audit, --view of gw stdio\n", cmd)
 		return 2
 	}
 	if f.changed && cmd != "tools" || f.all && cmd != "pin" {
@@ -196,7 +203,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch cmd {
-	case "tools", "servers", "run", "stdio", "bench":
+	case "tools", "servers", "run", "stdio", "bench", "audit":
 		if len(pos) != 0 {
 			fmt.Fprintf(stderr, "gw %s: unexpected argument %q\n", cmd, pos[0])
 			return 2
@@ -242,6 +249,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runStdio(ctx, loadOpts, cfg, stdioOptions{principal: f.principal, view: view}, logger, os.Stdin, stdout, stderr)
 	case "bench":
 		return runBench(ctx, cfg, f, logger, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, cfg, logger, f.principal, f.audit, f.json, stdout, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {

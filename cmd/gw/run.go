@@ -69,6 +69,8 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		MaxDepth:      cfg.Gateway.MaxDepth,
 		LLMSubject:    cfg.NATS.LLMSubject,
 		Replicas:      cfg.NATS.Replicas,
+		AuditMaxAge:   cfg.Audit.MaxAge,
+		AuditMaxBytes: int64(cfg.Audit.MaxBytes),
 		Methods:       router.Methods(), // every method the router serves gets its subject
 		Version:       semver(version),
 		Logger:        logger,
@@ -88,6 +90,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
 		o.Events = sink
 		o.Pins = natsPins{pins: pins, log: logger}
+		o.Audit, o.AuditArguments = auditMode(cfg.Audit.Record), cfg.Audit.Arguments
 		// With the HTTP face on, servers are told gw can sample, elicit and
 		// list roots: an HTTP client whose call is in flight may answer.
 		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout, declare: hs != nil}
@@ -161,6 +164,11 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	ps.StopWatching()
 	_ = g.Close()
 	events.close()
+	auditCtx, cancelAudit := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelAudit()
+	if err := face.WaitAudit(auditCtx); err != nil {
+		logger.Warn("audit records may be lost", "error", err)
+	}
 	publishGatewayStatus(face, name, "stopped", g)
 	return 0
 }

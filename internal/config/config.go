@@ -222,6 +222,23 @@ type Gateway struct {
 	Restart Restart `koanf:"restart"`
 }
 
+// Audit configures the audit records of authorization decisions: gw run
+// publishes them on NATS ({prefix}.evt.audit.{principal}) and keeps them in
+// the stream MCP_AUDIT. Only calls decided by an authorize policy have one.
+type Audit struct {
+	// Record is which decisions are recorded: all (the default), denied or
+	// off.
+	Record string `koanf:"record"`
+	// Arguments adds each call's arguments to its record. Off by default:
+	// arguments may hold secrets.
+	Arguments bool `koanf:"arguments"`
+	// MaxAge and MaxBytes bound the audit stream, the oldest records going
+	// first. Defaults 720h (30 days) and 256 MiB (JetStream reserves it
+	// from the account's storage); max_bytes -1 is no limit.
+	MaxAge   time.Duration `koanf:"max_age"`
+	MaxBytes int           `koanf:"max_bytes"`
+}
+
 // Log configures gw's own logging.
 type Log struct {
 	// Level is one of debug, info (the default), warn and error.
@@ -388,6 +405,7 @@ type Config struct {
 	HTTP     HTTP              `koanf:"http"`
 	Health   Health            `koanf:"health"`
 	Log      Log               `koanf:"log"`
+	Audit    Audit             `koanf:"audit"`
 	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
 	// namespace that a face can serve on its own (gw stdio --view NAME).
 	Views map[string]View `koanf:"views"`
@@ -446,6 +464,7 @@ func Default() Config {
 		HTTP:   HTTP{Addr: DefaultHTTPAddr},
 		Health: Health{Ready: ReadyAll},
 		Log:    Log{Level: "info", Format: "text"},
+		Audit:  Audit{Record: "all", MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20},
 	}
 }
 

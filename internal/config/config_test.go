@@ -206,6 +206,7 @@ func TestYAMLFullExample(t *testing.T) {
 		HTTP:   HTTP{Addr: DefaultHTTPAddr},
 		Health: Health{Ready: ReadyAll},
 		Log:    Log{Level: "debug", Format: "json"},
+		Audit:  Default().Audit,
 		Order:  []string{"notes", "web", "old"}, // the file's order
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -1499,5 +1500,30 @@ func TestPinningMode(t *testing.T) {
 	c, err = Load(Options{File: file, Environ: noEnv, Overrides: map[string]any{"gateway.pinning": "off"}})
 	if err != nil || c.Gateway.Pinning != "off" {
 		t.Errorf("from an override: %q %v", c.Gateway.Pinning, err)
+	}
+}
+
+// TestAudit: audit records everything by default, for 30 days and up to
+// 256 MiB, without arguments; bad values are refused with the key named.
+func TestAudit(t *testing.T) {
+	const base = "servers: {a: {command: x}}\n"
+	c, err := Parse([]byte(base), "yaml")
+	if err != nil || c.Audit != (Audit{Record: "all", MaxAge: 720 * time.Hour, MaxBytes: 256 << 20}) {
+		t.Fatalf("default: %+v %v", c.Audit, err)
+	}
+	c, err = Parse([]byte(base+"audit: {record: denied, arguments: true, max_age: 24h, max_bytes: -1}\n"), "yaml")
+	if err != nil || c.Audit != (Audit{Record: "denied", Arguments: true, MaxAge: 24 * time.Hour, MaxBytes: -1}) {
+		t.Fatalf("set: %+v %v", c.Audit, err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{"audit: {record: some}", `audit.record "some" is not one of all, denied, off`},
+		{"audit: {max_age: 0s}", "audit.max_age must be positive"},
+		{"audit: {max_bytes: 0}", "audit.max_bytes must be positive, or -1"},
+		{"audit: {max_bytes: -2}", "audit.max_bytes"},
+		{"audit: {argument: true}", "argument"},
+	} {
+		if _, err := Parse([]byte(base+tt.body), "yaml"); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v; want %q", tt.body, err, tt.want)
+		}
 	}
 }

@@ -22,6 +22,7 @@ var (
 	restartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
 	logLevels       = []string{"debug", "info", "warn", "error"}
 	pinningModes    = []string{"hold", "warn", "off"}
+	auditRecords    = []string{"all", "denied", "off"}
 	logFormats      = []string{"text", "json"}
 )
 
@@ -45,6 +46,7 @@ func (c *Config) Validate() error {
 	c.validateViews(bad)
 	c.validateHTTP(bad)
 	c.validateHealth(bad)
+	c.validateAudit(bad)
 	if c.Gateway.ShutdownGrace < 0 {
 		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
 	}
@@ -290,5 +292,18 @@ func (c *Config) validateViews(bad func(key, format string, args ...any)) {
 				}
 			}
 		}
+	}
+}
+
+func (c *Config) validateAudit(bad func(key, format string, args ...any)) {
+	a := c.Audit
+	if !slices.Contains(auditRecords, a.Record) {
+		bad("audit.record", "audit.record %s is not one of %s", quoteShort(a.Record), strings.Join(auditRecords, ", "))
+	}
+	if a.MaxAge <= 0 {
+		bad("audit.max_age", "audit.max_age must be positive, got %s", a.MaxAge)
+	}
+	if a.MaxBytes < -1 || a.MaxBytes == 0 {
+		bad("audit.max_bytes", "audit.max_bytes must be positive, or -1 for no limit, got %d", a.MaxBytes)
 	}
 }

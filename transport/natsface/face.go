@@ -17,12 +17,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/gwmcp/gw/internal/workers"
 )
 
 // Handler serves the requests that reach the face. The gateway implements it (through an
 // adapter outside transport/), so this package knows no gateway types.
 //
-// Serve is called on its own goroutine, up to Options.MaxConcurrent at once, and must be safe for
+// Serve is called on a goroutine of its own (a worker kept between calls), up to Options.MaxConcurrent at once, and must be safe for
 // concurrent use. ctx carries the caller's deadline (capped by Options.MaxTimeout) and an
 // InputFunc (see InputFromContext); it is cancelled when the caller's deadline passes or when Stop
 // gives up waiting. Serve must return soon after ctx is done: Stop waits for it.
@@ -109,6 +111,7 @@ type Face struct {
 	opts Options
 	log  *slog.Logger
 	sem  chan struct{} // one slot per running Handler.Serve
+	pool *workers.Pool[*call]
 
 	reqPrefix    string // Prefix + ".req."
 	sharedPrefix string // Prefix + ".req.*."
@@ -154,6 +157,11 @@ type Face struct {
 	statsMu sync.Mutex // leaf; guards stats
 	stats   map[string]*endpointStats
 
+	auditFailures atomic.Int64
+	// retired sums the counters of tools no longer hosted, so that a gateway whose tools come
+	// and go keeps no endpoint or counters per name it ever hosted.
+	retired endpointStats
+
 	// catalogMu serialises PublishCatalog and guards the three fields below: the SHA-256 of the
 	// last catalog published in full (bucket and event), whether there is one, and how many
 	// catalog parts may be in the bucket. It is taken before mu.
@@ -195,9 +203,13 @@ func New(nc *nats.Conn, h Handler, opts Options) (*Face, error) {
 		stopDone:     make(chan struct{}),
 		stats:        map[string]*endpointStats{},
 	}
+	f.pool = workers.New(o.MaxConcurrent, f.serve)
 	f.static = f.staticEndpoints()
 	return f, nil
 }
+
+// Gateway is the gateway's name (Options.Gateway).
+func (f *Face) Gateway() string { return f.opts.Gateway }
 
 // endpoint is one micro endpoint: a subject and the MCP method it serves.
 type endpoint struct {
@@ -268,14 +280,17 @@ func (f *Face) Start(ctx context.Context) error {
 	}
 
 	o := f.opts
-	js, err := jetstream.New(f.nc)
+	js, err := jetstream.New(f.nc, jetstream.WithPublishAsyncErrHandler(f.auditFailed),
+		jetstream.WithPublishAsyncMaxPending(auditMaxPending))
 	if err != nil {
 		return fmt.Errorf("natsface: start: %w", err)
 	}
+	// The event stream leaves the audit records to a stream of their own, with its own
+	// retention: a subject belongs to one stream only, so the event stream is narrowed first.
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              o.EventStream,
 		Description:       "gw MCP gateway events",
-		Subjects:          []string{o.Prefix + ".evt.>"},
+		Subjects:          []string{o.Prefix + ".evt.catalog.>", o.Prefix + ".evt.srv.>", o.Prefix + ".evt.gw.>"},
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		MaxAge:            o.EventMaxAge,
@@ -284,6 +299,19 @@ func (f *Face) Start(ctx context.Context) error {
 		Replicas:          o.Replicas,
 	}); err != nil {
 		return fmt.Errorf("natsface: start: event stream %q: %w", o.EventStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        o.AuditStream,
+		Description: "gw MCP gateway audit records: authorization decisions",
+		Subjects:    []string{o.Prefix + ".evt.audit.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      o.AuditMaxAge,
+		MaxBytes:    o.AuditMaxBytes,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	}); err != nil {
+		return fmt.Errorf("natsface: start: audit stream %q: %w", o.AuditStream, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      o.CatalogBucket,
@@ -445,6 +473,7 @@ func (f *Face) SetTools(names []string) error {
 		if err := sub.Drain(); err != nil {
 			f.log.Warn("set tools: draining a removed tool", "tool", n, "error", err)
 		}
+		f.retireTool(sub.Subject)
 		delete(f.toolSubs, n)
 		f.hostedTools.Store(int64(len(f.toolSubs)))
 		changed = true
@@ -456,7 +485,7 @@ func (f *Face) SetTools(names []string) error {
 }
 
 // toolQueueLen bounds the calls to hosted tools that nats.go has handed over and dispatchTools has
-// not yet taken. dispatchTools never blocks (it starts a handler or sheds the call), so the queue
+// not yet taken. dispatchTools does not wait (it hands the call to a worker or sheds it), so the queue
 // only fills if the process is starved; nats.go then reports a slow consumer.
 const toolQueueLen = 1 << 16
 
@@ -498,8 +527,8 @@ func (f *Face) dispatchTools() {
 	defer close(f.toolsDone)
 	take := func(m *nats.Msg) {
 		ep, ok := f.toolEps.Load(m.Sub.Subject)
-		if !ok { // cannot happen: subscribeTool stores it first
-			return
+		if !ok { // a call that was on its way when its tool went: served all the same
+			ep = &endpoint{subject: m.Sub.Subject, method: "tools/call", named: true, stats: &f.retired}
 		}
 		f.dispatch(ep.(*endpoint), m.Subject, m.Reply, m.Data, m.Header)
 	}
@@ -624,6 +653,7 @@ func (f *Face) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("natsface: stop: %d in-flight calls failed: %w", len(calls), ctx.Err()))
 	}
 	f.cancel()
+	f.pool.Close() // no call is dispatched any more, and every call has returned
 
 	f.mu.Lock()
 	sub := f.inputSub

@@ -651,6 +651,31 @@ func TestSetTools(t *testing.T) {
 	if len(info.Endpoints) != len(f.static) {
 		t.Errorf("%d endpoints, want %d", len(info.Endpoints), len(f.static))
 	}
+
+	// Tools that come and go leave no endpoint or counters behind, and their calls still count.
+	for i := range 50 {
+		name := fmt.Sprintf("t%d", i)
+		if err := f.SetTools([]string{"sleep", name}); err != nil {
+			t.Fatal(err)
+		}
+		if err := call(name); err == nil || !strings.Contains(err.Error(), "unknown tool") { // the fake's answer
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := f.SetTools([]string{"sleep"}); err != nil {
+		t.Fatal(err)
+	}
+	eps := 0
+	f.toolEps.Range(func(any, any) bool { eps++; return true })
+	f.statsMu.Lock()
+	counters := len(f.stats)
+	f.statsMu.Unlock()
+	if eps != 1 || counters != len(f.static)+1 {
+		t.Errorf("after 50 tools came and went: %d tool endpoints and %d counters; want 1 and %d", eps, counters, len(f.static)+1)
+	}
+	if got := f.toolCallStats(EndpointStats{}).Hosted; got.Served != 2 || got.Errors != 50 { // sleep twice; t0…t49
+		t.Errorf("hosted calls: %+v; want 2 served and 50 errors", got)
+	}
 }
 
 // TestOptions checks validation and defaults.

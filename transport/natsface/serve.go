@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/gwmcp/gw/internal/jsonscan"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // Headers of requests, replies, frames and events.
@@ -79,7 +81,7 @@ type call struct {
 }
 
 // dispatch runs on micro's subscription goroutine, one request at a time per endpoint, so it
-// never blocks: it takes a handler slot or sheds the request, and starts the handler goroutine.
+// never blocks: it takes a handler slot or sheds the request, and hands the call to a worker.
 func (f *Face) dispatch(ep *endpoint, subject, reply string, data []byte, header nats.Header) {
 	c := &call{
 		f:       f,
@@ -113,10 +115,10 @@ func (f *Face) dispatch(ep *endpoint, subject, reply string, data []byte, header
 	f.calls[c] = struct{}{}
 	f.wg.Add(1)
 	f.mu.Unlock()
-	go f.serve(c)
+	f.pool.Go(c)
 }
 
-// serve runs one call on its own goroutine, counted in f.wg.
+// serve runs one call on a worker of f.pool, counted in f.wg.
 func (f *Face) serve(c *call) {
 	start := time.Now()
 	c.ep.stats.inFlight.Add(1)
@@ -175,18 +177,23 @@ func (c *call) request() (*Request, time.Time, *jsonrpc.Error) {
 		req.Gateway = f.opts.Gateway
 	}
 	body := bytes.TrimSpace(c.data)
-	var fields map[string]json.RawMessage
+	var nameRaw json.RawMessage
+	hasName := false
 	if len(body) > 0 {
 		if _, e := jsonrpc.CheckDepth(body, f.opts.MaxDepth); e != nil {
 			return nil, time.Time{}, e
 		}
-		var derr error
-		if fields, derr = decodeObject(body, nil); derr != nil {
+		err := scanObject(body, nil, func(key []byte, value json.RawMessage) {
+			if string(key) == "name" {
+				nameRaw, hasName = value, true
+			}
+		})
+		if err != nil {
 			code := int64(jsonrpc.CodeInvalidParams) // JSON, but not a params object we accept
 			if !json.Valid(body) {
 				code = jsonrpc.CodeParseError
 			}
-			return nil, time.Time{}, jsonrpc.NewError(code, "gw: request body: %v", derr)
+			return nil, time.Time{}, jsonrpc.NewError(code, "gw: request body: %v", err)
 		}
 		req.Params = body
 	}
@@ -196,12 +203,11 @@ func (c *call) request() (*Request, time.Time, *jsonrpc.Error) {
 		if derr != nil {
 			return nil, time.Time{}, invalidParams("name token %q is not a valid encoding", tok)
 		}
-		var got string
-		raw, ok := fields["name"]
-		if !ok || json.Unmarshal(raw, &got) != nil {
+		got, ok := jsonscan.String(nameRaw)
+		if !hasName || !ok {
 			return nil, time.Time{}, invalidParams("params.name must be a string equal to the subject's name %q", name)
 		}
-		if got != name {
+		if string(got) != name {
 			return nil, time.Time{}, invalidParams("params.name %q does not match the subject's name %q", got, name)
 		}
 	}
@@ -413,20 +419,24 @@ type ToolCallStats struct {
 	EndpointStats
 	// Tools is how many tools this gateway hosts now.
 	Tools int `json:"tools"`
-	// Hosted sums the counters of every hosted tool's shared subject, past tools included.
+	// Hosted sums the counters of every hosted tool's shared subject, past tools included (summed
+	// when they went).
 	Hosted EndpointStats `json:"hosted"`
 }
 
 func (f *Face) toolCallStats(own EndpointStats) ToolCallStats {
 	out := ToolCallStats{EndpointStats: own}
 	var nanos int64
-	f.toolEps.Range(func(_, v any) bool {
-		s := v.(*endpoint).stats
+	add := func(s *endpointStats) {
 		out.Hosted.Served += s.served.Load()
 		out.Hosted.Errors += s.errors.Load()
 		out.Hosted.Shed += s.shed.Load()
 		out.Hosted.InFlight += s.inFlight.Load()
 		nanos += s.nanos.Load()
+	}
+	add(&f.retired)
+	f.toolEps.Range(func(_, v any) bool {
+		add(v.(*endpoint).stats)
 		return true
 	})
 	if n := out.Hosted.Served + out.Hosted.Errors; n > 0 {
@@ -435,6 +445,24 @@ func (f *Face) toolCallStats(own EndpointStats) ToolCallStats {
 	// Not len(toolSubs): this runs under micro's lock, and svcMu is held while calling micro.
 	out.Tools = int(f.hostedTools.Load())
 	return out
+}
+
+// retireTool forgets the endpoint and counters of a tool no longer hosted, adding its counters to
+// f.retired. A call still running on it adds to its old counters when it ends: lost from the sums,
+// which count it as in flight no more.
+func (f *Face) retireTool(subject string) {
+	v, ok := f.toolEps.LoadAndDelete(subject)
+	if !ok {
+		return
+	}
+	f.statsMu.Lock()
+	delete(f.stats, subject)
+	f.statsMu.Unlock()
+	s := v.(*endpoint).stats
+	f.retired.served.Add(s.served.Load())
+	f.retired.errors.Add(s.errors.Load())
+	f.retired.shed.Add(s.shed.Load())
+	f.retired.nanos.Add(s.nanos.Load())
 }
 
 // statsFor returns the counters of subject, creating them once; they survive service rebuilds.
