@@ -50,7 +50,8 @@ type Decision struct {
 	Allow  bool
 	Reason string
 	// Policy identifies the policy that decided (a module's digest), for the
-	// audit record; "" if unknown.
+	// audit record and the metrics, also with an error when it is known;
+	// "" if unknown.
 	Policy string
 }
 
@@ -89,6 +90,9 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 	}
 	if g.opts.Audit == AuditAll || g.opts.Audit == AuditDenied && !d.Allow {
 		g.audit(ctx, e, args, d)
+	}
+	if o := g.opts.Observer; o != nil {
+		o.Authorized(Authorized{Server: e.Server, Tool: e.Original, Policy: d.Policy, Outcome: authzOutcome(d, err)})
 	}
 	if d.Allow {
 		return nil

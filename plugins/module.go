@@ -127,6 +127,12 @@ func (m *Module) Call(ctx context.Context, export string, input []byte) ([]byte,
 	return m.call(ctx, export, input)
 }
 
+// CallDigest is Call that also returns the module's Digest, as Slot.CallDigest does.
+func (m *Module) CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error) {
+	out, err := m.Call(ctx, export, input)
+	return out, m.digest, err
+}
+
 // Close retires the module (new calls fail with ErrClosed) and waits for the calls in flight.
 // If ctx ends first, it stops them (they fail with ErrClosed), waits for them to unwind —
 // which the guest cannot delay — and returns ctx.Err(). Either way everything is released when

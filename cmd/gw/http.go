@@ -35,6 +35,8 @@ type httpServer struct {
 	srv  *http.Server
 	done chan error
 	log  *slog.Logger
+	// metrics serves /metrics (watchRun); nil: not served.
+	metrics http.Handler
 
 	health *health // /healthz and /readyz, in front of the face (health.go)
 }
@@ -119,9 +121,23 @@ func httpTokens(conf map[string]config.HTTPToken) (map[string]string, error) {
 
 // serve starts serving on the bound listener.
 func (s *httpServer) serve() {
-	s.srv.Handler = s.health.wrap(s.face)
+	s.srv.Handler = s.face
+	if s.metrics != nil {
+		s.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" {
+				s.metrics.ServeHTTP(w, r)
+				return
+			}
+			s.face.ServeHTTP(w, r)
+		})
+	}
+	// The probes go before everything: they need no token (health.go).
+	s.srv.Handler = s.health.wrap(s.srv.Handler)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 	s.log.Info("MCP over HTTP", "url", "http://"+s.ln.Addr().String()+httpface.Endpoint)
+	if s.metrics != nil {
+		s.log.Info("Prometheus metrics", "url", "http://"+s.ln.Addr().String()+"/metrics")
+	}
 }
 
 // stop ends the face (streams close, requests in flight get until ctx

@@ -82,6 +82,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if err != nil {
 		return fail(err)
 	}
+	met := newRunMetrics(cfg, hs)
 	events := newEventBridge(face, logger)
 	var sink gateway.EventSink = events
 	if hs != nil {
@@ -94,6 +95,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		// With the HTTP face on, servers are told gw can sample, elicit and
 		// list roots: an HTTP client whose call is in flight may answer.
 		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout, declare: hs != nil}
+		setObserver(o, met)
 	})
 	if err != nil {
 		events.close()
@@ -104,6 +106,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}
 	defer release()
 	h.g = g
+	watchRun(met, hs, g, ps, face, nc)
 	if hs != nil {
 		hs.health = &health{rule: cfg.Health, nc: nc, policies: ps, g: g}
 	}

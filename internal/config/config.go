@@ -395,6 +395,18 @@ func (h Health) Quorum(n int) int {
 	return (n*pct + 99) / 100
 }
 
+// Metrics configures gw run's Prometheus metrics (docs/OBSERVABILITY.md).
+type Metrics struct {
+	// Enabled serves /metrics on the HTTP listener (http.addr), behind
+	// the same bearer tokens as /mcp when http.tokens are configured.
+	// Default true.
+	Enabled bool `koanf:"enabled"`
+	// MaxTools caps the distinct (server, tool) label pairs of the tool
+	// call series; calls to further tools count as tool="_other" of their
+	// server. Default 500.
+	MaxTools int `koanf:"max_tools"`
+}
+
 // Config is gw's whole configuration.
 type Config struct {
 	// Servers maps a server name, [A-Za-z0-9_-]{1,64}, to its settings.
@@ -404,6 +416,7 @@ type Config struct {
 	NATS     NATS              `koanf:"nats"`
 	HTTP     HTTP              `koanf:"http"`
 	Health   Health            `koanf:"health"`
+	Metrics  Metrics           `koanf:"metrics"`
 	Log      Log               `koanf:"log"`
 	Audit    Audit             `koanf:"audit"`
 	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
@@ -461,10 +474,11 @@ func Default() Config {
 			Replicas:      1,
 			Embedded:      Embedded{Port: 4222},
 		},
-		HTTP:   HTTP{Addr: DefaultHTTPAddr},
-		Health: Health{Ready: ReadyAll},
-		Log:    Log{Level: "info", Format: "text"},
-		Audit:  Audit{Record: "all", MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20},
+		HTTP:    HTTP{Addr: DefaultHTTPAddr},
+		Health:  Health{Ready: ReadyAll},
+		Metrics: Metrics{Enabled: true, MaxTools: 500},
+		Log:     Log{Level: "info", Format: "text"},
+		Audit:   Audit{Record: "all", MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20},
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -203,11 +204,12 @@ func TestYAMLFullExample(t *testing.T) {
 			Replicas:      1,
 			Embedded:      Embedded{Port: 4222},
 		},
-		HTTP:   HTTP{Addr: DefaultHTTPAddr},
-		Health: Health{Ready: ReadyAll},
-		Log:    Log{Level: "debug", Format: "json"},
-		Audit:  Default().Audit,
-		Order:  []string{"notes", "web", "old"}, // the file's order
+		HTTP:    HTTP{Addr: DefaultHTTPAddr},
+		Health:  Health{Ready: ReadyAll},
+		Metrics: Metrics{Enabled: true, MaxTools: 500},
+		Log:     Log{Level: "debug", Format: "json"},
+		Audit:   Default().Audit,
+		Order:   []string{"notes", "web", "old"}, // the file's order
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -1500,6 +1502,24 @@ func TestPinningMode(t *testing.T) {
 	c, err = Load(Options{File: file, Environ: noEnv, Overrides: map[string]any{"gateway.pinning": "off"}})
 	if err != nil || c.Gateway.Pinning != "off" {
 		t.Errorf("from an override: %q %v", c.Gateway.Pinning, err)
+	}
+}
+
+func TestMetricsConfig(t *testing.T) {
+	cfg := mustParse(t, "servers:\n  notes:\n    command: go\n", "yaml")
+	if cfg.Metrics != (Metrics{Enabled: true, MaxTools: 500}) {
+		t.Errorf("default metrics = %+v", cfg.Metrics)
+	}
+	cfg, err := Parse([]byte(`{"servers": {"a": {"command": "x"}}, "metrics": {"enabled": false, "max_tools": 20}}`), "json")
+	if err != nil || cfg.Metrics != (Metrics{MaxTools: 20}) {
+		t.Errorf("metrics {false, 20}: %v %+v", err, cfg.Metrics)
+	}
+	for _, n := range []int{0, MaxMetricsTools + 1} {
+		_, err := Parse(fmt.Appendf(nil, `{"servers": {"a": {"command": "x"}}, "metrics": {"max_tools": %d}}`, n), "json")
+		want := fmt.Sprintf("config: metrics.max_tools must be 1 to %d, got %d", MaxMetricsTools, n)
+		if err == nil || err.Error() != want {
+			t.Errorf("max_tools %d: %v; want %s", n, err, want)
+		}
 	}
 }
 

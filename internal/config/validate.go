@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	c.validateHTTP(bad)
 	c.validateHealth(bad)
 	c.validateAudit(bad)
+	if m := c.Metrics.MaxTools; m < 1 || m > MaxMetricsTools {
+		bad("metrics.max_tools", "metrics.max_tools must be 1 to %d, got %d", MaxMetricsTools, m)
+	}
 	if c.Gateway.ShutdownGrace < 0 {
 		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
 	}
@@ -220,6 +223,10 @@ func (c *Config) validateHealth(bad func(key, format string, args ...any)) {
 		}
 	}
 }
+
+// MaxMetricsTools bounds metrics.max_tools: each tool is a histogram of
+// some twenty series, and a scrape of millions is no longer cheap.
+const MaxMetricsTools = 10000
 
 // principalRE is what an HTTP token's principal may be: what the authorize
 // policy and the logs see.

@@ -130,6 +130,7 @@ type Face struct {
 	toolSubs map[string]*nats.Subscription // the hosted tools by raw name, once started
 
 	hostedTools atomic.Int64 // len(toolSubs), for the stats handler
+	busy        atomic.Int64 // requests refused with "gw: busy", for Shed
 
 	// Hosted tools are plain queue subscriptions, not micro endpoints, all delivering into toolMsgs,
 	// which one goroutine (dispatchTools) reads: a gateway of 100,000 tools has 100,000

@@ -233,7 +233,7 @@ func TestShedding(t *testing.T) {
 	s := startServer(t)
 	g := newFakeGateway("gw1")
 	g.entered = make(chan string, 10)
-	startFace(t, connect(t, s), g, Options{MaxConcurrent: 2}, "block", "echo")
+	f := startFace(t, connect(t, s), g, Options{MaxConcurrent: 2}, "block", "echo")
 	cl := connect(t, s)
 
 	blocked := []<-chan reply{
@@ -253,6 +253,9 @@ func TestShedding(t *testing.T) {
 	}
 	if g.count("echo") != 0 {
 		t.Error("a shed call ran")
+	}
+	if n := f.Shed(); n != 1 {
+		t.Errorf("Shed() = %d after one busy refusal; want 1", n)
 	}
 	close(g.release)
 	for _, ch := range blocked {

@@ -102,6 +102,7 @@ func (f *Face) dispatch(ep *endpoint, subject, reply string, data []byte, header
 	select {
 	case f.sem <- struct{}{}:
 	default:
+		f.busy.Add(1)
 		c.reject(errBusy())
 		return
 	}
@@ -383,6 +384,11 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Shed returns how many requests the face refused with "gw: busy" (code 503: every one of
+// Options.MaxConcurrent slots taken) since it was made. The refusals of a face shutting down are
+// in the endpoint stats' shed, not here: they are not load.
+func (f *Face) Shed() int64 { return f.busy.Load() }
 
 // endpointStats are the face's own counters of one subject, shown as the "data" of each endpoint
 // in `nats micro stats` (micro's own counters only see the fast hand-off to a goroutine).
