@@ -108,6 +108,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	defer release()
 	h.g = g
 	watchRun(met, hs, g, ps, face, nc)
+	if hs != nil {
+		hs.health = &health{rule: cfg.Health, nc: nc, policies: ps, g: g}
+	}
 	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() error { return face.Start(ctx) }); err != nil {
 		_ = g.Close()
 		events.close()
@@ -147,6 +150,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 
 	<-ctx.Done()
 	logger.Info("gw stopping")
+	if hs != nil {
+		hs.health.stopping.Store(true) // /readyz: no new traffic
+	}
 	stopWatch()
 	<-watchDone
 	// Calls in flight get the grace period, or until a second signal.
