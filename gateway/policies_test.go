@@ -506,8 +506,11 @@ func TestLargeCatalogThroughWasmPolicy(t *testing.T) {
 	slot := loadSlot(t, l, policy.Spec{Kind: policy.Collision, Module: "prefix"})
 	begin := time.Now()
 	g := start(t, gateway.Options{
-		Resolver: policy.Resolver{Module: slot, Timeout: 20 * time.Second},
+		Resolver: policy.Resolver{Module: slot, Timeout: 2 * time.Minute},
 		Servers:  []gateway.ServerSpec{server(t, "s", mcptest.Options{ToolCount: tools})},
+		// Listing and merging 20,000 tools under the race detector takes
+		// about 25 s alone, more on a busy machine.
+		StartTimeout: 2 * time.Minute,
 	})
 	took := time.Since(begin)
 	if n := len(g.Catalog().Tools); n < tools {

@@ -37,6 +37,8 @@ type httpServer struct {
 	log  *slog.Logger
 	// metrics serves /metrics (watchRun); nil: not served.
 	metrics http.Handler
+
+	health *health // /healthz and /readyz, in front of the face (health.go)
 }
 
 // listenHTTP binds cfg.HTTP.Addr and reads the tokens; nil when the face is
@@ -129,6 +131,8 @@ func (s *httpServer) serve() {
 			s.face.ServeHTTP(w, r)
 		})
 	}
+	// The probes go before everything: they need no token (health.go).
+	s.srv.Handler = s.health.wrap(s.srv.Handler)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 	s.log.Info("MCP over HTTP", "url", "http://"+s.ln.Addr().String()+httpface.Endpoint)
 	if s.metrics != nil {
