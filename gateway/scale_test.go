@@ -49,7 +49,7 @@ type scaleReport struct {
 	goroutinesPer, threadsPer float64
 	catalogEvents             int
 	readyP10, readyP50        time.Duration // when servers became ready, from Start
-	idleCPU                   time.Duration // gw's CPU per second while the servers idle
+	idleCPU                   time.Duration // gw's CPU per second while the servers idle (0: not measured)
 	callP50One, callP50Many   time.Duration
 }
 
@@ -76,8 +76,9 @@ func (s countingSink) HandleEvent(e gateway.Event) {
 
 // runScale starts n tinymcp servers behind one gateway and measures the
 // start, gw's memory per idle session and the cost of a call beside a
-// gateway of one server. Each gateway is closed when t ends.
-func runScale(t testing.TB, bin string, n int, delay time.Duration, calls int) (*gateway.Gateway, scaleReport) {
+// gateway of one server; with idle > 0, gw's CPU over that much idle time
+// (a keepalive period, 15 s, to include every server's ping). Each gateway is closed when t ends.
+func runScale(t testing.TB, bin string, n int, delay time.Duration, calls int, idle time.Duration) (*gateway.Gateway, scaleReport) {
 	t.Helper()
 	r := scaleReport{servers: n}
 	r.ownP50, r.ownMax = ownStart(t, bin, delay, 10)
@@ -122,14 +123,18 @@ func runScale(t testing.TB, bin string, n int, delay time.Duration, calls int) (
 	}
 	r.catalogEvents = len(sink.catalogs)
 
-	// Idle: give the children's and gw's start-up garbage time to settle,
-	// and see what n idle sessions cost gw (keepalive pings, timers).
-	idleFrom := selfCPU(t)
-	time.Sleep(2 * time.Second)
-	r.idleCPU = (selfCPU(t) - idleFrom) / 2
+	// Idle: give the start's garbage time to settle, then see what n idle
+	// sessions keep and cost gw (keepalive pings, timers) once the GCs
+	// memNow forces have collected it.
+	time.Sleep(time.Second)
 	memAfter, procAfter := memNow(), procNow(t)
 	if path := os.Getenv("GW_SCALE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
+	}
+	if idle > 0 {
+		idleFrom := selfCPU(t)
+		time.Sleep(idle)
+		r.idleCPU = time.Duration(float64(selfCPU(t)-idleFrom) / idle.Seconds())
 	}
 	per := func(after, before uint64) float64 { return (float64(after) - float64(before)) / float64(n) }
 	r.heapPer = per(memAfter.heap, memBefore.heap)
@@ -282,7 +287,7 @@ func procCPU(pid int) time.Duration {
 func TestManyServersReady(t *testing.T) {
 	bin := mcptest.TinyServer(t)
 	before := snapshot(t)
-	g, r := runScale(t, bin, 200, 0, 200)
+	g, r := runScale(t, bin, 200, 0, 200, 0)
 	for _, i := range []int{0, 1, 99, 199} {
 		name := fmt.Sprintf("t%04d", i)
 		res := mustCall(t, g, name+"__tool12", map[string]any{})
@@ -309,7 +314,7 @@ func BenchmarkScale1000(b *testing.B) {
 	for _, delay := range []time.Duration{0, time.Second} {
 		b.Run(fmt.Sprintf("delay=%v", delay), func(b *testing.B) {
 			for b.Loop() {
-				g, r := runScale(b, bin, 1000, delay, 2000)
+				g, r := runScale(b, bin, 1000, delay, 2000, 15*time.Second)
 				b.Log(r)
 				b.ReportMetric(r.start.Seconds(), "start-s")
 				b.ReportMetric(float64(r.start)/float64(r.ownMax), "start/slowest-own")
