@@ -35,6 +35,8 @@ type httpServer struct {
 	srv  *http.Server
 	done chan error
 	log  *slog.Logger
+
+	status *statusPage // the live status page at / (status.go); nil: not served
 }
 
 // listenHTTP binds cfg.HTTP.Addr and reads the tokens; nil when the face is
@@ -117,14 +119,18 @@ func httpTokens(conf map[string]config.HTTPToken) (map[string]string, error) {
 
 // serve starts serving on the bound listener.
 func (s *httpServer) serve() {
-	s.srv.Handler = s.face
+	s.srv.Handler = s.status.wrap(s.face)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 	s.log.Info("MCP over HTTP", "url", "http://"+s.ln.Addr().String()+httpface.Endpoint)
+	if s.status != nil {
+		s.log.Info("status page", "url", "http://"+s.ln.Addr().String()+"/")
+	}
 }
 
 // stop ends the face (streams close, requests in flight get until ctx
 // ends), then the server.
 func (s *httpServer) stop(ctx context.Context) {
+	s.status.close() // its event streams would hold the server's Shutdown
 	if err := s.face.Shutdown(ctx); err != nil {
 		s.log.Warn("HTTP face stop: requests in flight were cancelled", "error", err)
 	}

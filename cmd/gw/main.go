@@ -10,6 +10,7 @@
 //	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
 //	gw servers -c FILE                   start every server and print its status
 //	gw bench -c FILE [--tool NAME …]     time a server's tool directly and through gw
+//	gw status [-c FILE] [--watch]        the gateways on the bus: servers, tools, rates
 //	gw policy eval|check …               try a policy module
 //	gw help [COMMAND]                    usage (also: gw COMMAND --help)
 //
@@ -57,6 +58,9 @@ Usage:
              [--duration 5s] [--paths direct,gateway,nats,stdio,http] [--json]
                                         time a server's tool directly and through each of gw's
                                         paths, side by side
+  gw status  [-c FILE | --nats URL] [--gateway NAME] [--watch] [--json]
+                                        every gateway on the bus (or one): servers, states,
+                                        tools, call rates, errors, recent denials
   gw policy  eval|check …               evaluate or check a policy module
   gw version
   gw help [COMMAND]                     this text, or one command's help (or: gw COMMAND --help)
@@ -176,6 +180,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runPolicy(ctx, rest, os.Stdin, stdout, stderr)
 	case "connect": // flags only, no configuration file
 		return runConnect(ctx, rest, os.Stdin, stdout, stderr)
+	case "status": // a configuration file is optional
+		return runStatus(ctx, rest, stdout, stderr)
 	}
 	f, pos, err := parseArgs(cmd, rest, stderr)
 	if err != nil {

@@ -101,6 +101,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}
 	defer release()
 	h.g = g
+	if hs != nil {
+		hs.status = newStatusPage(nc, cfg.NATS.Prefix, logger)
+	}
 	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() error { return face.Start(ctx) }); err != nil {
 		_ = g.Close()
 		events.close()
@@ -135,7 +138,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}()
 	_ = g.FlushEvents(ctx) // "ready" follows the catalog of the start:
 	events.flush(ctx)      // out of the gateway, then onto NATS
-	publishGatewayStatus(face, name, "ready", g)
+	publishGatewayStatus(face, name, "ready", g, policyDigests(cfg, logger))
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 
 	<-ctx.Done()
@@ -155,12 +158,14 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	ps.StopWatching()
 	_ = g.Close()
 	events.close()
-	publishGatewayStatus(face, name, "stopped", g)
+	publishGatewayStatus(face, name, "stopped", g, policyDigests(cfg, logger))
 	return 0
 }
 
-func publishGatewayStatus(face *natsface.Face, name, state string, g *gateway.Gateway) {
-	st, _ := json.Marshal(map[string]any{"gateway": name, "state": state, "servers": g.Servers(), "time": time.Now().UTC()})
+// publishGatewayStatus publishes the gateway's status; policies maps each
+// policy kind to its module's digest (policyDigests).
+func publishGatewayStatus(face *natsface.Face, name, state string, g *gateway.Gateway, policies map[string]string) {
+	st, _ := json.Marshal(map[string]any{"gateway": name, "state": state, "servers": g.Servers(), "policies": policies, "time": time.Now().UTC()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = face.PublishGatewayStatus(ctx, st)

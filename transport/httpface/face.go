@@ -309,24 +309,8 @@ func (f *Face) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.wg.Done()
-	if !f.originAllowed(r.Header.Get("Origin")) {
-		f.log.Warn("request from a disallowed origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
-		writeError(w, http.StatusForbidden, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: origin not allowed"))
-		return
-	}
-	if !f.hostAllowed(r) {
-		f.log.Warn("request naming a non-loopback host on a loopback address refused", "host", r.Host, "remote", r.RemoteAddr)
-		writeError(w, http.StatusForbidden, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: host not allowed"))
-		return
-	}
-	principal, ok := f.authenticate(r)
+	principal, ok := f.admit(w, r)
 	if !ok {
-		challenge := `Bearer realm="gw"`
-		if r.Header.Get("Authorization") != "" {
-			challenge += `, error="invalid_token"`
-		}
-		w.Header().Set("WWW-Authenticate", challenge)
-		writeError(w, http.StatusUnauthorized, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: a valid bearer token is required"))
 		return
 	}
 	h, view, ok := f.route(r.URL.Path)
@@ -346,6 +330,44 @@ func (f *Face) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// admit applies the face's checks to a request: its Origin, its Host, its
+// bearer token. It answers a refused request itself.
+func (f *Face) admit(w http.ResponseWriter, r *http.Request) (principal string, ok bool) {
+	if !f.originAllowed(r.Header.Get("Origin")) {
+		f.log.Warn("request from a disallowed origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: origin not allowed"))
+		return "", false
+	}
+	if !f.hostAllowed(r) {
+		f.log.Warn("request naming a non-loopback host on a loopback address refused", "host", r.Host, "remote", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: host not allowed"))
+		return "", false
+	}
+	principal, ok = f.authenticate(r)
+	if !ok {
+		challenge := `Bearer realm="gw"`
+		if r.Header.Get("Authorization") != "" {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		writeError(w, http.StatusUnauthorized, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: a valid bearer token is required"))
+		return "", false
+	}
+	return principal, true
+}
+
+// Guard returns h behind the face's own checks (Origin, Host on a loopback
+// address, bearer token when Authenticate is set): for other endpoints of
+// the same listener that should be reached by exactly who may reach /mcp,
+// such as /metrics. Refusals are answered as the face answers them.
+func (f *Face) Guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := f.admit(w, r); ok {
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // caller is who asks and what they reach.
