@@ -88,6 +88,7 @@ type View struct {
 	eventsIn  bool          // the event stream's backlog is applied
 	catalogIn bool          // the bucket's initial values are applied
 	rounds    int           // stats polls whose replies had time to come
+	auditIn   bool          // the audit history is replayed (or there is none)
 	audit     Audit
 	seen      []uint64 // digests of the audit events applied, oldest first
 	consume   jetstream.ConsumeContext
@@ -169,9 +170,9 @@ func (v *View) Start() error {
 	return nil
 }
 
-// Ready is closed once the view is complete: the event stream's backlog and
-// the bucket's catalogs applied (or found not to exist yet), and two stats
-// polls answered, so that rates are known.
+// Ready is closed once the view is complete: the event stream's backlog,
+// the bucket's catalogs and the audit history applied (or found not to
+// exist yet), and two stats polls answered, so that rates are known.
 func (v *View) Ready() <-chan struct{} { return v.ready }
 
 // Changed returns a channel closed at the next change of the view.
@@ -203,7 +204,7 @@ func (v *View) Close() {
 func (v *View) changedLocked() {
 	close(v.changed)
 	v.changed = make(chan struct{})
-	if v.eventsIn && v.catalogIn && v.rounds >= 2 {
+	if v.eventsIn && v.catalogIn && v.auditIn && v.rounds >= 2 {
 		v.readyOnce.Do(func() { close(v.ready) })
 	}
 }
@@ -438,18 +439,22 @@ func (v *View) applyStats(msg *nats.Msg) {
 	})
 }
 
-// replayAudit applies the audit stream's latest events, once, when the
-// stream exists; the live ones come on the subscription Start made (an
-// event seen both ways counts once).
+// replayAudit applies the latest audit events, once: from the audit
+// stream, else from the event stream (whose P.evt.> holds them when no
+// audit stream took them); the live ones come on the subscription Start
+// made (an event seen both ways counts once).
 func (v *View) replayAudit() {
 	defer v.wg.Done()
+	defer v.update(func() { v.auditIn = true })
 	js, err := jetstream.New(v.nc)
 	if err != nil {
 		return
 	}
 	st, err := js.Stream(v.ctx, v.opts.AuditStream)
 	if err != nil {
-		return // no audit stream (yet): the live events are all there is
+		if st, err = js.Stream(v.ctx, v.opts.EventStream); err != nil {
+			return // no stream (yet): the live events are all there is
+		}
 	}
 	last := st.CachedInfo().State.LastSeq
 	if last == 0 {
@@ -471,19 +476,22 @@ func (v *View) replayAudit() {
 		return
 	}
 	for v.ctx.Err() == nil {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.FetchNoWait(100)
 		if err != nil {
 			return
 		}
-		n := 0
-		for m := range batch.Messages() {
+		n, done := 0, false
+		for m := range batch.Messages() { // to the end: the batch's goroutine ends with it
 			n++
+			if done {
+				continue
+			}
 			v.applyAudit(m.Data())
 			if md, err := m.Metadata(); err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) {
-				return
+				done = true
 			}
 		}
-		if n == 0 {
+		if n == 0 || done {
 			return
 		}
 	}
@@ -552,11 +560,11 @@ func (v *View) Snapshot() Snapshot {
 			}
 			gw.Servers = append(gw.Servers, s)
 		}
-		// Tools of servers no status named (a catalog without
-		// toolsByServer) are listed under a server with no name.
+		// A catalog without toolsByServer (an older gateway): its tools
+		// are listed under a server with no name.
 		var rest []string
 		for _, t := range g.tools {
-			if !owned[t] {
+			if !owned[t] && g.byServer == nil {
 				rest = append(rest, t)
 			}
 		}
