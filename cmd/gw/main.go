@@ -109,14 +109,7 @@ type cliFlags struct {
 func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string, error) {
 	f := cliFlags{set: map[string]any{}}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Func("set", "override a configuration key: --set gateway.call_timeout=10s (repeatable)", func(kv string) error {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("want key=value, got %q", kv)
-		}
-		f.set[k] = v
-		return nil
-	})
+	fs.Func("set", "override a configuration key: --set gateway.call_timeout=10s (repeatable)", setFlag(f.set))
 	fs.SetOutput(stderr)
 	// Help flags are handled before parsing (see wantsHelp); this runs
 	// after a flag error, which the flag package has printed.
@@ -146,6 +139,18 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 		args = fs.Args()[1:]
 	}
 	return f, positional, nil
+}
+
+// setFlag parses --set KEY=VALUE into set.
+func setFlag(set map[string]any) func(string) error {
+	return func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		set[k] = v
+		return nil
+	}
 }
 
 // demoConfig is what plain `gw` runs, from the repository root.

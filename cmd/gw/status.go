@@ -172,14 +172,7 @@ func parseStatus(args []string, stderr io.Writer) (statusOptions, error) {
 	fs.Usage = func() { fmt.Fprintln(stderr, "run 'gw help status' for usage") }
 	fs.StringVar(&o.config, "c", "", "config file")
 	fs.StringVar(&o.config, "config", "", "config file")
-	fs.Func("set", "override a configuration key (repeatable)", func(kv string) error {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("want key=value, got %q", kv)
-		}
-		o.set[k] = v
-		return nil
-	})
+	fs.Func("set", "override a configuration key (repeatable)", setFlag(o.set))
 	fs.StringVar(&o.natsURL, "nats", "", "NATS server URL(s)")
 	fs.StringVar(&o.prefix, "prefix", "", "the gateways' subject prefix")
 	fs.StringVar(&o.gateway, "gateway", "", "show this gateway only")

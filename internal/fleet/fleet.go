@@ -135,8 +135,7 @@ func New(nc *nats.Conn, opts Options) (*View, error) {
 	if opts.Interval < 0 || opts.Denials < 0 {
 		return nil, fmt.Errorf("%w: negative interval or denials", ErrInvalidOptions)
 	}
-	if strings.ContainsAny(opts.Prefix, "*> \t\r\n") || strings.HasPrefix(opts.Prefix, ".") ||
-		strings.HasSuffix(opts.Prefix, ".") || strings.Contains(opts.Prefix, "..") {
+	if !natsface.ValidPrefix(opts.Prefix) {
 		return nil, fmt.Errorf("%w: prefix %q is not a literal subject", ErrInvalidOptions, opts.Prefix)
 	}
 	log := opts.Logger
@@ -226,16 +225,7 @@ func (v *View) gatewayLocked(name string) *gatewayView {
 }
 
 // sleep waits d or until Close; false on Close.
-func (v *View) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-v.ctx.Done():
-		return false
-	}
-}
+func (v *View) sleep(d time.Duration) bool { return pause(v.ctx, nil, d) }
 
 // followEvents binds the event stream and applies every gateway and server
 // status in it, from the start (24 h, 100 per subject), then live.

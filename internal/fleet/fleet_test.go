@@ -11,36 +11,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/gwmcp/gw/internal/fleet"
 	"github.com/gwmcp/gw/transport/jsonrpc"
+	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func startServer(t *testing.T) *server.Server {
+// startServer starts gw's embedded nats-server, in process only.
+func startServer(t *testing.T) *natsconn.Embedded {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{ServerName: "fleet-test", DontListen: true, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	e, err := natsconn.StartEmbedded(context.Background(), natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0,
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	t.Cleanup(e.Shutdown)
+	return e
 }
 
-func connect(t *testing.T, s *server.Server) *nats.Conn {
+func connect(t *testing.T, e *natsconn.Embedded) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(s))
+	nc, err := e.Connect("fleet-test")
 	if err != nil {
 		t.Fatal(err)
 	}

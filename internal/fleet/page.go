@@ -186,6 +186,7 @@ func waitChange(ctx context.Context, stop, changed <-chan struct{}, alive <-chan
 	}
 }
 
+// pause waits d; false when ctx ends or stop (nil: never) closes first.
 func pause(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
