@@ -100,6 +100,7 @@ type gatewayView struct {
 	reported   string
 	statusTime time.Time
 	policies   map[string]string
+	policyTime time.Time // of the latest audit event that named the authorize policy
 	order      []string
 	servers    map[string]Server
 	tools      []string
@@ -154,6 +155,9 @@ func (v *View) Start() error {
 	defer v.mu.Unlock()
 	if !v.started.IsZero() {
 		return errors.New("fleet: already started")
+	}
+	if v.ctx.Err() != nil {
+		return errors.New("fleet: closed")
 	}
 	v.started = time.Now()
 	sub, err := v.nc.Subscribe(v.opts.Prefix+".evt.audit.>", func(m *nats.Msg) { v.applyAudit(m.Data) })
@@ -505,6 +509,15 @@ func (v *View) applyAudit(data []byte) {
 			v.seen = slices.Delete(v.seen, 0, len(v.seen)/2)
 		}
 		v.audit.Events++
+		// A decision names the authorize module that made it: one hot-swapped
+		// since the gateway's status is the one in use now.
+		if g := v.gateways[e.Gateway]; g != nil && e.Policy != "" && e.Time.After(g.statusTime) && e.Time.After(g.policyTime) {
+			g.policies = maps.Clone(g.policies)
+			if g.policies == nil {
+				g.policies = map[string]string{}
+			}
+			g.policies["authorize"], g.policyTime = e.Policy, e.Time
+		}
 		if e.decision != "deny" {
 			return
 		}

@@ -272,8 +272,12 @@ func TestViewReplaysHistory(t *testing.T) {
 	}
 	audit := func(i int, principal, decision string) {
 		t.Helper()
-		body := fmt.Sprintf(`{"time":"2026-01-02T03:04:%02dZ","gateway":"solo","principal":%q,"server":"notes","tool":"notes__t%d","serverTool":"t","decision":%q,"reason":"r%d","policy":"sha256:cc"}`,
-			i, principal, i, decision, i)
+		policy := "sha256:cc"
+		if i > 5 {
+			policy = "sha256:dd"
+		}
+		body := fmt.Sprintf(`{"time":"2026-01-02T03:04:%02dZ","gateway":"solo","principal":%q,"server":"notes","tool":"notes__t%d","serverTool":"t","decision":%q,"reason":"r%d","policy":%q}`,
+			i, principal, i, decision, i, policy)
 		if _, err := js.Publish(ctx, "mcp.v1.evt.audit."+natsface.EncodeToken(principal), []byte(body)); err != nil {
 			t.Fatal(err)
 		}
@@ -293,6 +297,9 @@ func TestViewReplaysHistory(t *testing.T) {
 	if gw := snap.Gateways[0]; len(gw.Servers) != 1 || gw.Servers[0].State != "degraded" || gw.Servers[0].Restarts != 3 {
 		t.Errorf("solo's servers: %+v", gw.Servers)
 	}
+	if p := snap.Gateways[0].Policies["authorize"]; p != "sha256:aa" {
+		t.Errorf("authorize policy %q: decisions before the gateway's status changed it", p)
+	}
 	if a := snap.Audit; a.Denials != 2 || len(a.Recent) != 2 || a.Recent[0].Principal != "a.b" || a.Recent[1].Principal != "bob" ||
 		a.Recent[0].Tool != "notes__t4" || a.Recent[0].Policy != "sha256:cc" || a.Recent[0].Reason != "r4" {
 		t.Errorf("audit: %+v", a)
@@ -302,6 +309,11 @@ func TestViewReplaysHistory(t *testing.T) {
 	snap = eventually(t, v, "carol's live denial", func(s fleet.Snapshot) bool { return s.Audit.Denials == 3 })
 	if snap.Audit.Recent[0].Principal != "carol" || snap.Audit.Events != 6 {
 		t.Errorf("audit: %+v", snap.Audit)
+	}
+	// carol's decision came after the status, from another module: a
+	// hot swap, which the view now shows.
+	if p := snap.Gateways[0].Policies["authorize"]; p != "sha256:dd" {
+		t.Errorf("authorize policy after a newer decision: %q", p)
 	}
 	// The same event twice (seen live and replayed) counts once.
 	time.Sleep(300 * time.Millisecond)

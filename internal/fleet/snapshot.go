@@ -34,7 +34,8 @@ type Gateway struct {
 	// LastSeen is when it last answered $SRV.STATS.
 	LastSeen time.Time `json:"lastSeen,omitzero"`
 	// Policies maps a policy kind (authorize, collision) to the digest
-	// ("sha256:…") of the module its gateway status named.
+	// ("sha256:…") of the module its gateway status named; authorize's is
+	// that of the latest audit decision since, if any (a hot swap).
 	Policies map[string]string `json:"policies,omitempty"`
 	// Servers in the gateway's configuration order; servers that appeared
 	// later follow in the order they did.
