@@ -90,7 +90,8 @@ type View struct {
 	rounds    int           // stats polls whose replies had time to come
 	auditIn   bool          // the audit history is replayed (or there is none)
 	audit     Audit
-	seen      []uint64 // digests of the audit events applied, oldest first
+	seen      map[uint64]bool // digests of the audit events applied lately
+	seenOrder []uint64        // the same, oldest first, to forget the oldest
 	consume   jetstream.ConsumeContext
 	subs      []*nats.Subscription
 }
@@ -145,7 +146,8 @@ func New(nc *nats.Conn, opts Options) (*View, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &View{nc: nc, opts: opts, log: log, ctx: ctx, cancel: cancel, ready: make(chan struct{}),
-		gateways: map[string]*gatewayView{}, changed: make(chan struct{}), audit: Audit{Recent: []Denial{}}}, nil
+		gateways: map[string]*gatewayView{}, changed: make(chan struct{}), audit: Audit{Recent: []Denial{}},
+		seen: map[uint64]bool{}}, nil
 }
 
 // Start subscribes to the audit events and starts following the fleet. It
@@ -501,12 +503,19 @@ func (v *View) applyAudit(data []byte) {
 	_, _ = h.Write(data)
 	sum := h.Sum64()
 	v.update(func() {
-		if slices.Contains(v.seen, sum) {
+		if v.seen[sum] {
 			return
 		}
-		v.seen = append(v.seen, sum)
-		if len(v.seen) > 4*max(20*v.opts.Denials, 100) {
-			v.seen = slices.Delete(v.seen, 0, len(v.seen)/2)
+		// An event comes at most twice (replayed and live) within a short
+		// time: the last few thousand are enough to know.
+		v.seen[sum] = true
+		v.seenOrder = append(v.seenOrder, sum)
+		if len(v.seenOrder) > 4*max(20*v.opts.Denials, 100) {
+			half := len(v.seenOrder) / 2
+			for _, old := range v.seenOrder[:half] {
+				delete(v.seen, old)
+			}
+			v.seenOrder = slices.Delete(v.seenOrder, 0, half)
 		}
 		v.audit.Events++
 		// A decision names the authorize module that made it: one hot-swapped
