@@ -31,9 +31,9 @@ func statusRun(t *testing.T, name, extraHTTP string) (r *reloadRun, base string)
 	head := runHead(t, name, port)
 	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"%s}`, httpPort, extraHTTP), 1)
 	head = strings.Replace(head, "policies:\n", "policies:\n  authorize: {module: allowlist, config: {rules: [{callers: [\"alice\"], tools: [\"alpha__echo\"]}]}}\n", 1)
-	// A restart waits 2 s: long enough for a page that redraws at most once
-	// a second to show the server down.
-	head += `gateway: {restart: {initial_backoff: 2s}}
+	// A restart waits 1.5 to 3 s (equal jitter): long enough for a page
+	// that redraws at most once a second to show the server down.
+	head += `gateway: {restart: {initial_backoff: 3s}}
 servers:
   alpha:
     command: EXE
@@ -54,11 +54,12 @@ servers:
 }
 
 // publishDenial publishes an audit event as gw's audit stream does
-// (docs/OBSERVABILITY.md), denying principal's call of tool.
+// (docs/OBSERVABILITY.md), denying principal's call of tool by the
+// allowlist module.
 func publishDenial(t *testing.T, r *reloadRun, principal, tool, reason string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"time":%q,"gateway":"status-gw","principal":%q,"server":"alpha","tool":%q,"serverTool":"x","decision":"deny","reason":%q,"policy":"sha256:%s"}`,
-		time.Now().UTC().Format(time.RFC3339Nano), principal, tool, reason, strings.Repeat("ab", 32))
+	body := fmt.Sprintf(`{"time":%q,"gateway":"status-gw","principal":%q,"server":"alpha","tool":%q,"serverTool":"x","decision":"deny","reason":%q,"policy":%q}`,
+		time.Now().UTC().Format(time.RFC3339Nano), principal, tool, reason, digestOf(t, "allowlist"))
 	if err := r.nc.Publish("mcp.v1.evt.audit."+principal, []byte(body)); err != nil {
 		t.Fatal(err)
 	}
