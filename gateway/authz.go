@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
@@ -47,6 +49,10 @@ type AuthzRequest struct {
 type Decision struct {
 	Allow  bool
 	Reason string
+	// Policy identifies the policy that decided (a module's digest), for the
+	// audit record and the metrics, also with an error when it is known;
+	// "" if unknown.
+	Policy string
 }
 
 // Authorizer decides every tools/call before it reaches a server. It is on
@@ -80,7 +86,13 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 	})
 	if err != nil {
 		g.log.Error("authorizer failed; denying the call", "tool", e.Name, "caller", CallerFrom(ctx).ID, "error", err)
-		d = Decision{Reason: "authorization policy failed"}
+		d = Decision{Reason: "authorization policy failed", Policy: d.Policy}
+	}
+	if g.opts.Audit == AuditAll || g.opts.Audit == AuditDenied && !d.Allow {
+		g.audit(ctx, e, args, d)
+	}
+	if o := g.opts.Observer; o != nil {
+		o.Authorized(Authorized{Server: e.Server, Tool: e.Original, Policy: d.Policy, Outcome: authzOutcome(d, err)})
 	}
 	if d.Allow {
 		return nil
@@ -91,4 +103,52 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 	}
 	err = fmt.Errorf("%w: tool %q: %s", ErrDenied, e.Name, reason)
 	return &codedError{err: err, rpc: &jsonrpc.Error{Code: CodeDenied, Message: err.Error()}}
+}
+
+// AuditMode is which authorization decisions are audited.
+type AuditMode int
+
+// Audit modes.
+const (
+	AuditOff    AuditMode = iota // none
+	AuditDenied                  // the calls refused
+	AuditAll                     // every decision
+)
+
+// AuditRecord is one authorization decision, as EventAudit carries it.
+type AuditRecord struct {
+	Time       time.Time `json:"time"`
+	Principal  string    `json:"principal"`
+	Groups     []string  `json:"groups,omitempty"`
+	Server     string    `json:"server"`
+	Tool       string    `json:"tool"`       // the exposed name
+	ServerTool string    `json:"serverTool"` // the server's own name
+	Decision   string    `json:"decision"`   // "allow" or "deny"
+	Reason     string    `json:"reason,omitempty"`
+	Policy     string    `json:"policy,omitempty"` // the deciding module's digest
+	// Arguments are the call's, with Options.AuditArguments only.
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+}
+
+// audit queues the record of one decision.
+func (g *Gateway) audit(ctx context.Context, e *Entry, args json.RawMessage, d Decision) {
+	c := CallerFrom(ctx)
+	r := &AuditRecord{
+		Time:       time.Now().UTC(),
+		Principal:  c.ID,
+		Groups:     c.Groups,
+		Server:     e.Server,
+		Tool:       e.Name,
+		ServerTool: e.Original,
+		Decision:   "deny",
+		Reason:     d.Reason,
+		Policy:     d.Policy,
+	}
+	if d.Allow {
+		r.Decision = "allow"
+	}
+	if g.opts.AuditArguments && len(args) > 0 {
+		r.Arguments = bytes.Clone(args) // args alias the caller's params
+	}
+	g.events.push(Event{Kind: EventAudit, Server: e.Server, Audit: r})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/mcptest"
+	"github.com/gwmcp/gw/internal/metrics"
 	"github.com/gwmcp/gw/internal/rpcclient"
 	"github.com/gwmcp/gw/transport/stdio"
 )
@@ -24,11 +25,21 @@ func BenchmarkToolsCall(b *testing.B) {
 		b.Run(fmt.Sprintf("era=%s/direct", era), func(b *testing.B) { benchDirect(b, era) })
 		b.Run(fmt.Sprintf("era=%s/gw", era), func(b *testing.B) { benchGateway(b, era, false) })
 		b.Run(fmt.Sprintf("era=%s/gw-parallel", era), func(b *testing.B) { benchGateway(b, era, true) })
+		// With gw run's Prometheus recorder as the Observer: what metrics
+		// add to a call.
+		b.Run(fmt.Sprintf("era=%s/gw-metrics", era), func(b *testing.B) {
+			benchGatewayWith(b, era, false, gateway.Options{Observer: metrics.New(metrics.Options{})})
+		})
 	}
 }
 
 func benchGateway(b *testing.B, era mcptest.Era, parallel bool) {
-	g := start(b, gateway.Options{Servers: []gateway.ServerSpec{server(b, "s", mcptest.Options{Era: era})}})
+	benchGatewayWith(b, era, parallel, gateway.Options{})
+}
+
+func benchGatewayWith(b *testing.B, era mcptest.Era, parallel bool, opts gateway.Options) {
+	opts.Servers = []gateway.ServerSpec{server(b, "s", mcptest.Options{Era: era})}
+	g := start(b, opts)
 	p := params("s__echo", map[string]any{"text": "benchmark"})
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -15,7 +15,9 @@ import (
 // during shutdown, say). HandleEvent should return quickly: server
 // notifications beyond maxQueuedEvents waiting are dropped and counted (a
 // server flooding notifications must not grow gw's memory); catalog and
-// status events are never dropped.
+// status events are never dropped. Audit records share the notifications'
+// bound: a sink that cannot keep up with the calls must not grow gw's memory
+// either.
 type eventQueue struct {
 	sink    EventSink
 	log     *slog.Logger
@@ -51,10 +53,10 @@ func (q *eventQueue) push(e Event) {
 		q.mu.Unlock()
 		return
 	}
-	if e.Kind == EventServerNotification && len(q.queue) >= maxQueuedEvents {
+	if (e.Kind == EventServerNotification || e.Kind == EventAudit) && len(q.queue) >= maxQueuedEvents {
 		q.dropped++
 		if n := q.dropped; n&(n-1) == 0 { // log at 1, 2, 4, 8…
-			q.log.Warn("event queue full; dropping server notifications", "server", e.Server, "method", e.Method, "dropped", n)
+			q.log.Warn("event queue full; dropping server notifications and audit records", "server", e.Server, "method", e.Method, "dropped", n)
 		}
 		q.mu.Unlock()
 		return

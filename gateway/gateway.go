@@ -64,6 +64,7 @@ type Options struct {
 	Authorizer Authorizer    // call authorization; nil = every call allowed
 	Handler    ClientHandler // serves sampling, elicitation and roots; nil = none offered
 	Events     EventSink     // nil = events dropped
+	Observer   Observer      // told every request served, for metrics; nil = none
 	Logger     *slog.Logger  // nil = slog.Default()
 
 	ClientInfo      Implementation // default gw/dev
@@ -85,6 +86,14 @@ type Options struct {
 	// kept; nil = in memory (NewMemoryPinStore).
 	Pinning PinMode
 	Pins    PinStore
+
+	// Audit is which authorization decisions become EventAudit events:
+	// AuditOff (the zero value), AuditDenied or AuditAll. Without an
+	// Authorizer no decision is made, so none is audited.
+	// AuditArguments adds each call's arguments to its record; off, as
+	// arguments may hold secrets.
+	Audit          AuditMode
+	AuditArguments bool
 
 	// Dial opens a server's connection; nil = start it as a stdio child.
 	// Tests use it to run servers in process.
@@ -135,6 +144,7 @@ const (
 	EventServerStatus                            // Status is set
 	EventServerNotification                      // Server, Method, Params are set
 	EventToolChanged                             // Server, Change are set: once per changed definition
+	EventAudit                                   // Audit is set: an authorization decision (Options.Audit)
 )
 
 // Event is something a face may want to tell its clients.
@@ -146,6 +156,7 @@ type Event struct {
 	Status  *ServerStatus
 	Catalog *Catalog
 	Change  *ToolChange
+	Audit   *AuditRecord
 
 	flushed chan struct{} // a FlushEvents marker, never handed to the sink
 }
@@ -402,10 +413,13 @@ type CallOptions struct {
 // with the exposed name; gw rewrites name to the server's own. A call has a
 // deadline (ctx's, or the server's call timeout); on deadline or cancel the
 // server is sent notifications/cancelled.
-func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
+func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts CallOptions) (res json.RawMessage, err error) {
 	name := stringField(params, "name")
 	c := g.Catalog()
 	e, ok := c.Tool(name)
+	if g.opts.Observer != nil {
+		defer g.observe(methodToolsCall, orHeld(c, name, e), true, time.Now(), &res, &err)
+	}
 	if !ok {
 		if h, held := c.held[name]; held {
 			return nil, heldError(h.entry, h.change)
@@ -423,9 +437,12 @@ func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts Cal
 }
 
 // GetPrompt routes a prompts/get by exposed name.
-func (g *Gateway) GetPrompt(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+func (g *Gateway) GetPrompt(ctx context.Context, params json.RawMessage) (res json.RawMessage, err error) {
 	name := stringField(params, "name")
 	e, ok := g.Catalog().Prompt(name)
+	if g.opts.Observer != nil {
+		defer g.observe(methodPromptsGet, e, true, time.Now(), &res, &err)
+	}
 	if !ok {
 		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownPrompt, name))
 	}
@@ -438,9 +455,12 @@ func (g *Gateway) GetPrompt(ctx context.Context, params json.RawMessage) (json.R
 
 // ReadResource routes a resources/read by uri: to the server that listed
 // it, else to the server whose template matches.
-func (g *Gateway) ReadResource(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+func (g *Gateway) ReadResource(ctx context.Context, params json.RawMessage) (res json.RawMessage, err error) {
 	uri := stringField(params, "uri")
 	e, ok := g.Catalog().resourceOwner(uri)
+	if g.opts.Observer != nil {
+		defer g.observe(methodResourcesRead, e, false, time.Now(), &res, &err)
+	}
 	if !ok {
 		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownResource, uri))
 	}
@@ -640,18 +660,21 @@ func (g *Gateway) staleKinds(server string, kinds []Kind) []Kind {
 
 // ListTools returns the merged tools, re-listing stale servers first.
 func (g *Gateway) ListTools(ctx context.Context) []Entry {
+	defer g.observeList("tools/list", time.Now())
 	g.refreshStale(ctx, KindTools)
 	return g.Catalog().Tools
 }
 
 // ListPrompts returns the merged prompts.
 func (g *Gateway) ListPrompts(ctx context.Context) []Entry {
+	defer g.observeList("prompts/list", time.Now())
 	g.refreshStale(ctx, KindPrompts)
 	return g.Catalog().Prompts
 }
 
 // ListResources returns the merged resources and resource templates.
 func (g *Gateway) ListResources(ctx context.Context) (resources, templates []Entry) {
+	defer g.observeList("resources/list", time.Now())
 	g.refreshStale(ctx, KindResources, KindTemplates)
 	c := g.Catalog()
 	return c.Resources, c.Templates

@@ -125,7 +125,11 @@ func startErr(t testing.TB, opts gateway.Options) (*gateway.Gateway, error) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	timeout := 30 * time.Second
+	if opts.StartTimeout > timeout { // a test that starts something large gives more
+		timeout = opts.StartTimeout + 10*time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return g, g.Start(ctx)
 }

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -504,8 +506,11 @@ func TestLargeCatalogThroughWasmPolicy(t *testing.T) {
 	slot := loadSlot(t, l, policy.Spec{Kind: policy.Collision, Module: "prefix"})
 	begin := time.Now()
 	g := start(t, gateway.Options{
-		Resolver: policy.Resolver{Module: slot, Timeout: 20 * time.Second},
+		Resolver: policy.Resolver{Module: slot, Timeout: 2 * time.Minute},
 		Servers:  []gateway.ServerSpec{server(t, "s", mcptest.Options{ToolCount: tools})},
+		// Listing and merging 20,000 tools under the race detector takes
+		// about 25 s alone, more on a busy machine.
+		StartTimeout: 2 * time.Minute,
 	})
 	took := time.Since(begin)
 	if n := len(g.Catalog().Tools); n < tools {
@@ -515,4 +520,67 @@ func TestLargeCatalogThroughWasmPolicy(t *testing.T) {
 		t.Fatalf("the last tool answered %q", got)
 	}
 	t.Logf("%d tools listed and merged through the Wasm policy in %v", tools, took)
+}
+
+// TestAuditRecords: every decision of a Wasm authorize policy becomes an
+// audit event naming the caller, the tool, the decision, its reason and the
+// module's digest; arguments only when asked for; AuditDenied keeps the
+// denials only.
+func TestAuditRecords(t *testing.T) {
+	l := policyLoader(t)
+	slot := loadSlot(t, l, policy.Spec{Kind: policy.Authorize, Module: "allowlist",
+		Config: json.RawMessage(`{"rules":[{"callers":["alice"],"tools":["s__*"]}]}`)})
+	wasm, _ := policies.Builtin("allowlist")
+	sum := sha256.Sum256(wasm)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	as := func(id string, groups ...string) context.Context {
+		return gateway.WithCaller(context.Background(), gateway.Caller{ID: id, Groups: groups})
+	}
+	audited := func(e gateway.Event) bool { return e.Kind == gateway.EventAudit }
+	for _, tc := range []struct {
+		mode      gateway.AuditMode
+		arguments bool
+	}{{gateway.AuditAll, false}, {gateway.AuditAll, true}, {gateway.AuditDenied, false}} {
+		rec := newRecorder()
+		g := start(t, gateway.Options{
+			Authorizer: policy.Authorizer{Module: slot, Timeout: 10 * time.Second},
+			Audit:      tc.mode, AuditArguments: tc.arguments, Events: rec,
+			Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})},
+		})
+		if _, err := call(as("alice"), g, "s__echo", map[string]any{"text": "secret-1"}); err != nil {
+			t.Fatalf("alice: %v", err)
+		}
+		if _, err := call(as("bob", "ops"), g, "s__echo", map[string]any{"text": "secret-2"}); !errors.Is(err, gateway.ErrDenied) {
+			t.Fatalf("bob: %v; want denied", err)
+		}
+		var records []*gateway.AuditRecord
+		if tc.mode == gateway.AuditAll {
+			records = append(records, rec.waitFor(t, "audit", audited).Audit)
+		}
+		records = append(records, rec.waitFor(t, "audit", audited).Audit)
+		for _, r := range records {
+			if r.Server != "s" || r.Tool != "s__echo" || r.ServerTool != "echo" || r.Policy != digest || r.Time.IsZero() {
+				t.Errorf("mode %d: record %+v; want s, s__echo, echo, policy %s", tc.mode, r, digest)
+			}
+			if secret := "secret-1"; r.Principal == "bob" {
+				secret = "secret-2"
+				if r.Decision != "deny" || r.Reason == "" || !slices.Equal(r.Groups, []string{"ops"}) {
+					t.Errorf("bob's record %+v: want a denial with a reason and group ops", r)
+				}
+			} else if r.Principal != "alice" || r.Decision != "allow" {
+				t.Errorf("record %+v; want alice allowed", r)
+			} else if has := strings.Contains(string(r.Arguments), secret); has != tc.arguments {
+				t.Errorf("mode %d, arguments %v: record's arguments %s", tc.mode, tc.arguments, r.Arguments)
+			}
+		}
+		if tc.mode == gateway.AuditDenied && records[0].Principal != "bob" {
+			t.Errorf("AuditDenied recorded %+v; want bob's denial only", records[0])
+		}
+		if err := g.FlushEvents(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := rec.count(audited); n != len(records) {
+			t.Errorf("mode %d: %d audit events; want %d", tc.mode, n, len(records))
+		}
+	}
 }

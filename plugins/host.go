@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,6 +176,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 	h.mu.Unlock()
 	defer h.loads.Done()
 
+	sum := sha256.Sum256(wasm) // of the module as given, so that sha256sum of its file matches
 	r, err := h.runtime(ctx, lim.MemoryLimitPages)
 	if err != nil {
 		if errors.Is(err, errHostClosed) {
@@ -199,6 +202,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, config []byte
 	}
 
 	m := newModule(h, name, r.rt, compiled, sh, bytes.Clone(config), lim)
+	m.digest = "sha256:" + hex.EncodeToString(sum[:])
 	m.slots <- struct{}{} // the first instance's pool slot; never blocks, the pool is empty
 	in, err := m.newInstance(ctx)
 	if err != nil {

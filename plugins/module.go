@@ -33,6 +33,7 @@ type Module struct {
 	shape    shape
 	config   []byte
 	log      *guestLog
+	digest   string // "sha256:" and the hex SHA-256 of the module's bytes
 
 	// idle holds idle instances; slots holds one token per live instance. Both have capacity
 	// lim.PoolSize, so put never blocks.
@@ -84,6 +85,10 @@ func newModule(h *Host, name string, rt wazero.Runtime, compiled wazero.Compiled
 // Name returns the name given to Host.Load.
 func (m *Module) Name() string { return m.name }
 
+// Digest identifies the module's code: "sha256:" and the hex SHA-256 of the bytes given to Load
+// (what sha256sum prints for its file). Its configuration is not part of it.
+func (m *Module) Digest() string { return m.digest }
+
 // Exports returns the decision exports the module has, among "gw_authorize" and "gw_collision",
 // in that order.
 func (m *Module) Exports() []string {
@@ -120,6 +125,12 @@ func (m *Module) Call(ctx context.Context, export string, input []byte) ([]byte,
 	}
 	defer m.leave()
 	return m.call(ctx, export, input)
+}
+
+// CallDigest is Call that also returns the module's Digest, as Slot.CallDigest does.
+func (m *Module) CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error) {
+	out, err := m.Call(ctx, export, input)
+	return out, m.digest, err
 }
 
 // Close retires the module (new calls fail with ErrClosed) and waits for the calls in flight.

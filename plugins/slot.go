@@ -22,19 +22,27 @@ type Slot struct {
 // Call runs export on the current module; see Module.Call. It returns ErrNoModule if the Slot is
 // empty.
 func (s *Slot) Call(ctx context.Context, export string, input []byte) ([]byte, error) {
+	out, _, err := s.CallDigest(ctx, export, input)
+	return out, err
+}
+
+// CallDigest is Call, and also returns the Digest of the module that ran the call (the Slot may
+// be swapped during it), or "" if there was none.
+func (s *Slot) CallDigest(ctx context.Context, export string, input []byte) (out []byte, digest string, err error) {
 	for {
 		m := s.cur.Load()
 		if m == nil {
-			return nil, &Error{Export: export, Kind: ErrNoModule, Detail: "no policy module loaded"}
+			return nil, "", &Error{Export: export, Kind: ErrNoModule, Detail: "no policy module loaded"}
 		}
 		if m.enter() {
 			defer m.leave()
-			return m.call(ctx, export, input)
+			out, err = m.call(ctx, export, input)
+			return out, m.digest, err
 		}
 		// m was retired between the Load and enter. If a Swap did it, the Slot already holds
 		// its successor: try that one. If m was closed by its owner, fail.
 		if s.cur.Load() == m {
-			return nil, m.closedError(export)
+			return nil, m.digest, m.closedError(export)
 		}
 	}
 }

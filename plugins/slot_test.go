@@ -2,8 +2,11 @@ package plugins
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -281,5 +284,35 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSlotCallDigest: a call names the digest of the module that ran it,
+// the SHA-256 of the bytes as loaded, across a swap; an empty Slot names
+// none.
+func TestSlotCallDigest(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	// The same guest with a custom section appended ("gw" plus a byte):
+	// other bytes, the same behaviour.
+	other := append(slices.Clone(echoWasm), 0x00, 0x04, 0x02, 'g', 'w', '2')
+	var slot Slot
+	if _, d, err := slot.CallDigest(ctx, ExportAuthorize, []byte(`{}`)); d != "" || !errors.Is(err, ErrNoModule) {
+		t.Fatalf("empty slot: %q, %v", d, err)
+	}
+	for _, wasm := range [][]byte{echoWasm, other} {
+		m := load(t, h, "echo", wasm, `{"version":1}`, Limits{})
+		sum := sha256.Sum256(wasm)
+		want := "sha256:" + hex.EncodeToString(sum[:])
+		if m.Digest() != want {
+			t.Fatalf("Digest() = %s; want %s", m.Digest(), want)
+		}
+		slot.Swap(m)
+		if _, d, err := slot.CallDigest(ctx, ExportAuthorize, []byte(`{}`)); err != nil || d != want {
+			t.Fatalf("CallDigest = %q, %v; want %s", d, err, want)
+		}
+	}
+	if err := slot.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

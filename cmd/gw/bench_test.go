@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,72 +17,93 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/rpcclient"
 	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
+	"github.com/gwmcp/gw/transport/stdio"
 )
+
+// BenchmarkThroughput: how many calls/s one gateway serves on this machine,
+// four servers called in turn by 64 callers at once, in process and over
+// NATS, against bare pipelined clients of four more copies of the servers
+// (the floor) in the same run; and where the CPU goes: this process (gw,
+// with the embedded NATS server and the agent) and the servers. See
+// docs/BENCHMARKS.md.
+func BenchmarkThroughput(b *testing.B) {
+	const servers = 4
+	g, _, agent := benchStack(b, servers)
+	ctx := context.Background()
+	var pids []int
+	params := make([][]byte, servers)
+	for i, st := range g.Servers() {
+		pids = append(pids, st.Pid)
+		params[i] = []byte(fmt.Sprintf(`{"name":"s%d__echo","arguments":{"text":"benchmark"}}`, i))
+	}
+	// The floor: the same servers started on their own, each called by a
+	// bare pipelined client (one connection, replies handed out by id).
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct := make([]*rpcclient.Client, servers)
+	var directPids []int
+	for i := range direct {
+		p, err := stdio.Start(stdio.Config{Name: fmt.Sprintf("d%d", i), Command: exe, Env: map[string]string{"MCPTEST_SERVER": "1"},
+			StopGrace: 2 * time.Second, Logger: discardLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if direct[i], err = rpcclient.Open(ctx, p, rpcclient.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = direct[i].Close() })
+		directPids = append(directPids, p.Pid())
+	}
+	directParams := json.RawMessage(`{"name":"echo","arguments":{"text":"benchmark"}}`)
+	var turn atomic.Uint64
+	b.Run("direct-64", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(32)
+		defer reportCPU(b, directPids...)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := direct[turn.Add(1)%servers].Call(ctx, "tools/call", directParams); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	for _, path := range []string{"in-process", "nats"} {
+		b.Run(path+"-64", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			defer reportCPU(b, pids...)()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := turn.Add(1) % servers
+					var err error
+					if path == "nats" {
+						_, err = agent.Request(fmt.Sprintf("mcp.v1.req.bench.tools.call.s%d__echo", i), params[i], 10*time.Second)
+					} else {
+						_, err = g.CallTool(ctx, params[i], gateway.CallOptions{})
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
 
 // BenchmarkNATSvsInProcess compares, in one run, a tools/call through the
 // NATS face (embedded server, an agent on its own connection) with the same
 // call on the in-process gateway, and a bare NATS request/reply on the same
 // server. See docs/BENCHMARKS.md.
 func BenchmarkNATSvsInProcess(b *testing.B) {
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
+	g, gwConn, agent := benchStack(b, 1)
 	ctx := context.Background()
-	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: b.TempDir(), Port: 0, Logger: discardLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Shutdown()
-	gwConn, err := e.Connect("gw")
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := &faceHandler{}
-	face, err := natsface.New(gwConn, h, natsface.Options{Gateway: "bench", Logger: discardLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	events := newEventBridge(face, discardLogger())
-	g, err := gateway.New(gateway.Options{
-		Logger: discardLogger(),
-		Events: events,
-		Servers: []gateway.ServerSpec{{Name: "s", Command: exe, Env: map[string]string{"MCPTEST_SERVER": "1"},
-			Restart: gateway.RestartNever}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.g = g
-	if err := face.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = face.Stop(context.Background())
-		_ = g.Close()
-		events.close()
-	}()
-	agent, err := e.Connect("agent")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer agent.Close()
-	params := json.RawMessage(`{"name":"s__echo","arguments":{"text":"benchmark"}}`)
-	// Wait for the tool's endpoint to appear on NATS.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := agent.Request("mcp.v1.req.bench.tools.call.s__echo", params, time.Second); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			b.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	params := json.RawMessage(`{"name":"s0__echo","arguments":{"text":"benchmark"}}`)
 
 	// The NATS floor: a request and its reply through the same embedded
 	// server, to a responder that echoes at once (issue 12's target for
@@ -96,14 +118,14 @@ func BenchmarkNATSvsInProcess(b *testing.B) {
 	}
 	b.Run("bare-nats", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b, 0)()
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := agent.Request("bench.echo", params, 10*time.Second); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	serverPid := g.Servers()[0].Pid
+	serverPid := g.Servers()[0].Pid // the one server
 	b.Run("in-process", func(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b, serverPid)()
@@ -114,7 +136,7 @@ func BenchmarkNATSvsInProcess(b *testing.B) {
 		}
 	})
 	natsCall := func(b *testing.B) {
-		msg, err := agent.Request("mcp.v1.req.bench.tools.call.s__echo", params, 10*time.Second)
+		msg, err := agent.Request("mcp.v1.req.bench.tools.call.s0__echo", params, 10*time.Second)
 		if err != nil || !strings.Contains(string(msg.Data), "benchmark") {
 			b.Fatal(err)
 		}
@@ -130,7 +152,7 @@ func BenchmarkNATSvsInProcess(b *testing.B) {
 	b.Run("bare-nats-16", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
-		defer reportCPU(b, 0)()
+		defer reportCPU(b)()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := agent.Request("bench.echo", params, 10*time.Second); err != nil {
@@ -165,22 +187,32 @@ func BenchmarkNATSvsInProcess(b *testing.B) {
 
 // reportCPU reports the CPU time this process (gw, and here the embedded NATS server and the
 // agent) spent per operation, user and system, from now until the returned func is called, and
-// with pid > 0 that process's too (the MCP server): unlike the wall time, they barely move when
-// other work shares the machine, and they are what bounds the calls/s of a machine whose cores
-// are busy.
-func reportCPU(b *testing.B, pid int) func() {
+// that of the processes pids (the MCP servers): unlike the wall time, they barely move when other
+// work shares the machine, and they are what bounds the calls/s of a machine whose cores are busy.
+// It also reports the calls per second.
+func reportCPU(b *testing.B, pids ...int) func() {
 	var before syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	childBefore := procCPU(pid)
+	serversBefore := procsCPU(pids)
+	start := time.Now()
 	return func() {
+		elapsed := time.Since(start)
 		var after syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 		used := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 		b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
-		if pid > 0 {
-			b.ReportMetric(float64((procCPU(pid)-childBefore).Microseconds())/float64(b.N), "server-cpu-µs/op")
+		if len(pids) > 0 {
+			b.ReportMetric(float64((procsCPU(pids)-serversBefore).Microseconds())/float64(b.N), "server-cpu-µs/op")
 		}
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
 	}
+}
+
+func procsCPU(pids []int) (sum time.Duration) {
+	for _, pid := range pids {
+		sum += procCPU(pid)
+	}
+	return sum
 }
 
 // procCPU is the user and system time of process pid so far, from /proc (clock ticks, 100 a
@@ -202,6 +234,72 @@ func procCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * (time.Second / 100)
+}
+
+// benchStack runs the gw run stack of the NATS benchmarks: an embedded
+// nats-server, the NATS face (gateway "bench"), the gateway with n mcptest
+// servers s0…s{n-1}, and an agent on its own connection, once every
+// server's echo answers over NATS.
+func benchStack(b *testing.B, n int) (g *gateway.Gateway, gwConn, agent *nats.Conn) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: b.TempDir(), Port: 0, Logger: discardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(e.Shutdown)
+	if gwConn, err = e.Connect("gw"); err != nil {
+		b.Fatal(err)
+	}
+	h := &faceHandler{}
+	face, err := natsface.New(gwConn, h, natsface.Options{Gateway: "bench", Logger: discardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := newEventBridge(face, discardLogger())
+	specs := make([]gateway.ServerSpec, n)
+	for i := range specs {
+		specs[i] = gateway.ServerSpec{Name: fmt.Sprintf("s%d", i), Command: exe, Env: map[string]string{"MCPTEST_SERVER": "1"},
+			Restart: gateway.RestartNever}
+	}
+	g, err = gateway.New(gateway.Options{Logger: discardLogger(), Events: events, Servers: specs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.g = g
+	if err := face.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = face.Stop(context.Background())
+		_ = g.Close()
+		events.close()
+	})
+	if agent, err = e.Connect("agent"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(agent.Close)
+	// Wait for the tools' endpoints to appear on NATS.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range n {
+		tool := fmt.Sprintf("s%d__echo", i)
+		for {
+			_, err := agent.Request("mcp.v1.req.bench.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"up?"}}`), time.Second)
+			if err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				b.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return g, gwConn, agent
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

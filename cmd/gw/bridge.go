@@ -339,8 +339,32 @@ func (b *eventBridge) publish(ctx context.Context, e gateway.Event) error {
 			return err
 		}
 		return b.face.PublishToolChanged(ctx, e.Server, ch)
+	case gateway.EventAudit:
+		rec, err := json.Marshal(auditBody{Gateway: b.face.Gateway(), AuditRecord: e.Audit})
+		if err != nil {
+			return err
+		}
+		return b.face.PublishAudit(e.Audit.Principal, rec) // acknowledged later, not waited for
 	}
 	return nil
+}
+
+// auditMode maps audit.record to the gateway's mode.
+func auditMode(record string) gateway.AuditMode {
+	switch record {
+	case "all":
+		return gateway.AuditAll
+	case "denied":
+		return gateway.AuditDenied
+	}
+	return gateway.AuditOff
+}
+
+// auditBody is an audit record as published: the gateway's record, and the
+// gateway that made it.
+type auditBody struct {
+	Gateway string `json:"gateway"`
+	*gateway.AuditRecord
 }
 
 // close stops the publisher after the queued events are out. Events handed

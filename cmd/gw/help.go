@@ -98,6 +98,23 @@ pins. Every gw run gateway sharing the pin bucket serves the tools again at once
 if an argument matches no changed tool.
 ` + configFlags + `      --all           every changed tool
 `,
+	"audit": `Usage: gw audit -c FILE [-f] [--since 1h] [-n 100] [--principal NAME] [--decision allow|deny]
+                [--tool NAME] [--server NAME] [--json]
+
+Print the authorization decisions that gw run gateways recorded in the audit stream MCP_AUDIT
+(on nats.url, or the embedded server's store): time, gateway, principal, decision, tool, the
+policy's reason and the digest of the policy module that decided. Records come from --since ago
+on, the latest -n of them; -f then prints new ones as they come, until interrupted. A record is
+kept for audit.max_age (default 720h); its arguments only with audit.arguments: true.
+` + configFlags + `  -f, --follow        keep printing new records
+      --since D       from D ago (default 1h)
+  -n N                at most the latest N past records (default 100)
+      --principal P   P's calls only
+      --decision D    allow or deny only
+      --tool NAME     calls of the tool exposed as NAME only
+      --server NAME   calls of NAME's tools only
+      --json          one JSON object per record and line
+`,
 	"call": `Usage: gw call -c FILE NAME ['JSON-ARGS'] [--pretty] [--set KEY=VALUE]… [-v]
 
 Start the servers, call the tool exposed as NAME with the JSON object JSON-ARGS (default {}), and

@@ -35,8 +35,10 @@ type httpServer struct {
 	srv  *http.Server
 	done chan error
 	log  *slog.Logger
-
-	status *statusPage // the live status page at / (status.go); nil: not served
+	// metrics serves /metrics (watchRun); nil: not served.
+	metrics http.Handler
+	// status is the live status page at / (status.go); nil: not served.
+	status *statusPage
 }
 
 // listenHTTP binds cfg.HTTP.Addr and reads the tokens; nil when the face is
@@ -119,9 +121,22 @@ func httpTokens(conf map[string]config.HTTPToken) (map[string]string, error) {
 
 // serve starts serving on the bound listener.
 func (s *httpServer) serve() {
-	s.srv.Handler = s.status.wrap(s.face)
+	var h http.Handler = s.face
+	if s.metrics != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" {
+				s.metrics.ServeHTTP(w, r)
+				return
+			}
+			s.face.ServeHTTP(w, r)
+		})
+	}
+	s.srv.Handler = s.status.wrap(s.face, h)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 	s.log.Info("MCP over HTTP", "url", "http://"+s.ln.Addr().String()+httpface.Endpoint)
+	if s.metrics != nil {
+		s.log.Info("Prometheus metrics", "url", "http://"+s.ln.Addr().String()+"/metrics")
+	}
 	if s.status != nil {
 		s.log.Info("status page", "url", "http://"+s.ln.Addr().String()+"/")
 	}

@@ -61,6 +61,9 @@ Usage:
   gw status  [-c FILE | --nats URL] [--gateway NAME] [--watch] [--json]
                                         every gateway on the bus (or one): servers, states,
                                         tools, call rates, errors, recent denials
+  gw audit   -c FILE [-f] [--since 1h] [-n 100] [--principal NAME] [--decision allow|deny]
+             [--tool NAME] [--server NAME] [--json]
+                                        print the authorization decisions the gateways recorded
   gw policy  eval|check …               evaluate or check a policy module
   gw version
   gw help [COMMAND]                     this text, or one command's help (or: gw COMMAND --help)
@@ -103,6 +106,7 @@ type cliFlags struct {
 	changed bool       // gw tools: the changed tools in the pin bucket
 	all     bool       // gw pin accept: every changed tool
 	bench   benchFlags // gw bench's own flags
+	audit   auditFlags // gw audit's own flags
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
@@ -126,6 +130,9 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.BoolVar(&f.all, "all", false, "gw pin accept: every changed tool")
 	if name == "bench" {
 		f.bench.register(fs)
+	}
+	if name == "audit" {
+		f.audit.register(fs)
 	}
 	var positional []string
 	for {
@@ -192,8 +199,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	if (f.principal != "" || f.view != "") && cmd != "stdio" {
-		fmt.Fprintf(stderr, "gw %s: --principal and --view are flags of gw stdio\n", cmd)
+	if f.principal != "" && cmd != "stdio" && cmd != "audit" || f.view != "" && cmd != "stdio" {
+		fmt.Fprintf(stderr, "gw %s: --principal is a flag of gw stdio and gw audit, --view of gw stdio\n", cmd)
 		return 2
 	}
 	if f.changed && cmd != "tools" || f.all && cmd != "pin" {
@@ -201,7 +208,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch cmd {
-	case "tools", "servers", "run", "stdio", "bench":
+	case "tools", "servers", "run", "stdio", "bench", "audit":
 		if len(pos) != 0 {
 			fmt.Fprintf(stderr, "gw %s: unexpected argument %q\n", cmd, pos[0])
 			return 2
@@ -247,6 +254,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runStdio(ctx, loadOpts, cfg, stdioOptions{principal: f.principal, view: view}, logger, os.Stdin, stdout, stderr)
 	case "bench":
 		return runBench(ctx, cfg, f, logger, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, cfg, logger, f.principal, f.audit, f.json, stdout, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {

@@ -57,11 +57,28 @@ func mustMarshal(v any) []byte {
 	return b
 }
 
-// openPinsCLI opens the pin bucket for gw tools --changed and gw pin: on
-// nats.url when set; else on the embedded server's store, started here
-// without a listener when no gw run holds it, or through the running gw's
-// embedded server on nats.embedded.port when one does.
+// openPinsCLI opens the pin bucket for gw tools --changed and gw pin.
 func openPinsCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*natsface.Pins, func(), error) {
+	nc, release, err := connectCLI(ctx, cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	pins, err := natsface.OpenPins(ctx, nc, natsface.DefaultPinBucket, 1)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return pins, release, nil
+}
+
+// connectCLI connects a command that reads what gw run gateways keep on
+// NATS (pins, audit records): to nats.url when set; else to the embedded
+// server's store, started here without a listener when no gw run holds it,
+// or through the running gw's embedded server on nats.embedded.port when one
+// does.
+func connectCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*nats.Conn, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	name := cfg.NATS.Gateway
@@ -89,18 +106,12 @@ func openPinsCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 	if err != nil {
 		return nil, nil, err
 	}
-	release := func() {
+	return nc, func() {
 		_ = nc.Drain()
 		if embedded != nil {
 			embedded.Shutdown()
 		}
-	}
-	pins, err := natsface.OpenPins(ctx, nc, natsface.DefaultPinBucket, 1)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return pins, release, nil
+	}, nil
 }
 
 // changes reads the changes the gateways reported.

@@ -69,6 +69,8 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		MaxDepth:      cfg.Gateway.MaxDepth,
 		LLMSubject:    cfg.NATS.LLMSubject,
 		Replicas:      cfg.NATS.Replicas,
+		AuditMaxAge:   cfg.Audit.MaxAge,
+		AuditMaxBytes: int64(cfg.Audit.MaxBytes),
 		Methods:       router.Methods(), // every method the router serves gets its subject
 		Version:       semver(version),
 		Logger:        logger,
@@ -80,6 +82,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if err != nil {
 		return fail(err)
 	}
+	met := newRunMetrics(cfg, hs)
 	events := newEventBridge(face, logger)
 	var sink gateway.EventSink = events
 	if hs != nil {
@@ -88,9 +91,11 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
 		o.Events = sink
 		o.Pins = natsPins{pins: pins, log: logger}
+		o.Audit, o.AuditArguments = auditMode(cfg.Audit.Record), cfg.Audit.Arguments
 		// With the HTTP face on, servers are told gw can sample, elicit and
 		// list roots: an HTTP client whose call is in flight may answer.
 		o.Handler = clientHandler{nc: nc, llmSubject: cfg.NATS.LLMSubject, timeout: cfg.Gateway.CallTimeout, declare: hs != nil}
+		setObserver(o, met)
 	})
 	if err != nil {
 		events.close()
@@ -101,6 +106,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}
 	defer release()
 	h.g = g
+	watchRun(met, hs, g, ps, face, nc)
 	if hs != nil {
 		hs.status = newStatusPage(nc, cfg.NATS.Prefix, logger)
 	}
@@ -138,7 +144,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}()
 	_ = g.FlushEvents(ctx) // "ready" follows the catalog of the start:
 	events.flush(ctx)      // out of the gateway, then onto NATS
-	publishGatewayStatus(face, name, "ready", g, policyDigests(cfg, logger))
+	publishGatewayStatus(face, name, "ready", g, policyDigests(ps))
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 
 	<-ctx.Done()
@@ -158,7 +164,12 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	ps.StopWatching()
 	_ = g.Close()
 	events.close()
-	publishGatewayStatus(face, name, "stopped", g, policyDigests(cfg, logger))
+	auditCtx, cancelAudit := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelAudit()
+	if err := face.WaitAudit(auditCtx); err != nil {
+		logger.Warn("audit records may be lost", "error", err)
+	}
+	publishGatewayStatus(face, name, "stopped", g, policyDigests(ps))
 	return 0
 }
 

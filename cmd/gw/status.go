@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,38 +20,21 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/policy"
 	"github.com/gwmcp/gw/internal/config"
 	fleetview "github.com/gwmcp/gw/internal/fleet"
-	"github.com/gwmcp/gw/policies"
 	"github.com/gwmcp/gw/transport/httpface"
 	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
 )
 
-// policyDigests maps each configured policy kind to "sha256:" and the hex
-// SHA-256 of its module's bytes (the embedded module, or the .wasm file as
-// it is now): the version a gateway status names. A module that cannot be
-// read is left out (the gateway runs the one it loaded).
-func policyDigests(cfg *config.Config, logger *slog.Logger) map[string]string {
-	specs, err := policySpecs(cfg)
-	if err != nil {
-		return nil
-	}
+// policyDigests maps each policy kind to the digest of the module in its
+// slot now (policiesInUse: "sha256:" and the hex SHA-256 of the module's
+// bytes, as audit records and /metrics name it).
+func policyDigests(ps *policy.Set) map[string]string {
 	out := map[string]string{}
-	for _, s := range specs {
-		var wasm []byte
-		if s.IsPath() {
-			if wasm, err = os.ReadFile(s.Module); err != nil {
-				logger.Debug("policy digest", "kind", s.Kind, "error", err)
-				continue
-			}
-		} else if b, ok := policies.Builtin(s.Module); ok {
-			wasm = b
-		} else {
-			continue
-		}
-		sum := sha256.Sum256(wasm)
-		out[string(s.Kind)] = "sha256:" + hex.EncodeToString(sum[:])
+	for _, p := range policiesInUse(ps) {
+		out[p.Kind] = p.Digest
 	}
 	return out
 }
@@ -117,11 +98,12 @@ func (s *statusPage) get() (*fleetview.View, error) {
 	return v, nil
 }
 
-// wrap serves the page's paths in front of the face; a nil s serves the
-// face alone.
-func (s *statusPage) wrap(f *httpface.Face) http.Handler {
+// wrap serves the page's paths in front of next, the rest of the
+// listener's handlers; the page's data passes f's checks. A nil s serves
+// next alone.
+func (s *statusPage) wrap(f *httpface.Face, next http.Handler) http.Handler {
 	if s == nil {
-		return f
+		return next
 	}
 	data := f.Guard(&s.page)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +113,7 @@ func (s *statusPage) wrap(f *httpface.Face) http.Handler {
 		case fleetview.Handles(r.URL.Path):
 			s.page.ServeHTTP(w, r)
 		default:
-			f.ServeHTTP(w, r)
+			next.ServeHTTP(w, r)
 		}
 	})
 }

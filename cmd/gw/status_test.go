@@ -53,18 +53,16 @@ servers:
 	return r, base
 }
 
-// publishDenial publishes an audit event as gw's audit stream does
-// (docs/OBSERVABILITY.md), denying principal's call of tool by the
-// allowlist module.
-func publishDenial(t *testing.T, r *reloadRun, principal, tool, reason string) {
+// denyCall calls alpha__echo as principal, whom the allowlist refuses:
+// gw run records the denial in its audit stream.
+func denyCall(t *testing.T, r *reloadRun, principal string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"time":%q,"gateway":"status-gw","principal":%q,"server":"alpha","tool":%q,"serverTool":"x","decision":"deny","reason":%q,"policy":%q}`,
-		time.Now().UTC().Format(time.RFC3339Nano), principal, tool, reason, digestOf(t, "allowlist"))
-	if err := r.nc.Publish("mcp.v1.evt.audit."+principal, []byte(body)); err != nil {
+	msg, err := r.nc.Request("mcp.v1.req."+principal+".tools.call.alpha__echo", []byte(`{"name":"alpha__echo","arguments":{"text":"x"}}`), 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.nc.Flush(); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(string(msg.Data), "-31403") {
+		t.Fatalf("%s's call was not denied: %s", principal, msg.Data)
 	}
 }
 
@@ -134,12 +132,13 @@ func TestStatusCommand(t *testing.T) {
 	if f := strings.Fields(srvRow); len(f) < 7 || f[2] != "ready" || f[3] != fmt.Sprint(int(pid)) || !strings.Contains(f[6], "alpha__echo") {
 		t.Errorf("server row %q; want alpha ready, pid %d, alpha__echo among its tools", srvRow, int(pid))
 	}
-	if !strings.Contains(stdout, "no audit events") {
-		t.Error(`no audit event was published, and the view does not say "no audit events"`)
+	// Every call was alice's, allowed: audit events, no denial.
+	if !strings.Contains(stdout, "audit events, no denials") {
+		t.Error(`alice's calls were allowed, and the view does not say "… audit events, no denials"`)
 	}
 
-	// JSON, with an audit denial on the bus.
-	publishDenial(t, r, "bob", "alpha__secret", "bob may not")
+	// JSON, with a denial in the audit stream.
+	denyCall(t, r, "bob")
 	code, stdout, stderr = runGW(t, "status", "-c", r.cfg, "--json", "--gateway", "status-gw", "--interval", "200ms")
 	if code != 0 {
 		t.Fatalf("gw status --json: %d\n%s", code, stderr)
@@ -155,11 +154,10 @@ func TestStatusCommand(t *testing.T) {
 	if len(snap.Gateways) == 1 && (len(snap.Gateways[0].Servers) != 1 || snap.Gateways[0].Servers[0].Name != "alpha" || len(snap.Gateways[0].Servers[0].Tools) != tools) {
 		t.Errorf("servers: %+v", snap.Gateways[0].Servers)
 	}
-	// The audit stream may not exist (it comes with gw's audit): the live
-	// event was published before this gw status started, so only a stream
-	// could replay it; a view without it says so.
-	if snap.Audit.Events > 0 && (len(snap.Audit.Recent) != 1 || snap.Audit.Recent[0].Principal != "bob") {
-		t.Errorf("audit: %+v", snap.Audit)
+	// The denial came before this gw status started: replayed from MCP_AUDIT.
+	if a := snap.Audit; a.Denials != 1 || len(a.Recent) != 1 || a.Recent[0].Principal != "bob" || a.Recent[0].Gateway != "status-gw" ||
+		a.Recent[0].Tool != "alpha__echo" || a.Recent[0].Policy != digestOf(t, "allowlist") || a.Events < 7 {
+		t.Errorf("audit: %+v", a)
 	}
 
 	if code, _, stderr := runGW(t, "status", "-c", r.cfg, "--gateway", "nope", "--interval", "200ms"); code != 1 || !strings.Contains(stderr, `no gateway "nope"`) {
@@ -200,7 +198,7 @@ func TestStatusCommand(t *testing.T) {
 		if first < 0 {
 			first = n
 			r.callOK("alpha__echo")
-			publishDenial(t, r, "carol", "alpha__secret", "carol may not")
+			denyCall(t, r, "carol")
 			continue
 		}
 		if n > first && len(s.Audit.Recent) > 0 && s.Audit.Recent[0].Principal == "carol" {
@@ -211,6 +209,20 @@ func TestStatusCommand(t *testing.T) {
 		}
 	}
 	t.Fatalf("gw status --watch never showed the new call and carol's denial (%v)", sc.Err())
+}
+
+// TestStatusText: the tables' columns, and what an empty bus shows.
+func TestStatusText(t *testing.T) {
+	var b strings.Builder
+	if err := writeStatus(&b, fleetview.Snapshot{Prefix: "mcp.v1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"GATEWAY  STATE  TOOLS  CALLS/S  ERRORS/S  LATENCY  CALLS  ERRORS  SHED  POLICIES",
+		"(no gateway on mcp.v1)", "GATEWAY  SERVER  STATE  PID  FAILURES  RESTARTS  TOOLS  ERROR", "no audit events"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
 }
 
 // TestStatusPageAccess: with http.tokens, the page's files are open, its

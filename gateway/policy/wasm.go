@@ -308,9 +308,24 @@ func (a Authorizer) Authorize(ctx context.Context, req gateway.AuthzRequest) (ga
 		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
 		defer cancel()
 	}
-	out, err := a.Module.Call(ctx, ExportAuthorize, buf.Bytes())
-	if err != nil {
-		return gateway.Decision{}, err
+	var out []byte
+	var digest string
+	var err error
+	if dm, ok := a.Module.(digestModule); ok {
+		out, digest, err = dm.CallDigest(ctx, ExportAuthorize, buf.Bytes())
+	} else {
+		out, err = a.Module.Call(ctx, ExportAuthorize, buf.Bytes())
 	}
-	return ParseDecision(out)
+	if err != nil {
+		return gateway.Decision{Policy: digest}, err
+	}
+	d, err := ParseDecision(out)
+	d.Policy = digest
+	return d, err
+}
+
+// digestModule is a Module that names the module each call ran on (a plugins.Slot), for the
+// decision's Policy.
+type digestModule interface {
+	CallDigest(ctx context.Context, export string, input []byte) ([]byte, string, error)
 }

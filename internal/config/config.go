@@ -222,6 +222,23 @@ type Gateway struct {
 	Restart Restart `koanf:"restart"`
 }
 
+// Audit configures the audit records of authorization decisions: gw run
+// publishes them on NATS ({prefix}.evt.audit.{principal}) and keeps them in
+// the stream MCP_AUDIT. Only calls decided by an authorize policy have one.
+type Audit struct {
+	// Record is which decisions are recorded: all (the default), denied or
+	// off.
+	Record string `koanf:"record"`
+	// Arguments adds each call's arguments to its record. Off by default:
+	// arguments may hold secrets.
+	Arguments bool `koanf:"arguments"`
+	// MaxAge and MaxBytes bound the audit stream, the oldest records going
+	// first. Defaults 720h (30 days) and 256 MiB (JetStream reserves it
+	// from the account's storage); max_bytes -1 is no limit.
+	MaxAge   time.Duration `koanf:"max_age"`
+	MaxBytes int           `koanf:"max_bytes"`
+}
+
 // Log configures gw's own logging.
 type Log struct {
 	// Level is one of debug, info (the default), warn and error.
@@ -338,6 +355,18 @@ type HTTP struct {
 	AllowedOrigins []string `koanf:"allowed_origins"`
 }
 
+// Metrics configures gw run's Prometheus metrics (docs/OBSERVABILITY.md).
+type Metrics struct {
+	// Enabled serves /metrics on the HTTP listener (http.addr), behind
+	// the same bearer tokens as /mcp when http.tokens are configured.
+	// Default true.
+	Enabled bool `koanf:"enabled"`
+	// MaxTools caps the distinct (server, tool) label pairs of the tool
+	// call series; calls to further tools count as tool="_other" of their
+	// server. Default 500.
+	MaxTools int `koanf:"max_tools"`
+}
+
 // Config is gw's whole configuration.
 type Config struct {
 	// Servers maps a server name, [A-Za-z0-9_-]{1,64}, to its settings.
@@ -346,7 +375,9 @@ type Config struct {
 	Policies Policies          `koanf:"policies"`
 	NATS     NATS              `koanf:"nats"`
 	HTTP     HTTP              `koanf:"http"`
+	Metrics  Metrics           `koanf:"metrics"`
 	Log      Log               `koanf:"log"`
+	Audit    Audit             `koanf:"audit"`
 	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
 	// namespace that a face can serve on its own (gw stdio --view NAME).
 	Views map[string]View `koanf:"views"`
@@ -402,8 +433,10 @@ func Default() Config {
 			Replicas:      1,
 			Embedded:      Embedded{Port: 4222},
 		},
-		HTTP: HTTP{Addr: DefaultHTTPAddr},
-		Log:  Log{Level: "info", Format: "text"},
+		HTTP:    HTTP{Addr: DefaultHTTPAddr},
+		Metrics: Metrics{Enabled: true, MaxTools: 500},
+		Log:     Log{Level: "info", Format: "text"},
+		Audit:   Audit{Record: "all", MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20},
 	}
 }
 

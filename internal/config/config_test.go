@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -203,9 +204,11 @@ func TestYAMLFullExample(t *testing.T) {
 			Replicas:      1,
 			Embedded:      Embedded{Port: 4222},
 		},
-		HTTP:  HTTP{Addr: DefaultHTTPAddr},
-		Log:   Log{Level: "debug", Format: "json"},
-		Order: []string{"notes", "web", "old"}, // the file's order
+		HTTP:    HTTP{Addr: DefaultHTTPAddr},
+		Metrics: Metrics{Enabled: true, MaxTools: 500},
+		Log:     Log{Level: "debug", Format: "json"},
+		Audit:   Default().Audit,
+		Order:   []string{"notes", "web", "old"}, // the file's order
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -1442,5 +1445,48 @@ func TestPinningMode(t *testing.T) {
 	c, err = Load(Options{File: file, Environ: noEnv, Overrides: map[string]any{"gateway.pinning": "off"}})
 	if err != nil || c.Gateway.Pinning != "off" {
 		t.Errorf("from an override: %q %v", c.Gateway.Pinning, err)
+	}
+}
+
+func TestMetricsConfig(t *testing.T) {
+	cfg := mustParse(t, "servers:\n  notes:\n    command: go\n", "yaml")
+	if cfg.Metrics != (Metrics{Enabled: true, MaxTools: 500}) {
+		t.Errorf("default metrics = %+v", cfg.Metrics)
+	}
+	cfg, err := Parse([]byte(`{"servers": {"a": {"command": "x"}}, "metrics": {"enabled": false, "max_tools": 20}}`), "json")
+	if err != nil || cfg.Metrics != (Metrics{MaxTools: 20}) {
+		t.Errorf("metrics {false, 20}: %v %+v", err, cfg.Metrics)
+	}
+	for _, n := range []int{0, MaxMetricsTools + 1} {
+		_, err := Parse(fmt.Appendf(nil, `{"servers": {"a": {"command": "x"}}, "metrics": {"max_tools": %d}}`, n), "json")
+		want := fmt.Sprintf("config: metrics.max_tools must be 1 to %d, got %d", MaxMetricsTools, n)
+		if err == nil || err.Error() != want {
+			t.Errorf("max_tools %d: %v; want %s", n, err, want)
+		}
+	}
+}
+
+// TestAudit: audit records everything by default, for 30 days and up to
+// 256 MiB, without arguments; bad values are refused with the key named.
+func TestAudit(t *testing.T) {
+	const base = "servers: {a: {command: x}}\n"
+	c, err := Parse([]byte(base), "yaml")
+	if err != nil || c.Audit != (Audit{Record: "all", MaxAge: 720 * time.Hour, MaxBytes: 256 << 20}) {
+		t.Fatalf("default: %+v %v", c.Audit, err)
+	}
+	c, err = Parse([]byte(base+"audit: {record: denied, arguments: true, max_age: 24h, max_bytes: -1}\n"), "yaml")
+	if err != nil || c.Audit != (Audit{Record: "denied", Arguments: true, MaxAge: 24 * time.Hour, MaxBytes: -1}) {
+		t.Fatalf("set: %+v %v", c.Audit, err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{"audit: {record: some}", `audit.record "some" is not one of all, denied, off`},
+		{"audit: {max_age: 0s}", "audit.max_age must be positive"},
+		{"audit: {max_bytes: 0}", "audit.max_bytes must be positive, or -1"},
+		{"audit: {max_bytes: -2}", "audit.max_bytes"},
+		{"audit: {argument: true}", "argument"},
+	} {
+		if _, err := Parse([]byte(base+tt.body), "yaml"); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v; want %q", tt.body, err, tt.want)
+		}
 	}
 }

@@ -22,6 +22,7 @@ var (
 	restartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
 	logLevels       = []string{"debug", "info", "warn", "error"}
 	pinningModes    = []string{"hold", "warn", "off"}
+	auditRecords    = []string{"all", "denied", "off"}
 	logFormats      = []string{"text", "json"}
 )
 
@@ -44,6 +45,10 @@ func (c *Config) Validate() error {
 
 	c.validateViews(bad)
 	c.validateHTTP(bad)
+	c.validateAudit(bad)
+	if m := c.Metrics.MaxTools; m < 1 || m > MaxMetricsTools {
+		bad("metrics.max_tools", "metrics.max_tools must be 1 to %d, got %d", MaxMetricsTools, m)
+	}
 	if c.Gateway.ShutdownGrace < 0 {
 		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
 	}
@@ -187,6 +192,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// MaxMetricsTools bounds metrics.max_tools: each tool is a histogram of
+// some twenty series, and a scrape of millions is no longer cheap.
+const MaxMetricsTools = 10000
+
 // principalRE is what an HTTP token's principal may be: what the authorize
 // policy and the logs see.
 var principalRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
@@ -258,5 +267,18 @@ func (c *Config) validateViews(bad func(key, format string, args ...any)) {
 				}
 			}
 		}
+	}
+}
+
+func (c *Config) validateAudit(bad func(key, format string, args ...any)) {
+	a := c.Audit
+	if !slices.Contains(auditRecords, a.Record) {
+		bad("audit.record", "audit.record %s is not one of %s", quoteShort(a.Record), strings.Join(auditRecords, ", "))
+	}
+	if a.MaxAge <= 0 {
+		bad("audit.max_age", "audit.max_age must be positive, got %s", a.MaxAge)
+	}
+	if a.MaxBytes < -1 || a.MaxBytes == 0 {
+		bad("audit.max_bytes", "audit.max_bytes must be positive, or -1 for no limit, got %d", a.MaxBytes)
 	}
 }

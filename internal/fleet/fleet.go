@@ -36,7 +36,7 @@ import (
 )
 
 // DefaultAuditStream is the JetStream stream of audit events.
-const DefaultAuditStream = "MCP_AUDIT"
+const DefaultAuditStream = natsface.DefaultAuditStream
 
 // Defaults of Options.
 const (
@@ -436,9 +436,9 @@ func (v *View) applyStats(msg *nats.Msg) {
 }
 
 // replayAudit applies the latest audit events, once: from the audit
-// stream, else from the event stream (whose P.evt.> holds them when no
-// audit stream took them); the live ones come on the subscription Start
-// made (an event seen both ways counts once).
+// stream, else from the event stream (an older gw's P.evt.> held them);
+// the live ones come on the subscription Start made (an event seen both
+// ways counts once).
 func (v *View) replayAudit() {
 	defer v.wg.Done()
 	defer v.update(func() { v.auditIn = true })

@@ -264,8 +264,7 @@ func TestViewReplaysHistory(t *testing.T) {
 	if err := g.PublishServerStatus(ctx, "notes", json.RawMessage(`{"name":"notes","state":"degraded","failures":3,"restarts":3}`)); err != nil {
 		t.Fatal(err)
 	}
-	// Audit history in the event stream (P.evt.> takes them when no audit
-	// stream does): 3 allows, 2 denials.
+	// Audit history in the audit stream the face made: 3 allows, 2 denials.
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

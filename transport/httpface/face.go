@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gwmcp/gw/transport/face"
@@ -112,6 +113,7 @@ type Face struct {
 	abort    context.CancelFunc
 	closing  chan struct{} // closed when Shutdown begins
 	inflight chan struct{} // a semaphore of MaxInFlight
+	shed     atomic.Int64  // requests refused as busy (503), for Shed
 	wg       sync.WaitGroup
 	rounds   *mcpface.Rounds // modern requests' round trips; owns their gateway calls
 
@@ -559,10 +561,16 @@ func (f *Face) acquire(w http.ResponseWriter, id jsonrpc.ID) bool {
 	case f.inflight <- struct{}{}:
 		return true
 	default:
+		f.shed.Add(1)
 		writeError(w, http.StatusServiceUnavailable, id, jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: busy: %d requests in flight", f.opts.MaxInFlight))
 		return false
 	}
 }
+
+// Shed returns how many requests the face refused as busy (503) since it
+// was made: past MaxInFlight, MaxSessions or MaxListens. A face at shutdown
+// refuses too, but does not count: that is not load.
+func (f *Face) Shed() int64 { return f.shed.Load() }
 
 func (f *Face) release() { <-f.inflight }
 

@@ -582,6 +582,9 @@ func TestSessionFlood(t *testing.T) {
 	if readAll(t, resp); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("full of busy sessions: %d; want 503", resp.StatusCode)
 	}
+	if n := f.Shed(); n != 1 {
+		t.Errorf("Shed() = %d after one busy refusal; want 1", n)
+	}
 	// Idle ones expire.
 	f.mu.Lock()
 	for _, s := range f.sessions {
@@ -702,6 +705,39 @@ func TestParamHeaders(t *testing.T) {
 		b := readAll(t, resp)
 		if resp.StatusCode != tt.status || tt.status == 400 && !strings.Contains(b, "-32020") {
 			t.Errorf("%s: %d %s; want %d", tt.name, resp.StatusCode, b, tt.status)
+		}
+	}
+}
+
+// TestGuard: another endpoint behind the face's checks is refused as /mcp
+// is (bad Origin, missing or wrong token) and served with a good token.
+func TestGuard(t *testing.T) {
+	f := New(newTestHandler(), Options{Authenticate: TokenAuthenticator(map[string]string{"prometheus": "scrape-me"})})
+	srv := httptest.NewServer(f.Guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("series"))
+	})))
+	defer srv.Close()
+	defer func() { _ = f.Shutdown(context.Background()) }()
+	for _, tt := range []struct {
+		headers []string
+		want    int
+	}{
+		{nil, http.StatusUnauthorized},
+		{[]string{"Authorization", "Bearer wrong"}, http.StatusUnauthorized},
+		{[]string{"Authorization", "Bearer scrape-me", "Origin", "https://evil.example"}, http.StatusForbidden},
+		{[]string{"Authorization", "Bearer scrape-me"}, http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		for i := 0; i+1 < len(tt.headers); i += 2 {
+			req.Header.Set(tt.headers[i], tt.headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != tt.want || tt.want == http.StatusOK && body != "series" {
+			t.Errorf("%v: %d %q; want %d", tt.headers, resp.StatusCode, body, tt.want)
 		}
 	}
 }

@@ -70,6 +70,7 @@ func (f *Face) initialize(w http.ResponseWriter, r *http.Request, c *caller, msg
 	}
 	if !ok {
 		cancel()
+		f.shed.Add(1)
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, msg.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: busy: %d sessions in use", f.opts.MaxSessions))
 		return
@@ -355,6 +356,7 @@ func (f *Face) sessionStream(w http.ResponseWriter, r *http.Request, s *session)
 	defer f.hold(s)()
 	st := &stream{kinds: mcpface.KindTools | mcpface.KindPrompts | mcpface.KindResources, sess: s, wake: make(chan struct{}, 1)}
 	if !f.addStream(st) {
+		f.shed.Add(1)
 		http.Error(w, "busy: too many streams open", http.StatusServiceUnavailable)
 		return
 	}

@@ -209,6 +209,7 @@ func (f *Face) listen(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 	}
 	st := &stream{kinds: filter.Kinds, uris: map[string]bool{}, id: msg.ID, wake: make(chan struct{}, 1)}
 	if !f.addStream(st) {
+		f.shed.Add(1)
 		writeError(w, http.StatusServiceUnavailable, msg.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gw: busy: %d streams open", f.opts.MaxListens))
 		return
 	}

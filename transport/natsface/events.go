@@ -258,3 +258,52 @@ func (f *Face) PublishToolChanged(ctx context.Context, server string, change jso
 	}
 	return f.publish(ctx, js, f.opts.Prefix+".evt.srv."+EncodeToken(server)+".pin.changed", server, change)
 }
+
+// auditMaxPending bounds the audit records published and not yet acknowledged; beyond it
+// PublishAudit waits (nats.go's stall wait, 200ms) and then fails.
+const auditMaxPending = 4096
+
+// PublishAudit publishes one audit record (any JSON: the gateway's record of an authorization
+// decision) on Prefix.evt.audit.{EncodeToken(principal)}, stored in the audit stream. It does not
+// wait for the stream's acknowledgement, so that a record per call costs the calls nothing: a
+// record the stream refuses or loses is counted (AuditFailures) and logged.
+func (f *Face) PublishAudit(principal string, record json.RawMessage) error {
+	js, _, err := f.jetStream()
+	if err != nil {
+		return err
+	}
+	if !json.Valid(record) {
+		return errors.New("natsface: publish audit: not JSON")
+	}
+	msg := &nats.Msg{Subject: f.opts.Prefix + ".evt.audit." + EncodeToken(principal), Data: record,
+		Header: nats.Header{HeaderGateway: []string{f.opts.Gateway}}}
+	if _, err := js.PublishMsgAsync(msg); err != nil {
+		f.auditFailed(js, msg, err)
+		return fmt.Errorf("natsface: publish audit: %w", err)
+	}
+	return nil
+}
+
+// WaitAudit waits until the stream has acknowledged (or refused) every audit record published so
+// far, or ctx ends: gw waits for it before it exits.
+func (f *Face) WaitAudit(ctx context.Context) error {
+	js, _, err := f.jetStream()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("natsface: %d audit records not acknowledged: %w", js.PublishAsyncPending(), ctx.Err())
+	}
+}
+
+// AuditFailures is how many audit records could not be stored.
+func (f *Face) AuditFailures() int64 { return f.auditFailures.Load() }
+
+func (f *Face) auditFailed(_ jetstream.JetStream, msg *nats.Msg, err error) {
+	if n := f.auditFailures.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8…
+		f.log.Warn("audit records not stored", "subject", msg.Subject, "error", err, "failures", n)
+	}
+}

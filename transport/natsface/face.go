@@ -130,6 +130,7 @@ type Face struct {
 	toolSubs map[string]*nats.Subscription // the hosted tools by raw name, once started
 
 	hostedTools atomic.Int64 // len(toolSubs), for the stats handler
+	busy        atomic.Int64 // requests refused with "gw: busy", for Shed
 
 	// Hosted tools are plain queue subscriptions, not micro endpoints, all delivering into toolMsgs,
 	// which one goroutine (dispatchTools) reads: a gateway of 100,000 tools has 100,000
@@ -156,6 +157,11 @@ type Face struct {
 
 	statsMu sync.Mutex // leaf; guards stats
 	stats   map[string]*endpointStats
+
+	auditFailures atomic.Int64
+	// retired sums the counters of tools no longer hosted, so that a gateway whose tools come
+	// and go keeps no endpoint or counters per name it ever hosted.
+	retired endpointStats
 
 	// catalogMu serialises PublishCatalog and guards the three fields below: the SHA-256 of the
 	// last catalog published in full (bucket and event), whether there is one, and how many
@@ -202,6 +208,9 @@ func New(nc *nats.Conn, h Handler, opts Options) (*Face, error) {
 	f.static = f.staticEndpoints()
 	return f, nil
 }
+
+// Gateway is the gateway's name (Options.Gateway).
+func (f *Face) Gateway() string { return f.opts.Gateway }
 
 // endpoint is one micro endpoint: a subject and the MCP method it serves.
 type endpoint struct {
@@ -272,14 +281,17 @@ func (f *Face) Start(ctx context.Context) error {
 	}
 
 	o := f.opts
-	js, err := jetstream.New(f.nc)
+	js, err := jetstream.New(f.nc, jetstream.WithPublishAsyncErrHandler(f.auditFailed),
+		jetstream.WithPublishAsyncMaxPending(auditMaxPending))
 	if err != nil {
 		return fmt.Errorf("natsface: start: %w", err)
 	}
+	// The event stream leaves the audit records to a stream of their own, with its own
+	// retention: a subject belongs to one stream only, so the event stream is narrowed first.
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              o.EventStream,
 		Description:       "gw MCP gateway events",
-		Subjects:          []string{o.Prefix + ".evt.>"},
+		Subjects:          []string{o.Prefix + ".evt.catalog.>", o.Prefix + ".evt.srv.>", o.Prefix + ".evt.gw.>"},
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		MaxAge:            o.EventMaxAge,
@@ -288,6 +300,19 @@ func (f *Face) Start(ctx context.Context) error {
 		Replicas:          o.Replicas,
 	}); err != nil {
 		return fmt.Errorf("natsface: start: event stream %q: %w", o.EventStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        o.AuditStream,
+		Description: "gw MCP gateway audit records: authorization decisions",
+		Subjects:    []string{o.Prefix + ".evt.audit.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      o.AuditMaxAge,
+		MaxBytes:    o.AuditMaxBytes,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	}); err != nil {
+		return fmt.Errorf("natsface: start: audit stream %q: %w", o.AuditStream, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      o.CatalogBucket,
@@ -449,6 +474,7 @@ func (f *Face) SetTools(names []string) error {
 		if err := sub.Drain(); err != nil {
 			f.log.Warn("set tools: draining a removed tool", "tool", n, "error", err)
 		}
+		f.retireTool(sub.Subject)
 		delete(f.toolSubs, n)
 		f.hostedTools.Store(int64(len(f.toolSubs)))
 		changed = true
@@ -502,8 +528,8 @@ func (f *Face) dispatchTools() {
 	defer close(f.toolsDone)
 	take := func(m *nats.Msg) {
 		ep, ok := f.toolEps.Load(m.Sub.Subject)
-		if !ok { // cannot happen: subscribeTool stores it first
-			return
+		if !ok { // a call that was on its way when its tool went: served all the same
+			ep = &endpoint{subject: m.Sub.Subject, method: "tools/call", named: true, stats: &f.retired}
 		}
 		f.dispatch(ep.(*endpoint), m.Subject, m.Reply, m.Data, m.Header)
 	}

@@ -233,7 +233,7 @@ func TestShedding(t *testing.T) {
 	s := startServer(t)
 	g := newFakeGateway("gw1")
 	g.entered = make(chan string, 10)
-	startFace(t, connect(t, s), g, Options{MaxConcurrent: 2}, "block", "echo")
+	f := startFace(t, connect(t, s), g, Options{MaxConcurrent: 2}, "block", "echo")
 	cl := connect(t, s)
 
 	blocked := []<-chan reply{
@@ -253,6 +253,9 @@ func TestShedding(t *testing.T) {
 	}
 	if g.count("echo") != 0 {
 		t.Error("a shed call ran")
+	}
+	if n := f.Shed(); n != 1 {
+		t.Errorf("Shed() = %d after one busy refusal; want 1", n)
 	}
 	close(g.release)
 	for _, ch := range blocked {
@@ -650,6 +653,31 @@ func TestSetTools(t *testing.T) {
 	}
 	if len(info.Endpoints) != len(f.static) {
 		t.Errorf("%d endpoints, want %d", len(info.Endpoints), len(f.static))
+	}
+
+	// Tools that come and go leave no endpoint or counters behind, and their calls still count.
+	for i := range 50 {
+		name := fmt.Sprintf("t%d", i)
+		if err := f.SetTools([]string{"sleep", name}); err != nil {
+			t.Fatal(err)
+		}
+		if err := call(name); err == nil || !strings.Contains(err.Error(), "unknown tool") { // the fake's answer
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := f.SetTools([]string{"sleep"}); err != nil {
+		t.Fatal(err)
+	}
+	eps := 0
+	f.toolEps.Range(func(any, any) bool { eps++; return true })
+	f.statsMu.Lock()
+	counters := len(f.stats)
+	f.statsMu.Unlock()
+	if eps != 1 || counters != len(f.static)+1 {
+		t.Errorf("after 50 tools came and went: %d tool endpoints and %d counters; want 1 and %d", eps, counters, len(f.static)+1)
+	}
+	if got := f.toolCallStats(EndpointStats{}).Hosted; got.Served != 2 || got.Errors != 50 { // sleep twice; t0…t49
+		t.Errorf("hosted calls: %+v; want 2 served and 50 errors", got)
 	}
 }
 

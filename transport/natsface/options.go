@@ -24,6 +24,9 @@ const (
 	DefaultClaimCheckTTL      = 15 * time.Minute
 	DefaultEventMaxAge        = 24 * time.Hour
 	DefaultEventMaxPerSubject = 100
+	DefaultAuditStream        = "MCP_AUDIT"
+	DefaultAuditMaxAge        = 30 * 24 * time.Hour
+	DefaultAuditMaxBytes      = 256 << 20
 )
 
 // ServiceName is the micro service name every gw gateway registers under, so that
@@ -76,9 +79,16 @@ type Options struct {
 	// bucket's max age, so the first gateway to create the bucket sets it.
 	ClaimCheckTTL time.Duration
 
-	// EventStream is the JetStream stream that keeps events (subjects Prefix+".evt.>"), default
-	// "MCP_EVENTS".
+	// EventStream is the JetStream stream that keeps events (subjects Prefix+".evt.>" but for
+	// the audit records), default "MCP_EVENTS".
 	EventStream string
+
+	// AuditStream keeps the audit records (Prefix+".evt.audit.>"), default "MCP_AUDIT", for
+	// AuditMaxAge (default 30 days) and at most AuditMaxBytes (default 256 MiB, which JetStream
+	// reserves from the account's storage; -1: no limit), the oldest dropped first.
+	AuditStream   string
+	AuditMaxAge   time.Duration
+	AuditMaxBytes int64
 
 	// EventMaxAge and EventMaxPerSubject are the limits of EventStream, default 24h and 100.
 	EventMaxAge        time.Duration
@@ -144,6 +154,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.EventMaxPerSubject == 0 {
 		o.EventMaxPerSubject = DefaultEventMaxPerSubject
 	}
+	if o.AuditStream == "" {
+		o.AuditStream = DefaultAuditStream
+	}
+	if o.AuditMaxAge == 0 {
+		o.AuditMaxAge = DefaultAuditMaxAge
+	}
+	if o.AuditMaxBytes == 0 {
+		o.AuditMaxBytes = DefaultAuditMaxBytes
+	}
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
@@ -186,7 +205,7 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("catalog bucket %q is not a valid name", o.CatalogBucket)
 	case !bucketNameRe.MatchString(o.EventStream):
 		return bad("event stream %q is not a valid name", o.EventStream)
-	case o.ClaimCheckTTL < 0, o.EventMaxAge < 0, o.EventMaxPerSubject < 0, o.Replicas < 0:
+	case o.ClaimCheckTTL < 0, o.EventMaxAge < 0, o.EventMaxPerSubject < 0, o.Replicas < 0, o.AuditMaxAge < 0, o.AuditMaxBytes < -1:
 		return bad("durations, counts and replicas must not be negative")
 	case o.DefaultTimeout < 0 || o.MaxTimeout < 0:
 		return bad("timeouts must not be negative")

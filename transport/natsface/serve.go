@@ -102,6 +102,7 @@ func (f *Face) dispatch(ep *endpoint, subject, reply string, data []byte, header
 	select {
 	case f.sem <- struct{}{}:
 	default:
+		f.busy.Add(1)
 		c.reject(errBusy())
 		return
 	}
@@ -384,6 +385,11 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// Shed returns how many requests the face refused with "gw: busy" (code 503: every one of
+// Options.MaxConcurrent slots taken) since it was made. The refusals of a face shutting down are
+// in the endpoint stats' shed, not here: they are not load.
+func (f *Face) Shed() int64 { return f.busy.Load() }
+
 // endpointStats are the face's own counters of one subject, shown as the "data" of each endpoint
 // in `nats micro stats` (micro's own counters only see the fast hand-off to a goroutine).
 type endpointStats struct {
@@ -419,20 +425,24 @@ type ToolCallStats struct {
 	EndpointStats
 	// Tools is how many tools this gateway hosts now.
 	Tools int `json:"tools"`
-	// Hosted sums the counters of every hosted tool's shared subject, past tools included.
+	// Hosted sums the counters of every hosted tool's shared subject, past tools included (summed
+	// when they went).
 	Hosted EndpointStats `json:"hosted"`
 }
 
 func (f *Face) toolCallStats(own EndpointStats) ToolCallStats {
 	out := ToolCallStats{EndpointStats: own}
 	var nanos int64
-	f.toolEps.Range(func(_, v any) bool {
-		s := v.(*endpoint).stats
+	add := func(s *endpointStats) {
 		out.Hosted.Served += s.served.Load()
 		out.Hosted.Errors += s.errors.Load()
 		out.Hosted.Shed += s.shed.Load()
 		out.Hosted.InFlight += s.inFlight.Load()
 		nanos += s.nanos.Load()
+	}
+	add(&f.retired)
+	f.toolEps.Range(func(_, v any) bool {
+		add(v.(*endpoint).stats)
 		return true
 	})
 	if n := out.Hosted.Served + out.Hosted.Errors; n > 0 {
@@ -441,6 +451,24 @@ func (f *Face) toolCallStats(own EndpointStats) ToolCallStats {
 	// Not len(toolSubs): this runs under micro's lock, and svcMu is held while calling micro.
 	out.Tools = int(f.hostedTools.Load())
 	return out
+}
+
+// retireTool forgets the endpoint and counters of a tool no longer hosted, adding its counters to
+// f.retired. A call still running on it adds to its old counters when it ends: lost from the sums,
+// which count it as in flight no more.
+func (f *Face) retireTool(subject string) {
+	v, ok := f.toolEps.LoadAndDelete(subject)
+	if !ok {
+		return
+	}
+	f.statsMu.Lock()
+	delete(f.stats, subject)
+	f.statsMu.Unlock()
+	s := v.(*endpoint).stats
+	f.retired.served.Add(s.served.Load())
+	f.retired.errors.Add(s.errors.Load())
+	f.retired.shed.Add(s.shed.Load())
+	f.retired.nanos.Add(s.nanos.Load())
 }
 
 // statsFor returns the counters of subject, creating them once; they survive service rebuilds.

@@ -91,7 +91,9 @@ type Process struct {
 	pid   int
 	grace time.Duration
 
-	stdin    *os.File      // our write end; non-blocking so write deadlines work
+	stdin    *os.File        // our write end; non-blocking so write deadlines work
+	rawStdin syscall.RawConn // stdin's descriptor, for a write tried once without deadlines
+	try      *tryWrite
 	writeSem chan struct{} // one slot: holding it is the write lock
 	wbuf     []byte        // reused write buffer, at most writeBufSize; guarded by writeSem
 	broken   atomic.Bool   // a write failed part-way: the stream can no longer be framed
@@ -231,6 +233,9 @@ func Start(cfg Config) (*Process, error) {
 		done:     make(chan struct{}),
 		waited:   make(chan struct{}),
 		closing:  make(chan struct{}),
+	}
+	if rc, err := inW.SyscallConn(); err == nil {
+		p.rawStdin, p.try = rc, newTryWrite()
 	}
 	started := make(chan error, 1)
 	go p.run(newCmd, cg, started)
@@ -385,6 +390,13 @@ func (p *Process) writable() error {
 // writeLocked writes msg and '\n', honouring ctx. The caller holds writeSem. When ctx ends
 // part-way, it returns a copy of what is left of the line for finishWrite.
 func (p *Process) writeLocked(ctx context.Context, msg []byte) (rest []byte, err error) {
+	if len(msg) < pipeBuf {
+		n := p.tryWriteLine(msg)
+		if n == len(msg)+1 {
+			return nil, nil
+		}
+		msg = msg[n:] // 0, or, were stdin not a pipe, what is left but the newline
+	}
 	// The deadline first: a cancellation that fires meanwhile must not be overwritten by it.
 	deadline, hasDeadline := ctx.Deadline()
 	if hasDeadline {
@@ -434,6 +446,47 @@ func (p *Process) writeLocked(ctx context.Context, msg []byte) (rest []byte, err
 		return nil, fmt.Errorf("%w: %w (wrote %d of %d bytes)", ErrBroken, cause, n, total)
 	}
 	return nil, cause
+}
+
+// pipeBuf is the most that one write to a pipe moves all at once or not at all (PIPE_BUF).
+const pipeBuf = 4096
+
+// tryWriteLine writes msg and '\n' to stdin in one write if the pipe has room for them now, and
+// returns how many bytes went: usually all, or none when the child has not read enough yet (or
+// the write failed: the write with deadlines then meets the error again and reports it). It saves
+// most writes the deadlines and the cancellation hook, which cost more than the write itself.
+// The caller holds writeSem.
+func (p *Process) tryWriteLine(msg []byte) int {
+	if p.rawStdin == nil {
+		return 0
+	}
+	p.try.buf = append(append(p.wbuf[:0], msg...), '\n')
+	p.wbuf = p.try.buf[:0]
+	if p.rawStdin.Write(p.try.write) != nil {
+		return 0
+	}
+	return p.try.n
+}
+
+// tryWrite is tryWriteLine's one write, made once per Process so that a write allocates nothing
+// (a closure handed to RawConn.Write would escape). Guarded by writeSem.
+type tryWrite struct {
+	buf   []byte
+	n     int
+	write func(fd uintptr) bool
+}
+
+func newTryWrite() *tryWrite {
+	t := &tryWrite{}
+	t.write = func(fd uintptr) bool {
+		n, err := syscall.Write(int(fd), t.buf)
+		if err != nil {
+			n = 0
+		}
+		t.n = n
+		return true // one try: never wait for room here
+	}
+	return t
 }
 
 // writeLineLocked writes msg and '\n' to stdin and returns how many of the total bytes were

@@ -994,3 +994,33 @@ func TestKilledGWLeavesNoServer(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteWithRoomCostsNothing: a line that fits in the pipe goes in one
+// try, without the deadline and the cancellation hook a blocked write
+// needs, so a call's write allocates nothing even with a cancellable,
+// deadlined context. (A full pipe takes the other way: TestWriteCancel,
+// TestWriteDeadlineDetaches.)
+func TestWriteWithRoomCostsNothing(t *testing.T) {
+	p := startChild(t, "echo")
+	go func() { // drain the echoes
+		for {
+			if _, err := p.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	msg := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`)
+	if err := p.WriteMessage(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := p.WriteMessage(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per write; want 0", allocs)
+	}
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gwmcp/gw/internal/mcptest"
+	"github.com/gwmcp/gw/policies"
+)
+
+// TestAuditStream: with an authorize policy, gw run publishes every
+// decision on mcp.v1.evt.audit.{principal} and keeps it in MCP_AUDIT, with
+// the gateway, the caller, the tool, the reason and the policy module's
+// digest, and without the arguments; gw audit reads them back, filtered.
+func TestAuditStream(t *testing.T) {
+	port := freePort(t)
+	cfg := writeConfig(t, "gw.yaml", runHead(t, "audited", port)+`  authorize: {module: allowlist, config: {rules: [{callers: [alice], tools: ["s__*"]}]}}
+servers:
+  s:
+    command: EXE
+    env: {MCPTEST_SERVER: "1"}
+`)
+	stderr := runInBackground(t, cfg)
+	nc := connectWhenUp(t, port, stderr)
+	live, err := nc.SubscribeSync("mcp.v1.evt.audit.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForTool(t, nc, "s__echo", stderr) // alice's calls: allowed
+	m, err := nc.Request("mcp.v1.req.bob.tools.call.s__echo", []byte(`{"name":"s__echo","arguments":{"text":"bob-secret"}}`), 10*time.Second)
+	if err != nil || !strings.Contains(string(m.Data), "denied") {
+		t.Fatalf("bob's call: %v %s; want a denial", err, m.Data)
+	}
+	wasm, _ := policies.Builtin("allowlist")
+	sum := sha256.Sum256(wasm)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+
+	// Live: bob's denial on his own subject.
+	for {
+		msg, err := live.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no audit record of bob's call: %v\n%s", err, stderr.String())
+		}
+		if msg.Subject != "mcp.v1.evt.audit.bob" {
+			continue
+		}
+		var r auditRecord
+		if err := json.Unmarshal(msg.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Gateway != "audited" || r.Principal != "bob" || r.Decision != "deny" || r.Tool != "s__echo" ||
+			r.Server != "s" || r.ServerTool != "echo" || r.Reason == "" || r.Policy != digest || time.Since(r.Time) > time.Minute {
+			t.Errorf("bob's record: %s", msg.Data)
+		}
+		if strings.Contains(string(msg.Data), "bob-secret") {
+			t.Errorf("the record has the arguments: %s", msg.Data)
+		}
+		break
+	}
+
+	// Kept: gw audit reads them from the stream, through the running gw's NATS.
+	records := func(args ...string) []auditRecord {
+		t.Helper()
+		code, stdout, errOut := runGW(t, append([]string{"audit", "-c", cfg, "--json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("gw audit %v: exit %d\n%s", args, code, errOut)
+		}
+		var rs []auditRecord
+		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+			var r auditRecord
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("gw audit %v: line %q: %v", args, line, err)
+			}
+			rs = append(rs, r)
+		}
+		return rs
+	}
+	all := records()
+	if len(all) < 2 || all[0].Principal != "alice" || all[0].Decision != "allow" || all[len(all)-1].Principal != "bob" {
+		t.Errorf("gw audit: %+v; want alice's allowed calls, then bob's denial", all)
+	}
+	if denied := records("--decision", "deny"); len(denied) != 1 || denied[0].Principal != "bob" || denied[0].Policy != digest {
+		t.Errorf("gw audit --decision deny: %+v", denied)
+	}
+	if alice := records("--principal", "alice", "-n", "1"); len(alice) != 1 || alice[0].Principal != "alice" {
+		t.Errorf("gw audit --principal alice -n 1: %+v", alice)
+	}
+	code, table, _ := runGW(t, "audit", "-c", cfg, "--principal", "bob")
+	t.Logf("gw audit --principal bob:\n%s", table)
+	if code != 0 || !strings.Contains(table, "PRINCIPAL") || !strings.Contains(table, "deny") || !strings.Contains(table, digest[:19]) {
+		t.Errorf("gw audit table: exit %d\n%s", code, table)
+	}
+	if code, _, errOut := runGW(t, "audit", "-c", cfg, "--decision", "maybe"); code != 2 || !strings.Contains(errOut, "want allow or deny") {
+		t.Errorf("--decision maybe: exit %d, %s", code, errOut)
+	}
+
+	// Followed: the past denial, then a new one as it happens, until interrupted.
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut mcptest.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"audit", "-c", cfg, "-f", "--decision", "deny", "--json"}, &out, &errOut)
+	}()
+	eventually(t, "the past denial printed", func() bool { return strings.Count(out.String(), `"deny"`) == 1 })
+	if _, err := nc.Request("mcp.v1.req.carol.tools.call.s__echo", []byte(`{"name":"s__echo","arguments":{}}`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "carol's denial followed", func() bool { return strings.Contains(out.String(), `"principal":"carol"`) })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("gw audit -f: exit %d\n%s", code, errOut.String())
+	}
+}
