@@ -24,6 +24,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gwmcp/gw/internal/tracing"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
@@ -66,6 +69,12 @@ type Options struct {
 	Events     EventSink     // nil = events dropped
 	Observer   Observer      // told every request served, for metrics; nil = none
 	Logger     *slog.Logger  // nil = slog.Default()
+
+	// TracerProvider traces routed requests: a span per upstream round
+	// trip and per authorization, children of the caller's span, and the
+	// upstream span's W3C trace context in the request's _meta. nil turns
+	// tracing off, at no cost on the call path.
+	TracerProvider trace.TracerProvider
 
 	ClientInfo      Implementation // default gw/dev
 	CallTimeout     time.Duration  // default 60s
@@ -172,6 +181,8 @@ type Gateway struct {
 	set   atomic.Pointer[serverSet]
 	setMu sync.Mutex // serialises changes to set
 
+	tracer trace.Tracer // nil: tracing off
+
 	catalog  atomic.Pointer[Catalog]
 	logLevel atomic.Pointer[string] // the last SetLogLevel; nil: none
 	events   *eventQueue
@@ -205,6 +216,7 @@ func New(opts Options) (*Gateway, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		inventory: map[string]*inventory{},
+		tracer:    tracing.Tracer(opts.TracerProvider),
 	}
 	switch opts.Pinning {
 	case PinHold, PinWarn, PinOff:
@@ -426,7 +438,7 @@ func (g *Gateway) CallTool(ctx context.Context, params json.RawMessage, opts Cal
 		}
 		return nil, invalidParams(fmt.Errorf("%w: %q", ErrUnknownTool, name))
 	}
-	if err := g.authorize(ctx, e, params); err != nil {
+	if err := g.authorizeTraced(ctx, e, params); err != nil {
 		return nil, err
 	}
 	p, err := setField(params, "name", mustJSON(e.Original))
@@ -507,6 +519,14 @@ func (g *Gateway) Complete(ctx context.Context, params json.RawMessage) (json.Ra
 // route sends one request to a server, waiting (within the call's deadline)
 // for a restarting server to come back.
 func (g *Gateway) route(ctx context.Context, server, method string, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
+	if g.tracer != nil {
+		return g.routeTraced(ctx, server, method, params, opts)
+	}
+	return g.routeTo(ctx, server, method, params, callOptions{onProgress: opts.Progress, onLog: opts.Log})
+}
+
+// routeTo is route with the session's call options.
+func (g *Gateway) routeTo(ctx context.Context, server, method string, params json.RawMessage, copts callOptions) (json.RawMessage, error) {
 	m := g.server(server)
 	if m == nil {
 		return nil, fmt.Errorf("%w: %q is not configured", ErrServerDown, server)
@@ -524,7 +544,10 @@ func (g *Gateway) route(ctx context.Context, server, method string, params json.
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.request(ctx, method, params, callOptions{onProgress: opts.Progress, onLog: opts.Log})
+	if copts.span != nil {
+		copts.span.SetAttributes(tracing.ProtocolVersion.String(s.version))
+	}
+	res, err := s.request(ctx, method, params, copts)
 	if errors.Is(err, context.DeadlineExceeded) {
 		if d, _ := ctx.Deadline(); callerHas && !callerDeadline.After(d) {
 			return nil, fmt.Errorf("server %q: %s: no reply by the caller's deadline: %w", server, method, err)

@@ -323,17 +323,21 @@ var capabilityTexts = func() (texts [8]json.RawMessage) {
 }()
 
 // metaParams adds the per-request _meta of the modern era.
-func (s *session) metaParams(ctx context.Context, params json.RawMessage, version string) (json.RawMessage, error) {
+func (s *session) metaParams(ctx context.Context, params json.RawMessage, version string, extra ...member) (json.RawMessage, error) {
 	v := s.versionText.Load()
 	if v == nil || v.version != version {
 		v = &versionText{version, mustJSON(version)}
 		s.versionText.Store(v)
 	}
-	return withMeta(params,
-		member{metaProtocolVersion, v.text},
-		member{metaClientInfo, s.cfg.clientInfoText()},
-		member{metaClientCapabilities, s.clientCapabilities(ctx)},
-	)
+	own := [...]member{
+		{metaProtocolVersion, v.text},
+		{metaClientInfo, s.cfg.clientInfoText()},
+		{metaClientCapabilities, s.clientCapabilities(ctx)},
+	}
+	if extra == nil {
+		return withMeta(params, own[:]...)
+	}
+	return withMeta(params, append(own[:], extra...)...)
 }
 
 // versionText is a protocol version and its JSON text.
@@ -350,12 +354,14 @@ func (s *session) request(ctx context.Context, method string, params json.RawMes
 		return s.call(ctx, method, params, opts)
 	}
 	base := params
+	sent := opts
+	sent.meta = nil // set with the era's own _meta, in one pass
 	for round := 0; ; round++ {
-		p, err := s.metaParams(ctx, base, s.version)
+		p, err := s.metaParams(ctx, base, s.version, opts.meta...)
 		if err != nil {
 			return nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
 		}
-		res, err := s.call(ctx, method, p, opts)
+		res, err := s.call(ctx, method, p, sent)
 		if err != nil {
 			return nil, err
 		}

@@ -164,9 +164,10 @@ func mergeMeta(params, old json.RawMessage, entries ...member) (json.RawMessage,
 	return out, nil
 }
 
-// swapProgressToken puts token in params._meta.progressToken and returns the
-// caller's token (or token itself when the caller set none).
-func swapProgressToken(params json.RawMessage, token string) (json.RawMessage, json.RawMessage, error) {
+// swapProgressToken puts token in params._meta.progressToken, and the
+// extra entries in _meta too, and returns the caller's token (or token
+// itself when the caller set none).
+func swapProgressToken(params json.RawMessage, token string, extra ...member) (json.RawMessage, json.RawMessage, error) {
 	tok, _ := json.Marshal(token)
 	old, err := callerMeta(params)
 	if err != nil {
@@ -176,7 +177,12 @@ func swapProgressToken(params json.RawMessage, token string) (json.RawMessage, j
 	if t, ok := field(old, metaProgressToken); ok {
 		callerTok = t
 	}
-	out, err := mergeMeta(params, old, member{metaProgressToken, tok})
+	var out json.RawMessage
+	if extra == nil {
+		out, err = mergeMeta(params, old, member{metaProgressToken, tok})
+	} else {
+		out, err = mergeMeta(params, old, append(extra[:len(extra):len(extra)], member{metaProgressToken, tok})...)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,8 +16,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gwmcp/gw/internal/jsonscan"
 	"github.com/gwmcp/gw/internal/loglimit"
+	"github.com/gwmcp/gw/internal/tracing"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/gwmcp/gw/transport/stdio"
 )
@@ -480,6 +483,12 @@ type callOptions struct {
 	// noCancel suppresses notifications/cancelled on abandon, for the
 	// handshake: a server that did not finish it is stopped anyway.
 	noCancel bool
+	// span and meta trace the request: the upstream span, told the id
+	// each round is sent with (nil unless it records), and the _meta
+	// entries of its W3C trace context, set in the same pass as gw's own
+	// (nil when tracing is off).
+	span trace.Span
+	meta []member
 }
 
 // call sends one request and waits for its reply. params must be a JSON
@@ -502,10 +511,18 @@ func (s *session) send(ctx context.Context, method string, params json.RawMessag
 		// gw owns the token so two callers' tokens never clash on one server.
 		c.token = "gw-" + id.String()
 		var err error
-		params, c.callerTok, err = swapProgressToken(params, c.token)
+		params, c.callerTok, err = swapProgressToken(params, c.token, opts.meta...)
 		if err != nil {
 			return id, nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
 		}
+	} else if opts.meta != nil {
+		var err error
+		if params, err = withMeta(params, opts.meta...); err != nil {
+			return id, nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
+		}
+	}
+	if opts.span != nil {
+		opts.span.SetAttributes(tracing.RequestID.String(id.String()))
 	}
 	// params are valid JSON: a face checked what the caller sent, and gw's
 	// edits keep it so.

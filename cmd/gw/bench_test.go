@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -193,7 +191,7 @@ func BenchmarkNATSvsInProcess(b *testing.B) {
 func reportCPU(b *testing.B, pids ...int) func() {
 	var before syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	serversBefore := procsCPU(pids)
+	serversBefore := procsCPU(b, pids)
 	start := time.Now()
 	return func() {
 		elapsed := time.Since(start)
@@ -202,38 +200,17 @@ func reportCPU(b *testing.B, pids ...int) func() {
 		used := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 		b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
 		if len(pids) > 0 {
-			b.ReportMetric(float64((procsCPU(pids)-serversBefore).Microseconds())/float64(b.N), "server-cpu-µs/op")
+			b.ReportMetric(float64((procsCPU(b, pids)-serversBefore).Microseconds())/float64(b.N), "server-cpu-µs/op")
 		}
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
 	}
 }
 
-func procsCPU(pids []int) (sum time.Duration) {
+func procsCPU(b testing.TB, pids []int) (sum time.Duration) {
 	for _, pid := range pids {
-		sum += procCPU(pid)
+		sum += procCPU(b, pid)
 	}
 	return sum
-}
-
-// procCPU is the user and system time of process pid so far, from /proc (clock ticks, 100 a
-// second here: enough over the thousands of calls of a benchmark).
-func procCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command (in parentheses, which may hold spaces): state is the 3rd
-	// field, utime the 14th and stime the 15th.
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * (time.Second / 100)
 }
 
 // benchStack runs the gw run stack of the NATS benchmarks: an embedded

@@ -17,7 +17,7 @@ func TestHelpEverywhere(t *testing.T) {
 		{"help"}, {"--help"}, {"-h"},
 		{"help", "run"}, {"run", "--help"}, {"run", "-h"}, {"run", "-c", "x.yaml", "--help"},
 		{"help", "tools"}, {"tools", "--help"}, {"call", "-h"}, {"servers", "--help"}, {"version", "--help"},
-		{"help", "bench"}, {"bench", "--help"},
+		{"help", "bench"}, {"bench", "--help"}, {"help", "health"}, {"health", "--help"}, {"health", "-h"},
 		{"help", "policy"}, {"policy", "--help"}, {"policy", "-h"}, {"policy", "help"},
 		{"policy", "eval", "--help"}, {"policy", "check", "-h"},
 	} {

@@ -33,6 +33,8 @@ Start the configured servers and the policies, and serve the merged tools over N
 NATS server unless nats.url is set) until SIGINT or SIGTERM. The configuration file is watched:
 an edit adds, removes or restarts only the servers that changed, with the same environment and
 --set overrides as at start. Plain gw, in the repository root, runs examples/demo.yaml.
+With the HTTP face on (http.addr), /healthz and /readyz answer probes (health.ready,
+health.required; see gw help health).
 ` + configFlags,
 	"stdio": `Usage: gw stdio -c FILE [--principal NAME] [--view NAME] [--set KEY=VALUE]… [-v]
 
@@ -188,6 +190,23 @@ Flags:
       --json          the snapshot as one JSON object (with --watch: one per line)
       --interval D    how often the gateways' stats are polled (default 1s)
   -v, --verbose       log at debug level
+`,
+	"health": `Usage: gw health [--ready] [--addr HOST:PORT] [--url URL] [--timeout 3s]
+
+Probe a running gw run over HTTP and print one line: /healthz ("live": the process serves), or
+with --ready /readyz ("ready", or "not ready: " and why: NATS not connected, policies not loaded,
+too few servers up for health.ready, a health.required server down). Exit status 0 when the
+probe answers 200, 1 otherwise (no answer within --timeout included), 2 for a mistake in the
+arguments. It needs no shell, curl or wget: a FROM scratch image's healthcheck runs it
+(HEALTHCHECK CMD ["gw", "health", "--ready"]). The probes need no token, even with http.tokens.
+
+Flags:
+      --ready         probe /readyz instead of /healthz
+      --addr H:P      gw run's http.addr (default: $GW_HTTP__ADDR, else 127.0.0.1:8931); an
+                      address on every interface (0.0.0.0:8931) is probed on loopback
+      --url URL       probe another URL instead: 200 is healthy (nats-server's monitoring
+                      endpoint, http://127.0.0.1:8222/healthz, in the compose stack)
+      --timeout D     give up after D (default 3s)
 `,
 	"version": `Usage: gw version
 

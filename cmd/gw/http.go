@@ -39,6 +39,7 @@ type httpServer struct {
 	metrics http.Handler
 	// status is the live status page at / (status.go); nil: not served.
 	status *statusPage
+	health *health // /healthz and /readyz, in front of the face (health.go)
 }
 
 // listenHTTP binds cfg.HTTP.Addr and reads the tokens; nil when the face is
@@ -132,6 +133,8 @@ func (s *httpServer) serve() {
 		})
 	}
 	s.srv.Handler = s.status.wrap(s.face, h)
+	// The probes go before everything: they need no token (health.go).
+	s.srv.Handler = s.health.wrap(s.srv.Handler)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 	s.log.Info("MCP over HTTP", "url", "http://"+s.ln.Addr().String()+httpface.Endpoint)
 	if s.metrics != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,32 +14,41 @@ import (
 )
 
 // npmTool finds a bin of testdata/npm-tools (the MCP Inspector, the
-// conformance suite), where make test installs them with the Node 22 they
-// need. It returns the bin and an environment whose PATH starts with that
-// Node. CI must have them: a missing bin fails the test there (CI set) and
-// skips it on a developer's machine without npm.
-func npmTool(t *testing.T, name string) (bin string, env []string) {
+// conformance suite, mcp-hub), where make test installs them with the Node
+// 22 they need. It returns the bin and an environment whose PATH starts
+// with that Node. CI must have them: a missing bin fails the test there (CI
+// set) and skips it on a developer's machine without npm.
+func npmTool(t testing.TB, name string) (bin string, env []string) {
 	t.Helper()
+	bin, env, err := findNPMTool(name, t.TempDir())
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v (make npm-tools installs them)", err)
+		}
+		t.Skipf("%v; run make npm-tools", err)
+	}
+	return bin, env
+}
+
+// findNPMTool is npmTool's search, with home as the tool's HOME.
+func findNPMTool(name, home string) (bin string, env []string, err error) {
 	dir, err := filepath.Abs("../../testdata/npm-tools/node_modules/.bin")
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	bin = filepath.Join(dir, name)
 	_, errBin := os.Stat(bin)
 	_, errNode := os.Stat(filepath.Join(dir, "node"))
 	if errBin != nil || errNode != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s or node 22 not installed in testdata/npm-tools (make npm-tools installs them)", name)
-		}
-		t.Skipf("%s not installed; run make npm-tools", name)
+		return "", nil, fmt.Errorf("%s or node 22 not installed in testdata/npm-tools", name)
 	}
-	env = []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	env = []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + home}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "HOME=") {
 			env = append(env, kv)
 		}
 	}
-	return bin, env
+	return bin, env, nil
 }
 
 // inspectorCall runs the MCP Inspector's CLI once: tools/call of tool with

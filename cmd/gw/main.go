@@ -12,6 +12,7 @@
 //	gw bench -c FILE [--tool NAME …]     time a server's tool directly and through gw
 //	gw status [-c FILE] [--watch]        the gateways on the bus: servers, tools, rates
 //	gw policy eval|check …               try a policy module
+//	gw health [--ready] [--addr H:P]     probe a gw run (a container healthcheck)
 //	gw help [COMMAND]                    usage (also: gw COMMAND --help)
 //
 // FILE is gw's YAML, JSON or TOML (a servers: map) or the mcpServers JSON
@@ -65,6 +66,9 @@ Usage:
              [--tool NAME] [--server NAME] [--json]
                                         print the authorization decisions the gateways recorded
   gw policy  eval|check …               evaluate or check a policy module
+  gw health  [--ready] [--addr HOST:PORT] [--url URL]
+                                        probe a gw run's /healthz or /readyz (or any URL): one
+                                        line, exit 0 or 1; a container healthcheck with no shell
   gw version
   gw help [COMMAND]                     this text, or one command's help (or: gw COMMAND --help)
 
@@ -79,7 +83,10 @@ Flags:
 Try: go run ./cmd/gw tools -c examples/demo.yaml
 `
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode is main up to its exit status (the tests run it profiled).
+func mainCode() int {
 	ctx, stop := shutdownSignals()
 	stdout := os.Stdout
 	if len(os.Args) > 1 && (os.Args[1] == "stdio" || os.Args[1] == "connect") {
@@ -89,7 +96,7 @@ func main() {
 	}
 	code := run(ctx, os.Args[1:], stdout, os.Stderr)
 	stop()
-	os.Exit(code)
+	return code
 }
 
 // cliFlags are the flags every command shares.
@@ -194,6 +201,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runConnect(ctx, rest, os.Stdin, stdout, stderr)
 	case "status": // a configuration file is optional
 		return runStatus(ctx, rest, stdout, stderr)
+	case "health":
+		return runHealth(ctx, rest, stdout, stderr)
 	}
 	f, pos, err := parseArgs(cmd, rest, stderr)
 	if err != nil {

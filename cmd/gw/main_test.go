@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 func TestMain(m *testing.M) {
 	callLogServerIfChild()
 	mcptest.MainIfChild()
+	sdkProxyIfChild()
 	// Every gw this binary runs, in process or re-executed, shares one
 	// compiled-policy cache: compiling a Go policy module under the race
 	// detector takes seconds, once.
@@ -22,10 +25,28 @@ func TestMain(m *testing.M) {
 		_ = os.Setenv("GW_POLICIES__CACHE_DIR", filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
 	}
 	if os.Getenv(envRunAsGW) == "1" {
-		main() // the test binary re-executed as gw (see gwCommand); exits
+		exitProfiled("gw", mainCode) // the test binary re-executed as gw (see gwCommand)
 	}
 	selfEnv = map[string]string{envRunAsGW: "1"} // gw bench's gw stdio
 	os.Exit(m.Run())
+}
+
+// envCPUProfile is a path prefix: each child this test binary runs as gw
+// or as the SDK proxy writes its CPU profile to PREFIX.NAME.PID (set it
+// for a benchmark to see where a face's time goes; children inherit it).
+const envCPUProfile = "GWTEST_CPUPROFILE"
+
+// exitProfiled exits with f's status, with a CPU profile of f when
+// envCPUProfile asks for one.
+func exitProfiled(name string, f func() int) {
+	if prefix := os.Getenv(envCPUProfile); prefix != "" {
+		if out, err := os.Create(fmt.Sprintf("%s.%s.%d", prefix, name, os.Getpid())); err == nil {
+			_ = pprof.StartCPUProfile(out)
+		}
+	}
+	code := f()
+	pprof.StopCPUProfile()
+	os.Exit(code)
 }
 
 // writeConfig writes a config file whose servers run this test binary as

@@ -64,18 +64,27 @@ func policySpecs(cfg *config.Config) ([]policy.Spec, error) {
 }
 
 // newGateway loads the configured policies and builds a gateway they
-// serve; customize may add options (a face's handler and events). release
-// closes the policies and their host, after the gateway has closed.
+// serve, traced when tracing is configured; customize may add options (a
+// face's handler and events). release closes the policies and their host
+// and flushes the spans, after the gateway has closed.
 func newGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, customize func(*gateway.Options)) (g *gateway.Gateway, ps *policy.Set, release func(), err error) {
 	ps, host, err := loadPolicies(ctx, cfg, logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	tp, stopTracing, err := newTracing(ctx, cfg.Tracing, os.Getenv, logger)
+	if err != nil {
+		_ = ps.Close(context.Background())
+		_ = host.Close(context.Background())
+		return nil, nil, nil, err
+	}
 	release = func() {
 		_ = ps.Close(context.Background())
 		_ = host.Close(context.Background())
+		stopTracing()
 	}
 	opts := gatewayOptions(cfg, logger)
+	opts.TracerProvider = tp
 	ps.Apply(&opts)
 	if customize != nil {
 		customize(&opts)

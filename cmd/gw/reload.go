@@ -140,7 +140,11 @@ func changedSections(a, b *config.Config) []string {
 		"policies": {a.Policies, b.Policies},
 		"nats":     {a.NATS, b.NATS},
 		"http":     {a.HTTP, b.HTTP},
+		"health":   {a.Health, b.Health},
+		"metrics":  {a.Metrics, b.Metrics},
+		"audit":    {a.Audit, b.Audit},
 		"log":      {a.Log, b.Log},
+		"tracing":  {a.Tracing, b.Tracing},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

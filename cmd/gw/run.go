@@ -27,7 +27,8 @@ import (
 // a second signal; see shutdownSignals): the HTTP face stops taking requests, ends its streams and
 // waits for (then cancels) those in flight; the NATS face stops taking
 // requests and answers or fails those in flight; the gateway stops the servers; the
-// policies close; the NATS connection drains; an embedded server stops.
+// policies close; buffered spans are flushed; the NATS connection drains;
+// an embedded server stops.
 // load is how cfg was loaded; a reload of the file uses the same layers.
 func runGateway(ctx context.Context, load config.Options, cfg *config.Config, logger *slog.Logger, stderr io.Writer) int {
 	fail := func(err error) int {
@@ -108,6 +109,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	h.g = g
 	watchRun(met, hs, g, ps, face, nc)
 	if hs != nil {
+		hs.health = &health{rule: cfg.Health, nc: nc, policies: ps, g: g}
 		hs.status = newStatusPage(nc, cfg.NATS.Prefix, logger)
 	}
 	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() error { return face.Start(ctx) }); err != nil {
@@ -149,6 +151,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 
 	<-ctx.Done()
 	logger.Info("gw stopping")
+	if hs != nil {
+		hs.health.stopping.Store(true) // /readyz: no new traffic
+	}
 	stopWatch()
 	<-watchDone
 	// Calls in flight get the grace period, or until a second signal.

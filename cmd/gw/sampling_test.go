@@ -23,6 +23,14 @@ type stack struct {
 
 func startStack(t *testing.T, llmSubject string, servers ...gateway.ServerSpec) *stack {
 	t.Helper()
+	return startStackWith(t, llmSubject, gateway.Options{Servers: servers})
+}
+
+// startStackWith is startStack with more of the gateway's options (servers,
+// authorizer, tracer provider); the stack sets the logger, events and
+// client handler.
+func startStackWith(t *testing.T, llmSubject string, opts gateway.Options) *stack {
+	t.Helper()
 	ctx := context.Background()
 	e, gwConn := embeddedNATS(t)
 	h := &faceHandler{}
@@ -31,8 +39,9 @@ func startStack(t *testing.T, llmSubject string, servers ...gateway.ServerSpec) 
 		t.Fatal(err)
 	}
 	events := newEventBridge(face, discardLogger())
-	g, err := gateway.New(gateway.Options{Logger: discardLogger(), Events: events, Servers: servers,
-		Handler: clientHandler{nc: gwConn, llmSubject: llmSubject, timeout: 10 * time.Second}})
+	opts.Logger, opts.Events = discardLogger(), events
+	opts.Handler = clientHandler{nc: gwConn, llmSubject: llmSubject, timeout: 10 * time.Second}
+	g, err := gateway.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

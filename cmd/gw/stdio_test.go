@@ -438,7 +438,7 @@ func TestCatalogChanges(t *testing.T) {
 func TestPrincipalOnlyForStdio(t *testing.T) {
 	cfg := writeConfig(t, "gw.yaml", twoServers)
 	for _, flag := range []string{"--principal", "--view"} {
-		if code, _, stderr := runGW(t, "tools", "-c", cfg, flag, "x"); code != 2 || !strings.Contains(stderr, "are flags of gw stdio") {
+		if code, _, stderr := runGW(t, "tools", "-c", cfg, flag, "x"); code != 2 || !strings.Contains(stderr, "a flag of gw stdio") {
 			t.Errorf("%s: exit %d, stderr %q", flag, code, stderr)
 		}
 	}

@@ -9,6 +9,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -146,6 +147,9 @@ func (r *Router) Serve(ctx context.Context, req *face.Request) (json.RawMessage,
 	// Marked even without an Input: a request whose caller cannot answer
 	// is not the same as no request at all (see Clients.Declare).
 	ctx = context.WithValue(ctx, inputKey{}, requestInput{req.Input})
+	if t := r.g.Tracer(); t != nil {
+		return r.serveTraced(ctx, t, serve, req)
+	}
 	return serve(r, ctx, req)
 }
 
@@ -267,12 +271,20 @@ func (r *Router) ParamHeaders(tool string) map[string][]string {
 	if !ok || !r.view.has(e, true) {
 		return nil
 	}
-	var t map[string]json.RawMessage
-	if json.Unmarshal(e.JSON, &t) != nil {
+	return paramHeaders(e.JSON)
+}
+
+// paramHeaders reads the x-mcp-header annotations of a tool definition.
+func paramHeaders(tool json.RawMessage) map[string][]string {
+	// Every modern tools/call over HTTP asks, and few tools annotate any
+	// argument: a schema whose text cannot hold the key (not even with
+	// \u escapes) has none, and is not decoded.
+	schema := jsonrpc.Member(tool, "inputSchema")
+	if !bytes.Contains(schema, []byte("x-mcp-header")) && !bytes.Contains(schema, []byte(`\u`)) {
 		return nil
 	}
 	out := map[string][]string{}
-	collectHeaders(t["inputSchema"], nil, out, 0)
+	collectHeaders(schema, nil, out, 0)
 	if len(out) == 0 {
 		return nil
 	}

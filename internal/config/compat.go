@@ -194,7 +194,7 @@ func stripJSONC(in []byte) []byte {
 }
 
 // gwSections are the top-level keys of gw's own configuration.
-var gwSections = []string{"servers", "gateway", "policies", "nats", "http", "log", "views"}
+var gwSections = []string{"servers", "gateway", "policies", "nats", "http", "health", "metrics", "audit", "log", "tracing", "views"}
 
 // nearSection returns the section of gw's that key most likely misspells,
 // or "". Case is ignored; a key is near a section within one edit for the

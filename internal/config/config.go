@@ -239,6 +239,27 @@ type Audit struct {
 	MaxBytes int           `koanf:"max_bytes"`
 }
 
+// Tracing configures OpenTelemetry traces, exported over OTLP. The standard
+// OTEL_* environment variables work as users of other OpenTelemetry SDKs
+// expect and win over these keys (OTEL_EXPORTER_OTLP_ENDPOINT and
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _PROTOCOL, OTEL_TRACES_SAMPLER and
+// _ARG, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED).
+// With no endpoint from either, tracing is off.
+type Tracing struct {
+	// Endpoint is the OTLP collector's URL (http://localhost:4318 for
+	// http/protobuf, http://localhost:4317 for grpc); "" leaves it to the
+	// environment, and tracing off without one.
+	Endpoint string `koanf:"endpoint"`
+	// Protocol is http/protobuf (the default) or grpc.
+	Protocol string `koanf:"protocol"`
+	// Sampler is one of OTEL_TRACES_SAMPLER's values: always_on,
+	// always_off, traceidratio, parentbased_always_on (the default),
+	// parentbased_always_off, parentbased_traceidratio.
+	Sampler string `koanf:"sampler"`
+	// SamplerArg is the ratio, 0..1, of the traceidratio samplers (default 1).
+	SamplerArg float64 `koanf:"sampler_arg"`
+}
+
 // Log configures gw's own logging.
 type Log struct {
 	// Level is one of debug, info (the default), warn and error.
@@ -355,6 +376,46 @@ type HTTP struct {
 	AllowedOrigins []string `koanf:"allowed_origins"`
 }
 
+// Health configures the probes of gw run on its HTTP listener (http.addr): /healthz answers 200
+// while the process serves; /readyz answers 200 only while NATS is connected, the policies are
+// loaded and the servers are up as Ready and Required ask.
+//
+// A server is up unless it is degraded, failed or stopped: the states in which its calls fail
+// fast. A server starting, or restarting after a crash, counts as up, as its calls wait for it;
+// one that keeps failing turns degraded after gateway.restart.degraded_after failures in a row.
+// Disabled servers do not count.
+type Health struct {
+	// Ready is how many of the enabled servers must be up: "all" (the default), "any" (at least
+	// one), "none" (servers do not count, only NATS and the policies), or a share "N%", 1 to 100,
+	// rounded up (50% of 3 servers is 2).
+	Ready string `koanf:"ready"`
+	// Required names servers that must be up whatever Ready says, such as the one server every
+	// agent needs under ready "any".
+	Required []string `koanf:"required"`
+}
+
+// Health.Ready's words; any other value is a percentage.
+const (
+	ReadyAll  = "all"
+	ReadyAny  = "any"
+	ReadyNone = "none"
+)
+
+// Quorum returns how many of n enabled servers Ready asks to be up. Ready must be valid
+// (Validate checks it).
+func (h Health) Quorum(n int) int {
+	switch h.Ready {
+	case ReadyAll, "":
+		return n
+	case ReadyAny:
+		return min(n, 1)
+	case ReadyNone:
+		return 0
+	}
+	pct, _ := readyPercent(h.Ready)
+	return (n*pct + 99) / 100
+}
+
 // Metrics configures gw run's Prometheus metrics (docs/OBSERVABILITY.md).
 type Metrics struct {
 	// Enabled serves /metrics on the HTTP listener (http.addr), behind
@@ -375,9 +436,11 @@ type Config struct {
 	Policies Policies          `koanf:"policies"`
 	NATS     NATS              `koanf:"nats"`
 	HTTP     HTTP              `koanf:"http"`
+	Health   Health            `koanf:"health"`
 	Metrics  Metrics           `koanf:"metrics"`
 	Log      Log               `koanf:"log"`
 	Audit    Audit             `koanf:"audit"`
+	Tracing  Tracing           `koanf:"tracing"`
 	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
 	// namespace that a face can serve on its own (gw stdio --view NAME).
 	Views map[string]View `koanf:"views"`
@@ -434,9 +497,11 @@ func Default() Config {
 			Embedded:      Embedded{Port: 4222},
 		},
 		HTTP:    HTTP{Addr: DefaultHTTPAddr},
+		Health:  Health{Ready: ReadyAll},
 		Metrics: Metrics{Enabled: true, MaxTools: 500},
 		Log:     Log{Level: "info", Format: "text"},
 		Audit:   Audit{Record: "all", MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20},
+		Tracing: Tracing{SamplerArg: 1},
 	}
 }
 

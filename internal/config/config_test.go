@@ -205,10 +205,13 @@ func TestYAMLFullExample(t *testing.T) {
 			Embedded:      Embedded{Port: 4222},
 		},
 		HTTP:    HTTP{Addr: DefaultHTTPAddr},
+		Health:  Health{Ready: ReadyAll},
 		Metrics: Metrics{Enabled: true, MaxTools: 500},
 		Log:     Log{Level: "debug", Format: "json"},
 		Audit:   Default().Audit,
 		Order:   []string{"notes", "web", "old"}, // the file's order
+		// Tracing is left out of the file: its default.
+		Tracing: Tracing{SamplerArg: 1},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -1405,6 +1408,62 @@ func TestHTTP(t *testing.T) {
 		if _, err := Parse([]byte(srv+tt.body), "yaml"); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v; want %q", tt.body, err, tt.want)
 		}
+	}
+}
+
+// TestHealth: health.ready defaults to all, takes all, any, none or a share, from any layer;
+// Quorum counts what each asks of n servers; required servers must be configured and enabled.
+func TestHealth(t *testing.T) {
+	const srv = "servers: {a: {command: x}, b: {command: x}, c: {command: x}, off: {command: x, disabled: true}}\n"
+	cfg, err := Parse([]byte(srv), "yaml")
+	if err != nil || cfg.Health.Ready != ReadyAll || cfg.Health.Quorum(3) != 3 {
+		t.Fatalf("default: %v %+v", err, cfg.Health)
+	}
+	for _, tt := range []struct {
+		ready string
+		n     int
+		want  int
+	}{
+		{"all", 3, 3}, {"any", 3, 1}, {"any", 0, 0}, {"none", 3, 0},
+		{"50%", 3, 2}, {"50%", 4, 2}, {"1%", 3, 1}, {"100%", 3, 3}, {"34%", 3, 2}, {"33%", 3, 1},
+	} {
+		cfg, err := Parse([]byte(srv+"health: {ready: \""+tt.ready+"\", required: [a]}\n"), "yaml")
+		if err != nil {
+			t.Errorf("%s: %v", tt.ready, err)
+			continue
+		}
+		if got := cfg.Health.Quorum(tt.n); got != tt.want {
+			t.Errorf("%s of %d: quorum %d, want %d", tt.ready, tt.n, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`health: {ready: most}`, `config: health.ready "most" is not all, any, none or a share such as "50%" (1% to 100%)`},
+		{`health: {ready: "0%"}`, `health.ready "0%" is not all`},
+		{`health: {ready: "101%"}`, `health.ready "101%" is not all`},
+		{`health: {ready: "50"}`, `health.ready "50" is not all`},
+		{`health: {ready: All}`, `health.ready "All" is not all`},
+		{`health: {required: [nope]}`, `config: health.required names "nope", which is not a configured server`},
+		{`health: {required: ["off"]}`, `health.required names "off", which is disabled`},
+		{`health: {required: [a, a]}`, `health.required names "a" twice`},
+		{`health: {ready: [all]}`, `health.ready`},
+		{`health: {redy: all}`, `unknown key "health.redy"`},
+	} {
+		if _, err := Parse([]byte(srv+tt.body), "yaml"); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v; want %q", tt.body, err, tt.want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(file, []byte(srv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(Options{File: file, Environ: []string{"GW_HEALTH__READY=any", `GW_HEALTH__REQUIRED=["b"]`}})
+	if err != nil || cfg.Health.Ready != ReadyAny || !reflect.DeepEqual(cfg.Health.Required, []string{"b"}) {
+		t.Errorf("from the environment: %+v %v", cfg.Health, err)
+	}
+	// An mcpServers file may carry the section beside its servers, as it may gw's others.
+	cfg, err = Parse([]byte(`{"mcpServers": {"a": {"command": "x"}}, "health": {"ready": "any"}}`), "json")
+	if err != nil || cfg.Health.Ready != ReadyAny {
+		t.Errorf("beside mcpServers: %+v %v", cfg.Health, err)
 	}
 }
 

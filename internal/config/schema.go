@@ -95,6 +95,14 @@ func (c *checker) check(path string, v any, t reflect.Type, nilOK bool) {
 		if _, ok := toInt(v); !ok {
 			c.wrongType(path, expected(t), v)
 		}
+	case reflect.Float64:
+		switch v.(type) {
+		case float64, float32:
+		default:
+			if _, ok := toInt(v); !ok {
+				c.wrongType(path, expected(t), v)
+			}
+		}
 	case reflect.Slice:
 		switch x := v.(type) {
 		case []any:
@@ -164,6 +172,8 @@ func expected(t reflect.Type) string {
 		return "a boolean"
 	case reflect.Int:
 		return "an integer"
+	case reflect.Float64:
+		return "a number"
 	case reflect.Slice:
 		return "a list of strings"
 	default:
@@ -336,6 +346,12 @@ func fromString(t reflect.Type, s string) (any, error) {
 			return nil, fmt.Errorf("%s is not an integer", quoteShort(s))
 		}
 		return int(i), nil
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a number", quoteShort(s))
+		}
+		return f, nil
 	case reflect.Bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {

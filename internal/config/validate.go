@@ -45,10 +45,12 @@ func (c *Config) Validate() error {
 
 	c.validateViews(bad)
 	c.validateHTTP(bad)
+	c.validateHealth(bad)
 	c.validateAudit(bad)
 	if m := c.Metrics.MaxTools; m < 1 || m > MaxMetricsTools {
 		bad("metrics.max_tools", "metrics.max_tools must be 1 to %d, got %d", MaxMetricsTools, m)
 	}
+	c.validateTracing(bad)
 	if c.Gateway.ShutdownGrace < 0 {
 		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
 	}
@@ -190,6 +192,37 @@ func (c *Config) Validate() error {
 		bad("log.format", "log.format %s is not one of %s", quoteShort(c.Log.Format), strings.Join(logFormats, ", "))
 	}
 	return errors.Join(errs...)
+}
+
+// readyPercent reads a Health.Ready share, "N%" with N 1 to 100.
+func readyPercent(s string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "%"))
+	return n, err == nil && strings.HasSuffix(s, "%") && n >= 1 && n <= 100
+}
+
+// validateHealth checks the readiness rule and that every required server is configured and
+// enabled: a rule that no server can meet would keep gw unready for good.
+func (c *Config) validateHealth(bad func(key, format string, args ...any)) {
+	h := c.Health
+	switch h.Ready {
+	case ReadyAll, ReadyAny, ReadyNone:
+	default:
+		if _, ok := readyPercent(h.Ready); !ok {
+			bad("health.ready", "health.ready %s is not all, any, none or a share such as \"50%%\" (1%% to 100%%)", quoteShort(h.Ready))
+		}
+	}
+	for i, name := range h.Required {
+		key := fmt.Sprintf("health.required[%d]", i)
+		s, ok := c.Servers[name]
+		switch {
+		case !ok:
+			bad(key, "health.required names %s, which is not a configured server", quoteShort(name))
+		case s.Disabled:
+			bad(key, "health.required names %s, which is disabled: gw would never be ready", quoteShort(name))
+		case slices.Index(h.Required, name) < i:
+			bad(key, "health.required names %s twice", quoteShort(name))
+		}
+	}
 }
 
 // MaxMetricsTools bounds metrics.max_tools: each tool is a histogram of

@@ -10,7 +10,8 @@
 //
 // Options.Era (MCPTEST_ERA) selects the protocol generation:
 //
-//   - legacy (default): 2025-11-25 only. initialize must come first, then
+//   - legacy (default): 2025-11-25 (or the older revision a client asks
+//     for: 2025-06-18, 2025-03-26, 2024-11-05). initialize must come first, then
 //     notifications/initialized; any other request before that (ping
 //     excepted) gets an error whose code is Options.PreinitError (-32601 by
 //     default; -32600 is the other common choice). server/discover before the
@@ -66,6 +67,8 @@
 //   - huge {bytes}: a text content of that many bytes.
 //   - garbage: writes a non-JSON line, then a response with an id the client
 //     never used, then the real reply.
+//   - echo_meta: the request's params._meta as structuredContent {meta}
+//     and as text (W3C trace context passed on in _meta, for one).
 //   - notify {n}: n notifications/message (level info; modern requests only
 //     when their _meta set io.modelcontextprotocol/logLevel) and, when the
 //     request had _meta.progressToken, n notifications/progress, interleaved,

@@ -832,3 +832,19 @@ func TestEnv(t *testing.T) {
 		t.Errorf("Serve with a bad era: %v", err)
 	}
 }
+
+// TestLegacyVersionNegotiation: initialize is answered with the revision the
+// client asked for when the server knows it (older clients refuse any
+// other), else with the newest.
+func TestLegacyVersionNegotiation(t *testing.T) {
+	for requested, want := range map[string]string{"2025-06-18": "2025-06-18", "2024-11-05": "2024-11-05",
+		"2025-11-25": LegacyVersion, "2030-01-01": LegacyVersion, ModernVersion: LegacyVersion} {
+		bubble(t, Options{}, func(h *harness) {
+			init := h.call(`1`, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+requested+`",`+
+				`"capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`).wantResult()
+			if v := init.str("protocolVersion"); v != want {
+				t.Errorf("asked %s: protocolVersion = %q, want %q", requested, v, want)
+			}
+		})
+	}
+}

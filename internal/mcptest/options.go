@@ -12,12 +12,17 @@ import (
 
 // Protocol versions the server knows.
 const (
-	// LegacyVersion is the only initialize-era revision the server speaks; it
-	// answers every initialize request with it.
+	// LegacyVersion is the newest initialize-era revision; initialize is
+	// answered with it unless the client asked for one of LegacyVersions.
 	LegacyVersion = "2025-11-25"
 	// ModernVersion is the default entry of Options.SupportedVersions.
 	ModernVersion = "2026-07-28"
 )
+
+// LegacyVersions are the initialize-era revisions the server negotiates:
+// the one a client asks for when it is listed (as the spec asks: older
+// clients, such as mcp-hub's, refuse any other), else LegacyVersion.
+var LegacyVersions = []string{LegacyVersion, "2025-06-18", "2025-03-26", "2024-11-05"}
 
 // JSON-RPC and MCP error codes the server sends.
 const (

@@ -594,8 +594,11 @@ func (s *server) initialize(c *call) {
 	s.legacyCaps = caps
 	s.stats.Legacy = &LegacyHello{ProtocolVersion: version, ClientInfo: c.params["clientInfo"], Capabilities: c.params["capabilities"]}
 	s.mu.Unlock()
+	if !slices.Contains(LegacyVersions, version) {
+		version = LegacyVersion
+	}
 	s.send(nil, resultMsg{JSONRPC: "2.0", ID: c.id, Result: map[string]any{
-		"protocolVersion": LegacyVersion,
+		"protocolVersion": version,
 		"capabilities":    capabilities(),
 		"serverInfo":      s.serverInfo(),
 		"instructions":    instructions,

@@ -235,6 +235,21 @@ var builtinTools = []tool{
 			return toolError("is_error failed on purpose"), nil
 		},
 	},
+	{
+		name:        "echo_meta",
+		description: "Echoes the request's params._meta as structuredContent {meta} (an empty object when absent) and as text.",
+		input:       noArgs(),
+		run: func(_ *server, c *call, _ object) (map[string]any, *rpcError) {
+			meta := c.meta
+			if meta == nil {
+				meta = object{}
+			}
+			text, _ := json.Marshal(meta)
+			res := textResult(string(text))
+			res["structuredContent"] = map[string]any{"meta": meta}
+			return res, nil
+		},
+	},
 }
 
 // echoTool is a tool named name that behaves like echo.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -100,4 +101,26 @@ func TestPoolBoundsWorkers(t *testing.T) {
 	}
 	close(release)
 	p.Close()
+}
+
+// Workers a burst left idle end after the idle time; the pool starts new ones for later tasks.
+func TestPoolTrimsIdleWorkers(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := New(8, func(release chan struct{}) { <-release })
+	p.idleTime = 50 * time.Millisecond
+	defer p.Close()
+	burst := make(chan struct{})
+	for range 8 {
+		p.Go(burst)
+	}
+	close(burst)
+	for p.Workers() != 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := make(chan struct{})
+	close(after)
+	p.Go(after)
+	for p.Workers() != 0 { // the new one ends too, and with it the trimmer
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -39,7 +39,51 @@ type Request struct {
 	// serving this request (sampling, elicitation, roots) through the
 	// caller.
 	Input Input
+
+	// Trace is what the face's carrier says of the request for tracing:
+	// the W3C trace context its headers brought and where it came from.
+	// The router reads it (and params._meta, the MCP carrier every face
+	// shares) only when tracing is on; filling it costs a face a few
+	// string copies, no allocation.
+	Trace Trace
 }
+
+// Trace is a request's trace context and origin as its face received them.
+// Faces copy the raw header values and leave their parsing to the router,
+// so transport/ needs no tracing library and pays nothing when tracing is
+// off.
+type Trace struct {
+	// Parent and State are the W3C traceparent and tracestate of the
+	// transport's headers (NATS message headers, HTTP request headers),
+	// "" when absent.
+	Parent, State string
+
+	// Transport is how the request came: TransportNATS, TransportHTTP or
+	// TransportStdio; "" when the face does not say.
+	Transport string
+
+	// Destination is the NATS subject the request was sent to.
+	Destination string
+
+	// SessionID is the MCP session the request belongs to (a legacy
+	// Streamable HTTP session), "" when none.
+	SessionID string
+
+	// RequestID is the JSON text of the caller's JSON-RPC id ("7",
+	// "\"req-7\""), "" when the face has none (NATS requests carry no id).
+	RequestID string
+
+	// ProtocolVersion is the MCP protocol version of the request, when the
+	// face knows it.
+	ProtocolVersion string
+}
+
+// The transports a Trace names.
+const (
+	TransportNATS  = "nats"
+	TransportHTTP  = "http"
+	TransportStdio = "stdio"
+)
 
 // Input is a caller that can answer server-to-client requests.
 type Input interface {

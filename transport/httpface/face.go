@@ -468,18 +468,10 @@ func (f *Face) post(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusBadRequest, id, e)
 		return
 	}
-	if !json.Valid(body) {
-		writeError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeParseError, "gw: invalid JSON"))
-		return
-	}
-	msg, err := jsonrpc.Decode(body)
+	msg, err := jsonrpc.Decode(body) // the one validating pass
 	if err != nil {
-		var de *jsonrpc.DecodeError
-		id := jsonrpc.ID{}
-		if errors.As(err, &de) {
-			id = de.ID
-		}
-		writeError(w, http.StatusBadRequest, id, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: %v", err))
+		id, e := mcpface.DecodeFailure(err)
+		writeError(w, http.StatusBadRequest, id, e)
 		return
 	}
 	sid := r.Header.Get(hdrSessionID)

@@ -274,7 +274,7 @@ func (f *Face) legacy(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		}
 		return
 	}
-	req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: c.principal, Input: &input{f: f, s: s, rep: rep}}
+	req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: c.principal, Input: &input{f: f, s: s, rep: rep}, Trace: traceOf(r, msg.ID, s.id, s.version)}
 	if meta.ProgressToken() != nil && rep.canSSE {
 		req.Progress = progressTo(rep)
 	}

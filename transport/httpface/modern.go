@@ -124,7 +124,7 @@ func (f *Face) modern(w http.ResponseWriter, r *http.Request, c *caller, msg *js
 		ctx, cancel := f.withBase(r.Context())
 		defer cancel()
 		rep := newReply(w, r)
-		req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: c.principal}
+		req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: c.principal, Trace: traceOf(r, msg.ID, "", meta.Version())}
 		if meta.ProgressToken() != nil && rep.canSSE {
 			req.Progress = progressTo(rep)
 		}
@@ -307,12 +307,14 @@ func (f *Face) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respons
 // form. It returns what is wrong, or "". Headers the tool does not
 // annotate are ignored, as the spec asks of servers that do not know them.
 func checkParamHeaders(h http.Header, params json.RawMessage, annotated map[string][]string) string {
-	var p map[string]json.RawMessage
-	_ = json.Unmarshal(params, &p)
+	if len(annotated) == 0 {
+		return ""
+	}
+	args := jsonrpc.Member(params, "arguments")
 	for name, path := range annotated {
 		header := "Mcp-Param-" + name
 		raw, present := h[http.CanonicalHeaderKey(header)]
-		arg, has := argumentAt(p["arguments"], path)
+		arg, has := argumentAt(args, path)
 		switch {
 		case !has && !present:
 			continue
@@ -333,16 +335,12 @@ func checkParamHeaders(h http.Header, params json.RawMessage, annotated map[stri
 }
 
 // argumentAt reads the argument at path (properties keys) of the call's
-// arguments object.
+// arguments object (valid JSON, as a decoded message's params are).
 func argumentAt(args json.RawMessage, path []string) (json.RawMessage, bool) {
 	cur := args
 	for _, key := range path {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(cur, &m) != nil {
-			return nil, false
-		}
-		v, ok := m[key]
-		if !ok || string(v) == "null" {
+		v := jsonrpc.Member(cur, key)
+		if v == nil || string(v) == "null" {
 			return nil, false
 		}
 		cur = v

@@ -158,6 +158,9 @@ func (m *Message) Kind() Kind {
 type DecodeError struct {
 	ID     ID
 	Reason string
+	// Syntax is set when the bytes are not JSON at all: a parse error
+	// (-32700) rather than an invalid request (-32600).
+	Syntax bool
 }
 
 func (e *DecodeError) Error() string { return "jsonrpc: " + e.Reason }
@@ -171,7 +174,7 @@ func Decode(data []byte) (*Message, error) {
 	if !json.Valid(data) {
 		var v json.RawMessage
 		err := json.Unmarshal(data, &v) // its error says where and why
-		return nil, &DecodeError{Reason: "invalid JSON: " + err.Error()}
+		return nil, &DecodeError{Reason: "invalid JSON: " + err.Error(), Syntax: true}
 	}
 	sc, ok := jsonscan.Object(data)
 	if !ok {
@@ -366,16 +369,34 @@ func truncate(b []byte, n int) string {
 	return string(b[:n]) + "…"
 }
 
-// StringMember reads the string member key of the JSON object obj, by its
-// exact key (untrusted JSON: "Name" is not "name"). ok is false when obj is
-// not an object or the member is absent or not a string.
+// Member returns the value of the member key of the JSON object obj, by its
+// exact key (untrusted JSON: "Name" is not "name"; the last one when a key
+// repeats, as encoding/json reads it); nil when obj is not an object or has
+// no such member. obj must be valid JSON, as a decoded message's params
+// are: it is scanned, not decoded, so reading a call's name or _meta costs
+// the same whatever the size of its arguments.
+func Member(obj json.RawMessage, key string) json.RawMessage {
+	start, end, n := jsonscan.Member(obj, key)
+	if n == 0 {
+		return nil
+	}
+	return obj[start:end:end]
+}
+
+// StringMember reads the string member key of the JSON object obj (valid
+// JSON, see Member). ok is false when obj is not an object or the member
+// is absent or not a string; a null member reads as "", as encoding/json
+// has it.
 func StringMember(obj json.RawMessage, key string) (string, bool) {
-	var m map[string]json.RawMessage
-	var s string
-	if json.Unmarshal(obj, &m) != nil || json.Unmarshal(m[key], &s) != nil {
+	v := Member(obj, key)
+	if v == nil {
 		return "", false
 	}
-	return s, true
+	s, ok := jsonscan.String(v)
+	if !ok {
+		return "", false
+	}
+	return string(s), true
 }
 
 // DefaultMaxDepth is how deeply a face lets one message nest objects and

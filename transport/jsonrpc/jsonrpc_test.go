@@ -312,6 +312,41 @@ func FuzzDecodeReference(f *testing.F) {
 	})
 }
 
+// FuzzMember: Member and StringMember read of valid JSON what decoding it
+// into a map reads (exact keys, the last of repeated ones).
+func FuzzMember(f *testing.F) {
+	for _, s := range [][2]string{
+		{`{"name":"a","arguments":{"name":"b"}}`, "name"},
+		{`{"Name":"a"}`, "name"},
+		{`{"name":"a","name":"b"}`, "name"},
+		{`{"n\u0061me":"\u00e9"}`, "name"},
+		{`{"name":null}`, "name"},
+		{`{"name":1}`, "name"},
+		{`{"_meta":{"progressToken":1}}`, "_meta"},
+		{`["name"]`, "name"}, {`null`, "name"}, {` { } `, ""},
+		{"{\"\xff\":\"\xfe\"}", "\ufffd"},
+	} {
+		f.Add([]byte(s[0]), s[1])
+	}
+	f.Fuzz(func(t *testing.T, data []byte, key string) {
+		if !json.Valid(data) {
+			return
+		}
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal(data, &m)
+		want, has := m[key]
+		if got := Member(data, key); has != (got != nil) || has && !bytes.Equal(bytes.TrimSpace(got), want) {
+			t.Fatalf("Member(%q, %q) = %q; the map decoder: %q (present %v)", data, key, got, want, has)
+		}
+		var ws string
+		werr := json.Unmarshal(want, &ws)
+		gs, ok := StringMember(data, key)
+		if ok != (werr == nil) || ok && gs != ws {
+			t.Fatalf("StringMember(%q, %q) = %q, %v; the map decoder: %q, %v", data, key, gs, ok, ws, werr)
+		}
+	})
+}
+
 func TestAppendRequest(t *testing.T) {
 	for _, tt := range []struct {
 		id     ID

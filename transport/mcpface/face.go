@@ -385,18 +385,9 @@ func (f *Face) handleLine(ctx context.Context, line []byte) {
 		f.replyError(id, e)
 		return
 	}
-	if !json.Valid(line) {
-		f.replyError(jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeParseError, "gw: invalid JSON"))
-		return
-	}
-	msg, err := jsonrpc.Decode(line)
+	msg, err := jsonrpc.Decode(line) // the one validating pass
 	if err != nil {
-		var de *jsonrpc.DecodeError
-		id := jsonrpc.ID{}
-		if errors.As(err, &de) {
-			id = de.ID
-		}
-		f.replyError(id, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: %v", err))
+		f.replyError(DecodeFailure(err))
 		return
 	}
 	switch msg.Kind() {
@@ -594,7 +585,8 @@ func (f *Face) start(ctx context.Context, msg *jsonrpc.Message, meta RequestMeta
 	f.wg.Add(1)
 	f.mu.Unlock()
 
-	req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: f.opts.Principal}
+	req := &face.Request{Method: msg.Method, Params: msg.Params, Principal: f.opts.Principal,
+		Trace: face.Trace{Transport: face.TransportStdio, RequestID: msg.ID.String(), ProtocolVersion: meta.version}}
 	if meta.progressToken != nil {
 		req.Progress = func(params json.RawMessage) { f.progress(c, params) }
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
@@ -145,31 +146,38 @@ type RequestMeta struct {
 	progressToken json.RawMessage // _meta.progressToken, nil when absent
 }
 
+// DecodeFailure is the answer to a message jsonrpc.Decode refused: a parse
+// error (-32700) for bytes that are not JSON, else an invalid request
+// (-32600) with the id when it could be read.
+func DecodeFailure(err error) (jsonrpc.ID, *jsonrpc.Error) {
+	var de *jsonrpc.DecodeError
+	if !errors.As(err, &de) {
+		return jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: %v", err)
+	}
+	if de.Syntax {
+		return jsonrpc.ID{}, jsonrpc.NewError(jsonrpc.CodeParseError, "gw: invalid JSON")
+	}
+	return de.ID, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "gw: %v", err)
+}
+
 // ReadMeta reads params._meta. Params that are not an object, or have no
-// _meta object, have none.
+// _meta object, have none. params must be valid JSON (a decoded message's
+// are): the members are found by scanning, whatever the size of the
+// arguments beside them.
 func ReadMeta(params json.RawMessage) RequestMeta {
 	var rm RequestMeta
-	if firstByte(params) != '{' {
-		return rm
-	}
-	var p map[string]json.RawMessage
-	if json.Unmarshal(params, &p) != nil || firstByte(p["_meta"]) != '{' {
-		return rm
-	}
-	var meta map[string]json.RawMessage
-	if json.Unmarshal(p["_meta"], &meta) != nil {
+	meta := jsonrpc.Member(params, "_meta")
+	if firstByte(meta) != '{' {
 		return rm
 	}
 	rm.hasMeta = true
-	if raw, ok := meta[metaProtocolVersion]; ok {
+	if raw := jsonrpc.Member(meta, metaProtocolVersion); raw != nil {
 		if json.Unmarshal(raw, &rm.version) != nil || rm.version == "" {
 			rm.version, rm.versionBad = "", true
 		}
 	}
-	if raw, ok := meta[metaClientCapabilities]; ok {
-		rm.capabilities = raw
-	}
-	if raw, ok := meta["progressToken"]; ok && (firstByte(raw) == '"' || isInteger(raw)) {
+	rm.capabilities = jsonrpc.Member(meta, metaClientCapabilities)
+	if raw := jsonrpc.Member(meta, "progressToken"); firstByte(raw) == '"' || isInteger(raw) {
 		rm.progressToken = raw
 	}
 	return rm
@@ -414,6 +422,11 @@ var cacheable = map[string]bool{
 // through, as does everything else, byte for byte.
 func ModernResult(method string, result json.RawMessage) json.RawMessage {
 	result = bytes.TrimSpace(result)
+	// One validation, then one scan per key the method wants (one for a
+	// tools/call): every modern answer passes here, whatever its size.
+	if firstByte(result) != '{' || !json.Valid(result) {
+		return result
+	}
 	var add []string
 	for _, m := range []struct {
 		key, member string
@@ -423,7 +436,7 @@ func ModernResult(method string, result json.RawMessage) json.RawMessage {
 		{"ttlMs", `"ttlMs":0`, cacheable[method]},
 		{"cacheScope", `"cacheScope":"private"`, cacheable[method]},
 	} {
-		if has, ok := hasTopLevelKey(result, m.key); m.want && ok && !has {
+		if m.want && !topLevelKey(result, m.key) {
 			add = append(add, m.member)
 		}
 	}
@@ -437,6 +450,11 @@ func hasTopLevelKey(obj []byte, key string) (has, ok bool) {
 	if !json.Valid(obj) {
 		return false, false
 	}
+	return topLevelKey(obj, key), true
+}
+
+// topLevelKey is hasTopLevelKey for obj known to be valid JSON.
+func topLevelKey(obj []byte, key string) bool {
 	depth := 0
 	expectKey := false
 	for i := 0; i < len(obj); i++ {
@@ -453,16 +471,19 @@ func hasTopLevelKey(obj []byte, key string) (has, ok bool) {
 		case '"':
 			end := stringEnd(obj, i)
 			if depth == 1 && expectKey {
-				var k string
-				if json.Unmarshal(obj[i:end+1], &k) == nil && k == key {
-					return true, true
+				if raw := obj[i+1 : end]; bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+					if string(raw) == key {
+						return true
+					}
+				} else if k := ""; json.Unmarshal(obj[i:end+1], &k) == nil && k == key {
+					return true
 				}
 				expectKey = false
 			}
 			i = end
 		}
 	}
-	return false, true
+	return false
 }
 
 // stringEnd returns the index of the quote that closes the string opening

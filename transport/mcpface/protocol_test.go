@@ -38,6 +38,24 @@ func FuzzWithResultType(f *testing.F) {
 	})
 }
 
+// FuzzTopLevelKey: the scan finds a key exactly when decoding the object
+// into a map does, however the key is written.
+func FuzzTopLevelKey(f *testing.F) {
+	for _, s := range []string{`{"resultType":1}`, `{"a":{"resultType":1}}`, `{"result\u0054ype":1}`, `{"x":"\"resultType\":"}`, `[{"resultType":1}]`} {
+		f.Add([]byte(s), "resultType")
+	}
+	f.Add([]byte("{\"\xff\":1}"), "\ufffd")
+	f.Fuzz(func(t *testing.T, b []byte, key string) {
+		var m map[string]json.RawMessage
+		if firstByte(b) != '{' || json.Unmarshal(b, &m) != nil {
+			return
+		}
+		if _, want := m[key]; topLevelKey(b, key) != want {
+			t.Fatalf("topLevelKey(%s, %q) = %v; the map decoder: %v", b, key, !want, want)
+		}
+	})
+}
+
 // TestImports keeps the architecture rule: transport/ knows no gateway
 // types; this package imports the standard library, transport/jsonrpc and
 // transport/face only.

@@ -501,20 +501,16 @@ type retryParams struct {
 }
 
 // readRetry reads params.requestState and params.inputResponses by exact
-// keys: a string, and an object.
+// keys: a string, and an object. params must be valid JSON.
 func readRetry(params json.RawMessage) (retryParams, *jsonrpc.Error) {
 	var rt retryParams
-	var p map[string]json.RawMessage
-	if firstByte(params) != '{' || json.Unmarshal(params, &p) != nil {
-		return rt, nil
-	}
-	if raw, ok := p["requestState"]; ok && !isNull(raw) {
+	if raw := jsonrpc.Member(params, "requestState"); raw != nil && !isNull(raw) {
 		if json.Unmarshal(raw, &rt.state) != nil {
 			return rt, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params.requestState must be a string")
 		}
 		rt.hasState = true
 	}
-	if raw, ok := p["inputResponses"]; ok && !isNull(raw) {
+	if raw := jsonrpc.Member(params, "inputResponses"); raw != nil && !isNull(raw) {
 		if firstByte(raw) != '{' || json.Unmarshal(raw, &rt.responses) != nil {
 			return rt, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "gw: params.inputResponses must be an object")
 		}
@@ -529,11 +525,7 @@ func targetOf(method string, params json.RawMessage) string {
 	if method == "resources/read" {
 		key = "uri"
 	}
-	var p map[string]json.RawMessage
-	var s string
-	if json.Unmarshal(params, &p) != nil || json.Unmarshal(p[key], &s) != nil {
-		return ""
-	}
+	s, _ := jsonrpc.StringMember(params, key)
 	return s
 }
 

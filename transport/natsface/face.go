@@ -70,6 +70,15 @@ type Request struct {
 	// the caller. It never blocks for long, is safe for concurrent use, and does nothing once the
 	// call is answered. Frames over the max payload are dropped.
 	Progress func(params json.RawMessage)
+
+	// Subject is the subject the request was sent to.
+	Subject string
+
+	// TraceParent and TraceState are the W3C trace context of the message headers (traceparent and
+	// tracestate, or their canonical HTTP spelling Traceparent and Tracestate, which propagators
+	// that treat NATS headers as HTTP headers write), "" when absent. They are passed on raw: the
+	// face does not trace.
+	TraceParent, TraceState string
 }
 
 // InputFunc asks for a client feature on behalf of a running request: method is

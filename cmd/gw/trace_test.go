@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/internal/mcptest"
+	"github.com/gwmcp/gw/transport/httpface"
+	"github.com/gwmcp/gw/transport/mcpface"
+)
+
+// The caller's trace: an agent's span, as its W3C traceparent.
+const (
+	agentTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	agentSpan  = "00f067aa0ba902b7"
+	agentTP    = "00-" + agentTrace + "-" + agentSpan + "-01"
+	agentTS    = "rojo=00f067aa0ba902b7"
+)
+
+// denyTool is an authorizer that refuses one exposed tool name.
+type denyTool string
+
+func (d denyTool) Authorize(_ context.Context, req gateway.AuthzRequest) (gateway.Decision, error) {
+	return gateway.Decision{Allow: req.Name != string(d), Reason: "denied by the test"}, nil
+}
+
+// tracedStack is a NATS stack whose gateway traces into memory.
+func tracedStack(t *testing.T, era string) (*stack, *tracetest.InMemoryExporter) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	s := startStackWith(t, "", gateway.Options{
+		Servers:        []gateway.ServerSpec{mcptestServer("s", era)},
+		Authorizer:     denyTool("s__never"),
+		TracerProvider: tp,
+	})
+	s.waitTool(t, "s__echo")
+	exp.Reset()
+	return s, exp
+}
+
+// natsCall sends a tools/call with the given headers (name, value pairs)
+// and returns the reply's body.
+func natsCall(t *testing.T, nc *nats.Conn, tool, params string, headers ...string) []byte {
+	t.Helper()
+	msg := nats.NewMsg("mcp.v1.req.alice.tools.call." + tool)
+	for i := 0; i+1 < len(headers); i += 2 {
+		msg.Header.Set(headers[i], headers[i+1])
+	}
+	msg.Data = []byte(params)
+	reply, err := nc.RequestMsg(msg, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply.Data
+}
+
+// echoedMeta returns the _meta an echo_meta call's server received.
+func echoedMeta(t *testing.T, body []byte) map[string]string {
+	t.Helper()
+	var res struct {
+		StructuredContent struct {
+			Meta map[string]any `json:"meta"`
+		} `json:"structuredContent"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil || res.StructuredContent.Meta == nil {
+		t.Fatalf("not an echo_meta result: %s", body)
+	}
+	out := map[string]string{}
+	for k, v := range res.StructuredContent.Meta {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+// spanNamed returns the one ended span called name.
+func spanNamed(t *testing.T, spans tracetest.SpanStubs, name string) tracetest.SpanStub {
+	t.Helper()
+	var found []tracetest.SpanStub
+	for _, s := range spans {
+		if s.Name == name {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		var names []string
+		for _, s := range spans {
+			names = append(names, s.Name)
+		}
+		t.Fatalf("%d spans named %q among %q", len(found), name, names)
+	}
+	return found[0]
+}
+
+// wantAttrs checks that span has each attribute with its value.
+func wantAttrs(t *testing.T, span tracetest.SpanStub, want map[string]string) {
+	t.Helper()
+	got := map[attribute.Key]attribute.Value{}
+	for _, kv := range span.Attributes {
+		got[kv.Key] = kv.Value
+	}
+	for k, v := range want {
+		if g, ok := got[attribute.Key(k)]; !ok || g.Emit() != v {
+			t.Errorf("span %q: %s = %q (present %v), want %q", span.Name, k, g.Emit(), ok, v)
+		}
+	}
+}
+
+// attr returns one attribute of span, "" when absent.
+func attr(span tracetest.SpanStub, key string) string {
+	for _, kv := range span.Attributes {
+		if string(kv.Key) == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// TestTraceNATSToServer: an agent on NATS sends a tools/call with a W3C
+// traceparent header; gw's spans (the request's server span, the
+// authorization and the upstream round trip) join the agent's trace, and
+// the server receives the upstream span's traceparent (and the agent's
+// tracestate) in _meta: one trace from agent to server, in both eras.
+func TestTraceNATSToServer(t *testing.T) {
+	for _, era := range []string{"legacy", "modern"} {
+		t.Run(era, func(t *testing.T) {
+			s, exp := tracedStack(t, era)
+			subject := "mcp.v1.req.alice.tools.call.s__echo_meta"
+			meta := echoedMeta(t, natsCall(t, s.agent, "s__echo_meta", `{"name":"s__echo_meta","arguments":{}}`,
+				"traceparent", agentTP, "tracestate", agentTS))
+
+			spans := exp.GetSpans()
+			if len(spans) != 3 {
+				t.Fatalf("%d spans, want 3 (request, authorize, upstream): %v", len(spans), spans)
+			}
+			srv := spanNamed(t, spans, "tools/call s__echo_meta")
+			authz := spanNamed(t, spans, "authorize s__echo_meta")
+			up := spanNamed(t, spans, "tools/call echo_meta")
+			for _, sp := range spans {
+				if got := sp.SpanContext.TraceID().String(); got != agentTrace {
+					t.Errorf("span %q is in trace %s, not the agent's %s", sp.Name, got, agentTrace)
+				}
+			}
+			if srv.Parent.SpanID().String() != agentSpan || !srv.Parent.IsRemote() || srv.SpanKind != trace.SpanKindServer {
+				t.Errorf("request span: parent %s remote %v kind %v; want the agent's span %s, remote, server", srv.Parent.SpanID(), srv.Parent.IsRemote(), srv.SpanKind, agentSpan)
+			}
+			if authz.Parent.SpanID() != srv.SpanContext.SpanID() || up.Parent.SpanID() != srv.SpanContext.SpanID() {
+				t.Errorf("authorize (parent %s) and upstream (parent %s) are not children of the request span %s", authz.Parent.SpanID(), up.Parent.SpanID(), srv.SpanContext.SpanID())
+			}
+			if up.SpanKind != trace.SpanKindClient || authz.SpanKind != trace.SpanKindInternal {
+				t.Errorf("kinds: upstream %v, authorize %v", up.SpanKind, authz.SpanKind)
+			}
+			wantAttrs(t, srv, map[string]string{
+				"mcp.method.name": "tools/call", "gen_ai.tool.name": "s__echo_meta", "gen_ai.operation.name": "execute_tool",
+				"messaging.system": "nats", "messaging.destination.name": subject, "enduser.id": "alice",
+			})
+			version := mcptest.LegacyVersion
+			if era == "modern" {
+				version = mcptest.ModernVersion
+			}
+			wantAttrs(t, up, map[string]string{
+				"mcp.method.name": "tools/call", "gen_ai.tool.name": "echo_meta", "gw.server": "s",
+				"network.transport": "pipe", "mcp.protocol.version": version,
+			})
+			if attr(up, "jsonrpc.request.id") == "" {
+				t.Error("upstream span has no jsonrpc.request.id")
+			}
+			wantAttrs(t, authz, map[string]string{"gw.authz.decision": "allow", "gen_ai.tool.name": "s__echo_meta", "gw.server": "s"})
+			for _, sp := range spans {
+				if sp.Status.Code == codes.Error {
+					t.Errorf("span %q has status %v", sp.Name, sp.Status)
+				}
+			}
+
+			want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID())
+			if meta["traceparent"] != want || meta["tracestate"] != agentTS {
+				t.Errorf("the server received traceparent %q tracestate %q, want %q %q", meta["traceparent"], meta["tracestate"], want, agentTS)
+			}
+		})
+	}
+}
+
+// TestTraceOutcomes: a denied call and a tool error are recorded as the
+// conventions ask (error.type, rpc.response.status_code, status Error); a
+// denied call never reaches the server, so it has no upstream span.
+func TestTraceOutcomes(t *testing.T) {
+	s, exp := tracedStack(t, "legacy")
+
+	natsCall(t, s.agent, "s__never", `{"name":"s__never","arguments":{}}`, "traceparent", agentTP)
+	spans := exp.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("denied: %d spans, want 2 (request, authorize): %v", len(spans), spans)
+	}
+	code := fmt.Sprint(gateway.CodeDenied)
+	for _, name := range []string{"tools/call s__never", "authorize s__never"} {
+		sp := spanNamed(t, spans, name)
+		wantAttrs(t, sp, map[string]string{"error.type": code, "rpc.response.status_code": code})
+		if sp.Status.Code != codes.Error || !strings.Contains(sp.Status.Description, "denied by the test") {
+			t.Errorf("span %q: status %v", name, sp.Status)
+		}
+	}
+	wantAttrs(t, spanNamed(t, spans, "authorize s__never"), map[string]string{"gw.authz.decision": "deny"})
+
+	exp.Reset()
+	natsCall(t, s.agent, "s__is_error", `{"name":"s__is_error","arguments":{}}`)
+	spans = exp.GetSpans()
+	for _, name := range []string{"tools/call s__is_error", "tools/call is_error"} {
+		sp := spanNamed(t, spans, name)
+		wantAttrs(t, sp, map[string]string{"error.type": "tool_error"})
+		if sp.Status.Code != codes.Error {
+			t.Errorf("span %q: status %v", name, sp.Status)
+		}
+	}
+	// No traceparent anywhere: a trace of gw's own.
+	if srv := spanNamed(t, spans, "tools/call s__is_error"); srv.Parent.IsValid() {
+		t.Errorf("a request without trace context has parent %v", srv.Parent)
+	}
+}
+
+// TestTraceMetaCarrier: a traceparent in params._meta (the MCP carrier) is
+// the request span's parent, and the transport's own (the NATS header) is
+// linked to it, as the conventions ask; the server gets gw's upstream span
+// in place of the caller's _meta traceparent.
+func TestTraceMetaCarrier(t *testing.T) {
+	s, exp := tracedStack(t, "modern")
+	const metaTrace, metaSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	params := `{"name":"s__echo_meta","arguments":{},"_meta":{"traceparent":"00-` + metaTrace + `-` + metaSpan + `-01","custom":"kept"}}`
+	meta := echoedMeta(t, natsCall(t, s.agent, "s__echo_meta", params, "traceparent", agentTP))
+
+	spans := exp.GetSpans()
+	srv := spanNamed(t, spans, "tools/call s__echo_meta")
+	up := spanNamed(t, spans, "tools/call echo_meta")
+	if srv.Parent.TraceID().String() != metaTrace || srv.Parent.SpanID().String() != metaSpan {
+		t.Errorf("request span's parent is %s/%s, want the _meta's %s/%s", srv.Parent.TraceID(), srv.Parent.SpanID(), metaTrace, metaSpan)
+	}
+	if len(srv.Links) != 1 || srv.Links[0].SpanContext.SpanID().String() != agentSpan {
+		t.Errorf("request span's links %v, want one to the NATS header's span %s", srv.Links, agentSpan)
+	}
+	if want := fmt.Sprintf("00-%s-%s-01", metaTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
+		t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
+	}
+	if _, ok := meta["tracestate"]; ok {
+		t.Errorf("the server received a tracestate nobody sent: %q", meta["tracestate"])
+	}
+	if meta["custom"] != "kept" {
+		t.Errorf("the caller's own _meta entry was lost: %v", meta)
+	}
+}
+
+// TestTraceHTTPFace: the Streamable HTTP face takes the trace context of
+// the request's headers, and its span names the request's JSON-RPC id and,
+// in the legacy era, the MCP session.
+func TestTraceHTTPFace(t *testing.T) {
+	s, exp := tracedStack(t, "legacy")
+	srv := httptest.NewServer(httpface.New(router.New(s.g), httpface.Options{}))
+	t.Cleanup(srv.Close)
+	const modernMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	for _, tt := range []struct {
+		era, version, meta string
+		headers            []string
+	}{
+		{"modern", "2026-07-28", "," + modernMeta, []string{"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", "s__echo_meta"}},
+		{"legacy", "2025-11-25", "", nil},
+	} {
+		t.Run(tt.era, func(t *testing.T) {
+			exp.Reset()
+			session := ""
+			headers := append([]string{"traceparent", agentTP}, tt.headers...)
+			if tt.era == "legacy" {
+				_, h := httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+				if session = h.Get("Mcp-Session-Id"); session == "" {
+					t.Fatal("initialize opened no session")
+				}
+				headers = append(headers, "Mcp-Session-Id", session)
+				httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, "Mcp-Session-Id", session)
+				exp.Reset()
+			}
+			body, _ := httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","id":"req-7","method":"tools/call","params":{"name":"s__echo_meta","arguments":{}`+tt.meta+`}}`, headers...)
+			var msg struct {
+				Result json.RawMessage `json:"result"`
+			}
+			if err := json.Unmarshal(body, &msg); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
+			meta := echoedMeta(t, msg.Result)
+
+			spans := exp.GetSpans()
+			sp := spanNamed(t, spans, "tools/call s__echo_meta")
+			up := spanNamed(t, spans, "tools/call echo_meta")
+			if sp.Parent.SpanID().String() != agentSpan || sp.Parent.TraceID().String() != agentTrace {
+				t.Errorf("request span's parent %v, want the traceparent header's", sp.Parent)
+			}
+			want := map[string]string{
+				"jsonrpc.request.id": "req-7", "network.protocol.name": "http", "network.transport": "tcp",
+				"mcp.protocol.version": tt.version, "enduser.id": httpface.DefaultAnonymous,
+			}
+			if session != "" {
+				want["mcp.session.id"] = session
+			}
+			wantAttrs(t, sp, want)
+			if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
+				t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
+			}
+		})
+	}
+}
+
+// httpPost posts a JSON-RPC message to the Streamable HTTP face with the
+// headers given (name, value pairs) and returns the JSON-RPC message of
+// the answer (the data of its one event, when it came as an event stream)
+// and the response headers.
+func httpPost(t *testing.T, url, body string, headers ...string) ([]byte, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("%s: status %d: %v %s", body, resp.StatusCode, err, out)
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		for line := range strings.SplitSeq(string(out), "\n") {
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				return []byte(data), resp.Header
+			}
+		}
+	}
+	return out, resp.Header
+}
+
+// TestTraceStdioFace: on the stdio face (gw stdio) the MCP carrier,
+// params._meta, is the only one; the request span names the JSON-RPC id
+// and the pipe transport.
+func TestTraceStdioFace(t *testing.T) {
+	s, exp := tracedStack(t, "legacy")
+	f := mcpface.New(router.New(s.g), mcpface.Options{Principal: "local"})
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx, inR, outW) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = inW.Close()
+		<-served
+	})
+
+	line := `{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"s__echo_meta","arguments":{},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"traceparent":"` + agentTP + `"}}}` + "\n"
+	if _, err := io.WriteString(inW, line); err != nil {
+		t.Fatal(err)
+	}
+	var msg struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.NewDecoder(outR).Decode(&msg); err != nil {
+		t.Fatal(err)
+	}
+	meta := echoedMeta(t, msg.Result)
+
+	spans := exp.GetSpans()
+	sp := spanNamed(t, spans, "tools/call s__echo_meta")
+	up := spanNamed(t, spans, "tools/call echo_meta")
+	if sp.Parent.SpanID().String() != agentSpan || sp.Parent.TraceID().String() != agentTrace {
+		t.Errorf("request span's parent %v, want the _meta traceparent's", sp.Parent)
+	}
+	wantAttrs(t, sp, map[string]string{"jsonrpc.request.id": "42", "network.transport": "pipe", "enduser.id": "local", "mcp.protocol.version": "2026-07-28"})
+	if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
+		t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
+	}
+}
