@@ -173,7 +173,7 @@ rate, latency and totals, the digests of its policy modules; each server's state
 restarts, tools and last error; and the latest denials of the audit events. Everything is read
 from what the gateways publish (status events, the catalog bucket, the micro service's stats,
 polled every --interval: rates are over the last interval; audit events on P.evt.audit.>): gw
-status starts nothing. A gateway that said ready but answers no stats for three intervals is
+status starts nothing. A gateway that said ready but answered neither of the last two polls is
 shown "unreachable".
 
 The bus is --nats URL, else the configuration's nats.url (with its credentials), else the

@@ -177,40 +177,35 @@ func parseStatus(args []string, stderr io.Writer) (statusOptions, error) {
 	return o, nil
 }
 
-// statusConn connects gw status to the bus: --nats, else the configuration's
-// nats.url (with its credentials), else the embedded server of a gw run
-// on this host (127.0.0.1:nats.embedded.port, 4222 without -c).
-func statusConn(ctx context.Context, o *statusOptions, logger *slog.Logger) (*nats.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	url := o.natsURL
+// statusConn connects gw status to the bus: --nats; else, with -c, as gw
+// audit and gw pin do (connectCLI: nats.url, else the embedded server of a
+// gw run on this host, else its store opened here, whose history then shows
+// every gateway unreachable); else nats://127.0.0.1:4222, gw run's embedded
+// server by default. release closes what it opened.
+func statusConn(ctx context.Context, o *statusOptions, logger *slog.Logger) (nc *nats.Conn, release func(), err error) {
 	if o.config != "" {
 		cfg, err := config.Load(config.Options{File: o.config, Environ: os.Environ(), Overrides: o.set})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if o.prefix == "" {
 			o.prefix = cfg.NATS.Prefix
 		}
-		if url == "" && cfg.NATS.URL != "" {
-			nc, _, err := connectNATS(ctx, cfg, "gw-status", logger)
-			return nc, err
-		}
-		if url == "" {
-			if cfg.NATS.Embedded.Port <= 0 {
-				return nil, fmt.Errorf("the embedded NATS server listens on no fixed port (nats.embedded.port %d): give --nats URL", cfg.NATS.Embedded.Port)
-			}
-			url = fmt.Sprintf("nats://127.0.0.1:%d", cfg.NATS.Embedded.Port)
+		if o.natsURL == "" {
+			return connectCLI(ctx, cfg, logger)
 		}
 	}
+	url := o.natsURL
 	if url == "" {
 		url = "nats://127.0.0.1:4222"
 	}
-	nc, err := natsconn.Connect(ctx, natsconn.ConnOptions{URL: url, Name: "gw status", Logger: logger})
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	nc, err = natsconn.Connect(ctx, natsconn.ConnOptions{URL: url, Name: "gw status", Logger: logger})
 	if err != nil {
-		return nil, fmt.Errorf("%w\n  is a gw run up? give its NATS with --nats URL or -c FILE", err)
+		return nil, nil, fmt.Errorf("%w\n  is a gw run up? give its NATS with --nats URL or -c FILE", err)
 	}
-	return nc, nil
+	return nc, nc.Close, nil
 }
 
 // runStatus is `gw status`: the fleet (or one gateway) as a table or JSON,
@@ -226,12 +221,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	nc, err := statusConn(ctx, &o, logger)
+	nc, release, err := statusConn(ctx, &o, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw status:", err)
 		return 1
 	}
-	defer nc.Close()
+	defer release()
 	if o.prefix == "" {
 		o.prefix = natsface.DefaultPrefix
 	}

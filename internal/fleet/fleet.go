@@ -88,6 +88,7 @@ type View struct {
 	eventsIn  bool          // the event stream's backlog is applied
 	catalogIn bool          // the bucket's initial values are applied
 	rounds    int           // stats polls whose replies had time to come
+	polled    []time.Time   // when the last two such polls were sent
 	auditIn   bool          // the audit history is replayed (or there is none)
 	audit     Audit
 	seen      map[uint64]bool // digests of the audit events applied lately
@@ -404,13 +405,20 @@ func (v *View) poll() {
 	wait := min(v.opts.Interval/2, time.Second)
 	subject := micro.APIPrefix + ".STATS." + natsface.ServiceName
 	for {
+		sent := time.Now()
 		if err := v.nc.PublishRequest(subject, inbox, nil); err != nil {
 			v.log.Debug("stats request", "error", err)
 		}
 		if !v.sleep(wait) {
 			return
 		}
-		v.update(func() { v.rounds++ })
+		v.update(func() {
+			v.rounds++
+			v.polled = append(v.polled, sent)
+			if len(v.polled) > 2 {
+				v.polled = v.polled[1:]
+			}
+		})
 		if !v.sleep(v.opts.Interval - wait) {
 			return
 		}
@@ -547,7 +555,6 @@ func (v *View) Snapshot() Snapshot {
 	defer v.mu.Unlock()
 	out := Snapshot{Time: now.UTC(), Prefix: v.opts.Prefix, Gateways: []Gateway{}, Audit: v.audit}
 	out.Audit.Recent = slices.Clone(v.audit.Recent)
-	silent := 3 * v.opts.Interval
 	for _, name := range slices.Sorted(maps.Keys(v.gateways)) {
 		g := v.gateways[name]
 		gw := Gateway{Name: name, State: g.reported, Reported: g.reported, StatusTime: g.statusTime,
@@ -557,7 +564,9 @@ func (v *View) Snapshot() Snapshot {
 			gw.LastSeen = g.last.at
 			gw.Calls, gw.Endpoints = gatewayRates(g.last, g.prev)
 		}
-		if g.reported != "stopped" && now.Sub(v.started) > silent && now.Sub(gw.LastSeen) > silent {
+		// Two polls in a row unanswered: from the first view on, a gateway
+		// that was killed or cut off is not shown as it last said.
+		if g.reported != "stopped" && len(v.polled) == 2 && gw.LastSeen.Before(v.polled[0]) {
 			gw.State = "unreachable"
 		}
 		owned := map[string]bool{}

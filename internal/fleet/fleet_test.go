@@ -321,6 +321,23 @@ func TestViewReplaysHistory(t *testing.T) {
 	}
 }
 
+// TestViewDeadGateway: a gateway gone before the view started (no stopped
+// status: killed) is unreachable in the first view, not ready.
+func TestViewDeadGateway(t *testing.T) {
+	s := startServer(t)
+	startGateway(t, connect(t, s), "live", "notes")
+	dead := startGateway(t, connect(t, s), "dead", "notes")
+	if err := dead.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v := startView(t, connect(t, s), fleet.Options{Interval: 200 * time.Millisecond})
+	snap := v.Snapshot()
+	if len(snap.Gateways) != 2 || snap.Gateways[0].State != "unreachable" || snap.Gateways[0].Reported != "ready" ||
+		snap.Gateways[1].State != "ready" {
+		t.Errorf("at Ready: %+v", snap.Gateways)
+	}
+}
+
 // TestViewEmptyBus: no gateway has made anything yet; the view is ready
 // and empty, and says no audit events.
 func TestViewEmptyBus(t *testing.T) {

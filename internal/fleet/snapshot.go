@@ -19,9 +19,9 @@ type Snapshot struct {
 type Gateway struct {
 	Name string `json:"name"`
 	// State is the last gateway status it published ("ready", "stopped"),
-	// or "unreachable" when it said ready but has not answered $SRV.STATS
-	// for three polls (a gateway killed without a word), or "" before any
-	// status.
+	// or "unreachable" when it said ready but answered neither of the
+	// last two $SRV.STATS polls (a gateway killed without a word), or ""
+	// before any status.
 	State string `json:"state"`
 	// Reported is the state of its last gateway status, as published.
 	Reported string `json:"reported,omitempty"`
