@@ -177,8 +177,9 @@ status starts nothing. A gateway that said ready but answered neither of the las
 shown "unreachable".
 
 The bus is --nats URL, else the configuration's nats.url (with its credentials), else the
-embedded NATS server of a gw run on this host (127.0.0.1:nats.embedded.port; without -c,
-nats://127.0.0.1:4222). The prefix is --prefix, else the configuration's, else mcp.v1.
+embedded NATS server of a gw run on this host (127.0.0.1:nats.embedded.port), else, when no gw
+run holds it, the embedded server's store opened here (the history: every gateway unreachable);
+without -c, nats://127.0.0.1:4222. The prefix is --prefix, else the configuration's, else mcp.v1.
 
 Flags:
   -c, --config FILE   gw's configuration, for its nats section (optional)
