@@ -314,7 +314,8 @@ func (b *eventBridge) publish(ctx context.Context, e gateway.Event) error {
 		if err := b.face.SetTools(names); err != nil {
 			b.log.Error("could not update tool endpoints", "error", err)
 		}
-		body := map[string]any{"tools": router.RawItems(e.Catalog.Tools), "prompts": router.RawItems(e.Catalog.Prompts)}
+		body := map[string]any{"tools": router.RawItems(e.Catalog.Tools), "prompts": router.RawItems(e.Catalog.Prompts),
+			"toolsByServer": toolsByServer(e.Catalog.Tools)}
 		if len(e.Catalog.Rejected) > 0 {
 			// Shadowing in the open: a name one server could not take
 			// because another has it is listed with both.

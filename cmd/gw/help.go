@@ -165,6 +165,33 @@ path did not start or the run was interrupted.
       --paths P,P…    the paths to run (default all)
       --json          the results as one JSON object
 `,
+	"status": `Usage: gw status [-c FILE | --nats URL] [--prefix P] [--gateway NAME] [--watch] [--json]
+                 [--interval 1s] [--set KEY=VALUE]… [-v]
+
+Show every gw run gateway on the bus, or one (--gateway): its state, tools, tools/call rate, error
+rate, latency and totals, the digests of its policy modules; each server's state, pid, failures,
+restarts, tools and last error; and the latest denials of the audit events. Everything is read
+from what the gateways publish (status events, the catalog bucket, the micro service's stats,
+polled every --interval: rates are over the last interval; audit events on P.evt.audit.>): gw
+status starts nothing. A gateway that said ready but answered neither of the last two polls is
+shown "unreachable".
+
+The bus is --nats URL, else the configuration's nats.url (with its credentials), else the
+embedded NATS server of a gw run on this host (127.0.0.1:nats.embedded.port), else, when no gw
+run holds it, the embedded server's store opened here (the history: every gateway unreachable);
+without -c, nats://127.0.0.1:4222. The prefix is --prefix, else the configuration's, else mcp.v1.
+
+Flags:
+  -c, --config FILE   gw's configuration, for its nats section (optional)
+      --set KEY=VALUE override a configuration key (repeatable; needs -c)
+      --nats URL      the NATS server or cluster
+      --prefix P      the gateways' subject prefix (nats.prefix)
+      --gateway NAME  show this gateway only (exit status 1 if there is none)
+      --watch         redraw at every change, at most once per --interval, until interrupted
+      --json          the snapshot as one JSON object (with --watch: one per line)
+      --interval D    how often the gateways' stats are polled (default 1s)
+  -v, --verbose       log at debug level
+`,
 	"health": `Usage: gw health [--ready] [--addr HOST:PORT] [--url URL] [--timeout 3s]
 
 Probe a running gw run over HTTP and print one line: /healthz ("live": the process serves), or

@@ -37,7 +37,8 @@ type httpServer struct {
 	log  *slog.Logger
 	// metrics serves /metrics (watchRun); nil: not served.
 	metrics http.Handler
-
+	// status is the live status page at / (status.go); nil: not served.
+	status *statusPage
 	health *health // /healthz and /readyz, in front of the face (health.go)
 }
 
@@ -121,9 +122,9 @@ func httpTokens(conf map[string]config.HTTPToken) (map[string]string, error) {
 
 // serve starts serving on the bound listener.
 func (s *httpServer) serve() {
-	s.srv.Handler = s.face
+	var h http.Handler = s.face
 	if s.metrics != nil {
-		s.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/metrics" {
 				s.metrics.ServeHTTP(w, r)
 				return
@@ -131,6 +132,7 @@ func (s *httpServer) serve() {
 			s.face.ServeHTTP(w, r)
 		})
 	}
+	s.srv.Handler = s.status.wrap(s.face, h)
 	// The probes go before everything: they need no token (health.go).
 	s.srv.Handler = s.health.wrap(s.srv.Handler)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
@@ -138,11 +140,15 @@ func (s *httpServer) serve() {
 	if s.metrics != nil {
 		s.log.Info("Prometheus metrics", "url", "http://"+s.ln.Addr().String()+"/metrics")
 	}
+	if s.status != nil {
+		s.log.Info("status page", "url", "http://"+s.ln.Addr().String()+"/")
+	}
 }
 
 // stop ends the face (streams close, requests in flight get until ctx
 // ends), then the server.
 func (s *httpServer) stop(ctx context.Context) {
+	s.status.close() // its event streams would hold the server's Shutdown
 	if err := s.face.Shutdown(ctx); err != nil {
 		s.log.Warn("HTTP face stop: requests in flight were cancelled", "error", err)
 	}

@@ -10,6 +10,7 @@
 //	gw call  -c FILE NAME 'JSON-ARGS'    call one tool and print its result
 //	gw servers -c FILE                   start every server and print its status
 //	gw bench -c FILE [--tool NAME …]     time a server's tool directly and through gw
+//	gw status [-c FILE] [--watch]        the gateways on the bus: servers, tools, rates
 //	gw policy eval|check …               try a policy module
 //	gw health [--ready] [--addr H:P]     probe a gw run (a container healthcheck)
 //	gw help [COMMAND]                    usage (also: gw COMMAND --help)
@@ -58,6 +59,9 @@ Usage:
              [--duration 5s] [--paths direct,gateway,nats,stdio,http] [--json]
                                         time a server's tool directly and through each of gw's
                                         paths, side by side
+  gw status  [-c FILE | --nats URL] [--gateway NAME] [--watch] [--json]
+                                        every gateway on the bus (or one): servers, states,
+                                        tools, call rates, errors, recent denials
   gw audit   -c FILE [-f] [--since 1h] [-n 100] [--principal NAME] [--decision allow|deny]
              [--tool NAME] [--server NAME] [--json]
                                         print the authorization decisions the gateways recorded
@@ -116,14 +120,7 @@ type cliFlags struct {
 func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string, error) {
 	f := cliFlags{set: map[string]any{}}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Func("set", "override a configuration key: --set gateway.call_timeout=10s (repeatable)", func(kv string) error {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("want key=value, got %q", kv)
-		}
-		f.set[k] = v
-		return nil
-	})
+	fs.Func("set", "override a configuration key: --set gateway.call_timeout=10s (repeatable)", setFlag(f.set))
 	fs.SetOutput(stderr)
 	// Help flags are handled before parsing (see wantsHelp); this runs
 	// after a flag error, which the flag package has printed.
@@ -158,6 +155,18 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	return f, positional, nil
 }
 
+// setFlag parses --set KEY=VALUE into set.
+func setFlag(set map[string]any) func(string) error {
+	return func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		set[k] = v
+		return nil
+	}
+}
+
 // demoConfig is what plain `gw` runs, from the repository root.
 const demoConfig = "examples/demo.yaml"
 
@@ -190,6 +199,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runPolicy(ctx, rest, os.Stdin, stdout, stderr)
 	case "connect": // flags only, no configuration file
 		return runConnect(ctx, rest, os.Stdin, stdout, stderr)
+	case "status": // a configuration file is optional
+		return runStatus(ctx, rest, stdout, stderr)
 	case "health":
 		return runHealth(ctx, rest, stdout, stderr)
 	}

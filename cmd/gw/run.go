@@ -110,6 +110,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	watchRun(met, hs, g, ps, face, nc)
 	if hs != nil {
 		hs.health = &health{rule: cfg.Health, nc: nc, policies: ps, g: g}
+		hs.status = newStatusPage(nc, cfg.NATS.Prefix, logger)
 	}
 	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() error { return face.Start(ctx) }); err != nil {
 		_ = g.Close()
@@ -145,7 +146,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}()
 	_ = g.FlushEvents(ctx) // "ready" follows the catalog of the start:
 	events.flush(ctx)      // out of the gateway, then onto NATS
-	publishGatewayStatus(face, name, "ready", g)
+	publishGatewayStatus(face, name, "ready", g, policyDigests(ps))
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 
 	<-ctx.Done()
@@ -173,12 +174,14 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if err := face.WaitAudit(auditCtx); err != nil {
 		logger.Warn("audit records may be lost", "error", err)
 	}
-	publishGatewayStatus(face, name, "stopped", g)
+	publishGatewayStatus(face, name, "stopped", g, policyDigests(ps))
 	return 0
 }
 
-func publishGatewayStatus(face *natsface.Face, name, state string, g *gateway.Gateway) {
-	st, _ := json.Marshal(map[string]any{"gateway": name, "state": state, "servers": g.Servers(), "time": time.Now().UTC()})
+// publishGatewayStatus publishes the gateway's status; policies maps each
+// policy kind to its module's digest (policyDigests).
+func publishGatewayStatus(face *natsface.Face, name, state string, g *gateway.Gateway, policies map[string]string) {
+	st, _ := json.Marshal(map[string]any{"gateway": name, "state": state, "servers": g.Servers(), "policies": policies, "time": time.Now().UTC()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = face.PublishGatewayStatus(ctx, st)

@@ -228,3 +228,7 @@ func validSubject(s string) bool {
 	}
 	return true
 }
+
+// ValidPrefix reports whether s can be Options.Prefix: a literal subject (no wildcard, no empty
+// token). Readers of the gateways' subjects check theirs with it.
+func ValidPrefix(s string) bool { return validSubject(s) }
