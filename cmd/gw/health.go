@@ -43,6 +43,9 @@ type health struct {
 	policies *policy.Set
 	g        *gateway.Gateway
 	stopping atomic.Bool // set when gw run begins to stop: no new traffic
+	// starting is set until the catalog of the start is on NATS: before
+	// that, a call to a tool may find no subscription to take it.
+	starting atomic.Bool
 }
 
 // wrap serves the probes and hands every other request to next; a nil h
@@ -104,6 +107,9 @@ func (h *health) readiness() readyReport {
 	var why []string
 	if h.stopping.Load() {
 		why = append(why, "gw is stopping")
+	}
+	if h.starting.Load() {
+		why = append(why, "gw is starting: its tools are not on NATS yet")
 	}
 	if h.nc != nil {
 		rep.NATS = strings.ToLower(h.nc.Status().String())

@@ -271,7 +271,7 @@ func TestHealthCommand(t *testing.T) {
 }
 
 // TestProbeHandler: the probes in front of another handler, before anything
-// is connected and while gw stops; they take GET and HEAD only, and every
+// is connected, while gw starts and while gw stops; they take GET and HEAD only, and every
 // other path reaches the handler behind them.
 func TestProbeHandler(t *testing.T) {
 	h := &health{rule: config.Health{Ready: "all"}}
@@ -297,6 +297,11 @@ func TestProbeHandler(t *testing.T) {
 		strings.Join(rep.Why, "|") != "nats is none|policies are not loaded" {
 		t.Errorf("/readyz with nothing connected: %d %s", code, body)
 	}
+	h.starting.Store(true)
+	if _, body := do("GET", readyzPath); !strings.Contains(body, `"gw is starting: its tools are not on NATS yet"`) {
+		t.Errorf("/readyz while starting: %s", body)
+	}
+	h.starting.Store(false)
 	h.stopping.Store(true)
 	if _, body := do("GET", readyzPath); !strings.Contains(body, `"gw is stopping"`) {
 		t.Errorf("/readyz while stopping: %s", body)

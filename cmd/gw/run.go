@@ -110,6 +110,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	watchRun(met, hs, g, ps, face, nc)
 	if hs != nil {
 		hs.health = &health{rule: cfg.Health, nc: nc, policies: ps, g: g}
+		hs.health.starting.Store(true)
 		hs.status = newStatusPage(nc, cfg.NATS.Prefix, logger)
 	}
 	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() error { return face.Start(ctx) }); err != nil {
@@ -146,6 +147,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}()
 	_ = g.FlushEvents(ctx) // "ready" follows the catalog of the start:
 	events.flush(ctx)      // out of the gateway, then onto NATS
+	if hs != nil {
+		hs.health.starting.Store(false) // the tools' subscriptions exist: /readyz may say so
+	}
 	publishGatewayStatus(face, name, "ready", g, policyDigests(ps))
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 
