@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"syscall"
 	"testing"
 	"time"
@@ -85,12 +86,19 @@ func TestTracingOffAllocs(t *testing.T) {
 				Params: json.RawMessage(`{"name":"s__echo","arguments":{"text":"x"},"_meta":{"traceparent":"` + tp + `"}}`),
 				Trace:  face.Trace{Parent: tp, State: "a=b", Transport: face.TransportNATS, Destination: "mcp.v1.req.p.tools.call.s__echo"}}
 			ctx := context.Background()
+			// The fewest of three runs: an allocation the code makes shows in
+			// every run, one a busy machine adds now and then (a pool the GC
+			// emptied) does not.
 			allocs := func(req *face.Request) float64 {
-				return testing.AllocsPerRun(200, func() {
-					if _, err := r.Serve(ctx, req); err != nil {
-						t.Fatal(err)
-					}
-				})
+				least := math.Inf(1)
+				for range 3 {
+					least = min(least, testing.AllocsPerRun(200, func() {
+						if _, err := r.Serve(ctx, req); err != nil {
+							t.Fatal(err)
+						}
+					}))
+				}
+				return least
 			}
 			allocs(plain) // warm up: pools, the session's first calls
 			if a, b := allocs(plain), allocs(traced); b > a {
