@@ -5,12 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/policies"
+	"github.com/gwmcp/gw/transport/natsface"
 )
 
 // TestAuditStream: with an authorize policy, gw run publishes every
@@ -114,5 +119,73 @@ servers:
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("gw audit -f: exit %d\n%s", code, errOut.String())
+	}
+}
+
+// TestSwapRepublishesGatewayStatus: a hot swap of a policy file publishes
+// the gateway status again, naming the new module's digest, so the status
+// page and gw status show the version in use without waiting for a call.
+func TestSwapRepublishesGatewayStatus(t *testing.T) {
+	port := freePort(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "authz.wasm")
+	install := func(module string) string {
+		t.Helper()
+		wasm, ok := policies.Builtin(module)
+		if !ok {
+			t.Fatalf("no builtin %s", module)
+		}
+		if err := os.WriteFile(path+".tmp", wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil { // atomic, as deploy tools do
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(wasm)
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	first := install("allow-all")
+	cfg := writeConfig(t, "gw.yaml", runHead(t, "swapper", port)+`  watch: 50ms
+  authorize: {module: `+path+`}
+servers:
+  s:
+    command: EXE
+    env: {MCPTEST_SERVER: "1"}
+`)
+	stderr := runInBackground(t, cfg)
+	nc := connectWhenUp(t, port, stderr)
+	statuses, err := nc.SubscribeSync("mcp.v1.evt.gw.swapper.status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForTool(t, nc, "s__echo", stderr)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The status of the start, from the stream (it may predate the subscription).
+	stream, err := js.Stream(context.Background(), natsface.DefaultEventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(context.Background(), "mcp.v1.evt.gw.swapper.status")
+	if err != nil {
+		t.Fatalf("the start's status: %v", err)
+	}
+	if !strings.Contains(string(msg.Data), `"authorize":"`+first+`"`) {
+		t.Fatalf("the start's status %s; want %s", msg.Data, first)
+	}
+	second := install("read-only")
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case <-deadline:
+			t.Fatalf("no gateway status naming %s after the swap\n%s", second, stderr.String())
+		default:
+		}
+		m, err := statuses.NextMsg(time.Second)
+		if err == nil && strings.Contains(string(m.Data), `"authorize":"`+second+`"`) {
+			return
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/policy"
 	"github.com/gwmcp/gw/gateway/router"
 	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/transport/natsconn"
@@ -138,6 +139,8 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if hs != nil {
 		hs.serve() // after the start, so a first tools/list is complete
 	}
+	// A hot swap changes the policy versions the gateway status names.
+	ps.Swapped = func(policy.Kind) { publishGatewayStatus(face, name, "ready", g, policyDigests(ps)) }
 	ps.Watch(g, cfg.Policies.Watch)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})

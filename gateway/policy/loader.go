@@ -157,8 +157,9 @@ func DryRun(ctx context.Context, kind Kind, m Module) error {
 // Watch reloads a file-based policy when its file changes: the new module
 // is loaded, checked and dry-run (against the live catalog for a collision
 // policy) before it replaces the old one in slot; a broken module is refused
-// with a log line and the old one stays. It returns when ctx ends.
-func (l *Loader) Watch(ctx context.Context, spec Spec, slot *plugins.Slot, interval time.Duration, g *gateway.Gateway) {
+// with a log line and the old one stays. swapped, if not nil, is called after
+// each swap. It returns when ctx ends.
+func (l *Loader) Watch(ctx context.Context, spec Spec, slot *plugins.Slot, interval time.Duration, g *gateway.Gateway, swapped func()) {
 	if !spec.IsPath() || interval <= 0 {
 		return
 	}
@@ -182,6 +183,9 @@ func (l *Loader) Watch(ctx context.Context, spec Spec, slot *plugins.Slot, inter
 				log.Error("catalog rebuild with the new policy failed; keeping the last catalog", "error", err)
 			}
 		}
+		if swapped != nil {
+			swapped()
+		}
 	})
 }
 
@@ -189,6 +193,10 @@ func (l *Loader) Watch(ctx context.Context, spec Spec, slot *plugins.Slot, inter
 type Set struct {
 	Collision *plugins.Slot // nil = built-in prefix resolver
 	Authorize *plugins.Slot // nil = no authorization
+
+	// Swapped, when set before Watch, is called after each hot swap (on
+	// the watcher's goroutine): gw run tells the bus which module is in use.
+	Swapped func(Kind)
 
 	loader *Loader
 	specs  []Spec
@@ -244,7 +252,11 @@ func (ps *Set) Watch(g *gateway.Gateway, interval time.Duration) {
 		ps.wg.Add(1)
 		go func() {
 			defer ps.wg.Done()
-			ps.loader.Watch(ctx, spec, slot, interval, g)
+			var swapped func()
+			if ps.Swapped != nil {
+				swapped = func() { ps.Swapped(spec.Kind) }
+			}
+			ps.loader.Watch(ctx, spec, slot, interval, g, swapped)
 		}()
 	}
 }
