@@ -75,8 +75,9 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 		return nil
 	}
 	args, _ := field(params, "arguments")
+	caller := CallerFrom(ctx)
 	d, err := a.Authorize(ctx, AuthzRequest{
-		Caller:      CallerFrom(ctx),
+		Caller:      caller,
 		Server:      e.Server,
 		Tool:        e.Original,
 		Name:        e.Name,
@@ -85,11 +86,11 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 		Pin:         e.Pin,
 	})
 	if err != nil {
-		g.log.Error("authorizer failed; denying the call", "tool", e.Name, "caller", CallerFrom(ctx).ID, "error", err)
+		g.log.Error("authorizer failed; denying the call", "tool", e.Name, "caller", caller.ID, "error", err)
 		d = Decision{Reason: "authorization policy failed", Policy: d.Policy}
 	}
 	if g.opts.Audit == AuditAll || g.opts.Audit == AuditDenied && !d.Allow {
-		g.audit(ctx, e, args, d)
+		g.audit(caller, e, args, d)
 	}
 	if o := g.opts.Observer; o != nil {
 		o.Authorized(Authorized{Server: e.Server, Tool: e.Original, Policy: d.Policy, Outcome: authzOutcome(d, err)})
@@ -131,8 +132,7 @@ type AuditRecord struct {
 }
 
 // audit queues the record of one decision.
-func (g *Gateway) audit(ctx context.Context, e *Entry, args json.RawMessage, d Decision) {
-	c := CallerFrom(ctx)
+func (g *Gateway) audit(c Caller, e *Entry, args json.RawMessage, d Decision) {
 	r := &AuditRecord{
 		Time:       time.Now().UTC(),
 		Principal:  c.ID,
