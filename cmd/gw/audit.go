@@ -176,8 +176,8 @@ func (p *auditPrinter) print(rs []auditRecord) {
 	}
 	for _, r := range rs {
 		policy := r.Policy
-		if h, ok := strings.CutPrefix(policy, "sha256:"); ok && len(h) > 12 {
-			policy = "sha256:" + h[:12]
+		if strings.HasPrefix(policy, "sha256:") {
+			policy = "sha256:" + short(policy)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Gateway, r.Principal,
 			r.Decision, r.Tool, oneLine(r.Reason, 80), policy)

@@ -86,6 +86,21 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	}
 	met := newRunMetrics(cfg, hs)
 	events := newEventBridge(face, logger)
+	// abort undoes a start that failed, in order: the face (once started),
+	// the gateway (once made), the events, the listener.
+	abort := func(err error, g *gateway.Gateway, faceStarted bool) int {
+		if faceStarted {
+			_ = face.Stop(context.Background())
+		}
+		if g != nil {
+			_ = g.Close()
+		}
+		events.close()
+		if hs != nil {
+			_ = hs.ln.Close()
+		}
+		return fail(err)
+	}
 	var sink gateway.EventSink = events
 	if hs != nil {
 		sink = teeEvents{events, &faceEvents{face: hs.face, prev: &gateway.Catalog{}}}
@@ -100,11 +115,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		setObserver(o, met)
 	})
 	if err != nil {
-		events.close()
-		if hs != nil {
-			_ = hs.ln.Close()
-		}
-		return fail(err)
+		return abort(err, nil, false)
 	}
 	defer release()
 	h.g = g
@@ -115,22 +126,11 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		hs.status = newStatusPage(nc, cfg.NATS.Prefix, logger)
 	}
 	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() error { return face.Start(ctx) }); err != nil {
-		_ = g.Close()
-		events.close()
-		if hs != nil {
-			_ = hs.ln.Close()
-		}
-		return fail(err)
+		return abort(err, g, false)
 	}
 	if err := g.Start(ctx); errors.Is(err, gateway.ErrPinStore) {
 		// Serving without the pins would trust every tool anew.
-		_ = face.Stop(context.Background())
-		_ = g.Close()
-		events.close()
-		if hs != nil {
-			_ = hs.ln.Close()
-		}
-		return fail(err)
+		return abort(err, g, true)
 	} else if err != nil {
 		// The servers that failed are restarted per their policy; the
 		// others serve.
@@ -293,9 +293,7 @@ func untilJetStreamReady(ctx context.Context, wait time.Duration, logger *slog.L
 			return err
 		}
 		logger.Warn("JetStream is not ready yet; trying again", "error", err, "in", delay)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
+		if !sleepCtx(ctx, delay) {
 			return ctx.Err()
 		}
 		delay = min(2*delay, 5*time.Second)
