@@ -260,11 +260,11 @@ func (f *Face) staticEndpoints() []*endpoint {
 	return eps
 }
 
-// toolEndpoint is the shared endpoint of one hosted tool.
+// toolEndpoint is the shared subject of one hosted tool. It is no micro endpoint: it needs no name,
+// and its counters are its own, summed in at-tools-call's stats (toolCallStats).
 func (f *Face) toolEndpoint(tool string) *endpoint {
-	tok := EncodeToken(tool)
-	return f.newEndpoint("tools-call-"+strings.ReplaceAll(tok, "~", "_"),
-		f.sharedPrefix+"tools.call."+tok, "tools/call", false, true)
+	return &endpoint{subject: f.sharedPrefix + "tools.call." + EncodeToken(tool), method: "tools/call", named: true,
+		stats: &endpointStats{}}
 }
 
 func (f *Face) newEndpoint(name, subject, method string, at, named bool) *endpoint {

@@ -433,44 +433,33 @@ type ToolCallStats struct {
 }
 
 func (f *Face) toolCallStats(own EndpointStats) ToolCallStats {
-	out := ToolCallStats{EndpointStats: own}
-	var nanos int64
-	add := func(s *endpointStats) {
-		out.Hosted.Served += s.served.Load()
-		out.Hosted.Errors += s.errors.Load()
-		out.Hosted.Shed += s.shed.Load()
-		out.Hosted.InFlight += s.inFlight.Load()
-		nanos += s.nanos.Load()
-	}
-	add(&f.retired)
+	var hosted endpointStats
+	hosted.add(&f.retired)
 	f.toolEps.Range(func(_, v any) bool {
-		add(v.(*endpoint).stats)
+		s := v.(*endpoint).stats
+		hosted.add(s)
+		hosted.inFlight.Add(s.inFlight.Load())
 		return true
 	})
-	if n := out.Hosted.Served + out.Hosted.Errors; n > 0 {
-		out.Hosted.AverageHandlerTime = time.Duration(nanos / n)
-	}
 	// Not len(toolSubs): this runs under micro's lock, and svcMu is held while calling micro.
-	out.Tools = int(f.hostedTools.Load())
-	return out
+	return ToolCallStats{EndpointStats: own, Tools: int(f.hostedTools.Load()), Hosted: hosted.snapshot()}
 }
 
-// retireTool forgets the endpoint and counters of a tool no longer hosted, adding its counters to
-// f.retired. A call still running on it adds to its old counters when it ends: lost from the sums,
-// which count it as in flight no more.
+// add adds o's counts of calls answered and their time to s (not the calls in flight).
+func (s *endpointStats) add(o *endpointStats) {
+	s.served.Add(o.served.Load())
+	s.errors.Add(o.errors.Load())
+	s.shed.Add(o.shed.Load())
+	s.nanos.Add(o.nanos.Load())
+}
+
+// retireTool forgets the endpoint of a tool no longer hosted, adding its counters to f.retired. A
+// call still running on it adds to its old counters when it ends: lost from the sums, which count
+// it as in flight no more.
 func (f *Face) retireTool(subject string) {
-	v, ok := f.toolEps.LoadAndDelete(subject)
-	if !ok {
-		return
+	if v, ok := f.toolEps.LoadAndDelete(subject); ok {
+		f.retired.add(v.(*endpoint).stats)
 	}
-	f.statsMu.Lock()
-	delete(f.stats, subject)
-	f.statsMu.Unlock()
-	s := v.(*endpoint).stats
-	f.retired.served.Add(s.served.Load())
-	f.retired.errors.Add(s.errors.Load())
-	f.retired.shed.Add(s.shed.Load())
-	f.retired.nanos.Add(s.nanos.Load())
 }
 
 // statsFor returns the counters of subject, creating them once; they survive service rebuilds.
