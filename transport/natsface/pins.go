@@ -31,19 +31,9 @@ const (
 // byte is '=' and two upper-case hex digits ("a.b" → "a=2Eb"), and the empty
 // name is "=". Distinct names have distinct tokens.
 func PinKeyToken(name string) string {
-	if name == "" {
-		return "="
-	}
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "=%02X", c)
-	}
-	return b.String()
+	// EncodeToken's encoding with '=' for its escape: its tokens hold no '=' (it escapes it), so
+	// the swap keeps them distinct.
+	return strings.ReplaceAll(EncodeToken(name), string(tokenEscape), "=")
 }
 
 // PinKey is the key of a server's tool's pin.
