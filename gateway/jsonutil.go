@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gwmcp/gw/internal/jsonscan"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // Servers' messages are untrusted, and encoding/json matches struct fields
@@ -38,24 +39,14 @@ func objectFields(raw json.RawMessage) (map[string]json.RawMessage, error) {
 // field returns one member of a JSON object (the last, when a key repeats, as
 // with encoding/json). Nothing is copied.
 func field(raw json.RawMessage, key string) (json.RawMessage, bool) {
-	start, end, n := jsonscan.Member(raw, key)
-	if n == 0 {
-		return nil, false
-	}
-	return raw[start:end], true
+	v := jsonrpc.Member(raw, key)
+	return v, v != nil
 }
 
 // stringField returns a string member, "" when absent or not a string.
 func stringField(raw json.RawMessage, key string) string {
-	v, ok := field(raw, key)
-	if !ok {
-		return ""
-	}
-	text, ok := jsonscan.String(v)
-	if !ok {
-		return ""
-	}
-	return string(text)
+	s, _ := jsonrpc.StringMember(raw, key)
+	return s
 }
 
 // setField returns obj with key set to value (removed when value is nil).

@@ -71,7 +71,8 @@ const (
 // "" for other methods.
 func Target(method string, params json.RawMessage) string {
 	if method == methodToolsCall || method == methodPromptsGet {
-		return stringMember(params, "name")
+		name, _ := jsonrpc.StringMember(params, "name")
+		return name
 	}
 	return ""
 }
@@ -88,7 +89,7 @@ func RequestAttrs(method, target string, params json.RawMessage) []attribute.Key
 	case methodPromptsGet:
 		return append(attrs, PromptName.String(target))
 	}
-	if uri := stringMember(params, "uri"); uri != "" {
+	if uri, _ := jsonrpc.StringMember(params, "uri"); uri != "" {
 		attrs = append(attrs, ResourceURI.String(uri))
 	}
 	return attrs
@@ -110,7 +111,9 @@ func FromMeta(params json.RawMessage) (parent, state string) {
 		return "", ""
 	}
 	meta := params[start:end]
-	return stringMember(meta, "traceparent"), stringMember(meta, "tracestate")
+	parent, _ = jsonrpc.StringMember(meta, "traceparent")
+	state, _ = jsonrpc.StringMember(meta, "tracestate")
+	return parent, state
 }
 
 // Remote returns the span context of a W3C traceparent and tracestate, not
@@ -179,20 +182,6 @@ func End(span trace.Span, res json.RawMessage, err error) {
 func isError(res json.RawMessage) bool {
 	start, end, n := jsonscan.Member(res, "isError")
 	return n > 0 && string(res[start:end]) == "true"
-}
-
-// stringMember returns a string member of obj by exact key, "" when absent
-// or not a string.
-func stringMember(obj json.RawMessage, key string) string {
-	start, end, n := jsonscan.Member(obj, key)
-	if n == 0 {
-		return ""
-	}
-	s, ok := jsonscan.String(obj[start:end])
-	if !ok {
-		return ""
-	}
-	return string(s)
 }
 
 // IDText returns the string form of a JSON-RPC id's JSON text ("7" for 7,
