@@ -6,7 +6,6 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
@@ -454,51 +453,7 @@ func hasTopLevelKey(obj []byte, key string) (has, ok bool) {
 }
 
 // topLevelKey is hasTopLevelKey for obj known to be valid JSON.
-func topLevelKey(obj []byte, key string) bool {
-	depth := 0
-	expectKey := false
-	for i := 0; i < len(obj); i++ {
-		switch c := obj[i]; c {
-		case '{':
-			depth++
-			expectKey = depth == 1
-		case '[':
-			depth++
-		case '}', ']':
-			depth--
-		case ',':
-			expectKey = depth == 1
-		case '"':
-			end := stringEnd(obj, i)
-			if depth == 1 && expectKey {
-				if raw := obj[i+1 : end]; bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-					if string(raw) == key {
-						return true
-					}
-				} else if k := ""; json.Unmarshal(obj[i:end+1], &k) == nil && k == key {
-					return true
-				}
-				expectKey = false
-			}
-			i = end
-		}
-	}
-	return false
-}
-
-// stringEnd returns the index of the quote that closes the string opening
-// at obj[start]; obj is valid JSON.
-func stringEnd(obj []byte, start int) int {
-	for i := start + 1; i < len(obj); i++ {
-		switch obj[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
-		}
-	}
-	return len(obj) - 1
-}
+func topLevelKey(obj []byte, key string) bool { return jsonrpc.Member(obj, key) != nil }
 
 // CancelledID reads notifications/cancelled's requestId.
 func CancelledID(params json.RawMessage) (jsonrpc.ID, bool) {
