@@ -641,16 +641,13 @@ func (g *Gateway) applyEditsLocked(batch []*inventoryEdit) {
 	}()
 	prev := make(map[string]*inventory, len(batch))
 	for _, e := range batch {
-		old, ok := prev[e.server]
-		if !ok {
-			old = g.inventory[e.server]
-			prev[e.server] = old
+		if _, ok := prev[e.server]; !ok {
+			prev[e.server] = g.inventory[e.server]
 		}
 		g.setInventoryLocked(e.server, e.edit(g.inventory[e.server]))
 	}
-	c, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, g.opts.Resolver, g.pins)
+	err := g.rebuildLocked()
 	if err == nil {
-		g.storeCatalogLocked(c)
 		return
 	}
 	for server, inv := range prev {
@@ -664,14 +661,11 @@ func (g *Gateway) applyEditsLocked(batch []*inventoryEdit) {
 	for _, e := range batch {
 		old := g.inventory[e.server]
 		g.setInventoryLocked(e.server, e.edit(old))
-		c, err := rebuildCatalog(g.catalog.Load(), g.servers().order, g.inventory, g.opts.Resolver, g.pins)
-		if err != nil {
+		if err := g.rebuildLocked(); err != nil {
 			g.log.Error("catalog rebuild refused; keeping the last good catalog", "server", e.server, "error", err)
 			g.setInventoryLocked(e.server, old)
 			e.err = err
-			continue
 		}
-		g.storeCatalogLocked(c)
 	}
 }
 
