@@ -205,7 +205,7 @@ type pinTable struct {
 
 // state compares a tool's definition with its pin.
 func (t *pinTable) state(server string, it Item) PinState {
-	if t == nil || t.mode == PinOff || it.def == nil {
+	if t == nil || it.def == nil { // nil: pinning is off
 		return ""
 	}
 	p, ok := t.pins[ItemKey{server, it.Key}]
@@ -369,19 +369,16 @@ func (g *Gateway) notePinsLocked(c *Catalog) {
 	if g.pinw == nil {
 		return
 	}
-	note := func(e *Entry) {
-		if e.Pin != PinNew || e.Item.def == nil {
-			return
+	// Only listed tools can be new: a held one differs from its pin. A new
+	// one has a definition (state says PinNew only then).
+	for i := range c.Tools {
+		e := &c.Tools[i]
+		if e.Pin != PinNew {
+			continue
 		}
 		p := e.Item.def.pin(e.Server, e.Original, "first-seen")
 		g.pins.pins[ItemKey{e.Server, e.Original}] = p
 		g.pinw.push(func(ctx context.Context, s PinStore) error { return s.Create(ctx, p) })
-	}
-	for i := range c.Tools {
-		note(&c.Tools[i])
-	}
-	for i := range c.Held {
-		note(&c.Held[i])
 	}
 	seen := map[ItemKey]bool{}
 	for _, ch := range c.Changes {
