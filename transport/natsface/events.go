@@ -266,18 +266,19 @@ const auditMaxPending = 4096
 // PublishAudit publishes one audit record (any JSON: the gateway's record of an authorization
 // decision) on Prefix.evt.audit.{EncodeToken(principal)}, stored in the audit stream. It does not
 // wait for the stream's acknowledgement, so that a record per call costs the calls nothing: a
-// record the stream refuses or loses is counted (AuditFailures) and logged.
+// record that cannot be sent, or that the stream refuses or loses, is counted (AuditFailures) and
+// logged at the 1st, 2nd, 4th, 8th… failure, so a caller need not log the error again.
 func (f *Face) PublishAudit(principal string, record json.RawMessage) error {
-	js, _, err := f.jetStream()
-	if err != nil {
-		return err
-	}
-	if !json.Valid(record) {
-		return errors.New("natsface: publish audit: not JSON")
-	}
 	msg := &nats.Msg{Subject: f.opts.Prefix + ".evt.audit." + EncodeToken(principal), Data: record,
 		Header: nats.Header{HeaderGateway: []string{f.opts.Gateway}}}
-	if _, err := js.PublishMsgAsync(msg); err != nil {
+	js, _, err := f.jetStream()
+	if err == nil && !json.Valid(record) {
+		err = errors.New("not JSON")
+	}
+	if err == nil {
+		_, err = js.PublishMsgAsync(msg)
+	}
+	if err != nil {
 		f.auditFailed(js, msg, err)
 		return fmt.Errorf("natsface: publish audit: %w", err)
 	}
