@@ -37,6 +37,9 @@ func (b *bench) start(ctx context.Context, path string) (benchCall, func(), erro
 	var call benchCall
 	stop := func() {}
 	var err error
+	if path != "direct" && b.exposed == "" { // every path through gw needs the tool's exposed name
+		return nil, nil, b.expErr
+	}
 	switch path {
 	case "direct":
 		if b.direct == nil {
@@ -44,9 +47,6 @@ func (b *bench) start(ctx context.Context, path string) (benchCall, func(), erro
 		}
 		call = rpcCall(b.direct, b.params)
 	case "gateway":
-		if b.exposed == "" {
-			return nil, nil, b.expErr
-		}
 		caller := gateway.Caller{ID: b.principal}
 		call = func(ctx context.Context) error {
 			res, err := b.g.CallTool(gateway.WithCaller(ctx, caller), b.gwArgs, gateway.CallOptions{})
@@ -84,9 +84,6 @@ func rpcCall(c *rpcclient.Client, params json.RawMessage) benchCall {
 // startNATS runs the NATS face as gw run wires it, on an embedded server
 // that listens on no port, and calls from a connection of its own.
 func (b *bench) startNATS(ctx context.Context) (benchCall, func(), error) {
-	if b.exposed == "" {
-		return nil, nil, b.expErr
-	}
 	dir, err := os.MkdirTemp("", "gw-bench-nats-")
 	if err != nil {
 		return nil, nil, err
@@ -164,9 +161,6 @@ func (b *bench) startNATS(ctx context.Context) (benchCall, func(), error) {
 // startStdio runs gw stdio -c FILE (with this run's --set and -v) as a
 // child process and opens a session with it.
 func (b *bench) startStdio(ctx context.Context) (benchCall, func(), error) {
-	if b.exposed == "" {
-		return nil, nil, b.expErr
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
@@ -203,9 +197,6 @@ func (b *bench) startStdio(ctx context.Context) (benchCall, func(), error) {
 // session (initialize, then every caller's POSTs with its id), modern with
 // stateless POSTs and their headers.
 func (b *bench) startHTTP(ctx context.Context) (benchCall, func(), error) {
-	if b.exposed == "" {
-		return nil, nil, b.expErr
-	}
 	lr := lazyRouter{g: func() *gateway.Gateway { return b.g }}
 	hf := httpface.New(lr, httpface.Options{
 		Info:        mcpface.Implementation{Name: "gw", Version: version},
