@@ -529,8 +529,7 @@ func (v *View) applyAudit(data []byte) {
 		// A decision names the authorize module that made it: one hot-swapped
 		// since the gateway's status is the one in use now.
 		if g := v.gateways[e.Gateway]; g != nil && e.Policy != "" && e.Time.After(g.statusTime) && e.Time.After(g.policyTime) {
-			g.policies = maps.Clone(g.policies)
-			if g.policies == nil {
+			if g.policies == nil { // the map is the view's own: decoded for it, cloned out by Snapshot
 				g.policies = map[string]string{}
 			}
 			g.policies["authorize"], g.policyTime = e.Policy, e.Time
@@ -569,29 +568,18 @@ func (v *View) Snapshot() Snapshot {
 		if g.reported != "stopped" && len(v.polled) == 2 && gw.LastSeen.Before(v.polled[0]) {
 			gw.State = "unreachable"
 		}
-		owned := map[string]bool{}
 		for _, sname := range g.order {
 			s := g.servers[sname]
 			s.Tools = slices.Sorted(slices.Values(g.byServer[sname]))
 			if s.Tools == nil {
 				s.Tools = []string{}
 			}
-			for _, t := range s.Tools {
-				owned[t] = true
-			}
 			gw.Servers = append(gw.Servers, s)
 		}
 		// A catalog without toolsByServer (an older gateway): its tools
 		// are listed under a server with no name.
-		var rest []string
-		for _, t := range g.tools {
-			if !owned[t] && g.byServer == nil {
-				rest = append(rest, t)
-			}
-		}
-		if len(rest) > 0 {
-			slices.Sort(rest)
-			gw.Servers = append(gw.Servers, Server{Tools: rest})
+		if g.byServer == nil && len(g.tools) > 0 {
+			gw.Servers = append(gw.Servers, Server{Tools: slices.Sorted(slices.Values(g.tools))})
 		}
 		out.Gateways = append(out.Gateways, gw)
 	}
