@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -41,9 +39,7 @@ servers:
 	if err != nil || !strings.Contains(string(m.Data), "denied") {
 		t.Fatalf("bob's call: %v %s; want a denial", err, m.Data)
 	}
-	wasm, _ := policies.Builtin("allowlist")
-	sum := sha256.Sum256(wasm)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	digest := digestOf(t, "allowlist")
 
 	// Live: bob's denial on his own subject.
 	for {
@@ -141,8 +137,7 @@ func TestSwapRepublishesGatewayStatus(t *testing.T) {
 		if err := os.Rename(path+".tmp", path); err != nil { // atomic, as deploy tools do
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256(wasm)
-		return "sha256:" + hex.EncodeToString(sum[:])
+		return digestOf(t, module)
 	}
 	first := install("allow-all")
 	cfg := writeConfig(t, "gw.yaml", runHead(t, "swapper", port)+`  watch: 50ms

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,8 +11,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"github.com/gwmcp/gw/policies"
 )
 
 // scrape is one read of /metrics, parsed.
@@ -190,9 +186,7 @@ func TestMetricsScrape(t *testing.T) {
 	}
 
 	s, _ := getMetrics(t, url, "")
-	wasm, _ := policies.Builtin("allowlist")
-	sum := sha256.Sum256(wasm)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	digest := digestOf(t, "allowlist")
 	for _, tt := range []struct {
 		name   string
 		labels []string

@@ -39,7 +39,7 @@ func TestStormHTTP(t *testing.T) {
 	g := stormGateway(t, mark, nil)
 	f := httpface.New(stormFaceHandler{ledger, router.New(g)}, httpface.Options{
 		MaxInFlight: 2 * stormCalls,
-		Logger:      quietLog(),
+		Logger:      discardLogger(),
 	})
 	srv := httptest.NewServer(f)
 	defer func() {

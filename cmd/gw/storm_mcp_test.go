@@ -50,7 +50,7 @@ func TestStormMCP(t *testing.T) {
 	f := mcpface.New(stormFaceHandler{ledger, router.New(g)}, mcpface.Options{
 		Principal:   "storm",
 		MaxInFlight: 2 * stormCalls,
-		Logger:      quietLog(),
+		Logger:      discardLogger(),
 	})
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()

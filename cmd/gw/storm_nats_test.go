@@ -62,7 +62,7 @@ func TestStormNATS(t *testing.T) {
 		Gateway:       "storm",
 		MaxConcurrent: 2 * stormCalls,
 		Methods:       router.Methods(),
-		Logger:        quietLog(),
+		Logger:        discardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestStormNATS(t *testing.T) {
 	if err := face.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	events := newEventBridge(face, quietLog())
+	events := newEventBridge(face, discardLogger())
 	defer events.close()
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -561,6 +561,3 @@ func toolText(result []byte) string {
 	}
 	return res.Content[0].Text
 }
-
-// quietLog discards what it is given.
-func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
