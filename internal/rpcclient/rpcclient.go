@@ -196,7 +196,7 @@ func request(id, method string, params json.RawMessage, meta []byte) []byte {
 	line = append(line, `{"jsonrpc":"2.0","id":`...)
 	line = append(line, id...)
 	line = append(line, `,"method":`...)
-	line = appendString(line, method)
+	line = jsonrpc.AppendString(line, method)
 	switch {
 	case meta == nil && len(p) == 0:
 	case meta == nil:
@@ -208,17 +208,6 @@ func request(id, method string, params json.RawMessage, meta []byte) []byte {
 		line = append(line, p[1:]...)
 	}
 	return append(line, '}')
-}
-
-// appendString appends s as a JSON string.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			m, _ := json.Marshal(s)
-			return append(b, m...)
-		}
-	}
-	return append(append(append(b, '"'), s...), '"')
 }
 
 func (c *Client) call(ctx context.Context, method string, params json.RawMessage, meta []byte, cancelNotice bool) (json.RawMessage, error) {

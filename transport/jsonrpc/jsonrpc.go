@@ -276,7 +276,7 @@ func AppendRequest(dst []byte, id ID, method string, params json.RawMessage) []b
 		dst = append(dst, id.raw...)
 	}
 	dst = append(dst, `,"method":`...)
-	dst = appendJSONString(dst, method)
+	dst = AppendString(dst, method)
 	if len(params) > 0 {
 		dst = append(dst, `,"params":`...)
 		at := len(dst)
@@ -292,8 +292,9 @@ func AppendRequest(dst []byte, id ID, method string, params json.RawMessage) []b
 	return append(dst, '}')
 }
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
+// AppendString appends s to dst as a JSON string, without encoding/json
+// for the plain ASCII strings method names and ids are.
+func AppendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			b, _ := json.Marshal(s)
