@@ -273,25 +273,16 @@ func (s *server) readLoop() error {
 // writeLine writes b and a newline unless ctx (nil means the server's) is
 // done or the server died. Writes are serialised.
 func (s *server) writeLine(ctx context.Context, b []byte) bool {
+	line := make([]byte, 0, len(b)+1)
+	return s.writeRaw(ctx, append(append(line, b...), '\n'))
+}
+
+// writeRaw writes b as it is, under the write lock, unless ctx (nil means
+// the server's) is done or the server died.
+func (s *server) writeRaw(ctx context.Context, b []byte) bool {
 	if ctx == nil {
 		ctx = s.ctx
 	}
-	line := make([]byte, 0, len(b)+1)
-	line = append(append(line, b...), '\n')
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.dead.Load() || ctx.Err() != nil {
-		return false
-	}
-	if _, err := s.out.Write(line); err != nil {
-		fmt.Fprintf(s.opts.Stderr, "mcptest: writing output: %v\n", err)
-		return false
-	}
-	return true
-}
-
-// writeRaw writes b as it is, under the write lock.
-func (s *server) writeRaw(ctx context.Context, b []byte) bool {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.dead.Load() || ctx.Err() != nil {
