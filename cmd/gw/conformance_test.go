@@ -63,7 +63,7 @@ func conformanceGW(t *testing.T, era, fixture string, args []string) string {
 	t.Helper()
 	port, httpPort := freePort(t), freePort(t)
 	head := runHead(t, "conformance-"+era, port)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"}`, httpPort), 1)
+	head = withHTTPAddr(head, httpPort, "")
 	head = strings.Replace(head, "policies:\n", "policies:\n  collision: {module: first-come}\n", 1)
 	quoted, _ := json.Marshal(args)
 	head += fmt.Sprintf(`gateway: {start_timeout: 60s}

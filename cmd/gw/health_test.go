@@ -138,7 +138,7 @@ func TestReadyzServerRule(t *testing.T) {
 			}
 			port := freePort(t)
 			httpPort := freePort(t)
-			head := strings.Replace(runHead(t, "readyz-"+tt.name, port), `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"}`, httpPort), 1)
+			head := withHTTPAddr(runHead(t, "readyz-"+tt.name, port), httpPort, "")
 			r := startReloadRun(t, head+fmt.Sprintf(`health: %s
 gateway:
   restart: {initial_backoff: 20ms, max_backoff: 200ms, degraded_after: 2}

@@ -25,21 +25,35 @@ func httpRun(t *testing.T, name, extra string) (r *reloadRun, head, url string) 
 	t.Helper()
 	head, port := reloadHead(t, name)
 	httpPort := freePort(t)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"%s}`, httpPort, extra), 1) + `
+	head = withHTTPAddr(head, httpPort, extra) + `
   beta:
     command: EXE
     env: {MCPTEST_SERVER: "1", MCPTEST_ERA: modern}
 `
-	r = startReloadRun(t, head, port)
+	r = startHTTPRun(t, head, port, httpPort)
+	return r, head, fmt.Sprintf("http://127.0.0.1:%d/mcp", httpPort)
+}
+
+// withHTTPAddr gives a runHead's HTTP listener the port httpPort, and the
+// extra keys of the http section (", tokens: {…}").
+func withHTTPAddr(head string, httpPort int, extra string) string {
+	return strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"%s}`, httpPort, extra), 1)
+}
+
+// startHTTPRun starts gw run on config, stopped at the test's end, and waits
+// until its HTTP listener on httpPort takes connections.
+func startHTTPRun(t *testing.T, config string, port, httpPort int) *reloadRun {
+	t.Helper()
+	r := startReloadRun(t, config, port)
 	t.Cleanup(r.stop)
-	r.eventually("the HTTP face", func() bool {
+	r.eventually("the HTTP listener", func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort))
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return r, head, fmt.Sprintf("http://127.0.0.1:%d/mcp", httpPort)
+	return r
 }
 
 // TestHTTPSDKClient connects the official Go SDK's Streamable HTTP client to
@@ -129,7 +143,7 @@ func TestHTTPBearerPrincipal(t *testing.T) {
 	t.Setenv("GWTEST_ADA_TOKEN", "ada-secret-token")
 	head, port := reloadHead(t, "http-auth")
 	httpPort := freePort(t)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d", tokens: {ada: {token_env: GWTEST_ADA_TOKEN}}}`, httpPort), 1)
+	head = withHTTPAddr(head, httpPort, ", tokens: {ada: {token_env: GWTEST_ADA_TOKEN}}")
 	head = strings.Replace(head, "policies:\n", "policies:\n  authorize: {module: allowlist, config: {rules: [{callers: [\"ada\"], tools: [\"alpha__echo\"]}]}}\n", 1)
 	r := startReloadRun(t, head, port)
 	defer r.stop()

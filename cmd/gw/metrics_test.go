@@ -102,21 +102,12 @@ func metricsRun(t *testing.T, name, httpKeys string, edit func(string) string) (
 	t.Helper()
 	head, port := reloadHead(t, name)
 	httpPort := freePort(t)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"%s}`, httpPort, httpKeys), 1)
+	head = withHTTPAddr(head, httpPort, httpKeys)
 	if edit != nil {
 		head = edit(head)
 	}
-	r := startReloadRun(t, head, port)
-	t.Cleanup(r.stop)
-	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)
-	r.eventually("the HTTP listener", func() bool {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
-	return r, url
+	r := startHTTPRun(t, head, port, httpPort)
+	return r, fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)
 }
 
 // TestMetricsScrape runs `gw run` with an authorize policy and a server of

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,7 +28,7 @@ func statusRun(t *testing.T, name, extraHTTP string) (r *reloadRun, base string)
 	t.Helper()
 	port, httpPort := freePort(t), freePort(t)
 	head := runHead(t, name, port)
-	head = strings.Replace(head, `http: {addr: "127.0.0.1:0"}`, fmt.Sprintf(`http: {addr: "127.0.0.1:%d"%s}`, httpPort, extraHTTP), 1)
+	head = withHTTPAddr(head, httpPort, extraHTTP)
 	head = strings.Replace(head, "policies:\n", "policies:\n  authorize: {module: allowlist, config: {rules: [{callers: [\"alice\"], tools: [\"alpha__echo\"]}]}}\n", 1)
 	// A restart waits 1.5 to 3 s (equal jitter): long enough for a page
 	// that redraws at most once a second to show the server down.
@@ -39,18 +38,9 @@ servers:
     command: EXE
     env: {MCPTEST_SERVER: "1"}
 `
-	r = startReloadRun(t, head, port)
-	t.Cleanup(r.stop)
+	r = startHTTPRun(t, head, port, httpPort)
 	r.eventually("alpha__echo", func() bool { return r.callOK("alpha__echo") })
-	base = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	r.eventually("the HTTP face", func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return r, base
+	return r, fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 }
 
 // denyCall calls alpha__echo as principal, whom the allowlist refuses:
