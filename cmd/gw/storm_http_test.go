@@ -91,22 +91,17 @@ func TestStormHTTP(t *testing.T) {
 		return toolText(msg.Result), ""
 	}
 	ready := func(what string) {
-		eventually(t, what, func() bool { return serversReady(g, mark) })
-		for i := range stormServers {
-			tool := fmt.Sprintf("s%d__echo", i)
-			eventually(t, tool+" "+what, func() bool {
-				text, _ := post(context.Background(), tool, fmt.Sprintf(`{"name":%q,"arguments":{"text":"x"},"_meta":{%s}}`, tool, strings.TrimSuffix(stormModernMeta, ",")))
-				return text == "x"
-			})
-		}
+		stormReady(t, g, mark, what, func(tool string) bool {
+			text, _ := post(context.Background(), tool, fmt.Sprintf(`{"name":%q,"arguments":{"text":"x"},"_meta":{%s}}`, tool, strings.TrimSuffix(stormModernMeta, ",")))
+			return text == "x"
+		})
 		transport.CloseIdleConnections()
 	}
 	ready("ready")
 	before := settledLeaks(t, nil)
 
 	start := time.Now()
-	stop := make(chan struct{})
-	killed := stormKiller(mark, stop)
+	killed := stormKiller(mark, ledger.done)
 	var wg sync.WaitGroup
 	for _, c := range ledger.calls {
 		wg.Add(1)
@@ -126,13 +121,6 @@ func TestStormHTTP(t *testing.T) {
 			ledger.answer(c.id, time.Now(), text, errMsg)
 		}()
 	}
-	go func() {
-		select {
-		case <-ledger.done:
-		case <-time.After(time.Minute):
-		}
-		close(stop)
-	}()
 	ledger.wait(t, time.Minute)
 	wg.Wait()
 	t.Logf("%d servers killed; every call answered after %v", <-killed, time.Since(start).Round(time.Millisecond))

@@ -141,22 +141,17 @@ func TestStormMCP(t *testing.T) {
 	write(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	n := 0
 	ready := func(what string) {
-		eventually(t, what, func() bool { return serversReady(g, mark) })
-		for i := range stormServers {
-			tool := fmt.Sprintf("s%d__echo", i)
-			eventually(t, tool+" "+what, func() bool {
-				n++
-				msg := ask(fmt.Sprintf("echo-%d", n), "tools/call", fmt.Sprintf(`{"name":%q,"arguments":{"text":"x"}}`, tool))
-				return toolText(msg["result"]) == "x"
-			})
-		}
+		stormReady(t, g, mark, what, func(tool string) bool {
+			n++
+			msg := ask(fmt.Sprintf("echo-%d", n), "tools/call", fmt.Sprintf(`{"name":%q,"arguments":{"text":"x"}}`, tool))
+			return toolText(msg["result"]) == "x"
+		})
 	}
 	ready("ready")
 	before := settledLeaks(t, nil)
 
 	start := time.Now()
-	stop := make(chan struct{})
-	killed := stormKiller(mark, stop)
+	killed := stormKiller(mark, ledger.done)
 	go func() {
 		for _, c := range ledger.calls {
 			ledger.send(c.id)
@@ -169,13 +164,6 @@ func TestStormMCP(t *testing.T) {
 				})
 			}
 		}
-	}()
-	go func() {
-		select {
-		case <-ledger.done:
-		case <-time.After(time.Minute):
-		}
-		close(stop)
 	}()
 	ledger.wait(t, time.Minute)
 	t.Logf("%d servers killed; every call answered after %v", <-killed, time.Since(start).Round(time.Millisecond))

@@ -91,11 +91,7 @@ func TestStormNATS(t *testing.T) {
 		return err == nil && toolText(msg.Data) == "x"
 	}
 	ready := func(what string) {
-		eventually(t, what, func() bool { return serversReady(h.g, mark) })
-		for i := range stormServers {
-			tool := fmt.Sprintf("s%d__echo", i)
-			eventually(t, tool+" "+what, func() bool { return callOK(tool) })
-		}
+		stormReady(t, h.g, mark, what, callOK)
 	}
 	ready("ready")
 
@@ -153,8 +149,7 @@ func TestStormNATS(t *testing.T) {
 	before := settledLeaks(t, nil)
 
 	start := time.Now()
-	stop := make(chan struct{})
-	killed := stormKiller(mark, stop)
+	killed := stormKiller(mark, ledger.done)
 	header := func(c stormCall) nats.Header {
 		h := nats.Header{natsface.HeaderDeadline: []string{time.Now().Add(c.timeout).Format(time.RFC3339Nano)}}
 		if c.progress {
@@ -178,13 +173,6 @@ func TestStormNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d calls published in %v", stormCalls, time.Since(start).Round(time.Millisecond))
-	go func() {
-		select {
-		case <-ledger.done:
-		case <-time.After(time.Minute):
-		}
-		close(stop)
-	}()
 	ledger.wait(t, time.Minute)
 	t.Logf("%d servers killed; every call answered after %v", <-killed, time.Since(start).Round(time.Millisecond))
 

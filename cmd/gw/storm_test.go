@@ -336,18 +336,22 @@ func (l *stormLedger) wait(t *testing.T, limit time.Duration) {
 }
 
 // stormKiller sends SIGKILL to a random server marked mark, s0 spared,
-// every stormKillEvery, until stop is closed or it has killed
-// stormMaxKills. It sends how many it killed on the channel it returns.
-func stormKiller(mark string, stop <-chan struct{}) <-chan int {
+// every stormKillEvery, until done is closed (every call answered), a minute
+// has passed or it has killed stormMaxKills. It sends how many it killed on
+// the channel it returns.
+func stormKiller(mark string, done <-chan struct{}) <-chan int {
 	out := make(chan int, 1)
 	go func() {
 		n := 0
 		defer func() { out <- n }()
 		tick := time.NewTicker(stormKillEvery)
 		defer tick.Stop()
+		limit := time.After(time.Minute)
 		for n < stormMaxKills {
 			select {
-			case <-stop:
+			case <-done:
+				return
+			case <-limit:
 				return
 			case <-tick.C:
 			}
@@ -523,6 +527,17 @@ func stormGateway(t *testing.T, mark string, customize func(*gateway.Options)) *
 		t.Fatal(err)
 	}
 	return g
+}
+
+// stormReady waits until the storm's servers are ready and each one's echo
+// answers through echoes, which calls it by its exposed name.
+func stormReady(t *testing.T, g *gateway.Gateway, mark, what string, echoes func(tool string) bool) {
+	t.Helper()
+	eventually(t, what, func() bool { return serversReady(g, mark) })
+	for i := range stormServers {
+		tool := fmt.Sprintf("s%d__echo", i)
+		eventually(t, tool+" "+what, func() bool { return echoes(tool) })
+	}
 }
 
 // serversReady reports whether every server of g is ready, with a live
