@@ -16,8 +16,6 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/rpcclient"
-	"github.com/gwmcp/gw/transport/natsconn"
-	"github.com/gwmcp/gw/transport/natsface"
 	"github.com/gwmcp/gw/transport/stdio"
 )
 
@@ -213,70 +211,24 @@ func procsCPU(b testing.TB, pids []int) (sum time.Duration) {
 	return sum
 }
 
-// benchStack runs the gw run stack of the NATS benchmarks: an embedded
-// nats-server, the NATS face (gateway "bench"), the gateway with n mcptest
-// servers s0…s{n-1}, and an agent on its own connection, once every
-// server's echo answers over NATS.
+// benchStack runs the gw run stack of the NATS benchmarks (startStackWith)
+// with n mcptest servers s0…s{n-1}, once every server's echo answers over
+// NATS.
 func benchStack(b *testing.B, n int) (g *gateway.Gateway, gwConn, agent *nats.Conn) {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: b.TempDir(), Port: 0, Logger: discardLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(e.Shutdown)
-	if gwConn, err = e.Connect("gw"); err != nil {
-		b.Fatal(err)
-	}
-	h := &faceHandler{}
-	face, err := natsface.New(gwConn, h, natsface.Options{Gateway: "bench", Logger: discardLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	events := newEventBridge(face, discardLogger())
 	specs := make([]gateway.ServerSpec, n)
 	for i := range specs {
 		specs[i] = gateway.ServerSpec{Name: fmt.Sprintf("s%d", i), Command: exe, Env: map[string]string{"MCPTEST_SERVER": "1"},
 			Restart: gateway.RestartNever}
 	}
-	g, err = gateway.New(gateway.Options{Logger: discardLogger(), Events: events, Servers: specs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.g = g
-	if err := face.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = face.Stop(context.Background())
-		_ = g.Close()
-		events.close()
-	})
-	if agent, err = e.Connect("agent"); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(agent.Close)
-	// Wait for the tools' endpoints to appear on NATS.
-	deadline := time.Now().Add(30 * time.Second)
+	s := startStackWith(b, "", gateway.Options{Servers: specs})
 	for i := range n {
-		tool := fmt.Sprintf("s%d__echo", i)
-		for {
-			_, err := agent.Request("mcp.v1.req.bench.tools.call."+tool, []byte(`{"name":"`+tool+`","arguments":{"text":"up?"}}`), time.Second)
-			if err == nil {
-				break
-			} else if time.Now().After(deadline) {
-				b.Fatal(err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		s.waitTool(b, fmt.Sprintf("s%d__echo", i))
 	}
-	return g, gwConn, agent
+	return s.g, s.gwConn, s.agent
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -17,8 +17,9 @@ import (
 
 // stack is gw run's parts on an embedded NATS server, for tests.
 type stack struct {
-	g     *gateway.Gateway
-	agent *nats.Conn
+	g      *gateway.Gateway
+	gwConn *nats.Conn // the face's connection
+	agent  *nats.Conn
 }
 
 func startStack(t *testing.T, llmSubject string, servers ...gateway.ServerSpec) *stack {
@@ -29,7 +30,7 @@ func startStack(t *testing.T, llmSubject string, servers ...gateway.ServerSpec) 
 // startStackWith is startStack with more of the gateway's options (servers,
 // authorizer, tracer provider); the stack sets the logger, events and
 // client handler.
-func startStackWith(t *testing.T, llmSubject string, opts gateway.Options) *stack {
+func startStackWith(t testing.TB, llmSubject string, opts gateway.Options) *stack {
 	t.Helper()
 	ctx := context.Background()
 	e, gwConn := embeddedNATS(t)
@@ -62,12 +63,12 @@ func startStackWith(t *testing.T, llmSubject string, opts gateway.Options) *stac
 		t.Fatal(err)
 	}
 	t.Cleanup(agent.Close)
-	return &stack{g: g, agent: agent}
+	return &stack{g: g, gwConn: gwConn, agent: agent}
 }
 
 // embeddedNATS starts an embedded NATS server for the test and connects
 // gw's connection to it; both end with the test.
-func embeddedNATS(t *testing.T) (*natsconn.Embedded, *nats.Conn) {
+func embeddedNATS(t testing.TB) (*natsconn.Embedded, *nats.Conn) {
 	t.Helper()
 	e, err := natsconn.StartEmbedded(context.Background(), natsconn.EmbeddedOptions{StoreDir: t.TempDir(), Port: 0, Logger: discardLogger()})
 	if err != nil {
@@ -87,7 +88,7 @@ func mcptestServer(name, era string) gateway.ServerSpec {
 }
 
 // waitTool waits until the face serves a tool's subject.
-func (s *stack) waitTool(t *testing.T, tool string) {
+func (s *stack) waitTool(t testing.TB, tool string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
