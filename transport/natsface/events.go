@@ -67,10 +67,15 @@ func ReadCatalog(ctx context.Context, kv jetstream.KeyValue, value []byte) (json
 	}
 }
 
+// catalogPartKey is the key of part i of gateway gw's catalog.
+func catalogPartKey(gw string, i int) string {
+	return CatalogPartKeyPrefix + gw + "." + strconv.Itoa(i)
+}
+
 func readParts(ctx context.Context, kv jetstream.KeyValue, m CatalogManifest) (json.RawMessage, error) {
 	cat := make([]byte, 0, m.Size)
 	for i := range m.Parts {
-		e, err := kv.Get(ctx, CatalogPartKeyPrefix+m.Gateway+"."+strconv.Itoa(i))
+		e, err := kv.Get(ctx, catalogPartKey(m.Gateway, i))
 		if err != nil {
 			return nil, fmt.Errorf("natsface: read catalog of %s: part %d: %w", m.Gateway, i, err)
 		}
@@ -161,7 +166,7 @@ func (f *Face) storeParts(ctx context.Context, kv jetstream.KeyValue, catalog []
 	parts := 0
 	for off := 0; off < len(catalog); off += limit {
 		part := catalog[off:min(off+limit, len(catalog))]
-		key := CatalogPartKeyPrefix + f.opts.Gateway + "." + strconv.Itoa(parts)
+		key := catalogPartKey(f.opts.Gateway, parts)
 		if _, err := kv.Put(ctx, key, part); err != nil {
 			return nil, 0, fmt.Errorf("natsface: publish catalog: key %q: %w", key, err)
 		}
@@ -180,7 +185,7 @@ func (f *Face) storeParts(ctx context.Context, kv jetstream.KeyValue, catalog []
 // names them. catalogMu is held.
 func (f *Face) deleteParts(ctx context.Context, kv jetstream.KeyValue, n int) {
 	for i := n; i < f.staleParts; i++ {
-		key := CatalogPartKeyPrefix + f.opts.Gateway + "." + strconv.Itoa(i)
+		key := catalogPartKey(f.opts.Gateway, i)
 		if err := kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			f.log.Warn("deleting a stale catalog part", "key", key, "error", err)
 			return
