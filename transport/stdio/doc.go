@@ -19,10 +19,11 @@
 //   - The parent-death signal (Linux, always on). The child gets SIGKILL when gw dies, even of
 //     SIGKILL. The kernel sends it when the thread that started the child ends, not the process,
 //     and Go retires a thread when a goroutine locked to it returns (https://go.dev/issue/27505);
-//     so the waiter goroutine locks its thread, starts the child from it and stays locked until the
-//     child is reaped. That costs nothing: the waiter spends the child's life blocked in wait on
-//     one thread anyway. The signal is not inherited by grandchildren and is dropped by the exec
-//     of a set-user-ID program.
+//     so children are started by a few spawner goroutines (one per CPU, up to 8; spawner.go),
+//     each locked to its thread, and a spawner returns only once every child it started has been
+//     reaped. The waiter waits on a pidfd in Go's poller, so a running server holds no thread.
+//     The signal is not inherited by grandchildren and is dropped by the exec of a set-user-ID
+//     program.
 //   - A cgroup (Linux, Config.Contain == ContainCgroup, the default). Where gw can create a
 //     cgroup v2 directory below its own (found through /proc/self/cgroup on a writable cgroup2
 //     mount in /proc/self/mountinfo: /sys/fs/cgroup, or /sys/fs/cgroup/unified in the hybrid
@@ -72,9 +73,11 @@
 //
 // # Goroutines
 //
-// Start starts three goroutines, all owned by the Process:
+// Start has a spawner start the child (see Containment), then starts three goroutines, all owned
+// by the Process:
 //
-//   - the waiter starts the child (locked to its thread, see Containment), reaps it (cmd.Wait),
+//   - the waiter waits for the child to exit (on a pidfd in Go's poller; where the kernel has no
+//     pollable pidfd, blocked in waitid on a thread of its own), reaps it (cmd.Wait),
 //     records how it ended, closes Done, kills the rest of the child's process group and
 //     cgroup, and, once stdout and stderr have reached EOF or a short time has passed, switches
 //     both pipes to non-waiting reads so that a grandchild that escaped the group and holds them

@@ -12,7 +12,6 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -114,7 +113,8 @@ type Process struct {
 	tailNext int      // the oldest line once the ring is full
 	stderrG  sync.WaitGroup
 
-	cg *cgroup // the child's own cgroup, nil for none
+	cg      *cgroup  // the child's own cgroup, nil for none
+	spawner *spawner // whose thread started the child, released once it is reaped
 
 	sigMu      sync.Mutex
 	leaderGone bool // the leader has exited: its group id may no longer be ours; guarded by sigMu
@@ -237,12 +237,17 @@ func Start(cfg Config) (*Process, error) {
 	if rc, err := inW.SyscallConn(); err == nil {
 		p.rawStdin, p.try = rc, newTryWrite()
 	}
-	started := make(chan error, 1)
-	go p.run(newCmd, cg, started)
-	if err := <-started; err != nil {
+	var cmd *exec.Cmd
+	if p.spawner, err = spawn(func() (err error) {
+		cmd, cg, err = startIn(newCmd, cg)
+		return err
+	}); err != nil {
 		closeFiles()
 		return nil, fmt.Errorf("server %q: start %q: %w", name, cfg.Command, err)
 	}
+	p.cmd, p.pid, p.cg = cmd, cmd.Process.Pid, cg
+	registerGroup(p.pid)
+	go p.wait()
 	// The child has its copies; ours would keep the pipes from reporting EOF.
 	_ = inR.Close()
 	_ = outW.Close()
@@ -587,24 +592,6 @@ func (p *Process) leaderExited() {
 	}
 }
 
-// run is the waiter goroutine: it starts the child, reports on started whether it did and, if
-// so, waits for it. The parent-death signal fires when the thread that started the child ends,
-// so run keeps its goroutine on that thread until the child is reaped; Go ends a thread only
-// when a goroutine locked to it returns.
-func (p *Process) run(newCmd func(*cgroup) *exec.Cmd, cg *cgroup, started chan<- error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cmd, cg, err := startIn(newCmd, cg)
-	if err != nil {
-		started <- err
-		return
-	}
-	p.cmd, p.pid, p.cg = cmd, cmd.Process.Pid, cg
-	registerGroup(p.pid)
-	started <- nil
-	p.wait()
-}
-
 // startIn starts newCmd's command in cg. When the kernel refuses to start it straight into the
 // cgroup (clone3 blocked by a seccomp profile, say), it starts it outside and moves it in, and
 // without the cgroup if that fails too. It returns the cgroup the child runs in.
@@ -626,13 +613,14 @@ func startIn(newCmd func(*cgroup) *exec.Cmd, cg *cgroup) (*exec.Cmd, *cgroup, er
 	return cmd, cg, nil
 }
 
-// wait waits for the child on the waiter goroutine; see the package comment.
+// wait is the waiter goroutine; see the package comment.
 func (p *Process) wait() {
 	defer close(p.waited)
 	if waitExitedNoReap(p.pid) {
 		p.leaderExited()
 	}
 	err := p.cmd.Wait()
+	p.spawner.release()
 	p.leaderExited()
 	p.exitErr = err
 	close(p.done)
