@@ -57,6 +57,7 @@ func TestServersCostNoThread(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	t.Logf("%d threads before, %d with %d servers running", before, during, n)
 	if during-before >= n/4 {
 		t.Errorf("%d threads before starting %d servers, %d with them running", before, n, during)
 	}
