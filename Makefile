@@ -8,7 +8,7 @@ GO ?= go
 NPM_DIR := testdata/npm
 NPM_TOOLS_DIR := testdata/npm-tools
 
-.PHONY: test npm-servers npm-tools vet fmt-check policies-check fuzz-smoke bench build run
+.PHONY: test npm-servers npm-tools vet fmt-check policies-check fuzz-smoke bench profiles build run
 
 test: npm-servers npm-tools vet fmt-check policies-check
 	$(GO) test -race -count=1 ./...
@@ -58,6 +58,32 @@ fmt-check:
 # side in one run, and the policy host.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ ./plugins/ ./cmd/gw/ | tee bench.out
+
+# The hot path's CPU and allocation profiles (top 20, as text) in docs/profiles:
+# Gateway.CallTool in both eras, gw's side of the call (the server is another
+# process and is not in them).
+PROFILE_CALLS ?= 100000x
+profiles:
+	@set -e; mkdir -p docs/profiles; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(GO) test -c -o $$tmp/gateway.test ./gateway/; \
+	for era in legacy modern; do \
+		(cd $$tmp && ./gateway.test -test.run '^$$' -test.bench "^BenchmarkToolsCall$$/^era=$$era$$/^gw$$" -test.benchmem \
+			-test.benchtime $(PROFILE_CALLS) -test.cpuprofile cpu-$$era.out) > $$tmp/bench-$$era.txt; \
+		(cd $$tmp && ./gateway.test -test.run '^$$' -test.bench "^BenchmarkToolsCall$$/^era=$$era$$/^gw$$" -test.benchmem \
+			-test.benchtime 5000x -test.memprofile mem-$$era.out -test.memprofilerate 1) > /dev/null; \
+		for kind in cpu allocs; do \
+			out=docs/profiles/toolscall-$$era-$$kind.txt; \
+			{ echo "# $$kind profile of Gateway.CallTool, $$era era (BenchmarkToolsCall/era=$$era/gw): make profiles"; \
+			  echo "# $$(grep -h 'cpu:' $$tmp/bench-$$era.txt); $$(nproc) CPUs; $$(date -u +%F)"; \
+			  grep -h "era=$$era/gw" $$tmp/bench-$$era.txt | sed 's/^/# /'; \
+			  if [ $$kind = cpu ]; then $(GO) tool pprof -top -nodecount 20 $$tmp/gateway.test $$tmp/cpu-$$era.out; \
+			    echo; echo "# the same, by cumulative time"; \
+			    $(GO) tool pprof -top -cum -nodecount 20 $$tmp/gateway.test $$tmp/cpu-$$era.out | sed -n '/flat%/,$$p'; \
+			  else $(GO) tool pprof -sample_index=alloc_objects -top -nodecount 20 $$tmp/gateway.test $$tmp/mem-$$era.out; fi \
+			} 2>/dev/null | grep -v '^File:\|^Build ID:\|^Type:\|^Time:' > $$out; \
+			echo "wrote $$out"; \
+		done; \
+	done
 
 build:
 	$(GO) build -o bin/gw ./cmd/gw
