@@ -12,9 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gwmcp/gw/internal/config"
+	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
 )
 
@@ -70,87 +72,155 @@ func runAudit(ctx context.Context, cfg *config.Config, logger *slog.Logger, prin
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, "gw audit:", err)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			fmt.Fprintf(stderr, "gw audit: no audit stream %s on this NATS: no gw run has started here (audit.record must not be off)\n", natsface.DefaultAuditStream)
+		} else {
+			fmt.Fprintln(stderr, "gw audit:", err)
+		}
 		return 1
-	}
-	nc, release, err := connectCLI(ctx, cfg, logger)
-	if err != nil {
-		return fail(err)
-	}
-	defer release()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(err)
 	}
 	filter := cfg.NATS.Prefix + ".evt.audit.>"
 	if principal != "" {
 		filter = cfg.NATS.Prefix + ".evt.audit." + natsface.EncodeToken(principal)
 	}
-	start := time.Now().Add(-a.since)
-	cons, err := js.OrderedConsumer(ctx, natsface.DefaultAuditStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
-	})
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		fmt.Fprintf(stderr, "gw audit: no audit stream %s on this NATS: no gw run has started here (audit.record must not be off)\n", natsface.DefaultAuditStream)
-		return 1
+	r := &auditReader{flags: a, filter: filter, start: time.Now().Add(-a.since),
+		p: &auditPrinter{w: stdout, json: asJSON}, logger: logger}
+
+	nc, release, own, err := connectCLI(ctx, cfg, logger)
+	if a.follow && errors.Is(err, natsconn.ErrStoreInUse) {
+		// Held by a process that serves no NATS: another gw command, or a
+		// gw run on its way up.
+		nc, release, own, err = nil, func() {}, true, nil
 	}
 	if err != nil {
 		return fail(err)
 	}
-	p := &auditPrinter{w: stdout, json: asJSON}
+	if !own || !a.follow {
+		defer release()
+		if _, err := r.read(ctx, nc, 0, a.follow); err != nil {
+			return fail(err)
+		}
+		return 0
+	}
+	// No gw run is up and this process opened the store itself: a gw run
+	// started now could not open it. So print what the store holds, let go
+	// of it, and follow through the gw run once one is up.
+	var seq uint64
+	if nc != nil {
+		seq, err = r.read(ctx, nc, 0, false)
+		release()
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fail(err)
+		}
+	}
+	nc, err = awaitGWRun(ctx, cfg, "gw audit", stderr)
+	if ctx.Err() != nil {
+		return 0
+	}
+	if err != nil {
+		return fail(err)
+	}
+	defer nc.Close()
+	for {
+		_, err := r.read(ctx, nc, seq, true)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			if err != nil {
+				return fail(err)
+			}
+			return 0
+		}
+		// gw run makes the stream just after its NATS server is up.
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return 0
+		}
+	}
+}
+
+// auditReader reads and prints one gw audit's records.
+type auditReader struct {
+	flags  auditFlags
+	filter string
+	start  time.Time // --since
+	p      *auditPrinter
+	logger *slog.Logger
+}
+
+// read prints the matching records of the audit stream on nc. With after 0
+// it starts at --since and prints the latest -n of the records already
+// kept, at once; with after > 0 it starts after that stream sequence and
+// prints every record. With follow it goes on printing new records until
+// ctx ends. It returns the sequence of the last record read (after when
+// none).
+func (r *auditReader) read(ctx context.Context, nc *nats.Conn, after uint64, follow bool) (last uint64, err error) {
+	last = after
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return last, err
+	}
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.filter}}
+	if after > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	} else {
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.start
+	}
+	cons, err := js.OrderedConsumer(ctx, natsface.DefaultAuditStream, cc)
+	if err != nil {
+		return last, err
+	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return fail(err)
+		return last, err
 	}
-	var past []auditRecord // the latest a.last matching records, oldest first
-	pending := info.NumPending
+	var past []auditRecord // the latest -n matching records, oldest first
 	it, err := cons.Messages()
 	if err != nil {
-		return fail(err)
+		return last, err
 	}
 	defer it.Stop()
 	done := make(chan struct{})
 	defer close(done)
-	go func() { // ends the iterator when ctx does (Ctrl-C); ends with runAudit
+	go func() { // ends the iterator when ctx does (Ctrl-C); ends with read
 		select {
 		case <-ctx.Done():
 			it.Stop()
 		case <-done:
 		}
 	}()
-	history := pending > 0
-	if !history {
-		p.print(nil)
+	history := after == 0 && info.NumPending > 0
+	if after == 0 && !history {
+		r.p.print(nil)
 	}
-	for history || a.follow {
+	for history || follow {
 		msg, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
-			return fail(err)
+			return last, err
 		}
-		var r auditRecord
-		if json.Unmarshal(msg.Data(), &r) != nil {
-			logger.Warn("skipping a malformed audit record", "subject", msg.Subject())
-		} else if a.matches(r) {
+		md, mdErr := msg.Metadata()
+		if mdErr == nil {
+			last = md.Sequence.Stream
+		}
+		var rec auditRecord
+		if json.Unmarshal(msg.Data(), &rec) != nil {
+			r.logger.Warn("skipping a malformed audit record", "subject", msg.Subject())
+		} else if r.flags.matches(rec) {
 			if history {
-				past = append(past, r)
-				if len(past) > a.last {
+				past = append(past, rec)
+				if len(past) > r.flags.last {
 					past = past[1:]
 				}
 			} else {
-				p.print([]auditRecord{r})
+				r.p.print([]auditRecord{rec})
 			}
 		}
-		if md, err := msg.Metadata(); history && (err != nil || md.NumPending == 0) {
+		if history && (mdErr != nil || md.NumPending == 0) {
 			history = false
-			p.print(past)
+			r.p.print(past)
 		}
 	}
-	return 0
+	return last, nil
 }
 
 // auditPrinter prints records as a table (a header once) or one JSON object

@@ -118,6 +118,55 @@ servers:
 	}
 }
 
+// TestFollowersLetGWRunStart: gw audit -f and gw status --watch started
+// before any gw run, on the embedded store, do not keep it: they say they
+// wait, a gw run then starts on that store, and both follow it (the
+// denial it records, the gateway it publishes) until interrupted.
+func TestFollowersLetGWRunStart(t *testing.T) {
+	port := freePort(t)
+	cfg := writeConfig(t, "gw.yaml", runHead(t, "late", port)+`  authorize: {module: allowlist, config: {rules: [{callers: [alice], tools: ["s__*"]}]}}
+servers:
+  s:
+    command: EXE
+    env: {MCPTEST_SERVER: "1"}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type follower struct {
+		out, errOut mcptest.SyncBuffer
+		done        chan int
+	}
+	follow := func(args ...string) *follower {
+		f := &follower{done: make(chan int, 1)}
+		go func() { f.done <- run(ctx, args, &f.out, &f.errOut) }()
+		return f
+	}
+	audit := follow("audit", "-c", cfg, "-f", "--json")
+	status := follow("status", "-c", cfg, "--watch", "--json", "--interval", "100ms")
+	for name, f := range map[string]*follower{"gw audit": audit, "gw status": status} {
+		eventually(t, name+" waiting for a gw run", func() bool {
+			return strings.Contains(f.errOut.String(), "waiting for one on nats://127.0.0.1:")
+		})
+	}
+
+	stderr := runInBackground(t, cfg) // fails to start if a follower still held the store
+	nc := connectWhenUp(t, port, stderr)
+	waitForTool(t, nc, "s__echo", stderr)
+	if _, err := nc.Request("mcp.v1.req.bob.tools.call.s__echo", []byte(`{"name":"s__echo","arguments":{}}`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob's denial followed", func() bool {
+		return strings.Contains(audit.out.String(), `"principal":"bob"`) && strings.Contains(audit.out.String(), `"deny"`)
+	})
+	eventually(t, "the late gateway watched", func() bool { return strings.Contains(status.out.String(), `"late"`) })
+	cancel()
+	for name, f := range map[string]*follower{"gw audit": audit, "gw status": status} {
+		if code := <-f.done; code != 0 {
+			t.Errorf("%s: exit %d\n%s", name, code, f.errOut.String())
+		}
+	}
+}
+
 // TestSwapRepublishesGatewayStatus: a hot swap of a policy file publishes
 // the gateway status again, naming the new module's digest, so the status
 // page and gw status show the version in use without waiting for a call.

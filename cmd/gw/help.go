@@ -106,8 +106,10 @@ if an argument matches no changed tool.
 Print the authorization decisions that gw run gateways recorded in the audit stream MCP_AUDIT
 (on nats.url, or the embedded server's store): time, gateway, principal, decision, tool, the
 policy's reason and the digest of the policy module that decided. Records come from --since ago
-on, the latest -n of them; -f then prints new ones as they come, until interrupted. A record is
-kept for audit.max_age (default 720h); its arguments only with audit.arguments: true.
+on, the latest -n of them; -f then prints new ones as they come, until interrupted. With no gw
+run up, -f prints what the store holds, lets go of it (a gw run could not start while gw audit
+held it) and waits for a gw run on 127.0.0.1:nats.embedded.port to follow. A record is kept for
+audit.max_age (default 720h); its arguments only with audit.arguments: true.
 ` + configFlags + `  -f, --follow        keep printing new records
       --since D       from D ago (default 1h)
   -n N                at most the latest N past records (default 100)
@@ -178,8 +180,10 @@ shown "unreachable".
 
 The bus is --nats URL, else the configuration's nats.url (with its credentials), else the
 embedded NATS server of a gw run on this host (127.0.0.1:nats.embedded.port), else, when no gw
-run holds it, the embedded server's store opened here (the history: every gateway unreachable);
-without -c, nats://127.0.0.1:4222. The prefix is --prefix, else the configuration's, else mcp.v1.
+run holds it, the embedded server's store opened here (the history: every gateway unreachable;
+with --watch, shown once, then the store is let go and gw status waits for a gw run on that
+port); without -c, nats://127.0.0.1:4222. The prefix is --prefix, else the configuration's,
+else mcp.v1.
 
 Flags:
   -c, --config FILE   gw's configuration, for its nats section (optional)

@@ -59,7 +59,7 @@ func mustMarshal(v any) []byte {
 
 // openPinsCLI opens the pin bucket for gw tools --changed and gw pin.
 func openPinsCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*natsface.Pins, func(), error) {
-	nc, release, err := connectCLI(ctx, cfg, logger)
+	nc, release, _, err := connectCLI(ctx, cfg, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,10 +75,10 @@ func openPinsCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 
 // connectCLI connects a command that reads what gw run gateways keep on
 // NATS (pins, audit records): to nats.url when set; else to the embedded
-// server's store, started here without a listener when no gw run holds it,
-// or through the running gw's embedded server on nats.embedded.port when one
-// does.
-func connectCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*nats.Conn, func(), error) {
+// server's store, started here without a listener when no gw run holds it
+// (own is true then), or through the running gw's embedded server on
+// nats.embedded.port when one does.
+func connectCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (nc *nats.Conn, release func(), own bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	name := cfg.NATS.Gateway
@@ -86,9 +86,7 @@ func connectCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		name = defaultGatewayName()
 	}
 	name += "-cli"
-	var nc *nats.Conn
 	var embedded *natsconn.Embedded
-	var err error
 	if cfg.NATS.URL != "" {
 		nc, _, err = connectNATS(ctx, cfg, name, logger)
 	} else {
@@ -98,20 +96,49 @@ func connectCLI(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		if errors.Is(err, natsconn.ErrStoreInUse) {
 			port := cfg.NATS.Embedded.Port
 			if port <= 0 {
-				return nil, nil, fmt.Errorf("%w\n  a gw run holds the embedded NATS store but listens on no fixed port (nats.embedded.port %d): set nats.url to reach it", err, port)
+				return nil, nil, false, fmt.Errorf("%w\n  a gw run holds the embedded NATS store but listens on no fixed port (nats.embedded.port %d): set nats.url to reach it", err, port)
 			}
-			nc, err = natsconn.Connect(ctx, natsconn.ConnOptions{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Name: "gw " + name, Logger: logger})
+			inUse := err
+			url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+			if nc, err = natsconn.Connect(ctx, natsconn.ConnOptions{URL: url, Name: "gw " + name, Logger: logger}); err != nil {
+				// Another gw command holds the store, or a gw run is still starting.
+				err = fmt.Errorf("%w, and nothing answers on %s: %w", inUse, url, err)
+			}
 		}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	return nc, func() {
 		_ = nc.Drain()
 		if embedded != nil {
 			embedded.Shutdown()
 		}
-	}, nil
+	}, embedded != nil, nil
+}
+
+// awaitGWRun waits for a gw run on this host and connects to its embedded
+// NATS server, for a command that follows what gateways publish (gw audit
+// -f, gw status --watch) and found none up: holding the store itself would
+// keep every gw run from starting.
+func awaitGWRun(ctx context.Context, cfg *config.Config, cmd string, stderr io.Writer) (*nats.Conn, error) {
+	port := cfg.NATS.Embedded.Port
+	if port <= 0 {
+		return nil, fmt.Errorf("no gw run is up here, and nats.embedded.port %d names no port to wait for one on: start gw run first, or set nats.url", port)
+	}
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	fmt.Fprintf(stderr, "%s: no gw run is up here; waiting for one on %s\n", cmd, url)
+	for {
+		dial, cancel := context.WithTimeout(ctx, 2*time.Second)
+		nc, err := natsconn.Connect(dial, natsconn.ConnOptions{URL: url, Name: cmd})
+		cancel()
+		if err == nil {
+			return nc, nil
+		}
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // changes reads the changes the gateways reported.

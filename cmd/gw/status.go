@@ -182,17 +182,19 @@ func parseStatus(args []string, stderr io.Writer) (statusOptions, error) {
 // gw run on this host, else its store opened here, whose history then shows
 // every gateway unreachable); else nats://127.0.0.1:4222, gw run's embedded
 // server by default. release closes what it opened.
-func statusConn(ctx context.Context, o *statusOptions, logger *slog.Logger) (nc *nats.Conn, release func(), err error) {
+// cfg is the loaded -c file, nil without one; own is connectCLI's.
+func statusConn(ctx context.Context, o *statusOptions, logger *slog.Logger) (nc *nats.Conn, release func(), cfg *config.Config, own bool, err error) {
 	if o.config != "" {
-		cfg, err := config.Load(config.Options{File: o.config, Environ: os.Environ(), Overrides: o.set})
+		cfg, err = config.Load(config.Options{File: o.config, Environ: os.Environ(), Overrides: o.set})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, false, err
 		}
 		if o.prefix == "" {
 			o.prefix = cfg.NATS.Prefix
 		}
 		if o.natsURL == "" {
-			return connectCLI(ctx, cfg, logger)
+			nc, release, own, err = connectCLI(ctx, cfg, logger)
+			return nc, release, cfg, own, err
 		}
 	}
 	url := o.natsURL
@@ -203,9 +205,9 @@ func statusConn(ctx context.Context, o *statusOptions, logger *slog.Logger) (nc 
 	defer cancel()
 	nc, err = natsconn.Connect(ctx, natsconn.ConnOptions{URL: url, Name: "gw status", Logger: logger})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w\n  is a gw run up? give its NATS with --nats URL or -c FILE", err)
+		return nil, nil, nil, false, fmt.Errorf("%w\n  is a gw run up? give its NATS with --nats URL or -c FILE", err)
 	}
-	return nc, nc.Close, nil
+	return nc, nc.Close, cfg, false, nil
 }
 
 // runStatus is `gw status`: the fleet (or one gateway) as a table or JSON,
@@ -221,15 +223,44 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	nc, release, err := statusConn(ctx, &o, logger)
+	nc, release, cfg, own, err := statusConn(ctx, &o, logger)
+	if o.watch && errors.Is(err, natsconn.ErrStoreInUse) {
+		// Held by a process that serves no NATS: another gw command, or a
+		// gw run on its way up.
+		nc, release, own, err = nil, func() {}, true, nil
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "gw status:", err)
 		return 1
 	}
-	defer release()
 	if o.prefix == "" {
 		o.prefix = natsface.DefaultPrefix
 	}
+	if !own || !o.watch {
+		defer release()
+		return showStatus(ctx, nc, &o, o.watch, logger, stdout, stderr)
+	}
+	// No gw run is up and this process opened the store itself: a gw run
+	// started now could not open it. So show what the store holds once, let
+	// go of it, and watch through the gw run once one is up.
+	if nc != nil {
+		_ = showStatus(ctx, nc, &o, false, logger, stdout, stderr) // what it could not show, it said
+		release()
+	}
+	if nc, err = awaitGWRun(ctx, cfg, "gw status", stderr); err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
+		fmt.Fprintln(stderr, "gw status:", err)
+		return 1
+	}
+	defer nc.Close()
+	return showStatus(ctx, nc, &o, true, logger, stdout, stderr)
+}
+
+// showStatus prints the fleet on nc once, or, with watch, redraws it as it
+// changes until ctx ends.
+func showStatus(ctx context.Context, nc *nats.Conn, o *statusOptions, watch bool, logger *slog.Logger, stdout, stderr io.Writer) int {
 	v, err := fleetview.New(nc, fleetview.Options{Prefix: o.prefix, Interval: o.interval, Logger: logger})
 	if err == nil {
 		err = v.Start()
@@ -246,7 +277,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case <-time.After(15 * time.Second):
 		logger.Warn("the fleet view is incomplete: showing what arrived")
 	}
-	if !o.watch {
+	if !watch {
 		snap := filterGateway(v.Snapshot(), o.gateway)
 		if err := writeStatus(stdout, snap, o.json); err != nil {
 			fmt.Fprintln(stderr, "gw status:", err)
