@@ -117,7 +117,11 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+// TestBenchUsageErrors: a mistake in the arguments is exit status 2, and
+// leaves nothing running (the direct client, opened to choose the tool,
+// is closed).
 func TestBenchUsageErrors(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := writeConfig(t, "gw.yaml", benchConfig)
 	for _, tt := range []struct {
 		name string
