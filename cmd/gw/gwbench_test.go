@@ -146,18 +146,18 @@ func TestBenchUsageErrors(t *testing.T) {
 }
 
 // A tool that fails is timed all the same: its errors are counted and the
-// first one shown.
+// first one shown, the tool's own on every path.
 func TestBenchCountsErrors(t *testing.T) {
 	cfg := writeConfig(t, "gw.yaml", benchConfig)
 	for _, tool := range []string{"error_tool", "is_error"} {
 		code, stdout, stderr := runGW(t, "bench", "-c", cfg, "--tool", tool, "--duration", "200ms",
-			"--concurrency", "1", "--paths", "direct,gateway,http", "--json")
+			"--concurrency", "1", "--paths", "direct,gateway,nats,http", "--json")
 		var rep benchReport
-		if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 3 {
+		if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 4 {
 			t.Fatalf("%s: exit %d, %v\nstdout:\n%s\nstderr:\n%s", tool, code, err, stdout, stderr)
 		}
 		for _, r := range rep.Rows {
-			if r.Errors == 0 || r.Calls != 0 || r.FirstError == "" {
+			if r.Errors == 0 || r.Calls != 0 || !strings.Contains(r.FirstError, tool+" failed on purpose") {
 				t.Errorf("%s: row %+v", tool, r)
 			}
 		}
