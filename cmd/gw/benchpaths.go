@@ -324,21 +324,16 @@ func lastSSEData(body []byte) []byte {
 	return last
 }
 
-// toolError reports a CallToolResult with isError true (by exact key, at
-// the top level) as an error carrying its first text.
+// toolError reports a CallToolResult with isError true as an error
+// carrying its first text.
 func toolError(res json.RawMessage) error {
-	if !bytes.Contains(res, []byte(`"isError"`)) {
+	if !jsonrpc.IsToolError(res) {
 		return nil
 	}
 	var r struct {
-		IsError bool `json:"isError"`
 		Content []struct {
 			Text string `json:"text"`
 		} `json:"content"`
-	}
-	var raw map[string]json.RawMessage
-	if json.Unmarshal(res, &raw) != nil || string(raw["isError"]) != "true" {
-		return nil
 	}
 	_ = json.Unmarshal(res, &r)
 	text := "(no text)"

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -193,6 +194,24 @@ func TestBenchPathFails(t *testing.T) {
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "server s started neither on its own (") ||
 		!strings.Contains(stderr, "crashing on start as asked") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestToolError: gw bench counts a result as a tool error as the metrics
+// and spans do (jsonrpc.IsToolError), and shows its first text.
+func TestToolError(t *testing.T) {
+	for _, tt := range []struct{ res, want string }{
+		{`{"content":[{"type":"text","text":"no\nluck"}],"isError":true}`, "isError result: no luck"},
+		{`{"content":[{"type":"text","text":"escaped"}],"\u0069sError":true}`, "isError result: escaped"},
+		{`{"content":[],"isError":true}`, "isError result: (no text)"},
+		{`{"content":[{"type":"text","text":"x","isError":true}]}`, ""},
+		{`{"content":[],"isError":false}`, ""},
+		{`{"content":[],"IsError":true}`, ""},
+	} {
+		err := toolError(json.RawMessage(tt.res))
+		if got := fmt.Sprint(err); err == nil && tt.want != "" || err != nil && got != tt.want {
+			t.Errorf("toolError(%s) = %v, want %q", tt.res, err, tt.want)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/config"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // version is set with -ldflags "-X main.version=…" by release builds.
@@ -464,9 +465,7 @@ func callTool(ctx context.Context, g *gateway.Gateway, pos []string, pretty bool
 		}
 	}
 	_, _ = stdout.Write(append(out, '\n'))
-	// By exact key: a server's "IsError" is not isError.
-	var r map[string]json.RawMessage
-	if json.Unmarshal(res, &r) == nil && string(r["isError"]) == "true" {
+	if jsonrpc.IsToolError(res) {
 		return 1
 	}
 	return 0
