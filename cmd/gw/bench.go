@@ -213,10 +213,6 @@ func runBench(ctx context.Context, cfg *config.Config, f cliFlags, logger *slog.
 		}
 		return 1
 	}
-	if b.direct != nil && !slices.Contains(plan.paths, "direct") {
-		_ = b.direct.Close() // it only listed the tools
-		b.direct = nil
-	}
 	if b.direct != nil {
 		defer b.direct.Close()
 	}
@@ -290,24 +286,28 @@ type toolDesc struct {
 // order) and picks the tool: --tool, by the server's name or by gw's; else
 // the first tool that requires no argument, preferring read-only ones and
 // never one marked destructive. Without the direct client, the server's
-// tools come from gw's catalog.
-func (b *bench) chooseTool(ctx context.Context) error {
+// tools come from gw's catalog. The direct client stays open (b.direct)
+// only when it listed the tools, a tool is chosen and the direct path is
+// to run.
+func (b *bench) chooseTool(ctx context.Context) (err error) {
 	want := b.f.bench.tool
 	cat := b.g.Catalog()
 	if e, ok := cat.Tool(want); ok && want != "" && (b.f.bench.server == "" || b.f.bench.server == e.Server) {
 		b.plan.server, want = e.Server, e.Original // gw's name
 	}
 	b.direct, b.dirErr = b.openDirect(ctx)
+	defer func() {
+		if b.direct != nil && (err != nil || b.dirErr != nil || !slices.Contains(b.plan.paths, "direct")) {
+			_ = b.direct.Close()
+			b.direct = nil
+		}
+	}()
 	var tools []toolDesc
 	if b.direct != nil {
 		b.era = string(b.direct.Era())
 		tools, b.dirErr = listTools(ctx, b.direct)
-		if b.dirErr != nil {
-			_ = b.direct.Close()
-			b.direct = nil
-		}
 	}
-	if b.direct == nil {
+	if b.dirErr != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -327,17 +327,9 @@ func (b *bench) chooseTool(ctx context.Context) error {
 	}
 	t, err := pickTool(b.plan.server, tools, want)
 	if err != nil {
-		if b.direct != nil {
-			_ = b.direct.Close()
-			b.direct = nil
-		}
 		return err
 	}
 	if b.plan.args == nil && len(t.InputSchema.Required) > 0 {
-		if b.direct != nil {
-			_ = b.direct.Close()
-			b.direct = nil
-		}
 		return usageError{fmt.Errorf("tool %s of server %s requires arguments (%s): give them with --args '{…}'",
 			t.Name, b.plan.server, strings.Join(t.InputSchema.Required, ", "))}
 	}

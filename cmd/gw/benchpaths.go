@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"github.com/gwmcp/gw/transport/httpface"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/gwmcp/gw/transport/mcpface"
+	"github.com/gwmcp/gw/transport/natsclient"
 	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
 	"github.com/gwmcp/gw/transport/stdio"
@@ -146,12 +146,8 @@ func (b *bench) startNATS(ctx context.Context) (benchCall, func(), error) {
 		if err != nil {
 			return err
 		}
-		if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
-			var e jsonrpc.Error
-			if json.Unmarshal(msg.Data, &e) == nil && e.Message != "" {
-				return &e
-			}
-			return fmt.Errorf("NATS error %s: %s", code, msg.Header.Get("Nats-Service-Error"))
+		if err := natsclient.ReplyError(msg); err != nil {
+			return err
 		}
 		return toolError(msg.Data)
 	}
@@ -284,7 +280,7 @@ func (b *bench) startHTTP(ctx context.Context) (benchCall, func(), error) {
 		hdr.Set("Mcp-Protocol-Version", rpcclient.ModernVersion)
 		hdr.Set("Mcp-Method", "tools/call")
 		hdr.Set("Mcp-Name", b.exposed)
-		for name, value := range paramHeaders(lr.ParamHeaders(b.exposed), b.args()) {
+		for name, value := range httpface.ParamHeaderValues(b.args(), lr.ParamHeaders(b.exposed)) {
 			hdr.Set("Mcp-Param-"+name, value)
 		}
 	}
@@ -317,42 +313,6 @@ func (b *bench) clientEra() rpcclient.Era {
 	return rpcclient.EraModern
 }
 
-// paramHeaders are the Mcp-Param-* values of the tool's x-mcp-header
-// arguments (name to property path), as the 2026-07-28 HTTP transport asks.
-func paramHeaders(annotated map[string][]string, args json.RawMessage) map[string]string {
-	out := map[string]string{}
-	for name, path := range annotated {
-		cur := args
-		for _, key := range path {
-			var m map[string]json.RawMessage
-			if json.Unmarshal(cur, &m) != nil {
-				cur = nil
-				break
-			}
-			cur = m[key]
-		}
-		var v any
-		if cur == nil || json.Unmarshal(cur, &v) != nil || v == nil {
-			continue
-		}
-		s := strings.Trim(string(cur), `"`)
-		if str, ok := v.(string); ok {
-			s = str
-		}
-		plain := true
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c < 0x20 || c > 0x7e {
-				plain = false
-			}
-		}
-		if !plain || s != strings.TrimSpace(s) {
-			s = "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
-		}
-		out[name] = s
-	}
-	return out
-}
-
 // lastSSEData is the data of the last event of an SSE body: the response.
 func lastSSEData(body []byte) []byte {
 	var last []byte
@@ -364,21 +324,16 @@ func lastSSEData(body []byte) []byte {
 	return last
 }
 
-// toolError reports a CallToolResult with isError true (by exact key, at
-// the top level) as an error carrying its first text.
+// toolError reports a CallToolResult with isError true as an error
+// carrying its first text.
 func toolError(res json.RawMessage) error {
-	if !bytes.Contains(res, []byte(`"isError"`)) {
+	if !jsonrpc.IsToolError(res) {
 		return nil
 	}
 	var r struct {
-		IsError bool `json:"isError"`
 		Content []struct {
 			Text string `json:"text"`
 		} `json:"content"`
-	}
-	var raw map[string]json.RawMessage
-	if json.Unmarshal(res, &raw) != nil || string(raw["isError"]) != "true" {
-		return nil
 	}
 	_ = json.Unmarshal(res, &r)
 	text := "(no text)"

@@ -220,17 +220,34 @@ func (b *eventBridge) flush(ctx context.Context) bool {
 
 func (b *eventBridge) run() {
 	defer close(b.done)
+	// One timer waits for a failed catalog's retry, re-armed only when the
+	// due time changes: each queued item handled meanwhile must not leave
+	// a timer behind. (Reset drops a value the timer sent before, as
+	// timers do since Go 1.23.)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	var armed time.Time // the due time retry is set for; zero: none
 	for {
-		var retry <-chan time.Time
+		var due time.Time
 		b.mu.Lock()
-		if b.catalog != nil && !b.catalogRetry.IsZero() {
-			retry = time.After(time.Until(b.catalogRetry))
+		if b.catalog != nil {
+			due = b.catalogRetry
 		}
 		b.mu.Unlock()
+		var retryC <-chan time.Time
+		if !due.IsZero() {
+			if !due.Equal(armed) {
+				retry.Reset(time.Until(due))
+				armed = due
+			}
+			retryC = retry.C
+		}
 		select {
 		case it := <-b.q:
 			b.handle(it)
-		case <-retry:
+		case <-retryC:
+			armed = time.Time{}
 			b.publishCatalog(false)
 		case <-b.stop:
 			for {

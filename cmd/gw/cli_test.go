@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,5 +138,44 @@ http: {addr: ""}
 	}
 	if code != 1 {
 		t.Errorf("exit %d", code)
+	}
+}
+
+// TestCommandOwnFlags: --principal, --view, --changed and --all are flags of
+// the commands that take them only; elsewhere the flag package refuses them
+// as any unknown flag, before a configuration is read, and the help of a
+// command lists only its own.
+func TestCommandOwnFlags(t *testing.T) {
+	own := map[string][]string{
+		"principal": {"stdio", "audit"},
+		"view":      {"stdio"},
+		"changed":   {"tools"},
+		"all":       {"pin"},
+	}
+	cmds := []string{"run", "stdio", "tools", "pin", "call", "servers", "bench", "audit"}
+	for flag, takers := range own {
+		arg := "--" + flag
+		if flag == "principal" || flag == "view" {
+			arg += "=x"
+		}
+		for _, cmd := range cmds {
+			takes := slices.Contains(takers, cmd)
+			if _, _, err := parseArgs(cmd, []string{"-c", "gw.yaml", arg}, io.Discard); (err == nil) != takes {
+				t.Errorf("gw %s %s: parse error %v, want one: %v", cmd, arg, err, !takes)
+			}
+			help, _ := helpFor(cmd)
+			if listed := regexp.MustCompile(`(?m)^ +--` + flag + `\b`).MatchString(help); listed != takes {
+				t.Errorf("gw help %s lists --%s: %v, want %v", cmd, flag, listed, takes)
+			}
+			if takes {
+				continue
+			}
+			// No such file: the flag is refused before it would be read.
+			code, stdout, stderr := runGW(t, cmd, "-c", "/nonexistent/gw.yaml", arg)
+			want := "flag provided but not defined: -" + flag + "\nrun 'gw help " + cmd + "' for usage\n"
+			if code != 2 || stdout != "" || stderr != want {
+				t.Errorf("gw %s %s: exit %d, stdout %q, stderr %q; want exit 2, stderr %q", cmd, arg, code, stdout, stderr, want)
+			}
+		}
 	}
 }

@@ -361,6 +361,8 @@ func TestEventBridgeQueue(t *testing.T) {
 // TestEventBridgeRetriesCatalog: a catalog that could not be stored (here
 // the bucket is gone; in a fleet, this side of a partition has no quorum)
 // is tried again until it is, so the bucket heals without another change.
+// A newer catalog that fails too replaces it, and its own retry is the one
+// waited for.
 func TestEventBridgeRetriesCatalog(t *testing.T) {
 	ctx := context.Background()
 	nc, face := startBareFace(t, "r")
@@ -374,9 +376,11 @@ func TestEventBridgeRetriesCatalog(t *testing.T) {
 
 	b := newEventBridge(face, discardLogger())
 	t.Cleanup(b.close)
-	b.HandleEvent(gateway.Event{Kind: gateway.EventCatalogChanged, Catalog: &gateway.Catalog{
-		Tools: []gateway.Entry{{Name: "a", JSON: json.RawMessage(`{"name":"a"}`)}}}})
-	b.flush(ctx) // the first try failed: there is no bucket
+	for _, tool := range []string{"a", "b"} {
+		b.HandleEvent(gateway.Event{Kind: gateway.EventCatalogChanged, Catalog: &gateway.Catalog{
+			Tools: []gateway.Entry{{Name: tool, JSON: json.RawMessage(`{"name":"` + tool + `"}`)}}}})
+		b.flush(ctx) // the first try failed: there is no bucket
+	}
 
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: natsface.DefaultCatalogBucket})
 	if err != nil {
@@ -386,7 +390,7 @@ func TestEventBridgeRetriesCatalog(t *testing.T) {
 	for {
 		entry, err := kv.Get(ctx, natsface.GatewayCatalogKeyPrefix+"r")
 		if err == nil {
-			if got := catalogTools(t, entry.Value()); !slices.Equal(got, []string{"a"}) {
+			if got := catalogTools(t, entry.Value()); !slices.Equal(got, []string{"b"}) {
 				t.Errorf("bucket holds %v", got)
 			}
 			return

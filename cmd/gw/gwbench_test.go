@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -117,7 +118,11 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+// TestBenchUsageErrors: a mistake in the arguments is exit status 2, and
+// leaves nothing running (the direct client, opened to choose the tool,
+// is closed).
 func TestBenchUsageErrors(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := writeConfig(t, "gw.yaml", benchConfig)
 	for _, tt := range []struct {
 		name string
@@ -142,18 +147,18 @@ func TestBenchUsageErrors(t *testing.T) {
 }
 
 // A tool that fails is timed all the same: its errors are counted and the
-// first one shown.
+// first one shown, the tool's own on every path.
 func TestBenchCountsErrors(t *testing.T) {
 	cfg := writeConfig(t, "gw.yaml", benchConfig)
 	for _, tool := range []string{"error_tool", "is_error"} {
 		code, stdout, stderr := runGW(t, "bench", "-c", cfg, "--tool", tool, "--duration", "200ms",
-			"--concurrency", "1", "--paths", "direct,gateway,http", "--json")
+			"--concurrency", "1", "--paths", "direct,gateway,nats,http", "--json")
 		var rep benchReport
-		if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 3 {
+		if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 4 {
 			t.Fatalf("%s: exit %d, %v\nstdout:\n%s\nstderr:\n%s", tool, code, err, stdout, stderr)
 		}
 		for _, r := range rep.Rows {
-			if r.Errors == 0 || r.Calls != 0 || r.FirstError == "" {
+			if r.Errors == 0 || r.Calls != 0 || !strings.Contains(r.FirstError, tool+" failed on purpose") {
 				t.Errorf("%s: row %+v", tool, r)
 			}
 		}
@@ -189,6 +194,24 @@ func TestBenchPathFails(t *testing.T) {
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "server s started neither on its own (") ||
 		!strings.Contains(stderr, "crashing on start as asked") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestToolError: gw bench counts a result as a tool error as the metrics
+// and spans do (jsonrpc.IsToolError), and shows its first text.
+func TestToolError(t *testing.T) {
+	for _, tt := range []struct{ res, want string }{
+		{`{"content":[{"type":"text","text":"no\nluck"}],"isError":true}`, "isError result: no luck"},
+		{`{"content":[{"type":"text","text":"escaped"}],"\u0069sError":true}`, "isError result: escaped"},
+		{`{"content":[],"isError":true}`, "isError result: (no text)"},
+		{`{"content":[{"type":"text","text":"x","isError":true}]}`, ""},
+		{`{"content":[],"isError":false}`, ""},
+		{`{"content":[],"IsError":true}`, ""},
+	} {
+		err := toolError(json.RawMessage(tt.res))
+		if got := fmt.Sprint(err); err == nil && tt.want != "" || err != nil && got != tt.want {
+			t.Errorf("toolError(%s) = %v, want %q", tt.res, err, tt.want)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/config"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // version is set with -ldflags "-X main.version=…" by release builds.
@@ -99,7 +100,9 @@ func mainCode() int {
 	return code
 }
 
-// cliFlags are the flags every command shares.
+// cliFlags are the flags of the commands that take a configuration file:
+// the ones every such command shares, then the ones parseArgs registers
+// only for the commands that take them.
 type cliFlags struct {
 	config  string
 	verbose bool
@@ -107,7 +110,7 @@ type cliFlags struct {
 	pretty  bool
 	set     map[string]any // --set key=value: configuration overrides
 
-	principal string // gw stdio: the caller the authorizer sees
+	principal string // gw stdio: the caller the authorizer sees; gw audit: whose records
 	view      string // gw stdio: serve only this configured view
 
 	changed bool       // gw tools: the changed tools in the pin bucket
@@ -117,6 +120,8 @@ type cliFlags struct {
 }
 
 // parseArgs accepts flags before, between and after positional arguments.
+// A command's own flags are registered for it alone, so that the flag
+// package refuses them elsewhere.
 func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string, error) {
 	f := cliFlags{set: map[string]any{}}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -131,15 +136,19 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.BoolVar(&f.verbose, "verbose", false, "verbose")
 	fs.BoolVar(&f.json, "json", false, "JSON output")
 	fs.BoolVar(&f.pretty, "pretty", false, "indent JSON output")
-	fs.StringVar(&f.principal, "principal", "", "gw stdio: the caller's name (default: the local user)")
-	fs.StringVar(&f.view, "view", "", "gw stdio: serve only this view of the configuration's views")
-	fs.BoolVar(&f.changed, "changed", false, "gw tools: the tools whose definitions changed since they were pinned")
-	fs.BoolVar(&f.all, "all", false, "gw pin accept: every changed tool")
-	if name == "bench" {
-		f.bench.register(fs)
-	}
-	if name == "audit" {
+	switch name {
+	case "stdio":
+		fs.StringVar(&f.principal, "principal", "", "the caller's name (default: the local user)")
+		fs.StringVar(&f.view, "view", "", "serve only this view of the configuration's views")
+	case "audit":
+		fs.StringVar(&f.principal, "principal", "", "this principal's calls only")
 		f.audit.register(fs)
+	case "tools":
+		fs.BoolVar(&f.changed, "changed", false, "the tools whose definitions changed since they were pinned")
+	case "pin":
+		fs.BoolVar(&f.all, "all", false, "every changed tool")
+	case "bench":
+		f.bench.register(fs)
 	}
 	var positional []string
 	for {
@@ -206,14 +215,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f, pos, err := parseArgs(cmd, rest, stderr)
 	if err != nil {
-		return 2
-	}
-	if f.principal != "" && cmd != "stdio" && cmd != "audit" || f.view != "" && cmd != "stdio" {
-		fmt.Fprintf(stderr, "gw %s: --principal is a flag of gw stdio and gw audit, --view of gw stdio\n", cmd)
-		return 2
-	}
-	if f.changed && cmd != "tools" || f.all && cmd != "pin" {
-		fmt.Fprintf(stderr, "gw %s: --changed is a flag of gw tools, --all of gw pin accept\n", cmd)
 		return 2
 	}
 	switch cmd {
@@ -464,9 +465,7 @@ func callTool(ctx context.Context, g *gateway.Gateway, pos []string, pretty bool
 		}
 	}
 	_, _ = stdout.Write(append(out, '\n'))
-	// By exact key: a server's "IsError" is not isError.
-	var r map[string]json.RawMessage
-	if json.Unmarshal(res, &r) == nil && string(r["isError"]) == "true" {
+	if jsonrpc.IsToolError(res) {
 		return 1
 	}
 	return 0

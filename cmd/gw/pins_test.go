@@ -116,12 +116,11 @@ func TestPinningEndToEnd(t *testing.T) {
 	}
 }
 
-// TestPinCLIUsage: the pin flags belong to their commands.
+// TestPinCLIUsage: gw pin wants accept and what to accept (the pin flags
+// belonging to their commands is TestCommandOwnFlags).
 func TestPinCLIUsage(t *testing.T) {
 	cfg := writeConfig(t, "gw.yaml", "servers: {a: {command: EXE}}\n")
 	for _, args := range [][]string{
-		{"servers", "-c", cfg, "--changed"},
-		{"tools", "-c", cfg, "--all"},
 		{"pin", "-c", cfg},
 		{"pin", "forget", "-c", cfg, "a"},
 		{"pin", "accept", "-c", cfg},

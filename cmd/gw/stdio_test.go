@@ -435,15 +435,6 @@ func TestCatalogChanges(t *testing.T) {
 	}
 }
 
-func TestPrincipalOnlyForStdio(t *testing.T) {
-	cfg := writeConfig(t, "gw.yaml", twoServers)
-	for _, flag := range []string{"--principal", "--view"} {
-		if code, _, stderr := runGW(t, "tools", "-c", cfg, flag, "x"); code != 2 || !strings.Contains(stderr, "a flag of gw stdio") {
-			t.Errorf("%s: exit %d, stderr %q", flag, code, stderr)
-		}
-	}
-}
-
 // TestStdioView: gw stdio --view serves only the view's items; a view that
 // is not configured is refused before anything starts.
 func TestStdioView(t *testing.T) {

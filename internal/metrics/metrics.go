@@ -14,7 +14,6 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gwmcp/gw/gateway"
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
@@ -317,7 +315,7 @@ var outcomeNames = [numOutcomes]string{
 // outcomeOf classifies a request's end.
 func outcomeOf(method string, res json.RawMessage, err error) outcome {
 	if err == nil {
-		if method == "tools/call" && isError(res) {
+		if method == "tools/call" && jsonrpc.IsToolError(res) {
 			return outcomeToolError
 		}
 		return outcomeOK
@@ -345,15 +343,4 @@ func outcomeOf(method string, res json.RawMessage, err error) outcome {
 		return outcomeInternalError
 	}
 	return outcomeServerError
-}
-
-// isError reports whether a tools/call result says isError: true, by
-// exact key at the top level. Most results do not name isError at all,
-// which a byte search finds fastest.
-func isError(res json.RawMessage) bool {
-	if !bytes.Contains(res, []byte(`"isError"`)) {
-		return false
-	}
-	start, end, n := jsonscan.Member(res, "isError")
-	return n > 0 && string(res[start:end]) == "true"
 }

@@ -93,6 +93,8 @@ func TestOutcomes(t *testing.T) {
 		{`{"content":[{"type":"text","text":"\"isError\":true"}],"isError":false}`, nil, "ok"},
 		{`{"content":[],"structuredContent":{"isError":true}}`, nil, "ok"},
 		{`{"content":[],"isError":true}`, nil, "tool_error"},
+		{`{"content":[],"\u0069sError":true}`, nil, "tool_error"},
+		{`{"content":[],"IsError":true}`, nil, "ok"},
 		{``, fmt.Errorf("server %q: %w", "s", context.DeadlineExceeded), "timeout"},
 		{``, context.Canceled, "canceled"},
 		{``, fmt.Errorf("%w: down", gateway.ErrServerDown), "unavailable"},

@@ -171,17 +171,11 @@ func End(span trace.Span, res json.RawMessage, err error) {
 		code := strconv.FormatInt(e.Code, 10)
 		span.SetAttributes(ErrorType.String(code), StatusCode.String(code))
 		span.SetStatus(codes.Error, e.Message)
-	case isError(res):
+	case jsonrpc.IsToolError(res):
 		span.SetAttributes(ErrorType.String("tool_error"))
 		span.SetStatus(codes.Error, "tool_error")
 	}
 	span.End()
-}
-
-// isError reports whether a result's isError member is true.
-func isError(res json.RawMessage) bool {
-	start, end, n := jsonscan.Member(res, "isError")
-	return n > 0 && string(res[start:end]) == "true"
 }
 
 // IDText returns the string form of a JSON-RPC id's JSON text ("7" for 7,

@@ -92,6 +92,8 @@ func TestEnd(t *testing.T) {
 		{res: `{"content":[]}`},
 		{res: `{"content":[],"isError":false}`},
 		{res: `{"content":[],"isError":true}`, errType: "tool_error"},
+		{res: `{"content":[],"\u0069sError":true}`, errType: "tool_error"},
+		{res: `{"content":[{"type":"text","text":"x","isError":true}]}`},
 		{err: &jsonrpc.Error{Code: -32602, Message: "unknown tool"}, errType: "-32602", code: "-32602"},
 		{err: errors.New("plain"), errType: "-32603", code: "-32603"},
 	} {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -706,6 +707,51 @@ func TestParamHeaders(t *testing.T) {
 		if resp.StatusCode != tt.status || tt.status == 400 && !strings.Contains(b, "-32020") {
 			t.Errorf("%s: %d %s; want %d", tt.name, resp.StatusCode, b, tt.status)
 		}
+	}
+}
+
+// TestParamHeaderValues: the headers ParamHeaderValues makes for a call's
+// arguments are the ones the face accepts, sent over HTTP (which trims
+// spaces at a value's ends), whatever the string: non-ASCII, spaces at the
+// ends, a control character, text that looks encoded.
+func TestParamHeaderValues(t *testing.T) {
+	f := New(headersHandler{newTestHandler()}, Options{})
+	srv := httptest.NewServer(f)
+	t.Cleanup(func() { srv.Close(); _ = f.Shutdown(context.Background()) })
+	annotated := headersHandler{}.ParamHeaders("sql")
+	for _, tt := range []struct {
+		args string
+		want map[string]string
+	}{
+		{`{"region":"us-west1","opts":{"limit":5}}`, map[string]string{"Region": "us-west1", "Limit": "5"}},
+		{`{"region":"Hello, 世界"}`, map[string]string{"Region": "=?base64?SGVsbG8sIOS4lueVjA==?="}},
+		{`{"region":" padded "}`, map[string]string{"Region": "=?base64?IHBhZGRlZCA=?="}},
+		{`{"region":"tab\there"}`, map[string]string{"Region": "=?base64?dGFiCWhlcmU=?="}},
+		{`{"region":"=?base64?eA==?="}`, map[string]string{"Region": "=?base64?PT9iYXNlNjQ/ZUE9PT89?="}},
+		{`{"region":"a\u0041"}`, map[string]string{"Region": "aA"}},
+		{`{"region":true,"opts":{"limit":-7}}`, map[string]string{"Region": "true", "Limit": "-7"}},
+		{`{"region":null,"opts":{}}`, map[string]string{}},
+		{`{"opts":null}`, map[string]string{}},
+		{`{}`, map[string]string{}},
+	} {
+		got := ParamHeaderValues(json.RawMessage(tt.args), annotated)
+		if !maps.Equal(got, tt.want) {
+			t.Errorf("%s: %v; want %v", tt.args, got, tt.want)
+		}
+		headers := modern("tools/call", "sql")
+		for name, v := range got {
+			headers = append(headers, "Mcp-Param-"+name, v)
+		}
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sql","arguments":` + tt.args + `,` + modernMeta + `}}`
+		resp := post(t, context.Background(), srv.URL+Endpoint, body, headers...)
+		if b := readAll(t, resp); resp.StatusCode != 200 {
+			t.Errorf("%s: the face answers %d %s", tt.args, resp.StatusCode, b)
+		}
+	}
+	// An argument with no header form gets no header (the face refuses
+	// the call whatever the client sends).
+	if got := ParamHeaderValues(json.RawMessage(`{"region":{"a":1},"opts":{"limit":1.5}}`), annotated); len(got) != 0 {
+		t.Errorf("headers for arguments with no header form: %v", got)
 	}
 }
 

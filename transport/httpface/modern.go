@@ -334,6 +334,41 @@ func checkParamHeaders(h http.Header, params json.RawMessage, annotated map[stri
 	return ""
 }
 
+// ParamHeaderValues returns the values of the Mcp-Param-{Name} headers a
+// client sends with a tools/call whose arguments object is args (valid
+// JSON), for the tool's x-mcp-header annotations (Name to property path),
+// keyed by Name: what the face's check accepts. An argument that is absent
+// or null, or has no header form (an object, a fraction), gets no header.
+func ParamHeaderValues(args json.RawMessage, annotated map[string][]string) map[string]string {
+	out := make(map[string]string, len(annotated))
+	for name, path := range annotated {
+		arg, ok := argumentAt(args, path)
+		if !ok {
+			continue
+		}
+		if v, ok := headerForm(arg); ok {
+			out[name] = encodeHeaderValue(v)
+		}
+	}
+	return out
+}
+
+// encodeHeaderValue is v as a header carries it: as is when it is visible
+// ASCII with no space at either end (HTTP trims those) and cannot be taken
+// for the encoded form; else =?base64?…?=, which decodeHeaderValue undoes.
+func encodeHeaderValue(v string) string {
+	plain := v == strings.TrimSpace(v) && !strings.HasPrefix(v, "=?base64?")
+	for i := 0; plain && i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e {
+			plain = false
+		}
+	}
+	if plain {
+		return v
+	}
+	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+}
+
 // argumentAt reads the argument at path (properties keys) of the call's
 // arguments object (valid JSON, as a decoded message's params are).
 func argumentAt(args json.RawMessage, path []string) (json.RawMessage, bool) {

@@ -400,6 +400,24 @@ func StringMember(obj json.RawMessage, key string) (string, bool) {
 	return string(s), true
 }
 
+// IsToolError reports whether a tools/call result says isError: true: a
+// member of the result object itself (one inside content or
+// structuredContent does not count) whose key reads isError as encoding/json
+// reads keys (an escaped "\u0069sError" counts; "IsError" does not) and
+// whose value is true; the last one counts when the key repeats. result
+// must be valid JSON, as a decoded reply's is. It allocates nothing unless
+// the result has a top-level key written with escapes.
+func IsToolError(result json.RawMessage) bool {
+	// Most results name no isError, which two byte searches tell faster
+	// than a scan: a key is "isError" as written or has \u escapes (JSON's
+	// other escapes stand for no letter).
+	if !bytes.Contains(result, []byte(`"isError"`)) && !bytes.Contains(result, []byte(`\u`)) {
+		return false
+	}
+	start, end, n := jsonscan.Member(result, "isError")
+	return n > 0 && string(result[start:end]) == "true"
+}
+
 // DefaultMaxDepth is how deeply a face lets one message nest objects and
 // arrays by default. encoding/json stops at 10,000 levels; servers stop
 // earlier (one made with the Go SDK exited on 1,100), so one caller could

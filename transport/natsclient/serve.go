@@ -246,13 +246,25 @@ func (c *Client) final(ctx context.Context, msg *nats.Msg) (json.RawMessage, err
 	if msg.Header.Get("Status") == "503" && len(msg.Data) == 0 {
 		return nil, nats.ErrNoResponders
 	}
-	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		return nil, replyError(msg.Data, code, msg.Header.Get(micro.ErrorHeader))
+	if err := ReplyError(msg); err != nil {
+		return nil, err
 	}
 	if msg.Header.Get(natsface.HeaderClaimCheck) == "1" {
 		return c.fetchClaimCheck(ctx, msg)
 	}
 	return msg.Data, nil
+}
+
+// ReplyError returns the error a gateway's plain reply carries, nil when it
+// is not an error reply (it has no Nats-Service-Error-Code header): the
+// *jsonrpc.Error of its body, or one made of its headers when the body is
+// not one.
+func ReplyError(msg *nats.Msg) error {
+	code := msg.Header.Get(micro.ErrorCodeHeader)
+	if code == "" {
+		return nil
+	}
+	return replyError(msg.Data, code, msg.Header.Get(micro.ErrorHeader))
 }
 
 // replyError decodes an error reply's body, or makes one of its headers.
