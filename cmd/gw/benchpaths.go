@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/gateway/router"
 	"github.com/gwmcp/gw/internal/rpcclient"
@@ -141,6 +143,10 @@ func (b *bench) startNATS(ctx context.Context) (benchCall, func(), error) {
 	}
 	stops = append(stops, func() { agent.Close() })
 	subject := natsface.DefaultPrefix + ".req." + natsface.EncodeToken(b.principal) + ".tools.call." + natsface.EncodeToken(b.exposed)
+	js, err := jetstream.New(agent)
+	if err != nil {
+		return fail(err)
+	}
 	call := func(ctx context.Context) error {
 		msg, err := agent.RequestWithContext(ctx, subject, b.gwArgs)
 		if err != nil {
@@ -149,7 +155,11 @@ func (b *bench) startNATS(ctx context.Context) (benchCall, func(), error) {
 		if err := natsclient.ReplyError(msg); err != nil {
 			return err
 		}
-		return toolError(msg.Data)
+		result, err := natsface.FetchClaimCheck(ctx, js, msg) // a result over the payload limit
+		if err != nil {
+			return err
+		}
+		return toolError(result)
 	}
 	return call, stop, nil
 }

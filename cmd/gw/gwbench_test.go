@@ -163,7 +163,20 @@ func TestBenchCountsErrors(t *testing.T) {
 			}
 		}
 	}
-	code, stdout, _ := runGW(t, "bench", "-c", cfg, "--tool", "is_error", "--duration", "100ms", "--concurrency", "1", "--paths", "direct")
+	// A result over NATS's payload limit comes claim-checked: the NATS path
+	// fetches it, so it pays for it and sees its isError.
+	code, stdout, stderr := runGW(t, "bench", "-c", cfg, "--tool", "huge", "--args", `{"bytes":1500000,"error":true}`,
+		"--duration", "200ms", "--concurrency", "1", "--paths", "direct,nats", "--json")
+	var rep benchReport
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 2 {
+		t.Fatalf("huge: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
+	}
+	for _, r := range rep.Rows {
+		if r.Errors == 0 || r.Calls != 0 || !strings.Contains(r.FirstError, "isError result: xxx") {
+			t.Errorf("huge: row %+v", r)
+		}
+	}
+	code, stdout, _ = runGW(t, "bench", "-c", cfg, "--tool", "is_error", "--duration", "100ms", "--concurrency", "1", "--paths", "direct")
 	if code != 0 || !strings.Contains(stdout, "direct, 1 at once: ") || !strings.Contains(stdout, "errors; the first: isError result: is_error failed on purpose") {
 		t.Errorf("exit %d, table:\n%s", code, stdout)
 	}

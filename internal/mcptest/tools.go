@@ -98,12 +98,18 @@ var builtinTools = []tool{
 	},
 	{
 		name:        "huge",
-		description: "Replies with a text content of the given number of bytes ('x' repeated).",
-		input:       schema(map[string]any{"bytes": intProp("Size of the text, in bytes.", maxHugeBytes)}, "bytes"),
+		description: "Replies with a text content of the given number of bytes ('x' repeated), as a tool error with error: true.",
+		input: schema(map[string]any{
+			"bytes": intProp("Size of the text, in bytes.", maxHugeBytes),
+			"error": map[string]any{"type": "boolean", "description": "Reply with isError: true."},
+		}, "bytes"),
 		run: func(_ *server, _ *call, args object) (map[string]any, *rpcError) {
 			n, bad := needInt(args, "bytes", maxHugeBytes)
 			if bad != nil {
 				return bad, nil
+			}
+			if string(args["error"]) == "true" {
+				return toolError(strings.Repeat("x", int(n))), nil
 			}
 			return textResult(strings.Repeat("x", int(n))), nil
 		},
