@@ -311,7 +311,7 @@ func (g *Gateway) notePinsLocked(c *Catalog) {
 	// one has a definition (state says PinNew only then).
 	for i := range c.Tools {
 		e := &c.Tools[i]
-		if e.Pin != PinNew {
+		if e.Item.Pin != PinNew {
 			continue
 		}
 		p := e.Item.def.pin(e.Server, e.Original, "first-seen")
