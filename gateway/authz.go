@@ -83,7 +83,7 @@ func (g *Gateway) authorize(ctx context.Context, e *Entry, params json.RawMessag
 		Name:        e.Name,
 		Annotations: e.Item.Annotations,
 		Arguments:   args,
-		Pin:         e.Pin,
+		Pin:         e.Item.Pin,
 	})
 	if err != nil {
 		g.log.Error("authorizer failed; denying the call", "tool", e.Name, "caller", caller.ID, "error", err)

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"sync"
 )
 
 // eventQueue hands events to the EventSink on a goroutine of its own, in the
@@ -19,27 +18,26 @@ import (
 // bound: a sink that cannot keep up with the calls must not grow gw's memory
 // either.
 type eventQueue struct {
-	sink    EventSink
-	log     *slog.Logger
-	dropped int // guarded by mu
-
-	mu     sync.Mutex
-	queue  []Event
-	closed bool
-	wake   chan struct{} // buffered 1
-	done   chan struct{} // closed when run returns
+	sink EventSink
+	log  *slog.Logger
+	q    *queue[Event]
 }
 
 // maxQueuedEvents bounds the server notifications waiting for the sink.
 const maxQueuedEvents = 1 << 16
 
 func newEventQueue(sink EventSink, log *slog.Logger) *eventQueue {
-	q := &eventQueue{sink: sink, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	if sink == nil {
-		close(q.done)
-		return q
+	q := &eventQueue{sink: sink, log: log}
+	q.q = newQueue(maxQueuedEvents, func(e Event) {
+		if e.flushed != nil {
+			close(e.flushed)
+			return
+		}
+		sink.HandleEvent(e)
+	})
+	if sink != nil {
+		q.q.start()
 	}
-	go q.run()
 	return q
 }
 
@@ -48,48 +46,12 @@ func (q *eventQueue) push(e Event) {
 	if q.sink == nil {
 		return
 	}
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
+	if e.Kind != EventServerNotification && e.Kind != EventAudit {
+		q.q.push(e)
 		return
 	}
-	if (e.Kind == EventServerNotification || e.Kind == EventAudit) && len(q.queue) >= maxQueuedEvents {
-		q.dropped++
-		if n := q.dropped; n&(n-1) == 0 { // log at 1, 2, 4, 8…
-			q.log.Warn("event queue full; dropping server notifications and audit records", "server", e.Server, "method", e.Method, "dropped", n)
-		}
-		q.mu.Unlock()
-		return
-	}
-	q.queue = append(q.queue, e)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// run delivers until close, and then what was queued before it.
-func (q *eventQueue) run() {
-	defer close(q.done)
-	for {
-		q.mu.Lock()
-		batch, closed := q.queue, q.closed
-		q.queue = nil
-		q.mu.Unlock()
-		for _, e := range batch {
-			if e.flushed != nil {
-				close(e.flushed)
-				continue
-			}
-			q.sink.HandleEvent(e)
-		}
-		if closed && len(batch) == 0 {
-			return
-		}
-		if len(batch) == 0 {
-			<-q.wake
-		}
+	if n := q.q.pushOrDrop(e); n > 0 && n&(n-1) == 0 { // log at 1, 2, 4, 8…
+		q.log.Warn("event queue full; dropping server notifications and audit records", "server", e.Server, "method", e.Method, "dropped", n)
 	}
 }
 
@@ -103,7 +65,7 @@ func (q *eventQueue) flush(ctx context.Context) error {
 	select {
 	case <-marker:
 		return nil
-	case <-q.done:
+	case <-q.q.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -112,13 +74,4 @@ func (q *eventQueue) flush(ctx context.Context) error {
 
 // close refuses further events and waits until those already queued have
 // been delivered.
-func (q *eventQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	<-q.done
-}
+func (q *eventQueue) close() { q.q.close() }

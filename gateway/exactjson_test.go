@@ -462,6 +462,7 @@ func BenchmarkLargePayloadWork(b *testing.B) {
 	reply := []byte(`{"jsonrpc":"2.0","id":12,"result":{"content":[{"type":"text","text":"` + big + `"}],"resultType":"complete"}}`)
 	s := testSession()
 	ctx := context.Background()
+	version := mustJSON("2026-07-28")
 	b.Run("scan-1MiB", func(b *testing.B) {
 		b.SetBytes(int64(len(params)))
 		for b.Loop() {
@@ -478,7 +479,7 @@ func BenchmarkLargePayloadWork(b *testing.B) {
 			_, _ = field(params, "arguments")
 			p, err := setField(params, "name", json.RawMessage(`"echo"`))
 			if err == nil {
-				p, err = s.metaParams(ctx, p, "2026-07-28")
+				p, err = s.metaParams(ctx, p, version)
 			}
 			if err == nil {
 				p, _, err = swapProgressToken(p, "gw-12")

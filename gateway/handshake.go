@@ -30,7 +30,7 @@ const maxInputRounds = 8
 func (s *session) open(ctx context.Context) error {
 	version := modernVersions[0]
 	for round := 0; ; round++ {
-		params, err := s.metaParams(ctx, nil, version)
+		params, err := s.metaParams(ctx, nil, mustJSON(version))
 		if err != nil {
 			return err
 		}
@@ -108,7 +108,7 @@ func (s *session) probeOutcome(r callReply, round int) probeOutcome {
 		}
 		return probeOutcome{err: fmt.Errorf("server %q: supports protocol versions %v; gw speaks %v", s.name, dr.SupportedVersions, allVersions())}
 	}
-	s.era, s.version, s.rawCaps, s.instructions = EraModern, v, dr.Capabilities, dr.Instructions
+	s.era, s.version, s.versionJSON, s.rawCaps, s.instructions = EraModern, v, mustJSON(v), dr.Capabilities, dr.Instructions
 	if meta, ok := field(r.result, "_meta"); ok {
 		if si, ok := field(meta, metaServerInfo); ok {
 			_ = decodeExact(si, &s.serverInfo)
@@ -322,15 +322,11 @@ var capabilityTexts = func() (texts [8]json.RawMessage) {
 	return texts
 }()
 
-// metaParams adds the per-request _meta of the modern era.
-func (s *session) metaParams(ctx context.Context, params json.RawMessage, version string, extra ...member) (json.RawMessage, error) {
-	v := s.versionText.Load()
-	if v == nil || v.version != version {
-		v = &versionText{version, mustJSON(version)}
-		s.versionText.Store(v)
-	}
+// metaParams adds the per-request _meta of the modern era; version is the
+// protocol version as JSON text (s.versionJSON once the session is open).
+func (s *session) metaParams(ctx context.Context, params json.RawMessage, version json.RawMessage, extra ...member) (json.RawMessage, error) {
 	own := [...]member{
-		{metaProtocolVersion, v.text},
+		{metaProtocolVersion, version},
 		{metaClientInfo, s.cfg.clientInfoText()},
 		{metaClientCapabilities, s.clientCapabilities(ctx)},
 	}
@@ -338,12 +334,6 @@ func (s *session) metaParams(ctx context.Context, params json.RawMessage, versio
 		return withMeta(params, own[:]...)
 	}
 	return withMeta(params, append(own[:], extra...)...)
-}
-
-// versionText is a protocol version and its JSON text.
-type versionText struct {
-	version string
-	text    json.RawMessage
 }
 
 // request sends a request in the session's era. Modern requests carry _meta;
@@ -357,7 +347,7 @@ func (s *session) request(ctx context.Context, method string, params json.RawMes
 	sent := opts
 	sent.meta = nil // set with the era's own _meta, in one pass
 	for round := 0; ; round++ {
-		p, err := s.metaParams(ctx, base, s.version, opts.meta...)
+		p, err := s.metaParams(ctx, base, s.versionJSON, opts.meta...)
 		if err != nil {
 			return nil, fmt.Errorf("server %q: %s: %w", s.name, method, err)
 		}

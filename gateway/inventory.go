@@ -37,8 +37,9 @@ type Item struct {
 	Description string
 	Annotations json.RawMessage
 	Raw         json.RawMessage
-	// Pin is a tool's definition compared with its pin, as the resolver
-	// sees it; "" when pinning is off and for other kinds.
+	// Pin is a tool's definition compared with its pin when the catalog was
+	// built: what the resolver saw and what the tool's Entry carries; ""
+	// when pinning is off, for other kinds, and in a server's own lists.
 	Pin PinState
 
 	def *toolDef // a tool's pinned definition, digested when listed

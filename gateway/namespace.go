@@ -180,9 +180,6 @@ type Entry struct {
 	// JSON is the server's object with its name replaced by the exposed
 	// name: what a face lists to its clients.
 	JSON json.RawMessage
-	// Pin is a tool's definition compared with its pin; "" when pinning is
-	// off and for other kinds.
-	Pin PinState
 }
 
 // Catalog is an immutable snapshot of the merged namespace. The gateway
@@ -370,7 +367,7 @@ func resolveKind(kind Kind, order []string, inv map[string]*inventory, resolver 
 					return nil, nil, err
 				}
 			}
-			out = append(out, Entry{Name: name, Server: s.Server, Original: it.Key, Item: it, JSON: js, Pin: it.Pin})
+			out = append(out, Entry{Name: name, Server: s.Server, Original: it.Key, Item: it, JSON: js})
 		}
 	}
 	// Sorted through an index: an Entry is large, and moving each one
@@ -397,12 +394,12 @@ func sameBytes(a, b []byte) bool {
 // ones when pinning holds them back and the resolver did not allow them,
 // and describes every change.
 func splitChanged(tools []Entry, allowed map[ItemKey]bool, pins *pinTable) (listed, held []Entry, changes []ToolChange) {
-	if pins == nil || !slices.ContainsFunc(tools, func(e Entry) bool { return e.Pin == PinChanged }) {
+	if pins == nil || !slices.ContainsFunc(tools, func(e Entry) bool { return e.Item.Pin == PinChanged }) {
 		return tools, nil, nil // the common case: nothing to copy
 	}
 	listed = tools[:0:0]
 	for _, e := range tools {
-		if e.Pin != PinChanged {
+		if e.Item.Pin != PinChanged {
 			listed = append(listed, e)
 			continue
 		}

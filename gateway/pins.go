@@ -223,88 +223,26 @@ type pinOp func(ctx context.Context, s PinStore) error
 
 // pinWriter writes to the store on a goroutine of its own (from Start to
 // Close), in order, so the catalog lock is never held over the store's I/O.
-// A write that fails is logged; the table keeps what it holds.
+// A write that fails is logged; the table keeps what it holds. Writes queued
+// before start wait for it; close writes what is queued and stops (or, never
+// started, drops it).
 type pinWriter struct {
+	*queue[pinOp]
 	store PinStore
-	log   *slog.Logger
-
-	mu      sync.Mutex
-	queue   []pinOp
-	started bool
-	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
 }
 
 func newPinWriter(store PinStore, log *slog.Logger) *pinWriter {
-	return &pinWriter{store: store, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-// start launches the writer; close stops it.
-func (w *pinWriter) start() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.started && !w.closed {
-		w.started = true
-		go w.run()
-	}
-}
-
-func (w *pinWriter) push(op pinOp) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return
-	}
-	w.queue = append(w.queue, op)
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	return &pinWriter{store: store, queue: newQueue(0, func(op pinOp) {
+		ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
+		defer cancel()
+		if err := op(ctx, store); err != nil {
+			log.Error("pin store write failed", "error", err)
+		}
+	})}
 }
 
 // pinWriteTimeout bounds one write to the store.
 const pinWriteTimeout = 10 * time.Second
-
-func (w *pinWriter) run() {
-	defer close(w.done)
-	for {
-		w.mu.Lock()
-		batch, closed := w.queue, w.closed
-		w.queue = nil
-		w.mu.Unlock()
-		for _, op := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
-			if err := op(ctx, w.store); err != nil {
-				w.log.Error("pin store write failed", "error", err)
-			}
-			cancel()
-		}
-		if closed && len(batch) == 0 {
-			return
-		}
-		if len(batch) == 0 {
-			<-w.wake
-		}
-	}
-}
-
-// close writes what is queued and stops.
-func (w *pinWriter) close() {
-	w.mu.Lock()
-	w.closed = true
-	started := w.started
-	w.mu.Unlock()
-	if !started {
-		return
-	}
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-	<-w.done
-}
 
 // watchPins loads the store's pins into the table and follows the store's
 // changes (an accept, another gateway's first pin) from then on.
@@ -373,7 +311,7 @@ func (g *Gateway) notePinsLocked(c *Catalog) {
 	// one has a definition (state says PinNew only then).
 	for i := range c.Tools {
 		e := &c.Tools[i]
-		if e.Pin != PinNew {
+		if e.Item.Pin != PinNew {
 			continue
 		}
 		p := e.Item.def.pin(e.Server, e.Original, "first-seen")

@@ -59,8 +59,8 @@ func TestPinFirstSeen(t *testing.T) {
 	store := gateway.NewMemoryPinStore()
 	g := start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "alpha", mcptest.Options{Tools: []string{"search"}})}, Pins: store})
 	e, ok := g.Catalog().Tool("alpha__search")
-	if !ok || e.Pin != gateway.PinNew {
-		t.Fatalf("first catalog: %v %q", ok, e.Pin)
+	if !ok || e.Item.Pin != gateway.PinNew {
+		t.Fatalf("first catalog: %v %q", ok, e.Item.Pin)
 	}
 	pins := waitPins(t, store, func(p []gateway.Pin) bool { _, ok := pinOf(p, "alpha", "search"); return ok })
 	p, _ := pinOf(pins, "alpha", "search")
@@ -73,8 +73,8 @@ func TestPinFirstSeen(t *testing.T) {
 	if err := g.RebuildCatalog(); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := g.Catalog().Tool("alpha__search"); e.Pin != gateway.PinPinned {
-		t.Fatalf("after rebuild: %q", e.Pin)
+	if e, _ := g.Catalog().Tool("alpha__search"); e.Item.Pin != gateway.PinPinned {
+		t.Fatalf("after rebuild: %q", e.Item.Pin)
 	}
 	if len(g.Changes()) != 0 {
 		t.Fatalf("changes %+v", g.Changes())
@@ -126,7 +126,7 @@ func TestPinChangeHeldBackUntilAccepted(t *testing.T) {
 		t.Fatal("no change to accept")
 	}
 	e, ok := g.Catalog().Tool("alpha__search")
-	if !ok || e.Pin != gateway.PinPinned || !strings.Contains(e.Item.Description, "id_rsa") {
+	if !ok || e.Item.Pin != gateway.PinPinned || !strings.Contains(e.Item.Description, "id_rsa") {
 		t.Fatalf("after accept: %v %+v", ok, e)
 	}
 	if text(t, mustCall(t, g, "alpha__search", map[string]any{"text": "accepted"})) != "accepted" {
@@ -206,7 +206,7 @@ func TestPinWarnServesChangedTool(t *testing.T) {
 		t.Fatalf("held under warn: %+v", ev.Change)
 	}
 	e, ok := g.Catalog().Tool("alpha__search")
-	if !ok || e.Item.Description != "Changed." || e.Pin != gateway.PinChanged {
+	if !ok || e.Item.Description != "Changed." || e.Item.Pin != gateway.PinChanged {
 		t.Fatalf("under warn: %v %+v", ok, e)
 	}
 	mustCall(t, g, "alpha__search", map[string]any{"text": "x"})
@@ -263,7 +263,7 @@ func TestPinPolicySeesStateAndAllows(t *testing.T) {
 	if s := res.state("alpha", "search"); s != gateway.PinChanged {
 		t.Fatalf("resolution saw %q after the change", s)
 	}
-	if e, ok := g.Catalog().Tool("alpha__search"); !ok || e.Pin != gateway.PinChanged {
+	if e, ok := g.Catalog().Tool("alpha__search"); !ok || e.Item.Pin != gateway.PinChanged {
 		t.Fatalf("allowed tool: %v %+v", ok, e)
 	}
 	mustCall(t, g, "alpha__search", map[string]any{"text": "x"})
@@ -279,8 +279,8 @@ func TestPinOff(t *testing.T) {
 		e, ok := g.Catalog().Tool("alpha__search")
 		return ok && e.Item.Description == "Changed."
 	})
-	if e, _ := g.Catalog().Tool("alpha__search"); e.Pin != "" || len(store.Pins()) != 0 {
-		t.Fatalf("pinning off: %q %+v", e.Pin, store.Pins())
+	if e, _ := g.Catalog().Tool("alpha__search"); e.Item.Pin != "" || len(store.Pins()) != 0 {
+		t.Fatalf("pinning off: %q %+v", e.Item.Pin, store.Pins())
 	}
 	if _, err := gateway.New(gateway.Options{Pinning: "sometimes"}); err == nil {
 		t.Fatal("an unknown pinning mode was accepted")
@@ -346,7 +346,7 @@ func TestPinThroughPolicyABI(t *testing.T) {
 	rugPull(t, g, "Changed.")
 	waitFor(t, "the changed tool served", func() bool {
 		e, ok := g.Catalog().Tool("alpha__search")
-		return ok && e.Pin == gateway.PinChanged && e.Item.Description == "Changed."
+		return ok && e.Item.Pin == gateway.PinChanged && e.Item.Description == "Changed."
 	})
 	if !mod.saw(`{"name":"search","description":"Changed.","pin":"changed"}`) {
 		t.Fatalf("no changed pin state in the collision input")

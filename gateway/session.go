@@ -88,9 +88,12 @@ type session struct {
 	err     error                   // why the session ended
 	tokens  map[string]*pendingCall // gw progress token -> call
 
-	// Set once by open, read-only afterwards.
+	// Set once by open, read-only afterwards: open runs before anything
+	// else may use the session (it is published under managed.mu, its
+	// helpers start after open), and a restart opens a new session.
 	era          Era
 	version      string
+	versionJSON  json.RawMessage // version as JSON text, for the modern era's _meta
 	serverInfo   Implementation
 	caps         serverCapabilities
 	rawCaps      json.RawMessage
@@ -99,8 +102,7 @@ type session struct {
 	notes   noteQueue
 	dropped atomic.Int64
 
-	logLevel    atomic.Pointer[string]      // the last logging/setLevel sent
-	versionText atomic.Pointer[versionText] // the version metaParams last wrote, as JSON
+	logLevel atomic.Pointer[string] // the last logging/setLevel sent
 
 	requests chan *jsonrpc.Message // server-to-client requests waiting for a worker
 	workers  int                   // request workers running; guarded by mu
