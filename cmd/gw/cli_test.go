@@ -151,6 +151,8 @@ func TestCommandOwnFlags(t *testing.T) {
 		"view":      {"stdio"},
 		"changed":   {"tools"},
 		"all":       {"pin"},
+		"json":      {"tools", "servers", "audit", "bench"},
+		"pretty":    {"call"},
 	}
 	cmds := []string{"run", "stdio", "tools", "pin", "call", "servers", "bench", "audit"}
 	for flag, takers := range own {

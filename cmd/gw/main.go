@@ -134,8 +134,12 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 	fs.StringVar(&f.config, "config", "", "config file")
 	fs.BoolVar(&f.verbose, "v", false, "verbose")
 	fs.BoolVar(&f.verbose, "verbose", false, "verbose")
-	fs.BoolVar(&f.json, "json", false, "JSON output")
-	fs.BoolVar(&f.pretty, "pretty", false, "indent JSON output")
+	switch name {
+	case "tools", "servers", "audit", "bench":
+		fs.BoolVar(&f.json, "json", false, "JSON output")
+	case "call":
+		fs.BoolVar(&f.pretty, "pretty", false, "indent JSON output")
+	}
 	switch name {
 	case "stdio":
 		fs.StringVar(&f.principal, "principal", "", "the caller's name (default: the local user)")
