@@ -104,6 +104,16 @@ type PinStore interface {
 	Clear(ctx context.Context, server, tool string) error
 }
 
+// PinBatcher is a PinStore that takes several writes as one: the pin
+// writer hands it every write queued since its last turn, so a store that
+// rewrites a whole file (a thousand tools first seen at a start) writes it
+// once, not once per pin. Batch calls fn with a PinStore that records the
+// writes, then makes them, in order.
+type PinBatcher interface {
+	PinStore
+	Batch(ctx context.Context, fn func(PinStore) error) error
+}
+
 // Errors of pinning.
 var (
 	// ErrToolChanged marks a call refused because the tool's definition
@@ -274,12 +284,16 @@ func (w *pinWriter) run() {
 		batch, closed := w.queue, w.closed
 		w.queue = nil
 		w.mu.Unlock()
-		for _, op := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
-			if err := op(ctx, w.store); err != nil {
-				w.log.Error("pin store write failed", "error", err)
+		if b, ok := w.store.(PinBatcher); ok && len(batch) > 0 {
+			w.writeBatch(b, batch)
+		} else {
+			for _, op := range batch {
+				ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
+				if err := op(ctx, w.store); err != nil {
+					w.log.Error("pin store write failed", "error", err)
+				}
+				cancel()
 			}
-			cancel()
 		}
 		if closed && len(batch) == 0 {
 			return
@@ -287,6 +301,22 @@ func (w *pinWriter) run() {
 		if len(batch) == 0 {
 			<-w.wake
 		}
+	}
+}
+
+// writeBatch makes a batch's writes as one.
+func (w *pinWriter) writeBatch(b PinBatcher, batch []pinOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
+	defer cancel()
+	err := b.Batch(ctx, func(s PinStore) error {
+		var errs []error
+		for _, op := range batch {
+			errs = append(errs, op(ctx, s))
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		w.log.Error("pin store write failed", "writes", len(batch), "error", err)
 	}
 }
 
