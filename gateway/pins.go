@@ -87,8 +87,9 @@ type ToolChange struct {
 }
 
 // PinStore keeps pins where a gw restart finds them and where several
-// gateways share them by server name (the NATS KV in gw run; see
-// NewMemoryPinStore). Methods may be called concurrently.
+// gateways share them by server name (the NATS KV in gw run, a file in gw
+// stdio: gateway/pinfile; see NewMemoryPinStore). Methods may be called
+// concurrently.
 type PinStore interface {
 	// Watch delivers every pin the store holds to fn and returns once it
 	// has; then, until ctx ends, it keeps delivering pins as they are put
@@ -448,7 +449,8 @@ func heldError(e *Entry, ch *ToolChange) error {
 }
 
 // MemoryPinStore is a PinStore in memory: for tests and for gateways
-// without NATS (pins last as long as the process). Accept pins a reported
+// that keep pins only as long as the process (gateway/pinfile keeps them
+// in a file). Accept pins a reported
 // change, as `gw pin accept` does in the NATS store.
 type MemoryPinStore struct {
 	mu       sync.Mutex
