@@ -64,15 +64,40 @@ func mustMarshal(v any) []byte {
 // error: serving without its pins would trust every tool anew, as gw run
 // refuses to without its bucket.
 func openPinFile(cfg *config.Config, logger *slog.Logger) (*pinfile.Store, error) {
-	path := cfg.Pins.File
-	switch path {
+	path, err := pinFilePath(cfg)
+	if err != nil || path == "" {
+		return nil, err
+	}
+	return pinfile.Open(path, pinfile.Options{Logger: logger})
+}
+
+// pinFilePath is pins.file, else the per-user file; "" for none.
+func pinFilePath(cfg *config.Config) (string, error) {
+	switch path := cfg.Pins.File; path {
 	case config.PinsFileNone:
-		return nil, nil
+		return "", nil
 	case "":
-		var err error
-		if path, err = pinfile.DefaultPath(); err != nil {
-			return nil, fmt.Errorf("%w (set pins.file, or pins.file none to keep pins in memory)", err)
+		path, err := pinfile.DefaultPath()
+		if err != nil {
+			return "", fmt.Errorf("%w (set pins.file, or pins.file none to keep pins in memory)", err)
 		}
+		return path, nil
+	default:
+		return path, nil
+	}
+}
+
+// openPinFileCLI opens the pin file for gw tools --changed and gw pin
+// accept when there is one: nil when pins.file is none or the file does
+// not exist (no gw stdio wrote it; a gw run user gets no state directory
+// made, and no error where there is no home, as in a container).
+func openPinFileCLI(cfg *config.Config, logger *slog.Logger) (*pinfile.Store, error) {
+	path, err := pinFilePath(cfg)
+	if err != nil || path == "" {
+		return nil, nil // no per-user directory: no per-user file to read
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
 	return pinfile.Open(path, pinfile.Options{Logger: logger})
 }
@@ -167,7 +192,7 @@ func changes(ctx context.Context, pins *natsface.Pins) ([]gateway.ToolChange, er
 // pin file, then gw run's in the pin bucket.
 func allChanges(ctx context.Context, cfg *config.Config, logger *slog.Logger) ([]gateway.ToolChange, error) {
 	var list []gateway.ToolChange
-	file, err := openPinFile(cfg, logger)
+	file, err := openPinFileCLI(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +306,7 @@ func runPin(ctx context.Context, cfg *config.Config, logger *slog.Logger, pos []
 // acceptInFile accepts the matching changes in gw stdio's pin file, in one
 // write under its lock.
 func acceptInFile(ctx context.Context, cfg *config.Config, logger *slog.Logger, targets []string, all bool, matched map[string]bool, accepted func(gateway.ToolChange), stderr io.Writer) int {
-	file, err := openPinFile(cfg, logger)
+	file, err := openPinFileCLI(cfg, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw pin:", err)
 		return 1

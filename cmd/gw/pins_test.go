@@ -362,3 +362,21 @@ func TestStdioCorruptPinFile(t *testing.T) {
 		t.Fatalf("the pin file was changed: %q", b)
 	}
 }
+
+// TestPinCLIWithoutStores: with no pin file and no NATS store, gw tools
+// --changed lists nothing and gw pin accept finds nothing, and neither makes
+// a file, a directory or a NATS store to look in.
+func TestPinCLIWithoutStores(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, "gw.yaml", "servers: {a: {command: EXE}}\n")
+	set := []string{"-c", cfg, "--set", "pins.file=" + filepath.Join(dir, "state", "pins.json"), "--set", "nats.embedded.store_dir=" + filepath.Join(dir, "nats")}
+	if code, out, errOut := runGW(t, append([]string{"tools", "--changed", "--json"}, set...)...); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("gw tools --changed: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runGW(t, append([]string{"pin", "accept", "a/b"}, set...)...); code != 1 || !strings.Contains(errOut, `no changed tool matches "a/b"`) {
+		t.Fatalf("gw pin accept: %d %s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("the pin CLI made %v", entries)
+	}
+}
