@@ -87,8 +87,9 @@ type ToolChange struct {
 }
 
 // PinStore keeps pins where a gw restart finds them and where several
-// gateways share them by server name (the NATS KV in gw run; see
-// NewMemoryPinStore). Methods may be called concurrently.
+// gateways share them by server name (the NATS KV in gw run, a file in gw
+// stdio: gateway/pinfile; see NewMemoryPinStore). Methods may be called
+// concurrently.
 type PinStore interface {
 	// Watch delivers every pin the store holds to fn and returns once it
 	// has; then, until ctx ends, it keeps delivering pins as they are put
@@ -102,6 +103,16 @@ type PinStore interface {
 	// report once the tool is no longer changed.
 	Report(ctx context.Context, c ToolChange) error
 	Clear(ctx context.Context, server, tool string) error
+}
+
+// PinBatcher is a PinStore that takes several writes as one: the pin
+// writer hands it every write queued since its last turn, so a store that
+// rewrites a whole file (a thousand tools first seen at a start) writes it
+// once, not once per pin. Batch calls fn with a PinStore that records the
+// writes, then makes them, in order.
+type PinBatcher interface {
+	PinStore
+	Batch(ctx context.Context, fn func(PinStore) error) error
 }
 
 // Errors of pinning.
@@ -232,13 +243,35 @@ type pinWriter struct {
 }
 
 func newPinWriter(store PinStore, log *slog.Logger) *pinWriter {
-	return &pinWriter{store: store, queue: newQueue(0, func(op pinOp) {
-		ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
-		defer cancel()
-		if err := op(ctx, store); err != nil {
-			log.Error("pin store write failed", "error", err)
+	return &pinWriter{store: store, queue: newBatchQueue(0, func(batch []pinOp) {
+		if b, ok := store.(PinBatcher); ok {
+			writeBatch(b, batch, log)
+			return
+		}
+		for _, op := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
+			if err := op(ctx, store); err != nil {
+				log.Error("pin store write failed", "error", err)
+			}
+			cancel()
 		}
 	})}
+}
+
+// writeBatch makes a batch's writes as one.
+func writeBatch(b PinBatcher, batch []pinOp, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
+	defer cancel()
+	err := b.Batch(ctx, func(s PinStore) error {
+		var errs []error
+		for _, op := range batch {
+			errs = append(errs, op(ctx, s))
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		log.Error("pin store write failed", "writes", len(batch), "error", err)
+	}
 }
 
 // pinWriteTimeout bounds one write to the store.
@@ -356,7 +389,8 @@ func heldError(e *Entry, ch *ToolChange) error {
 }
 
 // MemoryPinStore is a PinStore in memory: for tests and for gateways
-// without NATS (pins last as long as the process). Accept pins a reported
+// that keep pins only as long as the process (gateway/pinfile keeps them
+// in a file). Accept pins a reported
 // change, as `gw pin accept` does in the NATS store.
 type MemoryPinStore struct {
 	mu       sync.Mutex

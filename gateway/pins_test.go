@@ -419,3 +419,51 @@ func TestPinsSharedByGateways(t *testing.T) {
 		t.Fatal("the first gateway still serves a definition that is no longer the pin")
 	}
 }
+
+// batchPins is a MemoryPinStore that takes batches, counting them.
+type batchPins struct {
+	*gateway.MemoryPinStore
+	mu      sync.Mutex
+	batches []int // writes per batch
+}
+
+func (b *batchPins) Batch(ctx context.Context, fn func(gateway.PinStore) error) error {
+	rec := &countingPins{PinStore: b.MemoryPinStore}
+	err := fn(rec)
+	b.mu.Lock()
+	b.batches = append(b.batches, rec.n)
+	b.mu.Unlock()
+	return err
+}
+
+type countingPins struct {
+	gateway.PinStore
+	n int
+}
+
+func (c *countingPins) Create(ctx context.Context, p gateway.Pin) error {
+	c.n++
+	return c.PinStore.Create(ctx, p)
+}
+
+// TestPinWritesBatched: a PinBatcher gets the writes queued together in one
+// Batch, so a file store writes a server's first-seen tools at once.
+func TestPinWritesBatched(t *testing.T) {
+	store := &batchPins{MemoryPinStore: gateway.NewMemoryPinStore()}
+	start(t, gateway.Options{Servers: []gateway.ServerSpec{server(t, "alpha", mcptest.Options{})}, Pins: store})
+	// Every pin written, and the last batch done: Pins then holds them all.
+	var batches []int
+	waitFor(t, "the first-seen pins", func() bool {
+		store.mu.Lock()
+		batches = slices.Clone(store.batches)
+		store.mu.Unlock()
+		n := 0
+		for _, b := range batches {
+			n += b
+		}
+		return n > 1 && n == len(store.Pins())
+	})
+	if len(batches) >= len(store.Pins()) {
+		t.Fatalf("%d pins written in batches %v; want fewer batches than pins", len(store.Pins()), batches)
+	}
+}

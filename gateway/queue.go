@@ -3,7 +3,8 @@ package gateway
 import "sync"
 
 // queue hands items to deliver on a goroutine of its own, from start to
-// close, one at a time and in the order they were pushed. A push never waits
+// close, in the order they were pushed: one at a time, or (newBatchQueue)
+// everything queued since the last delivery at once. A push never waits
 // on deliver, so it may be made under the caller's locks, and deliver runs
 // with none of them held. Items pushed before start wait for it; items pushed
 // after close are refused. close waits until what was queued has been
@@ -13,7 +14,7 @@ import "sync"
 // limit items wait, so a flood of what may be lost cannot grow memory while
 // what must not be lost still gets in.
 type queue[T any] struct {
-	deliver func(T)
+	deliver func([]T)
 	limit   int // pushOrDrop refuses once this many items wait
 
 	mu      sync.Mutex
@@ -26,6 +27,16 @@ type queue[T any] struct {
 }
 
 func newQueue[T any](limit int, deliver func(T)) *queue[T] {
+	return newBatchQueue(limit, func(batch []T) {
+		for _, v := range batch {
+			deliver(v)
+		}
+	})
+}
+
+// newBatchQueue is a queue whose deliver takes every item queued since its
+// last call, never an empty batch.
+func newBatchQueue[T any](limit int, deliver func([]T)) *queue[T] {
 	return &queue[T]{deliver: deliver, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
@@ -87,8 +98,8 @@ func (q *queue[T]) run() {
 		batch, closed := q.items, q.closed
 		q.items = nil
 		q.mu.Unlock()
-		for _, v := range batch {
-			q.deliver(v)
+		if len(batch) > 0 {
+			q.deliver(batch)
 		}
 		if closed && len(batch) == 0 {
 			return

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/internal/rpcclient"
 	"github.com/gwmcp/gw/transport/httpface"
 	"github.com/gwmcp/gw/transport/jsonrpc"
@@ -174,6 +175,11 @@ func (b *bench) startStdio(ctx context.Context) (benchCall, func(), error) {
 	args := []string{"stdio", "-c", b.f.config}
 	for _, k := range slices.Sorted(maps.Keys(b.f.set)) {
 		args = append(args, "--set", fmt.Sprintf("%s=%v", k, b.f.set[k]))
+	}
+	if _, ok := b.f.set["pins.file"]; !ok {
+		// A timing run neither reads nor adds to the user's pins (its
+		// other paths keep them in memory too).
+		args = append(args, "--set", "pins.file="+config.PinsFileNone)
 	}
 	if b.f.verbose {
 		args = append(args, "-v")

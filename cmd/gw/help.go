@@ -45,6 +45,11 @@ per-request _meta, 2026-07-28). Logs go to standard error; standard output carri
 only. The configuration file is watched as by gw run, and the client is told when lists change.
 gw exits, stopping every server, when standard input closes.
 
+Tool-definition pins (gateway.pinning) are kept in pins.file, by default the per-user
+$XDG_STATE_HOME/gw/pins.json (else ~/.local/state/gw/pins.json), so a tool changed since an
+earlier run is held back until gw pin accept; pins.file none keeps them in memory. gw stdio does
+not start on a pin file it cannot read.
+
 In a client's configuration:
   {"mcpServers": {"gw": {"command": "gw", "args": ["stdio", "-c", "/path/gw.yaml"]}}}
 ` + configFlags + `      --principal NAME the caller the authorize policy sees (default: the local user)
@@ -84,20 +89,22 @@ Start the servers and print the merged tool catalog: exposed name, server, the s
 and a description. Exit status 1 if a server did not start.
 
 With --changed, start nothing: print the tools whose definitions (name, title, description,
-schemas, annotations) differ from the ones pinned when gw first saw them, as the gw run gateways
-reported them in the pin bucket (mcp-pins, on nats.url or the embedded server's store): server,
-tool, exposed name, the fields that changed, whether the tool is held back, and the pinned and
-current digests. Accept a change with gw pin accept.
+schemas, annotations) differ from the ones pinned when gw first saw them, as the gateways
+reported them: gw stdio in its pin file (pins.file), gw run in the pin bucket (mcp-pins, on
+nats.url or the embedded server's store, when there is one): server, tool, exposed name, the
+fields that changed, whether the tool is held back, and the pinned and current digests. Accept a
+change with gw pin accept.
 ` + configFlags + `      --json          one JSON array of {name, server, tool, description}; with --changed,
                       of the changes with both definitions
-      --changed       the changed tools, from the pin bucket
+      --changed       the changed tools, from the pin file and the pin bucket
 `,
 	"pin": `Usage: gw pin accept -c FILE SERVER[/TOOL]… | --all
 
 Accept the changed definitions of a server's tools (SERVER), of one tool (SERVER/TOOL) or of every
 changed tool (--all), as gw tools --changed lists them: their current definitions become their
-pins. Every gw run gateway sharing the pin bucket serves the tools again at once. Exit status 1
-if an argument matches no changed tool.
+pins, in the pin file (pins.file) and the pin bucket alike. Every gw run gateway sharing the pin
+bucket serves the tools again at once; a running gw stdio on the pin file within a second. Exit
+status 1 if an argument matches no changed tool.
 ` + configFlags + `      --all           every changed tool
 `,
 	"audit": `Usage: gw audit -c FILE [-f] [--since 1h] [-n 100] [--principal NAME] [--decision allow|deny]

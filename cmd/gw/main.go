@@ -113,7 +113,7 @@ type cliFlags struct {
 	principal string // gw stdio: the caller the authorizer sees; gw audit: whose records
 	view      string // gw stdio: serve only this configured view
 
-	changed bool       // gw tools: the changed tools in the pin bucket
+	changed bool       // gw tools: the changed tools in the pin file and bucket
 	all     bool       // gw pin accept: every changed tool
 	bench   benchFlags // gw bench's own flags
 	audit   auditFlags // gw audit's own flags

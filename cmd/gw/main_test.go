@@ -24,6 +24,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GW_POLICIES__CACHE_DIR") == "" {
 		_ = os.Setenv("GW_POLICIES__CACHE_DIR", filepath.Join(os.TempDir(), "gw-test-wasm-cache"))
 	}
+	// gw stdio keeps pins in a per-user file; tests keep theirs in memory
+	// (or in a file of their own, with --set pins.file), so they neither
+	// share pins nor touch the user's.
+	if _, ok := os.LookupEnv("GW_PINS__FILE"); !ok {
+		_ = os.Setenv("GW_PINS__FILE", "none")
+	}
 	if os.Getenv(envRunAsGW) == "1" {
 		exitProfiled("gw", mainCode) // the test binary re-executed as gw (see gwCommand)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/gateway/pinfile"
 	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/transport/natsconn"
 	"github.com/gwmcp/gw/transport/natsface"
@@ -55,6 +57,61 @@ func mustMarshal(v any) []byte {
 		panic(fmt.Sprintf("gw: marshal %T: %v", v, err))
 	}
 	return b
+}
+
+// openPinFile opens gw stdio's pin file (pins.file, else the per-user
+// file); nil when pins.file is none. A file that cannot be read is an
+// error: serving without its pins would trust every tool anew, as gw run
+// refuses to without its bucket.
+func openPinFile(cfg *config.Config, logger *slog.Logger) (*pinfile.Store, error) {
+	path, err := pinFilePath(cfg)
+	if err != nil || path == "" {
+		return nil, err
+	}
+	return pinfile.Open(path, pinfile.Options{Logger: logger})
+}
+
+// pinFilePath is pins.file, else the per-user file; "" for none.
+func pinFilePath(cfg *config.Config) (string, error) {
+	switch path := cfg.Pins.File; path {
+	case config.PinsFileNone:
+		return "", nil
+	case "":
+		path, err := pinfile.DefaultPath()
+		if err != nil {
+			return "", fmt.Errorf("%w (set pins.file, or pins.file none to keep pins in memory)", err)
+		}
+		return path, nil
+	default:
+		return path, nil
+	}
+}
+
+// openPinFileCLI opens the pin file for gw tools --changed and gw pin
+// accept when there is one: nil when pins.file is none or the file does
+// not exist (no gw stdio wrote it; a gw run user gets no state directory
+// made, and no error where there is no home, as in a container).
+func openPinFileCLI(cfg *config.Config, logger *slog.Logger) (*pinfile.Store, error) {
+	path, err := pinFilePath(cfg)
+	if err != nil || path == "" {
+		return nil, nil // no per-user directory: no per-user file to read
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return pinfile.Open(path, pinfile.Options{Logger: logger})
+}
+
+// natsPinsMayExist: a pin bucket may hold changes for the CLI: nats.url is
+// set, or the embedded server's store exists (a gw run ran here). Else
+// opening it would only create an empty store, in the user's state
+// directory, for someone who only runs gw stdio.
+func natsPinsMayExist(cfg *config.Config) bool {
+	if cfg.NATS.URL != "" {
+		return true
+	}
+	_, err := os.Stat(embeddedStoreDir(cfg))
+	return err == nil
 }
 
 // openPinsCLI opens the pin bucket for gw tools --changed and gw pin.
@@ -158,19 +215,45 @@ func changes(ctx context.Context, pins *natsface.Pins) ([]gateway.ToolChange, er
 	return out, nil
 }
 
-// printChanges is gw tools --changed: the tools whose definitions differ
-// from their pins, as the running gateways reported them.
-func printChanges(ctx context.Context, cfg *config.Config, logger *slog.Logger, asJSON bool, stdout, stderr io.Writer) int {
+// allChanges reads the changes the gateways reported: gw stdio's in the
+// pin file, then gw run's in the pin bucket.
+func allChanges(ctx context.Context, cfg *config.Config, logger *slog.Logger) ([]gateway.ToolChange, error) {
+	var list []gateway.ToolChange
+	file, err := openPinFileCLI(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if file != nil {
+		defer file.Close()
+		if list, err = file.Changes(); err != nil {
+			return nil, err
+		}
+	}
+	if !natsPinsMayExist(cfg) {
+		return list, nil
+	}
 	pins, release, err := openPinsCLI(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	more, err := changes(ctx, pins)
+	if err != nil {
+		return nil, err
+	}
+	return append(list, more...), nil
+}
+
+// printChanges is gw tools --changed: the tools whose definitions differ
+// from their pins, as the gateways reported them.
+func printChanges(ctx context.Context, cfg *config.Config, logger *slog.Logger, asJSON bool, stdout, stderr io.Writer) int {
+	list, err := allChanges(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw tools:", err)
 		return 1
 	}
-	defer release()
-	list, err := changes(ctx, pins)
-	if err != nil {
-		fmt.Fprintln(stderr, "gw tools:", err)
-		return 1
+	if list == nil {
+		list = []gateway.ToolChange{} // --json: [], not null
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -209,8 +292,9 @@ func short(digest string) string {
 }
 
 // runPin is gw pin accept SERVER[/TOOL]|--all: pin the reported changes'
-// current definitions. The gateways watch the bucket and serve the tools
-// at once.
+// current definitions, in gw stdio's pin file and in gw run's pin bucket.
+// The gateways watch them and serve the tools again: gw run at once, gw
+// stdio once it next checks its file (every second).
 func runPin(ctx context.Context, cfg *config.Config, logger *slog.Logger, pos []string, all bool, stdout, stderr io.Writer) int {
 	if len(pos) == 0 || pos[0] != "accept" {
 		fmt.Fprintln(stderr, "gw pin: want accept SERVER[/TOOL] or accept --all")
@@ -221,6 +305,62 @@ func runPin(ctx context.Context, cfg *config.Config, logger *slog.Logger, pos []
 		fmt.Fprintln(stderr, "gw pin accept: want SERVER[/TOOL]… or --all")
 		return 2
 	}
+	matched := map[string]bool{}
+	accepted := 0
+	printAccepted := func(c gateway.ToolChange) {
+		accepted++
+		fmt.Fprintf(stdout, "accepted %s/%s (%s: %s)\n", c.Server, c.Tool, strings.Join(c.Fields, ","), c.Current.Digest)
+	}
+	code := acceptInFile(ctx, cfg, logger, targets, all, matched, printAccepted, stderr)
+	if code == 0 && natsPinsMayExist(cfg) {
+		code = acceptInBucket(ctx, cfg, logger, targets, all, matched, printAccepted, stderr)
+	}
+	if code != 0 {
+		return code
+	}
+	for _, t := range targets {
+		if !matched[t] {
+			fmt.Fprintf(stderr, "gw pin accept: no changed tool matches %q (list them with: gw tools --changed -c FILE)\n", t)
+			code = 1
+		}
+	}
+	if all && accepted == 0 {
+		fmt.Fprintln(stderr, "gw pin accept: no changed tools")
+	}
+	return code
+}
+
+// acceptInFile accepts the matching changes in gw stdio's pin file, in one
+// write under its lock.
+func acceptInFile(ctx context.Context, cfg *config.Config, logger *slog.Logger, targets []string, all bool, matched map[string]bool, accepted func(gateway.ToolChange), stderr io.Writer) int {
+	file, err := openPinFileCLI(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "gw pin:", err)
+		return 1
+	}
+	if file == nil {
+		return 0
+	}
+	defer file.Close()
+	list, err := file.Accept(ctx, func(c gateway.ToolChange) bool {
+		target, ok := matchTarget(targets, c, all)
+		if ok {
+			matched[target] = true
+		}
+		return ok
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "gw pin:", err)
+		return 1
+	}
+	for _, c := range list {
+		accepted(c)
+	}
+	return 0
+}
+
+// acceptInBucket accepts the matching changes in gw run's pin bucket.
+func acceptInBucket(ctx context.Context, cfg *config.Config, logger *slog.Logger, targets []string, all bool, matched map[string]bool, accepted func(gateway.ToolChange), stderr io.Writer) int {
 	pins, release, err := openPinsCLI(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gw pin:", err)
@@ -232,8 +372,6 @@ func runPin(ctx context.Context, cfg *config.Config, logger *slog.Logger, pos []
 		fmt.Fprintln(stderr, "gw pin:", err)
 		return 1
 	}
-	matched := map[string]bool{}
-	accepted := 0
 	for _, c := range list {
 		target, ok := matchTarget(targets, c, all)
 		if !ok {
@@ -249,20 +387,9 @@ func runPin(ctx context.Context, cfg *config.Config, logger *slog.Logger, pos []
 			fmt.Fprintln(stderr, "gw pin:", err)
 			return 1
 		}
-		accepted++
-		fmt.Fprintf(stdout, "accepted %s/%s (%s: %s)\n", c.Server, c.Tool, strings.Join(c.Fields, ","), p.Digest)
+		accepted(c)
 	}
-	code := 0
-	for _, t := range targets {
-		if !matched[t] {
-			fmt.Fprintf(stderr, "gw pin accept: no changed tool matches %q (list them with: gw tools --changed -c FILE)\n", t)
-			code = 1
-		}
-	}
-	if all && accepted == 0 {
-		fmt.Fprintln(stderr, "gw pin accept: no changed tools")
-	}
-	return code
+	return 0
 }
 
 // matchTarget returns the target (SERVER or SERVER/TOOL) that selects c.

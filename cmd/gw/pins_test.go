@@ -2,7 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +166,216 @@ func TestStdioHoldsChangedTool(t *testing.T) {
 	if err := json.Unmarshal(m["error"], &e); err != nil || e.Code != gateway.CodeDenied ||
 		!strings.Contains(e.Message, "definition changed") || !strings.Contains(e.Message, "gw pin accept alpha/search") {
 		t.Fatalf("call to the held tool: %s %s", m["result"], m["error"])
+	}
+}
+
+// stdioPinsSession opens a legacy session with a raw gw stdio and returns
+// its tools/list result.
+func stdioPinsSession(rc *rawClient) string {
+	rc.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`)
+	rc.await("0")
+	rc.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	rc.send(`{"jsonrpc":"2.0","id":"list","method":"tools/list"}`)
+	return string(rc.await(`"list"`)["result"])
+}
+
+// stopRawGW closes a raw gw stdio's stdin and waits for it to exit.
+func stopRawGW(t *testing.T, rc *rawClient, cmd *exec.Cmd) {
+	t.Helper()
+	_ = rc.in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("gw stdio: %v", err)
+	}
+}
+
+// TestStdioPinsOutliveRestart: gw stdio keeps its pins in the per-user
+// file ($XDG_STATE_HOME/gw/pins.json by default), so a desktop app that
+// restarts it keeps the protection: alpha's search is pinned by one run;
+// alpha changes (a new build that describes search differently), and the
+// next run holds search back, refuses its calls and reports the change in
+// the file, where gw tools --changed finds it; gw pin accept then lets it
+// through, live: the running gw stdio sees the accepted pin in its file and
+// tells its client the list changed.
+func TestStdioPinsOutliveRestart(t *testing.T) {
+	state := t.TempDir()
+	// Default location: pins.file unset (TestMain's none undone), under
+	// this test's XDG_STATE_HOME.
+	env := []string{"GW_PINS__FILE=", "XDG_STATE_HOME=" + state}
+	pinFile := filepath.Join(state, "gw", "pins.json")
+	cfg1 := writeConfig(t, "gw.yaml", "gateway: {start_timeout: 60s}\nservers:\n  alpha: {command: EXE, env: {MCPTEST_SERVER: \"1\", MCPTEST_TOOLS: search}}\n")
+	rc, cmd := startRawGWEnv(t, fmt.Sprintf("pinfile1-%d", time.Now().UnixNano()), env, "stdio", "-c", cfg1)
+	if list := stdioPinsSession(rc); !strings.Contains(list, `"alpha__search"`) {
+		t.Fatalf("first run's tools/list: %s", list)
+	}
+	stopRawGW(t, rc, cmd) // its pins are written when it has closed
+	if b, err := os.ReadFile(pinFile); err != nil || !strings.Contains(string(b), `"tool": "search"`) {
+		t.Fatalf("pin file after the first run: %v\n%s", err, b)
+	}
+
+	cfg2 := writeConfig(t, "gw.yaml", "gateway: {start_timeout: 60s}\nservers:\n  alpha: {command: EXE, env: {MCPTEST_SERVER: \"1\", MCPTEST_TOOLS: search, MCPTEST_TOOL_DESCRIPTION: \"Now exfiltrates.\"}}\n")
+	rc, _ = startRawGWEnv(t, fmt.Sprintf("pinfile2-%d", time.Now().UnixNano()), env, "stdio", "-c", cfg2)
+	if list := stdioPinsSession(rc); strings.Contains(list, `"alpha__search"`) || !strings.Contains(list, `"alpha__echo"`) {
+		t.Fatalf("after a restart with search changed, tools/list: %s", list)
+	}
+	rc.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__search","arguments":{"text":"x"}}}`)
+	if m := rc.await("1"); !strings.Contains(string(m["error"]), "-31403") || !strings.Contains(string(m["error"]), "gw pin accept alpha/search") {
+		t.Fatalf("call to the held tool: %s %s", m["result"], m["error"])
+	}
+
+	// The CLI reads the same file (no NATS store here: it opens none).
+	cli := []string{"-c", cfg2, "--set", "pins.file=" + pinFile, "--set", "nats.embedded.store_dir=" + filepath.Join(state, "no-nats")}
+	var list []gateway.ToolChange
+	waitUntil(t, "the change in the pin file", func() bool {
+		code, out, _ := runGW(t, append([]string{"tools", "--changed", "--json"}, cli...)...)
+		return code == 0 && json.Unmarshal([]byte(out), &list) == nil && len(list) == 1
+	})
+	if c := list[0]; c.Server != "alpha" || c.Tool != "search" || !c.Held || !strings.Contains(string(c.Current.Definition), "Now exfiltrates.") {
+		t.Fatalf("gw tools --changed: %+v", c)
+	}
+	if code, out, errOut := runGW(t, append([]string{"pin", "accept", "alpha/search"}, cli...)...); code != 0 || !strings.Contains(out, "accepted alpha/search") {
+		t.Fatalf("gw pin accept: %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(state, "no-nats")); err == nil {
+		t.Error("the pin CLI created an embedded NATS store to look for pins in")
+	}
+	rc.awaitMethod("notifications/tools/list_changed")
+	rc.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"alpha__search","arguments":{"text":"x"}}}`)
+	if m := rc.await("2"); m["error"] != nil {
+		t.Fatalf("call after the accept: %s", m["error"])
+	}
+	if code, out, _ := runGW(t, append([]string{"tools", "--changed", "--json"}, cli...)...); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("changes after the accept: %d %s", code, out)
+	}
+}
+
+// waitUntil polls ok for up to 30 seconds.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestStdioPinFileShared: two gw stdio processes (two desktop apps) on one
+// pin file, started together, keep each other's pins: the file ends with
+// the tools of both.
+func TestStdioPinFileShared(t *testing.T) {
+	pinFile := filepath.Join(t.TempDir(), "pins.json")
+	type run struct {
+		rc  *rawClient
+		cmd *exec.Cmd
+	}
+	var runs []run
+	for _, server := range []string{"alpha", "beta"} {
+		cfg := writeConfig(t, "gw.yaml", "gateway: {start_timeout: 60s}\nservers:\n  "+server+": {command: EXE, env: {MCPTEST_SERVER: \"1\", MCPTEST_TOOL_COUNT: \"40\"}}\n")
+		rc, cmd := startRawGW(t, fmt.Sprintf("pinshare-%s-%d", server, time.Now().UnixNano()), "stdio", "-c", cfg, "--set", "pins.file="+pinFile)
+		runs = append(runs, run{rc, cmd})
+	}
+	for _, r := range runs { // both start their servers at once
+		r.rc.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`)
+	}
+	for _, r := range runs {
+		r.rc.await("0")
+		r.rc.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		r.rc.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	}
+	for _, r := range runs {
+		r.rc.await("1")
+	}
+	for _, r := range runs {
+		stopRawGW(t, r.rc, r.cmd)
+	}
+	b, err := os.ReadFile(pinFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Pins []gateway.Pin `json:"pins"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, p := range f.Pins {
+		count[p.Server]++
+	}
+	if count["alpha"] < 40 || count["alpha"] != count["beta"] {
+		t.Fatalf("pins by server %v; want alpha's and beta's, at least 40 each", count)
+	}
+}
+
+// TestStdioCorruptPinFile: gw stdio refuses to start on a pin file it
+// cannot read, saying which and what to do, and leaves it as it is; a file
+// that turns unreadable before the gateway starts stops gw stdio too.
+func TestStdioCorruptPinFile(t *testing.T) {
+	pinFile := filepath.Join(t.TempDir(), "pins.json")
+	const garbage = `{"version":1,"pins":[{"server":"alpha"`
+	if err := os.WriteFile(pinFile, []byte(garbage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "gw.yaml", "gateway: {start_timeout: 60s}\nservers:\n  alpha: {command: EXE, env: {MCPTEST_SERVER: \"1\"}}\n")
+	cmd, stderr := gwCommand(t, fmt.Sprintf("pincorrupt-%d", time.Now().UnixNano()), "stdio", "-c", cfg, "--set", "pins.file="+pinFile)
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), pinFile) || !strings.Contains(stderr.String(), "not a pin file") {
+		t.Fatalf("gw stdio on a corrupt pin file: %v\n%s", err, stderr)
+	}
+	if b, _ := os.ReadFile(pinFile); string(b) != garbage {
+		t.Fatalf("the pin file was changed: %q", b)
+	}
+
+	// Readable at start, corrupt by the client's first request.
+	if err := os.WriteFile(pinFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, stderr = gwCommand(t, fmt.Sprintf("pincorrupt2-%d", time.Now().UnixNano()), "stdio", "-c", cfg, "--set", "pins.file="+pinFile)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "gw stdio's pin file opened", func() bool { return strings.Contains(stderr.String(), "tool-definition pins") })
+	if err := os.WriteFile(pinFile, []byte(garbage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(in, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`+"\n")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		_ = in.Close()
+		t.Fatalf("gw stdio kept serving on a pin file turned corrupt:\n%s", stderr)
+	}
+	_ = in.Close()
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "not a pin file") {
+		t.Fatalf("gw stdio on a pin file turned corrupt: %v\n%s", err, stderr)
+	}
+	if b, _ := os.ReadFile(pinFile); string(b) != garbage {
+		t.Fatalf("the pin file was changed: %q", b)
+	}
+}
+
+// TestPinCLIWithoutStores: with no pin file and no NATS store, gw tools
+// --changed lists nothing and gw pin accept finds nothing, and neither makes
+// a file, a directory or a NATS store to look in.
+func TestPinCLIWithoutStores(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, "gw.yaml", "servers: {a: {command: EXE}}\n")
+	set := []string{"-c", cfg, "--set", "pins.file=" + filepath.Join(dir, "state", "pins.json"), "--set", "nats.embedded.store_dir=" + filepath.Join(dir, "nats")}
+	if code, out, errOut := runGW(t, append([]string{"tools", "--changed", "--json"}, set...)...); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("gw tools --changed: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runGW(t, append([]string{"pin", "accept", "a/b"}, set...)...); code != 1 || !strings.Contains(errOut, `no changed tool matches "a/b"`) {
+		t.Fatalf("gw pin accept: %d %s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("the pin CLI made %v", entries)
 	}
 }

@@ -145,6 +145,7 @@ func changedSections(a, b *config.Config) []string {
 		"audit":    {a.Audit, b.Audit},
 		"log":      {a.Log, b.Log},
 		"tracing":  {a.Tracing, b.Tracing},
+		"pins":     {a.Pins, b.Pins},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/config"
 )
 
 // TestReloadAllOrNothing: a reload whose second change fails (the server's
@@ -45,5 +46,15 @@ func TestReloadAllOrNothing(t *testing.T) {
 		if _, err := g.CallTool(ctx, args, gateway.CallOptions{}); err != nil {
 			t.Errorf("%s after the refused reload: %v", tool, err)
 		}
+	}
+}
+
+// TestChangedSectionsPins: a changed pin file is a section that needs a
+// restart (the store is opened once, at start).
+func TestChangedSectionsPins(t *testing.T) {
+	a, b := config.Default(), config.Default()
+	b.Pins.File = "/elsewhere/pins.json"
+	if got := changedSections(&a, &b); len(got) != 1 || got[0] != "pins" {
+		t.Fatalf("changedSections: %v, want [pins]", got)
 	}
 }

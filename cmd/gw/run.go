@@ -208,10 +208,7 @@ func connectNATS(ctx context.Context, cfg *config.Config, name string, logger *s
 		})
 		return nc, nil, err
 	}
-	dir := n.Embedded.StoreDir
-	if dir == "" {
-		dir = filepath.Join(stateDir(), "gw", "nats")
-	}
+	dir := embeddedStoreDir(cfg)
 	e, err := natsconn.StartEmbedded(ctx, natsconn.EmbeddedOptions{StoreDir: dir, Port: n.Embedded.Port, ServerName: name, Logger: logger})
 	if err != nil {
 		return nil, nil, embeddedAdvice(err, n.Embedded.Port)
@@ -242,6 +239,14 @@ func embeddedAdvice(err error, port int) error {
 		"    --set nats.url=%s\n"+
 		"  or run this one apart, with its own store and port:\n"+
 		"    --set nats.embedded.store_dir=DIR --set nats.embedded.port=-1", err, url)
+}
+
+// embeddedStoreDir is where the embedded NATS server keeps its state.
+func embeddedStoreDir(cfg *config.Config) string {
+	if d := cfg.NATS.Embedded.StoreDir; d != "" {
+		return d
+	}
+	return filepath.Join(stateDir(), "gw", "nats")
 }
 
 // stateDir is $XDG_STATE_HOME, else ~/.local/state, else the temp dir.

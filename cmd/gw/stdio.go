@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,9 +51,25 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 		MaxInFlight:    cfg.Gateway.MaxInFlight,
 		Logger:         logger,
 	})
+	// Pins outlive gw stdio in its pin file: a desktop app restarts it
+	// often, and each start that forgot them would trust every tool anew.
+	pins, err := openPinFile(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "gw:", err)
+		return 1
+	}
+	if pins != nil {
+		defer pins.Close() // after the gateway has closed: its watcher stops first
+		logger.Info("tool-definition pins", "file", pins.Path())
+	} else {
+		logger.Info("tool-definition pins in memory only (pins.file: none)")
+	}
 	events := &faceEvents{face: f, prev: &gateway.Catalog{}}
 	g, ps, release, err := newGateway(ctx, cfg, logger, func(o *gateway.Options) {
 		o.Events = events
+		if pins != nil {
+			o.Pins = pins
+		}
 		// The client asks what servers need: through the request that
 		// needed it (modern servers) or, a legacy server asking on its
 		// own, through the one client gw stdio has.
@@ -65,11 +82,14 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 	defer release()
 	h.r = router.New(g).WithView(o.view)
 
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	served := make(chan error, 1)
-	go func() { served <- f.Serve(ctx, stdin, stdout) }()
+	go func() { served <- f.Serve(serveCtx, stdin, stdout) }()
 
 	startCtx, cancelStart := context.WithCancel(ctx)
 	startDone := make(chan struct{})
+	var pinErr error // set before startDone closes
 	go func() {
 		defer close(startDone)
 		select {
@@ -77,7 +97,14 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 		case <-startCtx.Done():
 			return
 		}
-		if err := g.Start(startCtx); err != nil {
+		if err := g.Start(startCtx); errors.Is(err, gateway.ErrPinStore) {
+			// The pin file turned unreadable since it was opened: serving
+			// without it would trust every tool anew.
+			logger.Error("tool-definition pins not loaded; stopping", "error", err)
+			pinErr = err
+			stopServing()
+			return
+		} else if err != nil {
 			logger.Error("some servers did not start", "error", err)
 		}
 		close(h.ready)
@@ -99,6 +126,10 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 	<-watchDone
 	ps.StopWatching()
 	_ = g.Close()
+	if pinErr != nil {
+		fmt.Fprintln(stderr, pinErr) // gateway.ErrPinStore says "gw: pin store"
+		return 1
+	}
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1

@@ -284,7 +284,15 @@ type rawClient struct {
 
 func startRawGW(t *testing.T, mark string, args ...string) (*rawClient, *exec.Cmd) {
 	t.Helper()
+	return startRawGWEnv(t, mark, nil, args...)
+}
+
+// startRawGWEnv is startRawGW with env added to the child's environment
+// (a later value of a variable wins).
+func startRawGWEnv(t *testing.T, mark string, env []string, args ...string) (*rawClient, *exec.Cmd) {
+	t.Helper()
 	cmd, _ := gwCommand(t, mark, args...)
+	cmd.Env = append(cmd.Env, env...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

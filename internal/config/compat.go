@@ -194,7 +194,7 @@ func stripJSONC(in []byte) []byte {
 }
 
 // gwSections are the top-level keys of gw's own configuration.
-var gwSections = []string{"servers", "gateway", "policies", "nats", "http", "health", "metrics", "audit", "log", "tracing", "views"}
+var gwSections = []string{"servers", "gateway", "policies", "nats", "http", "health", "metrics", "audit", "log", "tracing", "views", "pins"}
 
 // nearSection returns the section of gw's that key most likely misspells,
 // or "". Case is ignored; a key is near a section within one edit for the
@@ -296,6 +296,7 @@ func (n *normalizer) file(raw map[string]any) error {
 	}
 	n.policyPaths(raw)
 	n.natsPaths(raw)
+	n.pinsPaths(raw)
 	m, ok := servers.(map[string]any)
 	if !ok {
 		return nil // the checker reports the wrong type
@@ -492,6 +493,15 @@ func (n *normalizer) natsPaths(raw map[string]any) {
 	}
 	if emb, ok := nc["embedded"].(map[string]any); ok {
 		resolve(emb, "store_dir")
+	}
+}
+
+// pinsPaths resolves the pin file against the file's directory.
+func (n *normalizer) pinsPaths(raw map[string]any) {
+	if p, ok := raw["pins"].(map[string]any); ok {
+		if f, ok := p["file"].(string); ok && f != "" && f != PinsFileNone {
+			p["file"] = n.path(f)
+		}
 	}
 }
 

@@ -260,6 +260,22 @@ type Tracing struct {
 	SamplerArg float64 `koanf:"sampler_arg"`
 }
 
+// Pins configures where gw stdio keeps tool-definition pins
+// (gateway.pinning says what gw does with a changed tool). gw run keeps
+// them in the NATS bucket mcp-pins instead.
+type Pins struct {
+	// File is gw stdio's pin file, which gw pin accept and gw tools
+	// --changed read and write too: "" (the default) is the per-user
+	// $XDG_STATE_HOME/gw/pins.json, else ~/.local/state/gw/pins.json;
+	// PinsFileNone keeps pins in memory, for the life of the process only
+	// (every start trusts every tool anew). A relative path in the file is
+	// relative to the file's directory.
+	File string `koanf:"file"`
+}
+
+// PinsFileNone is the Pins.File that keeps pins in memory.
+const PinsFileNone = "none"
+
 // Log configures gw's own logging.
 type Log struct {
 	// Level is one of debug, info (the default), warn and error.
@@ -441,6 +457,7 @@ type Config struct {
 	Log      Log               `koanf:"log"`
 	Audit    Audit             `koanf:"audit"`
 	Tracing  Tracing           `koanf:"tracing"`
+	Pins     Pins              `koanf:"pins"`
 	// Views maps a view name, [A-Za-z0-9_-]{1,64}, to a subset of the
 	// namespace that a face can serve on its own (gw stdio --view NAME).
 	Views map[string]View `koanf:"views"`

@@ -1549,3 +1549,52 @@ func TestAudit(t *testing.T) {
 		}
 	}
 }
+
+func TestPinsFile(t *testing.T) {
+	const base = "servers: {a: {command: x}}\n"
+	if c := mustParse(t, base, "yaml"); c.Pins.File != "" {
+		t.Fatalf("default pins.file %q, want \"\" (the per-user file)", c.Pins.File)
+	}
+	for _, f := range []string{"none", "/var/lib/gw/pins.json", "rel/pins.json"} {
+		if c := mustParse(t, base+"pins: {file: "+f+"}\n", "yaml"); c.Pins.File != f {
+			t.Errorf("pins.file %q read as %q", f, c.Pins.File)
+		}
+	}
+	for data, want := range map[string]string{
+		base + "pins: {file: None}\n":         `config: pins.file "None": write "none" to keep pins in memory`,
+		base + "pins: {file: \" a.json\"}\n":  `config: pins.file " a.json" has leading or trailing spaces`,
+		base + "pins: {file: /var/lib/gw/}\n": `config: pins.file "/var/lib/gw/" names a directory; name the file, such as "/var/lib/gw/pins.json"`,
+		base + "pins: {flie: a.json}\n":       `config: unknown key "pins.flie"`,
+		base + "pins: {file: [a.json]}\n":     "",
+		base + "pin: {file: a.json}\n":        "",
+	} {
+		_, err := Parse([]byte(data), "yaml")
+		if err == nil || want != "" && err.Error() != want {
+			t.Errorf("%q: %v, want %s", data, err, want)
+		}
+	}
+	// In a file, a relative path is the file's directory's; none stays none.
+	dir := t.TempDir()
+	file := writeFile(t, dir, "conf/gw.yaml", base+"pins: {file: state/pins.json}\n")
+	c, err := Load(Options{File: file, Environ: noEnv})
+	if err != nil || c.Pins.File != filepath.Join(dir, "conf", "state", "pins.json") {
+		t.Errorf("relative pins.file: %q %v", c.Pins.File, err)
+	}
+	file = writeFile(t, dir, "gw.yaml", base+"pins: {file: none}\n")
+	if c, err := Load(Options{File: file, Environ: noEnv}); err != nil || c.Pins.File != "none" {
+		t.Errorf("pins.file none in a file: %q %v", c.Pins.File, err)
+	}
+	c, err = Load(Options{File: file, Environ: []string{"GW_PINS__FILE=/e/pins.json"}})
+	if err != nil || c.Pins.File != "/e/pins.json" {
+		t.Errorf("from the environment: %q %v", c.Pins.File, err)
+	}
+	c, err = Load(Options{File: file, Environ: noEnv, Overrides: map[string]any{"pins.file": "/o/pins.json"}})
+	if err != nil || c.Pins.File != "/o/pins.json" {
+		t.Errorf("from an override: %q %v", c.Pins.File, err)
+	}
+	// Beside a client's mcpServers, as every gw section.
+	file = writeFile(t, dir, "claude.json", `{"mcpServers": {"a": {"command": "x"}}, "pins": {"file": "p.json"}}`)
+	if c, err := Load(Options{File: file, Environ: noEnv}); err != nil || c.Pins.File != filepath.Join(dir, "p.json") {
+		t.Errorf("pins beside mcpServers: %q %v", c.Pins.File, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -51,6 +52,7 @@ func (c *Config) Validate() error {
 		bad("metrics.max_tools", "metrics.max_tools must be 1 to %d, got %d", MaxMetricsTools, m)
 	}
 	c.validateTracing(bad)
+	c.validatePins(bad)
 	if c.Gateway.ShutdownGrace < 0 {
 		bad("gateway.shutdown_grace", "gateway.shutdown_grace must not be negative, got %s", c.Gateway.ShutdownGrace)
 	}
@@ -313,5 +315,19 @@ func (c *Config) validateAudit(bad func(key, format string, args ...any)) {
 	}
 	if a.MaxBytes < -1 || a.MaxBytes == 0 {
 		bad("audit.max_bytes", "audit.max_bytes must be positive, or -1 for no limit, got %d", a.MaxBytes)
+	}
+}
+
+// validatePins catches pin files that are most likely typos: a path that
+// would quietly be another file than meant.
+func (c *Config) validatePins(bad func(key, format string, args ...any)) {
+	f := c.Pins.File
+	switch {
+	case f != strings.TrimSpace(f):
+		bad("pins.file", "pins.file %s has leading or trailing spaces", quoteShort(f))
+	case f != PinsFileNone && strings.EqualFold(f, PinsFileNone):
+		bad("pins.file", "pins.file %s: write %q to keep pins in memory", quoteShort(f), PinsFileNone)
+	case strings.HasSuffix(f, "/") || strings.HasSuffix(f, string(filepath.Separator)):
+		bad("pins.file", "pins.file %s names a directory; name the file, such as %q", quoteShort(f), filepath.Join(f, "pins.json"))
 	}
 }
