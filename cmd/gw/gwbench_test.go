@@ -164,16 +164,17 @@ func TestBenchCountsErrors(t *testing.T) {
 		}
 	}
 	// A result over NATS's payload limit comes claim-checked: the NATS path
-	// fetches it, so it pays for it and sees its isError.
+	// fetches it, so it pays for it and sees its isError. (Such a call takes
+	// a few hundred ms under the race detector: a window that fits several.)
 	code, stdout, stderr := runGW(t, "bench", "-c", cfg, "--tool", "huge", "--args", `{"bytes":1500000,"error":true}`,
-		"--duration", "200ms", "--concurrency", "1", "--paths", "direct,nats", "--json")
+		"--duration", "2s", "--concurrency", "1", "--paths", "direct,nats", "--json")
 	var rep benchReport
 	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Rows) != 2 {
 		t.Fatalf("huge: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
 	}
 	for _, r := range rep.Rows {
 		if r.Errors == 0 || r.Calls != 0 || !strings.Contains(r.FirstError, "isError result: xxx") {
-			t.Errorf("huge: row %+v", r)
+			t.Errorf("huge: row %+v\nstderr:\n%s", r, stderr)
 		}
 	}
 	code, stdout, _ = runGW(t, "bench", "-c", cfg, "--tool", "is_error", "--duration", "100ms", "--concurrency", "1", "--paths", "direct")
