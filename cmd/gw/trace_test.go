@@ -12,14 +12,17 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/httpface"
 	"github.com/gwmcp/gw/transport/mcpface"
@@ -43,13 +46,21 @@ func (d denyTool) Authorize(_ context.Context, req gateway.AuthzRequest) (gatewa
 // tracedStack is a NATS stack whose gateway traces into memory.
 func tracedStack(t *testing.T, era string) (*stack, *tracetest.InMemoryExporter) {
 	t.Helper()
+	return tracedStackWith(t, era, "", nil)
+}
+
+// tracedStackWith is tracedStack with an LLM-host subject (a legacy server
+// is offered sampling only with one) and a propagator (nil: the default).
+func tracedStackWith(t *testing.T, era, llmSubject string, prop propagation.TextMapPropagator) (*stack, *tracetest.InMemoryExporter) {
+	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	s := startStackWith(t, "", gateway.Options{
+	s := startStackWith(t, llmSubject, gateway.Options{
 		Servers:        []gateway.ServerSpec{mcptestServer("s", era)},
 		Authorizer:     denyTool("s__never"),
 		TracerProvider: tp,
+		Propagator:     prop,
 	})
 	s.waitTool(t, "s__echo")
 	exp.Reset()
@@ -398,4 +409,86 @@ func TestTraceStdioFace(t *testing.T) {
 	if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
 		t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
 	}
+}
+
+// TestTracePropagators: OTEL_PROPAGATORS (or tracing.propagators) chooses
+// the format of every carrier. With b3, an agent's B3 headers on NATS (the
+// single header, or the multi headers in B3's own spelling) parent gw's
+// spans, and the server gets gw's upstream span as b3 in _meta, and no W3C
+// entry; with none, gw reads and writes no trace context: its spans start a
+// trace of their own, and the caller's _meta reaches the server untouched.
+func TestTracePropagators(t *testing.T) {
+	propagator := func(t *testing.T, env string) propagation.TextMapPropagator {
+		p, err := planTracing(config.Tracing{Endpoint: "http://collector:4318"}, func(k string) string {
+			if k == envPropagators {
+				return env
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prop, err := autoprop.TextMapPropagator(p.propagators...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return prop
+	}
+	for _, tt := range []struct {
+		name    string
+		headers []string
+	}{
+		{"b3 single", []string{"b3", agentTrace + "-" + agentSpan + "-1"}},
+		{"b3 multi", []string{"X-B3-TraceId", agentTrace, "X-B3-SpanId", agentSpan, "X-B3-Sampled", "1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, exp := tracedStackWith(t, "modern", "", propagator(t, "b3"))
+			msg := nats.NewMsg("mcp.v1.req.alice.tools.call.s__echo_meta")
+			for i := 0; i+1 < len(tt.headers); i += 2 {
+				msg.Header[tt.headers[i]] = []string{tt.headers[i+1]} // as written: NATS keeps the case
+			}
+			msg.Data = []byte(`{"name":"s__echo_meta","arguments":{}}`)
+			reply, err := s.agent.RequestMsg(msg, 20*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := echoedMeta(t, reply.Data)
+
+			spans := exp.GetSpans()
+			for _, sp := range spans {
+				if got := sp.SpanContext.TraceID().String(); got != agentTrace {
+					t.Errorf("span %q is in trace %s, not the agent's %s", sp.Name, got, agentTrace)
+				}
+			}
+			if srv := spanNamed(t, spans, "tools/call s__echo_meta"); srv.Parent.SpanID().String() != agentSpan {
+				t.Errorf("request span's parent %v, want the agent's B3 span %s", srv.Parent, agentSpan)
+			}
+			up := spanNamed(t, spans, "tools/call echo_meta")
+			if want := agentTrace + "-" + up.SpanContext.SpanID().String() + "-1"; meta["b3"] != want {
+				t.Errorf("the server received b3 %q, want %q (_meta %v)", meta["b3"], want, meta)
+			}
+			for _, key := range []string{"traceparent", "tracestate", "baggage"} {
+				if v, ok := meta[key]; ok {
+					t.Errorf("the server received %s %q from a b3-only gateway", key, v)
+				}
+			}
+		})
+	}
+	t.Run("none", func(t *testing.T) {
+		s, exp := tracedStackWith(t, "legacy", "", propagator(t, "none"))
+		const metaTP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+		meta := echoedMeta(t, natsCall(t, s.agent, "s__echo_meta", `{"name":"s__echo_meta","arguments":{},"_meta":{"traceparent":"`+metaTP+`"}}`,
+			"traceparent", agentTP, "b3", agentTrace+"-"+agentSpan+"-1"))
+		spans := exp.GetSpans()
+		srv := spanNamed(t, spans, "tools/call s__echo_meta")
+		if srv.Parent.IsValid() || len(srv.Links) != 0 {
+			t.Errorf("request span has parent %v, links %v; want neither with propagators none", srv.Parent, srv.Links)
+		}
+		if got := srv.SpanContext.TraceID().String(); got == agentTrace || got == "0af7651916cd43dd8448eb211c80319c" {
+			t.Errorf("request span joined the caller's trace %s", got)
+		}
+		if meta["traceparent"] != metaTP || len(meta) != 1 {
+			t.Errorf("the server received _meta %v, want the caller's own, untouched", meta)
+		}
+	})
 }

@@ -1,22 +1,21 @@
 // Package tracing holds what gw's spans share: the instrumentation scope,
 // the attribute keys of the OpenTelemetry semantic conventions for MCP (and
-// for messaging, on NATS), W3C trace context read from and written to
-// params._meta, and how a span records an MCP outcome. The gateway and the
-// router start spans with it; faces never import it (they copy their
-// headers' raw traceparent and tracestate into face.Request.Trace).
+// for messaging, on NATS), the carriers trace context is read from and
+// written to (params._meta, a transport's headers) with the configured
+// propagator, and how a span records an MCP outcome. The gateway and the
+// router start spans with it; faces never import it (they hand their
+// headers over as they are, in face.Request.Trace).
 //
 // Everything here runs only when tracing is on: callers check for a nil
 // tracer first, so the call path pays nothing when it is off.
 package tracing
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwmcp/gw/internal/jsonscan"
@@ -102,61 +101,6 @@ func SpanName(method, target string) string {
 	}
 	return method + " " + target
 }
-
-// FromMeta returns the W3C trace context of params._meta (the MCP carrier:
-// unprefixed traceparent and tracestate, per SEP-414), "" when absent.
-func FromMeta(params json.RawMessage) (parent, state string) {
-	start, end, n := jsonscan.Member(params, "_meta")
-	if n != 1 {
-		return "", ""
-	}
-	meta := params[start:end]
-	parent, _ = jsonrpc.StringMember(meta, "traceparent")
-	state, _ = jsonrpc.StringMember(meta, "tracestate")
-	return parent, state
-}
-
-// Remote returns the span context of a W3C traceparent and tracestate, not
-// valid when parent is absent or malformed.
-func Remote(parent, state string) trace.SpanContext {
-	if parent == "" {
-		return trace.SpanContext{}
-	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), &carrier{parent: parent, state: state})
-	return trace.SpanContextFromContext(ctx)
-}
-
-// Header returns the W3C traceparent and tracestate of sc ("" when sc is
-// not valid, or has no state).
-func Header(sc trace.SpanContext) (parent, state string) {
-	var c carrier
-	propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), &c)
-	return c.parent, c.state
-}
-
-// carrier is a TextMapCarrier of the two W3C trace context keys.
-type carrier struct{ parent, state string }
-
-func (c carrier) Get(key string) string {
-	switch key {
-	case "traceparent":
-		return c.parent
-	case "tracestate":
-		return c.state
-	}
-	return ""
-}
-
-func (c *carrier) Set(key, value string) {
-	switch key {
-	case "traceparent":
-		c.parent = value
-	case "tracestate":
-		c.state = value
-	}
-}
-
-func (carrier) Keys() []string { return []string{"traceparent", "tracestate"} }
 
 // End records the outcome of an MCP request on span and ends it: a JSON-RPC
 // error's code as error.type and rpc.response.status_code (any other error
