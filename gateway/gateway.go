@@ -259,6 +259,10 @@ func New(opts Options) (*Gateway, error) {
 		handler:         opts.Handler,
 		discoverTimeout: opts.DiscoverTimeout,
 		onNotify:        g.onNotify,
+		traced:          g.tracer != nil,
+	}
+	if g.tracer != nil && opts.Handler != nil {
+		g.scfg.handler = tracedClients{opts.Handler, g}
 	}
 	g.catalog.Store(emptyCatalog())
 	// Last: New fails before them or not at all.

@@ -100,3 +100,48 @@ func jsonString(s string) []byte {
 	b := make([]byte, 0, len(s)+2)
 	return append(append(append(b, '"'), s...), '"')
 }
+
+// noteEvent records a notification that belongs to a call (its progress, a
+// log message routed to it) as an event on the call's upstream span, when
+// it records: an event per notification, not a span, since it has no
+// duration and nothing answers it, and it is where the call's timeline is.
+func noteEvent(ctx context.Context, method string, params json.RawMessage) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(method, trace.WithAttributes(tracing.NoteAttrs(method, params)...))
+	}
+}
+
+// tracedClients is the ClientHandler when tracing is on: a span for each
+// request a server makes of its client (sampling, elicitation, roots),
+// "{method}", the child of the call's upstream span when it belongs to a
+// call (a modern server's input requests always do; a legacy server's is
+// asked in the context of the call askerFor picks), else the root of a
+// trace of its own. The server's own trace context, when its request has
+// one in _meta, is linked; the span's goes to the client in the request's
+// _meta, as it goes to servers.
+type tracedClients struct {
+	ClientHandler
+	g *Gateway
+}
+
+// HandleClientRequest serves req in its span.
+func (h tracedClients) HandleClientRequest(ctx context.Context, req ClientRequest) (json.RawMessage, error) {
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	if sc, _ := tracing.Extract(h.g.prop, tracing.MetaOf(req.Params)); sc.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	ctx, span := h.g.tracer.Start(ctx, req.Method, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.MethodName.String(req.Method), tracing.Server.String(req.Server), tracing.NetTransport.String("pipe"))
+	}
+	if meta := h.g.traceMeta(ctx); meta != nil {
+		// The server's params are an object or none; anything else
+		// goes on as it came.
+		if params, err := withMeta(req.Params, meta...); err == nil {
+			req.Params = params
+		}
+	}
+	res, err := h.ClientHandler.HandleClientRequest(ctx, req)
+	tracing.End(span, res, err)
+	return res, err
+}

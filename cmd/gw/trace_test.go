@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,9 @@ import (
 	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/httpface"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/gwmcp/gw/transport/mcpface"
+	"github.com/gwmcp/gw/transport/natsface"
 )
 
 // The caller's trace: an agent's span, as its W3C traceparent.
@@ -491,4 +494,122 @@ func TestTracePropagators(t *testing.T) {
 			t.Errorf("the server received _meta %v, want the caller's own, untouched", meta)
 		}
 	})
+}
+
+// TestTraceServerToClient: a server's sampling request raised during a call
+// travels server → gw → agent (a streaming agent on NATS answers it) in a
+// span of its own, the child of the call's upstream span, named after the
+// method with the server as an attribute; the agent gets that span's
+// context in the request's _meta; an agent's JSON-RPC error sets the
+// span's error status. Both eras: a modern server's input request, a
+// legacy server's own JSON-RPC request.
+func TestTraceServerToClient(t *testing.T) {
+	for _, era := range []string{"legacy", "modern"} {
+		t.Run(era, func(t *testing.T) {
+			s, exp := tracedStackWith(t, era, "llm.nobody", nil)
+			for _, answer := range []string{
+				`{"result":{"role":"assistant","content":{"type":"text","text":"Paris"},"model":"agent-model"}}`,
+				`{"error":{"code":-32603,"message":"the agent has no LLM"}}`,
+			} {
+				exp.Reset()
+				asked := streamCall(t, s, "s__sample", `{"name":"s__sample","arguments":{"prompt":"capital of France?"}}`, answer)
+				if len(asked) != 1 {
+					t.Fatalf("the agent was asked %d times, want once", len(asked))
+				}
+				spans := exp.GetSpans()
+				up := spanNamed(t, spans, "tools/call sample")
+				sp := spanNamed(t, spans, gateway.MethodSampling)
+				if sp.Parent.SpanID() != up.SpanContext.SpanID() || sp.SpanContext.TraceID().String() != agentTrace {
+					t.Errorf("sampling span's parent %v, want the upstream span %s in the agent's trace", sp.Parent, up.SpanContext.SpanID())
+				}
+				if sp.SpanKind != trace.SpanKindServer {
+					t.Errorf("sampling span's kind %v", sp.SpanKind)
+				}
+				wantAttrs(t, sp, map[string]string{"mcp.method.name": gateway.MethodSampling, "gw.server": "s"})
+				want := fmt.Sprintf("00-%s-%s-01", agentTrace, sp.SpanContext.SpanID())
+				if got, _ := jsonrpc.StringMember(jsonrpc.Member(asked[0], "_meta"), "traceparent"); got != want {
+					t.Errorf("the agent was asked with traceparent %q, want the sampling span's %q (params %s)", got, want, asked[0])
+				}
+				if strings.Contains(answer, "error") {
+					wantAttrs(t, sp, map[string]string{"rpc.response.status_code": "-32603", "error.type": "-32603"})
+					if sp.Status.Code != codes.Error {
+						t.Errorf("sampling span's status %v after the agent's error", sp.Status)
+					}
+				} else if sp.Status.Code == codes.Error {
+					t.Errorf("sampling span's status %v", sp.Status)
+				}
+			}
+		})
+	}
+}
+
+// TestTraceProgressEvents: progress a server sends during a call becomes
+// events on the call's upstream span, not spans of their own.
+func TestTraceProgressEvents(t *testing.T) {
+	for _, era := range []string{"legacy", "modern"} {
+		t.Run(era, func(t *testing.T) {
+			s, exp := tracedStack(t, era)
+			streamCall(t, s, "s__notify", `{"name":"s__notify","arguments":{"n":3}}`, "")
+			spans := exp.GetSpans()
+			if len(spans) != 3 {
+				t.Fatalf("%d spans, want 3 (request, authorize, upstream): %v", len(spans), spans)
+			}
+			up := spanNamed(t, spans, "tools/call notify")
+			var got []string
+			for _, ev := range up.Events {
+				if ev.Name != "notifications/progress" {
+					continue
+				}
+				attrs := map[string]string{}
+				for _, kv := range ev.Attributes {
+					attrs[string(kv.Key)] = kv.Value.Emit()
+				}
+				got = append(got, attrs["gw.progress.value"]+"/"+attrs["gw.progress.total"]+" "+attrs["gw.progress.message"])
+			}
+			if want := []string{"1/3 step 1 of 3", "2/3 step 2 of 3", "3/3 step 3 of 3"}; !slices.Equal(got, want) {
+				t.Errorf("progress events %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// streamCall makes a streaming tools/call over NATS with the agent's
+// traceparent, answers every input frame with answer, and returns the
+// params of the input requests it was asked.
+func streamCall(t *testing.T, s *stack, tool, params, answer string) []json.RawMessage {
+	t.Helper()
+	inbox := nats.NewInbox()
+	frames, err := s.agent.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frames.Unsubscribe()
+	req := nats.NewMsg("mcp.v1.req.alice.tools.call." + tool)
+	req.Reply = inbox
+	req.Header.Set(natsface.HeaderStream, "1")
+	req.Header.Set("traceparent", agentTP)
+	req.Data = []byte(params)
+	if err := s.agent.PublishMsg(req); err != nil {
+		t.Fatal(err)
+	}
+	var asked []json.RawMessage
+	for {
+		msg, err := frames.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("no frame: %v", err)
+		}
+		var f natsface.Frame
+		if err := json.Unmarshal(msg.Data, &f); err != nil {
+			t.Fatal(err)
+		}
+		switch f.Type {
+		case "input":
+			asked = append(asked, f.Params)
+			if _, err := s.agent.Request("mcp.v1.req.alice.at."+f.Gateway+".input."+f.ID, []byte(answer), 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		case "result", "error":
+			return asked
+		}
+	}
 }

@@ -57,6 +57,14 @@ const (
 	Server = attribute.Key("gw.server")
 	// Decision is an authorization's outcome: allow or deny.
 	Decision = attribute.Key("gw.authz.decision")
+
+	// The attributes of the events a call's notifications become on its
+	// span (NoteAttrs).
+	ProgressValue   = attribute.Key("gw.progress.value")
+	ProgressTotal   = attribute.Key("gw.progress.total")
+	ProgressMessage = attribute.Key("gw.progress.message")
+	LogLevel        = attribute.Key("gw.log.level")
+	LogLogger       = attribute.Key("gw.log.logger")
 )
 
 // The methods whose params name a tool, a prompt or a resource.
@@ -90,6 +98,37 @@ func RequestAttrs(method, target string, params json.RawMessage) []attribute.Key
 	}
 	if uri, _ := jsonrpc.StringMember(params, "uri"); uri != "" {
 		attrs = append(attrs, ResourceURI.String(uri))
+	}
+	return attrs
+}
+
+// NoteAttrs returns the attributes of the event a notification that
+// belongs to a call becomes on the call's span: progress, total and message
+// of notifications/progress; level and logger of notifications/message
+// (not its data, which may be large, or hold what should stay in the
+// server's log). Members that are absent or of another type are left out.
+func NoteAttrs(method string, params json.RawMessage) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	number := func(key string, attr attribute.Key) {
+		if v := jsonrpc.Member(params, key); v != nil {
+			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+				attrs = append(attrs, attr.Float64(f))
+			}
+		}
+	}
+	text := func(key string, attr attribute.Key) {
+		if v, ok := jsonrpc.StringMember(params, key); ok {
+			attrs = append(attrs, attr.String(v))
+		}
+	}
+	switch method {
+	case "notifications/progress":
+		number("progress", ProgressValue)
+		number("total", ProgressTotal)
+		text("message", ProgressMessage)
+	case "notifications/message":
+		text("level", LogLevel)
+		text("logger", LogLogger)
 	}
 	return attrs
 }
