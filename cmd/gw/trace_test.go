@@ -418,8 +418,10 @@ func TestTraceStdioFace(t *testing.T) {
 // the format of every carrier. With b3, an agent's B3 headers on NATS (the
 // single header, or the multi headers in B3's own spelling) parent gw's
 // spans, and the server gets gw's upstream span as b3 in _meta, and no W3C
-// entry; with none, gw reads and writes no trace context: its spans start a
-// trace of their own, and the caller's _meta reaches the server untouched.
+// entry; so does b3 in a caller's _meta, and B3 headers on the HTTP face
+// (b3multi: the server gets the multi keys); with none, gw reads and writes
+// no trace context: its spans start a trace of their own, and the caller's
+// _meta reaches the server untouched.
 func TestTracePropagators(t *testing.T) {
 	propagator := func(t *testing.T, env string) propagation.TextMapPropagator {
 		p, err := planTracing(config.Tracing{Endpoint: "http://collector:4318"}, func(k string) string {
@@ -477,6 +479,49 @@ func TestTracePropagators(t *testing.T) {
 			}
 		})
 	}
+	// The other carriers: B3 in a caller's _meta (NATS, no headers), and
+	// B3 headers on the Streamable HTTP face.
+	b3Trace := func(t *testing.T, exp *tracetest.InMemoryExporter, meta map[string]string, parentSpan string) {
+		t.Helper()
+		spans := exp.GetSpans()
+		if srv := spanNamed(t, spans, "tools/call s__echo_meta"); srv.Parent.TraceID().String() != agentTrace || srv.Parent.SpanID().String() != parentSpan {
+			t.Errorf("request span's parent %v, want %s/%s", srv.Parent, agentTrace, parentSpan)
+		}
+		up := spanNamed(t, spans, "tools/call echo_meta")
+		if want := agentTrace + "-" + up.SpanContext.SpanID().String() + "-1"; meta["b3"] != want {
+			t.Errorf("the server received b3 %q, want %q (_meta %v)", meta["b3"], want, meta)
+		}
+	}
+	t.Run("b3 in _meta", func(t *testing.T) {
+		s, exp := tracedStackWith(t, "legacy", "", propagator(t, "b3"))
+		const metaSpan = "b7ad6b7169203331"
+		b3Trace(t, exp, echoedMeta(t, natsCall(t, s.agent, "s__echo_meta",
+			`{"name":"s__echo_meta","arguments":{},"_meta":{"b3":"`+agentTrace+`-`+metaSpan+`-1"}}`)), metaSpan)
+	})
+	t.Run("b3 over HTTP", func(t *testing.T) {
+		s, exp := tracedStackWith(t, "modern", "", propagator(t, "b3multi"))
+		srv := httptest.NewServer(httpface.New(router.New(s.g), httpface.Options{}))
+		t.Cleanup(srv.Close)
+		body, _ := httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s__echo_meta","arguments":{},`+
+			`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`,
+			"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", "s__echo_meta",
+			"X-B3-TraceId", agentTrace, "X-B3-SpanId", agentSpan, "X-B3-Sampled", "1")
+		var msg struct {
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(body, &msg); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		meta := echoedMeta(t, msg.Result)
+		up := spanNamed(t, exp.GetSpans(), "tools/call echo_meta")
+		// b3multi writes the multi keys, the sampled flag as "1".
+		if meta["x-b3-traceid"] != agentTrace || meta["x-b3-spanid"] != up.SpanContext.SpanID().String() || meta["x-b3-sampled"] != "1" {
+			t.Errorf("the server received _meta %v, want gw's upstream span %s as b3multi", meta, up.SpanContext.SpanID())
+		}
+		if srv := spanNamed(t, exp.GetSpans(), "tools/call s__echo_meta"); srv.Parent.SpanID().String() != agentSpan {
+			t.Errorf("request span's parent %v, want the B3 headers' %s", srv.Parent, agentSpan)
+		}
+	})
 	t.Run("none", func(t *testing.T) {
 		s, exp := tracedStackWith(t, "legacy", "", propagator(t, "none"))
 		const metaTP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
