@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwmcp/gw/internal/tracing"
@@ -72,9 +73,14 @@ type Options struct {
 
 	// TracerProvider traces routed requests: a span per upstream round
 	// trip and per authorization, children of the caller's span, and the
-	// upstream span's W3C trace context in the request's _meta. nil turns
+	// upstream span's trace context in the request's _meta. nil turns
 	// tracing off, at no cost on the call path.
 	TracerProvider trace.TracerProvider
+	// Propagator reads and writes trace context in every carrier gw
+	// uses, when tracing is on: transport headers, and _meta of the
+	// requests callers send and of those gw sends to servers. nil = W3C
+	// trace context and baggage (OTEL_PROPAGATORS' default).
+	Propagator propagation.TextMapPropagator
 
 	ClientInfo      Implementation // default gw/dev
 	CallTimeout     time.Duration  // default 60s
@@ -182,6 +188,8 @@ type Gateway struct {
 	setMu sync.Mutex // serialises changes to set
 
 	tracer trace.Tracer // nil: tracing off
+	prop   propagation.TextMapPropagator
+	metaw  *tracing.MetaWriter // prop's writer of _meta entries
 
 	catalog  atomic.Pointer[Catalog]
 	logLevel atomic.Pointer[string] // the last SetLogLevel; nil: none
@@ -220,6 +228,13 @@ func New(opts Options) (*Gateway, error) {
 		inventory: map[string]*inventory{},
 		tracer:    tracing.Tracer(opts.TracerProvider),
 	}
+	if g.tracer != nil {
+		g.prop = opts.Propagator
+		if g.prop == nil {
+			g.prop = tracing.DefaultPropagator()
+		}
+		g.metaw = tracing.NewMetaWriter(g.prop)
+	}
 	switch opts.Pinning {
 	case PinHold, PinWarn, PinOff:
 	default:
@@ -244,6 +259,10 @@ func New(opts Options) (*Gateway, error) {
 		handler:         opts.Handler,
 		discoverTimeout: opts.DiscoverTimeout,
 		onNotify:        g.onNotify,
+		traced:          g.tracer != nil,
+	}
+	if g.tracer != nil && opts.Handler != nil {
+		g.scfg.handler = tracedClients{opts.Handler, g}
 	}
 	g.catalog.Store(emptyCatalog())
 	// Last: New fails before them or not at all.

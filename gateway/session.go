@@ -124,6 +124,10 @@ type session struct {
 
 // sessionConfig is shared by every session a gateway opens.
 type sessionConfig struct {
+	// traced: tracing is on, so a call's progress and log messages become
+	// events on its span (noteEvent).
+	traced bool
+
 	clientInfo      Implementation
 	handler         ClientHandler
 	discoverTimeout time.Duration
@@ -708,6 +712,9 @@ func (s *session) routeLog(params json.RawMessage) bool {
 	if len(calls) == 0 {
 		return false
 	}
+	if s.cfg.traced {
+		noteEvent(calls[0].ctx, methodLogMessage, params)
+	}
 	calls[0].onLog(params)
 	return true
 }
@@ -745,6 +752,9 @@ func (s *session) routeProgress(params json.RawMessage) {
 	s.mu.Unlock()
 	if c == nil || c.onProgress == nil {
 		return
+	}
+	if s.cfg.traced {
+		noteEvent(c.ctx, methodProgress, params)
 	}
 	if n == 1 {
 		c.onProgress(splice(params, start, end, c.callerTok))

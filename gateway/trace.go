@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwmcp/gw/internal/tracing"
@@ -14,6 +15,11 @@ import (
 // Tracer returns the tracer of Options.TracerProvider, nil when tracing is
 // off: the router starts each routed request's span with it.
 func (g *Gateway) Tracer() trace.Tracer { return g.tracer }
+
+// Propagator returns the propagator of Options.TracerProvider's traces
+// (Options.Propagator, or W3C trace context and baggage), nil when tracing
+// is off: the router reads a request's carriers with it.
+func (g *Gateway) Propagator() propagation.TextMapPropagator { return g.prop }
 
 // authorizeTraced is authorize in a span of its own (when tracing is on and
 // an authorizer is configured), a child of the request's.
@@ -40,14 +46,15 @@ func (g *Gateway) authorizeTraced(ctx context.Context, e *Entry, params json.Raw
 }
 
 // routeTraced is route in an upstream (client) span: the round trip to the
-// server, including the wait for a restarting one. The span's W3C trace
-// context goes to the server in the request's _meta (traceparent,
-// tracestate; the caller's own are replaced, since the server's span is the
-// child of this one), set in the pass that edits _meta anyway.
+// server, including the wait for a restarting one. The span's trace
+// context goes to the server in the request's _meta, as the propagator
+// writes it (the caller's own entries of its keys are replaced, since the
+// server's span is the child of this one), set in the pass that edits
+// _meta anyway.
 func (g *Gateway) routeTraced(ctx context.Context, server, method string, params json.RawMessage, opts CallOptions) (json.RawMessage, error) {
 	target := tracing.Target(method, params)
 	ctx, span := g.tracer.Start(ctx, tracing.SpanName(method, target), trace.WithSpanKind(trace.SpanKindClient))
-	copts := callOptions{onProgress: opts.Progress, onLog: opts.Log, meta: traceMeta(span.SpanContext())}
+	copts := callOptions{onProgress: opts.Progress, onLog: opts.Log, meta: g.traceMeta(ctx)}
 	if span.IsRecording() {
 		span.SetAttributes(append(tracing.RequestAttrs(method, target, params), tracing.Server.String(server), tracing.NetTransport.String("pipe"))...)
 		copts.span = span
@@ -63,19 +70,78 @@ func (g *Gateway) routeTraced(ctx context.Context, server, method string, params
 	return res, err
 }
 
-// traceMeta returns the _meta entries of sc's W3C trace context: its
-// traceparent, and its tracestate or none (a caller's tracestate is the
-// span's own, inherited, when there was one).
-func traceMeta(sc trace.SpanContext) []member {
-	if !sc.IsValid() { // a provider that makes no span contexts
+// traceMeta returns the _meta entries of ctx's trace context (its span,
+// its baggage) as the propagator writes them, each key the propagator owns
+// set or removed; nil when it owns none ("none").
+func (g *Gateway) traceMeta(ctx context.Context) []member {
+	entries := g.metaw.Entries(ctx)
+	if entries == nil {
 		return nil
 	}
-	parent, state := tracing.Header(sc)
-	// A traceparent is hex digits and dashes: quoting it is all its JSON
-	// needs.
-	meta := []member{{"traceparent", []byte(`"` + parent + `"`)}, {"tracestate", nil}}
-	if state != "" {
-		meta[1].value = mustJSON(state)
+	meta := make([]member, len(entries))
+	for i, e := range entries {
+		meta[i].key = e.Key // a valid _meta name: no escaping needed
+		if e.Value != "" {
+			meta[i].value = jsonString(e.Value)
+		}
 	}
 	return meta
+}
+
+// jsonString returns s as a JSON string. Trace context values are printable
+// ASCII without quotes or backslashes (traceparent, b3, baggage's
+// percent-encoded values): quoting them is all they need.
+func jsonString(s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return mustJSON(s)
+		}
+	}
+	b := make([]byte, 0, len(s)+2)
+	return append(append(append(b, '"'), s...), '"')
+}
+
+// noteEvent records a notification that belongs to a call (its progress, a
+// log message routed to it) as an event on the call's upstream span, when
+// it records: an event per notification, not a span, since it has no
+// duration and nothing answers it, and it is where the call's timeline is.
+func noteEvent(ctx context.Context, method string, params json.RawMessage) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(method, trace.WithAttributes(tracing.NoteAttrs(method, params)...))
+	}
+}
+
+// tracedClients is the ClientHandler when tracing is on: a span for each
+// request a server makes of its client (sampling, elicitation, roots),
+// "{method}", the child of the call's upstream span when it belongs to a
+// call (a modern server's input requests always do; a legacy server's is
+// asked in the context of the call askerFor picks), else the root of a
+// trace of its own. The server's own trace context, when its request has
+// one in _meta, is linked; the span's goes to the client in the request's
+// _meta, as it goes to servers.
+type tracedClients struct {
+	ClientHandler
+	g *Gateway
+}
+
+// HandleClientRequest serves req in its span.
+func (h tracedClients) HandleClientRequest(ctx context.Context, req ClientRequest) (json.RawMessage, error) {
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	if sc, _ := tracing.Extract(h.g.prop, tracing.MetaOf(req.Params)); sc.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	ctx, span := h.g.tracer.Start(ctx, req.Method, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.MethodName.String(req.Method), tracing.Server.String(req.Server), tracing.NetTransport.String("pipe"))
+	}
+	if meta := h.g.traceMeta(ctx); meta != nil {
+		// The server's params are an object or none; anything else
+		// goes on as it came.
+		if params, err := withMeta(req.Params, meta...); err == nil {
+			req.Params = params
+		}
+	}
+	res, err := h.ClientHandler.HandleClientRequest(ctx, req)
+	tracing.End(span, res, err)
+	return res, err
 }

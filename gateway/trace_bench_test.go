@@ -43,7 +43,7 @@ func benchTraced(b *testing.B, era mcptest.Era, mode string) {
 		if mode == "unsampled" {
 			flags = "00"
 		}
-		req.Trace.Parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + flags
+		req.Trace.Header = map[string][]string{"traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + flags}}
 	}
 	r := router.New(start(b, opts))
 	ctx := context.Background()
@@ -85,7 +85,7 @@ func TestTracingOffAllocs(t *testing.T) {
 			plain := &face.Request{Method: "tools/call", Params: params("s__echo", map[string]any{"text": "x"}), Principal: "p"}
 			traced := &face.Request{Method: "tools/call", Principal: "p",
 				Params: json.RawMessage(`{"name":"s__echo","arguments":{"text":"x"},"_meta":{"traceparent":"` + tp + `"}}`),
-				Trace:  face.Trace{Parent: tp, State: "a=b", Transport: face.TransportNATS, Destination: "mcp.v1.req.p.tools.call.s__echo"}}
+				Trace:  face.Trace{Header: map[string][]string{"traceparent": {tp}, "tracestate": {"a=b"}, "b3": {"1-2-1"}}, Transport: face.TransportNATS, Destination: "mcp.v1.req.p.tools.call.s__echo"}}
 			ctx := context.Background()
 			// The fewest allocations of any one call: an allocation the code
 			// makes shows in every call, one the race detector's sync.Pool

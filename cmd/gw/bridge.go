@@ -27,7 +27,7 @@ type faceHandler struct{ g *gateway.Gateway }
 
 func (h *faceHandler) Serve(ctx context.Context, req *natsface.Request) (json.RawMessage, error) {
 	fr := &face.Request{Method: req.Method, Params: req.Params, Principal: req.Principal, Progress: req.Progress,
-		Trace: face.Trace{Parent: req.TraceParent, State: req.TraceState, Transport: face.TransportNATS, Destination: req.Subject}}
+		Trace: face.Trace{Header: req.Header, Transport: face.TransportNATS, Destination: req.Subject}}
 	if in, ok := natsface.InputFromContext(ctx); ok && req.Progress != nil {
 		fr.Input = face.InputFunc(in)
 	}

@@ -72,7 +72,7 @@ func newGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, cu
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tp, stopTracing, err := newTracing(ctx, cfg.Tracing, os.Getenv, logger)
+	tp, prop, stopTracing, err := newTracing(ctx, cfg.Tracing, os.Getenv, logger)
 	if err != nil {
 		_ = ps.Close(context.Background())
 		_ = host.Close(context.Background())
@@ -84,7 +84,7 @@ func newGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, cu
 		stopTracing()
 	}
 	opts := gatewayOptions(cfg, logger)
-	opts.TracerProvider = tp
+	opts.TracerProvider, opts.Propagator = tp, prop
 	ps.Apply(&opts)
 	if customize != nil {
 		customize(&opts)

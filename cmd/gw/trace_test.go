@@ -7,22 +7,28 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/gateway/router"
+	"github.com/gwmcp/gw/internal/config"
 	"github.com/gwmcp/gw/internal/mcptest"
 	"github.com/gwmcp/gw/transport/httpface"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 	"github.com/gwmcp/gw/transport/mcpface"
+	"github.com/gwmcp/gw/transport/natsface"
 )
 
 // The caller's trace: an agent's span, as its W3C traceparent.
@@ -43,13 +49,21 @@ func (d denyTool) Authorize(_ context.Context, req gateway.AuthzRequest) (gatewa
 // tracedStack is a NATS stack whose gateway traces into memory.
 func tracedStack(t *testing.T, era string) (*stack, *tracetest.InMemoryExporter) {
 	t.Helper()
+	return tracedStackWith(t, era, "", nil)
+}
+
+// tracedStackWith is tracedStack with an LLM-host subject (a legacy server
+// is offered sampling only with one) and a propagator (nil: the default).
+func tracedStackWith(t *testing.T, era, llmSubject string, prop propagation.TextMapPropagator) (*stack, *tracetest.InMemoryExporter) {
+	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	s := startStackWith(t, "", gateway.Options{
+	s := startStackWith(t, llmSubject, gateway.Options{
 		Servers:        []gateway.ServerSpec{mcptestServer("s", era)},
 		Authorizer:     denyTool("s__never"),
 		TracerProvider: tp,
+		Propagator:     prop,
 	})
 	s.waitTool(t, "s__echo")
 	exp.Reset()
@@ -397,5 +411,250 @@ func TestTraceStdioFace(t *testing.T) {
 	wantAttrs(t, sp, map[string]string{"jsonrpc.request.id": "42", "network.transport": "pipe", "enduser.id": "local", "mcp.protocol.version": "2026-07-28"})
 	if want := fmt.Sprintf("00-%s-%s-01", agentTrace, up.SpanContext.SpanID()); meta["traceparent"] != want {
 		t.Errorf("the server received traceparent %q, want %q", meta["traceparent"], want)
+	}
+}
+
+// TestTracePropagators: OTEL_PROPAGATORS (or tracing.propagators) chooses
+// the format of every carrier. With b3, an agent's B3 headers on NATS (the
+// single header, or the multi headers in B3's own spelling) parent gw's
+// spans, and the server gets gw's upstream span as b3 in _meta, and no W3C
+// entry; so does b3 in a caller's _meta, and B3 headers on the HTTP face
+// (b3multi: the server gets the multi keys); with none, gw reads and writes
+// no trace context: its spans start a trace of their own, and the caller's
+// _meta reaches the server untouched.
+func TestTracePropagators(t *testing.T) {
+	propagator := func(t *testing.T, env string) propagation.TextMapPropagator {
+		p, err := planTracing(config.Tracing{Endpoint: "http://collector:4318"}, func(k string) string {
+			if k == envPropagators {
+				return env
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prop, err := autoprop.TextMapPropagator(p.propagators...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return prop
+	}
+	for _, tt := range []struct {
+		name    string
+		headers []string
+	}{
+		{"b3 single", []string{"b3", agentTrace + "-" + agentSpan + "-1"}},
+		{"b3 multi", []string{"X-B3-TraceId", agentTrace, "X-B3-SpanId", agentSpan, "X-B3-Sampled", "1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, exp := tracedStackWith(t, "modern", "", propagator(t, "b3"))
+			msg := nats.NewMsg("mcp.v1.req.alice.tools.call.s__echo_meta")
+			for i := 0; i+1 < len(tt.headers); i += 2 {
+				msg.Header[tt.headers[i]] = []string{tt.headers[i+1]} // as written: NATS keeps the case
+			}
+			msg.Data = []byte(`{"name":"s__echo_meta","arguments":{}}`)
+			reply, err := s.agent.RequestMsg(msg, 20*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := echoedMeta(t, reply.Data)
+
+			spans := exp.GetSpans()
+			for _, sp := range spans {
+				if got := sp.SpanContext.TraceID().String(); got != agentTrace {
+					t.Errorf("span %q is in trace %s, not the agent's %s", sp.Name, got, agentTrace)
+				}
+			}
+			if srv := spanNamed(t, spans, "tools/call s__echo_meta"); srv.Parent.SpanID().String() != agentSpan {
+				t.Errorf("request span's parent %v, want the agent's B3 span %s", srv.Parent, agentSpan)
+			}
+			up := spanNamed(t, spans, "tools/call echo_meta")
+			if want := agentTrace + "-" + up.SpanContext.SpanID().String() + "-1"; meta["b3"] != want {
+				t.Errorf("the server received b3 %q, want %q (_meta %v)", meta["b3"], want, meta)
+			}
+			for _, key := range []string{"traceparent", "tracestate", "baggage"} {
+				if v, ok := meta[key]; ok {
+					t.Errorf("the server received %s %q from a b3-only gateway", key, v)
+				}
+			}
+		})
+	}
+	// The other carriers: B3 in a caller's _meta (NATS, no headers), and
+	// B3 headers on the Streamable HTTP face.
+	b3Trace := func(t *testing.T, exp *tracetest.InMemoryExporter, meta map[string]string, parentSpan string) {
+		t.Helper()
+		spans := exp.GetSpans()
+		if srv := spanNamed(t, spans, "tools/call s__echo_meta"); srv.Parent.TraceID().String() != agentTrace || srv.Parent.SpanID().String() != parentSpan {
+			t.Errorf("request span's parent %v, want %s/%s", srv.Parent, agentTrace, parentSpan)
+		}
+		up := spanNamed(t, spans, "tools/call echo_meta")
+		if want := agentTrace + "-" + up.SpanContext.SpanID().String() + "-1"; meta["b3"] != want {
+			t.Errorf("the server received b3 %q, want %q (_meta %v)", meta["b3"], want, meta)
+		}
+	}
+	t.Run("b3 in _meta", func(t *testing.T) {
+		s, exp := tracedStackWith(t, "legacy", "", propagator(t, "b3"))
+		const metaSpan = "b7ad6b7169203331"
+		b3Trace(t, exp, echoedMeta(t, natsCall(t, s.agent, "s__echo_meta",
+			`{"name":"s__echo_meta","arguments":{},"_meta":{"b3":"`+agentTrace+`-`+metaSpan+`-1"}}`)), metaSpan)
+	})
+	t.Run("b3 over HTTP", func(t *testing.T) {
+		s, exp := tracedStackWith(t, "modern", "", propagator(t, "b3multi"))
+		srv := httptest.NewServer(httpface.New(router.New(s.g), httpface.Options{}))
+		t.Cleanup(srv.Close)
+		body, _ := httpPost(t, srv.URL+"/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s__echo_meta","arguments":{},`+
+			`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`,
+			"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", "s__echo_meta",
+			"X-B3-TraceId", agentTrace, "X-B3-SpanId", agentSpan, "X-B3-Sampled", "1")
+		var msg struct {
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(body, &msg); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		meta := echoedMeta(t, msg.Result)
+		up := spanNamed(t, exp.GetSpans(), "tools/call echo_meta")
+		// b3multi writes the multi keys, the sampled flag as "1".
+		if meta["x-b3-traceid"] != agentTrace || meta["x-b3-spanid"] != up.SpanContext.SpanID().String() || meta["x-b3-sampled"] != "1" {
+			t.Errorf("the server received _meta %v, want gw's upstream span %s as b3multi", meta, up.SpanContext.SpanID())
+		}
+		if srv := spanNamed(t, exp.GetSpans(), "tools/call s__echo_meta"); srv.Parent.SpanID().String() != agentSpan {
+			t.Errorf("request span's parent %v, want the B3 headers' %s", srv.Parent, agentSpan)
+		}
+	})
+	t.Run("none", func(t *testing.T) {
+		s, exp := tracedStackWith(t, "legacy", "", propagator(t, "none"))
+		const metaTP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+		meta := echoedMeta(t, natsCall(t, s.agent, "s__echo_meta", `{"name":"s__echo_meta","arguments":{},"_meta":{"traceparent":"`+metaTP+`"}}`,
+			"traceparent", agentTP, "b3", agentTrace+"-"+agentSpan+"-1"))
+		spans := exp.GetSpans()
+		srv := spanNamed(t, spans, "tools/call s__echo_meta")
+		if srv.Parent.IsValid() || len(srv.Links) != 0 {
+			t.Errorf("request span has parent %v, links %v; want neither with propagators none", srv.Parent, srv.Links)
+		}
+		if got := srv.SpanContext.TraceID().String(); got == agentTrace || got == "0af7651916cd43dd8448eb211c80319c" {
+			t.Errorf("request span joined the caller's trace %s", got)
+		}
+		if meta["traceparent"] != metaTP || len(meta) != 1 {
+			t.Errorf("the server received _meta %v, want the caller's own, untouched", meta)
+		}
+	})
+}
+
+// TestTraceServerToClient: a server's sampling request raised during a call
+// travels server → gw → agent (a streaming agent on NATS answers it) in a
+// span of its own, the child of the call's upstream span, named after the
+// method with the server as an attribute; the agent gets that span's
+// context in the request's _meta; an agent's JSON-RPC error sets the
+// span's error status. Both eras: a modern server's input request, a
+// legacy server's own JSON-RPC request.
+func TestTraceServerToClient(t *testing.T) {
+	for _, era := range []string{"legacy", "modern"} {
+		t.Run(era, func(t *testing.T) {
+			s, exp := tracedStackWith(t, era, "llm.nobody", nil)
+			for _, answer := range []string{
+				`{"result":{"role":"assistant","content":{"type":"text","text":"Paris"},"model":"agent-model"}}`,
+				`{"error":{"code":-32603,"message":"the agent has no LLM"}}`,
+			} {
+				exp.Reset()
+				asked := streamCall(t, s, "s__sample", `{"name":"s__sample","arguments":{"prompt":"capital of France?"}}`, answer)
+				if len(asked) != 1 {
+					t.Fatalf("the agent was asked %d times, want once", len(asked))
+				}
+				spans := exp.GetSpans()
+				up := spanNamed(t, spans, "tools/call sample")
+				sp := spanNamed(t, spans, gateway.MethodSampling)
+				if sp.Parent.SpanID() != up.SpanContext.SpanID() || sp.SpanContext.TraceID().String() != agentTrace {
+					t.Errorf("sampling span's parent %v, want the upstream span %s in the agent's trace", sp.Parent, up.SpanContext.SpanID())
+				}
+				if sp.SpanKind != trace.SpanKindServer {
+					t.Errorf("sampling span's kind %v", sp.SpanKind)
+				}
+				wantAttrs(t, sp, map[string]string{"mcp.method.name": gateway.MethodSampling, "gw.server": "s"})
+				want := fmt.Sprintf("00-%s-%s-01", agentTrace, sp.SpanContext.SpanID())
+				if got, _ := jsonrpc.StringMember(jsonrpc.Member(asked[0], "_meta"), "traceparent"); got != want {
+					t.Errorf("the agent was asked with traceparent %q, want the sampling span's %q (params %s)", got, want, asked[0])
+				}
+				if strings.Contains(answer, "error") {
+					wantAttrs(t, sp, map[string]string{"rpc.response.status_code": "-32603", "error.type": "-32603"})
+					if sp.Status.Code != codes.Error {
+						t.Errorf("sampling span's status %v after the agent's error", sp.Status)
+					}
+				} else if sp.Status.Code == codes.Error {
+					t.Errorf("sampling span's status %v", sp.Status)
+				}
+			}
+		})
+	}
+}
+
+// TestTraceProgressEvents: progress a server sends during a call becomes
+// events on the call's upstream span, not spans of their own.
+func TestTraceProgressEvents(t *testing.T) {
+	for _, era := range []string{"legacy", "modern"} {
+		t.Run(era, func(t *testing.T) {
+			s, exp := tracedStack(t, era)
+			streamCall(t, s, "s__notify", `{"name":"s__notify","arguments":{"n":3}}`, "")
+			spans := exp.GetSpans()
+			if len(spans) != 3 {
+				t.Fatalf("%d spans, want 3 (request, authorize, upstream): %v", len(spans), spans)
+			}
+			up := spanNamed(t, spans, "tools/call notify")
+			var got []string
+			for _, ev := range up.Events {
+				if ev.Name != "notifications/progress" {
+					continue
+				}
+				attrs := map[string]string{}
+				for _, kv := range ev.Attributes {
+					attrs[string(kv.Key)] = kv.Value.Emit()
+				}
+				got = append(got, attrs["gw.progress.value"]+"/"+attrs["gw.progress.total"]+" "+attrs["gw.progress.message"])
+			}
+			if want := []string{"1/3 step 1 of 3", "2/3 step 2 of 3", "3/3 step 3 of 3"}; !slices.Equal(got, want) {
+				t.Errorf("progress events %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// streamCall makes a streaming tools/call over NATS with the agent's
+// traceparent, answers every input frame with answer, and returns the
+// params of the input requests it was asked.
+func streamCall(t *testing.T, s *stack, tool, params, answer string) []json.RawMessage {
+	t.Helper()
+	inbox := nats.NewInbox()
+	frames, err := s.agent.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frames.Unsubscribe()
+	req := nats.NewMsg("mcp.v1.req.alice.tools.call." + tool)
+	req.Reply = inbox
+	req.Header.Set(natsface.HeaderStream, "1")
+	req.Header.Set("traceparent", agentTP)
+	req.Data = []byte(params)
+	if err := s.agent.PublishMsg(req); err != nil {
+		t.Fatal(err)
+	}
+	var asked []json.RawMessage
+	for {
+		msg, err := frames.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("no frame: %v", err)
+		}
+		var f natsface.Frame
+		if err := json.Unmarshal(msg.Data, &f); err != nil {
+			t.Fatal(err)
+		}
+		switch f.Type {
+		case "input":
+			asked = append(asked, f.Params)
+			if _, err := s.agent.Request("mcp.v1.req.alice.at."+f.Gateway+".input."+f.ID, []byte(answer), 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		case "result", "error":
+			return asked
+		}
 	}
 }

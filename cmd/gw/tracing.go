@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -30,6 +33,7 @@ const (
 	envProtocol       = "OTEL_EXPORTER_OTLP_PROTOCOL"
 	envTracesProtocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 	envSampler        = "OTEL_TRACES_SAMPLER"
+	envPropagators    = "OTEL_PROPAGATORS"
 )
 
 // tracingPlan is what the configuration and the environment ask of tracing.
@@ -38,6 +42,10 @@ type tracingPlan struct {
 	protocol string // http/protobuf or grpc
 	endpoint string // tracing.endpoint, used when no OTEL_ variable names one
 	sampler  sdktrace.Sampler
+	// propagators are the names of the propagators of every carrier
+	// (OTEL_PROPAGATORS, else tracing.propagators; tracecontext,baggage by
+	// default), each once, in order.
+	propagators []string
 }
 
 // planTracing decides whether traces are exported, and how: on when an OTLP
@@ -75,6 +83,20 @@ func planTracing(tc config.Tracing, getenv func(string) string) (tracingPlan, er
 	if tc.Sampler != "" && getenv(envSampler) == "" {
 		p.sampler = sampler(tc.Sampler, tc.SamplerArg)
 	}
+	from, names := envPropagators, strings.TrimSpace(getenv(envPropagators))
+	if names == "" {
+		from, names = "tracing.propagators", firstNonEmpty(tc.Propagators, "tracecontext,baggage")
+	}
+	for name := range strings.SplitSeq(names, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "" || slices.Contains(p.propagators, name):
+		case !slices.Contains(config.TracingPropagators, name):
+			return p, fmt.Errorf("%s=%s: unknown propagator %q (gw knows %s)", from, names, name, strings.Join(config.TracingPropagators, ", "))
+		default:
+			p.propagators = append(p.propagators, name)
+		}
+	}
 	return p, nil
 }
 
@@ -107,14 +129,22 @@ func firstNonEmpty(s ...string) string {
 }
 
 // newTracing returns the tracer provider that exports gw's spans over OTLP,
-// or nil when tracing is off (the gateway then creates no spans at all),
+// or nil when tracing is off (the gateway then creates no spans at all);
+// the propagator of every carrier gw reads and writes trace context in;
 // and stop, which flushes what is buffered and shuts the exporter down.
 // The exporter connects lazily: a collector that is down costs dropped
 // spans, logged, never a failed start.
-func newTracing(ctx context.Context, tc config.Tracing, getenv func(string) string, logger *slog.Logger) (trace.TracerProvider, func(), error) {
+func newTracing(ctx context.Context, tc config.Tracing, getenv func(string) string, logger *slog.Logger) (trace.TracerProvider, propagation.TextMapPropagator, func(), error) {
 	p, err := planTracing(tc, getenv)
 	if err != nil || !p.on {
-		return nil, func() {}, err
+		return nil, nil, func() {}, err
+	}
+	// Made from the names planTracing checked, not from the process's
+	// environment (autoprop.NewTextMapPropagator): tracing.propagators is
+	// honoured too, and an unknown name was refused rather than ignored.
+	prop, err := autoprop.TextMapPropagator(p.propagators...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("tracing: propagators: %w", err)
 	}
 	// The SDK reports export failures through this process-wide handler;
 	// gw's log is the place for them.
@@ -134,7 +164,7 @@ func newTracing(ctx context.Context, tc config.Tracing, getenv func(string) stri
 		exp, err = otlptracehttp.New(ctx, opts...)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+		return nil, nil, nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
 	}
 	// service.name is gw unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES
 	// say otherwise: later detectors win.
@@ -151,7 +181,7 @@ func newTracing(ctx context.Context, tc config.Tracing, getenv func(string) stri
 		opts = append(opts, sdktrace.WithSampler(p.sampler))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	logger.Info("tracing on", "protocol", p.protocol)
+	logger.Info("tracing on", "protocol", p.protocol, "propagators", strings.Join(p.propagators, ","))
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -159,5 +189,5 @@ func newTracing(ctx context.Context, tc config.Tracing, getenv func(string) stri
 			logger.Warn("tracing: flushing spans at exit", "error", err)
 		}
 	}
-	return tp, stop, nil
+	return tp, prop, stop, nil
 }

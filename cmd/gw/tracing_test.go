@@ -30,6 +30,7 @@ func TestPlanTracing(t *testing.T) {
 		protocol string
 		endpoint string
 		sampler  bool
+		props    string
 		err      string
 	}{
 		{name: "nothing configured"},
@@ -43,6 +44,9 @@ func TestPlanTracing(t *testing.T) {
 		{name: "exporter none", keys: keys, env: map[string]string{envTracesExporter: "none"}},
 		{name: "exporter console", env: map[string]string{envTracesExporter: "console"}, err: "otlp only"},
 		{name: "http/json", env: map[string]string{envEndpoint: "http://env:4318", envProtocol: "http/json"}, err: "http/protobuf or grpc"},
+		{name: "propagators key", keys: config.Tracing{Endpoint: "http://keys:4318", Propagators: "b3, tracecontext,b3"}, on: true, protocol: "http/protobuf", endpoint: "http://keys:4318", props: "b3,tracecontext"},
+		{name: "propagators env wins", keys: config.Tracing{Endpoint: "http://keys:4318", Propagators: "b3"}, env: map[string]string{envPropagators: "none"}, on: true, protocol: "http/protobuf", endpoint: "http://keys:4318", props: "none"},
+		{name: "propagators unknown", env: map[string]string{envEndpoint: "http://env:4318", envPropagators: "tracecontext,zipkin"}, err: `unknown propagator "zipkin"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := planTracing(tt.keys, func(k string) string { return tt.env[k] })
@@ -57,6 +61,12 @@ func TestPlanTracing(t *testing.T) {
 			}
 			if p.on != tt.on || p.protocol != tt.protocol || p.endpoint != tt.endpoint || (p.sampler != nil) != tt.sampler {
 				t.Errorf("plan %+v, want on %v protocol %q endpoint %q sampler %v", p, tt.on, tt.protocol, tt.endpoint, tt.sampler)
+			}
+			if tt.props == "" && tt.on {
+				tt.props = "tracecontext,baggage" // OTEL_PROPAGATORS' default
+			}
+			if got := strings.Join(p.propagators, ","); tt.on && got != tt.props {
+				t.Errorf("propagators %q, want %q", got, tt.props)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwmcp/gw/internal/tracing"
@@ -14,12 +15,14 @@ import (
 // serveTraced serves req in a server span, "{method} {target}" after the
 // OpenTelemetry conventions for MCP. Its parent is the trace context in
 // params._meta (the MCP carrier, on every face), else the one of the face's
-// transport headers (NATS, HTTP); when both are there and differ, the
-// transport's is linked, as the conventions ask: an MCP request and the
-// message that carried it are separate things.
+// transport headers (NATS, HTTP), both read with the gateway's propagator;
+// when both are there and differ, the transport's is linked, as the
+// conventions ask: an MCP request and the message that carried it are
+// separate things. Baggage comes from _meta too, else from the headers.
 func (r *Router) serveTraced(ctx context.Context, t trace.Tracer, serve method, req *face.Request) (json.RawMessage, error) {
-	parent := tracing.Remote(tracing.FromMeta(req.Params))
-	carried := tracing.Remote(req.Trace.Parent, req.Trace.State)
+	prop := r.g.Propagator()
+	parent, bag := tracing.Extract(prop, tracing.MetaOf(req.Params))
+	carried, carriedBag := tracing.Extract(prop, tracing.Headers(req.Trace.Header))
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 	switch {
 	case parent.IsValid():
@@ -29,6 +32,12 @@ func (r *Router) serveTraced(ctx context.Context, t trace.Tracer, serve method, 
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	case carried.IsValid():
 		ctx = trace.ContextWithRemoteSpanContext(ctx, carried)
+	}
+	if bag.Len() == 0 {
+		bag = carriedBag
+	}
+	if bag.Len() > 0 {
+		ctx = baggage.ContextWithBaggage(ctx, bag)
 	}
 	target := tracing.Target(req.Method, req.Params)
 	ctx, span := t.Start(ctx, tracing.SpanName(req.Method, target), opts...)

@@ -243,7 +243,8 @@ type Audit struct {
 // OTEL_* environment variables work as users of other OpenTelemetry SDKs
 // expect and win over these keys (OTEL_EXPORTER_OTLP_ENDPOINT and
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _PROTOCOL, OTEL_TRACES_SAMPLER and
-// _ARG, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED).
+// _ARG, OTEL_PROPAGATORS, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+// OTEL_SDK_DISABLED).
 // With no endpoint from either, tracing is off.
 type Tracing struct {
 	// Endpoint is the OTLP collector's URL (http://localhost:4318 for
@@ -258,6 +259,11 @@ type Tracing struct {
 	Sampler string `koanf:"sampler"`
 	// SamplerArg is the ratio, 0..1, of the traceidratio samplers (default 1).
 	SamplerArg float64 `koanf:"sampler_arg"`
+	// Propagators is OTEL_PROPAGATORS' list, comma-separated: the trace
+	// context formats gw reads and writes in headers and _meta, among
+	// TracingPropagators; "" = tracecontext,baggage. A string, as the
+	// variable is, not a list.
+	Propagators string `koanf:"propagators"`
 }
 
 // Pins configures where gw stdio keeps tool-definition pins

@@ -13,6 +13,11 @@ var TracingProtocols = []string{"http/protobuf", "grpc"}
 // OTEL_TRACES_SAMPLER does.
 var TracingSamplers = []string{"always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}
 
+// TracingPropagators are the names tracing.propagators (and
+// OTEL_PROPAGATORS) take, as the OpenTelemetry specification lists them;
+// none turns propagation off.
+var TracingPropagators = []string{"tracecontext", "baggage", "b3", "b3multi", "jaeger", "xray", "ottrace", "none"}
+
 // validateTracing checks the tracing section.
 func (c *Config) validateTracing(bad func(key, format string, args ...any)) {
 	t := c.Tracing
@@ -27,6 +32,11 @@ func (c *Config) validateTracing(bad func(key, format string, args ...any)) {
 	}
 	if t.Sampler != "" && !slices.Contains(TracingSamplers, t.Sampler) {
 		bad("tracing.sampler", "tracing.sampler %s is not one of %s", quoteShort(t.Sampler), strings.Join(TracingSamplers, ", "))
+	}
+	for name := range strings.SplitSeq(t.Propagators, ",") {
+		if name = strings.TrimSpace(name); name != "" && !slices.Contains(TracingPropagators, name) {
+			bad("tracing.propagators", "tracing.propagators: %s is not one of %s", quoteShort(name), strings.Join(TracingPropagators, ", "))
+		}
 	}
 	if t.SamplerArg < 0 || t.SamplerArg > 1 {
 		bad("tracing.sampler_arg", "tracing.sampler_arg must be 0..1, got %v", t.SamplerArg)

@@ -10,8 +10,8 @@ import (
 // refused naming its key.
 func TestTracingKeys(t *testing.T) {
 	const servers = "servers:\n  notes:\n    command: go\n"
-	cfg := mustParse(t, servers+"tracing:\n  endpoint: http://collector:4318\n  protocol: grpc\n  sampler: parentbased_traceidratio\n  sampler_arg: 0.25\n", "yaml")
-	want := Tracing{Endpoint: "http://collector:4318", Protocol: "grpc", Sampler: "parentbased_traceidratio", SamplerArg: 0.25}
+	cfg := mustParse(t, servers+"tracing:\n  endpoint: http://collector:4318\n  protocol: grpc\n  sampler: parentbased_traceidratio\n  sampler_arg: 0.25\n  propagators: b3multi, tracecontext\n", "yaml")
+	want := Tracing{Endpoint: "http://collector:4318", Protocol: "grpc", Sampler: "parentbased_traceidratio", SamplerArg: 0.25, Propagators: "b3multi, tracecontext"}
 	if cfg.Tracing != want {
 		t.Errorf("Tracing = %+v, want %+v", cfg.Tracing, want)
 	}
@@ -21,6 +21,7 @@ func TestTracingKeys(t *testing.T) {
 		{"protocol: http/json", "tracing.protocol"},
 		{"sampler: sometimes", "tracing.sampler"},
 		{"sampler_arg: 1.5", "tracing.sampler_arg"},
+		{"propagators: tracecontext,zipkin", "tracing.propagators"},
 	} {
 		_, err := Parse([]byte(servers+"tracing:\n  "+tt.body+"\n"), "yaml")
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.key) {

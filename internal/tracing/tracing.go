@@ -1,25 +1,23 @@
 // Package tracing holds what gw's spans share: the instrumentation scope,
 // the attribute keys of the OpenTelemetry semantic conventions for MCP (and
-// for messaging, on NATS), W3C trace context read from and written to
-// params._meta, and how a span records an MCP outcome. The gateway and the
-// router start spans with it; faces never import it (they copy their
-// headers' raw traceparent and tracestate into face.Request.Trace).
+// for messaging, on NATS), the carriers trace context is read from and
+// written to (params._meta, a transport's headers) with the configured
+// propagator, and how a span records an MCP outcome. The gateway and the
+// router start spans with it; faces never import it (they hand their
+// headers over as they are, in face.Request.Trace).
 //
 // Everything here runs only when tracing is on: callers check for a nil
 // tracer first, so the call path pays nothing when it is off.
 package tracing
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/gwmcp/gw/internal/jsonscan"
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
@@ -58,6 +56,14 @@ const (
 	Server = attribute.Key("gw.server")
 	// Decision is an authorization's outcome: allow or deny.
 	Decision = attribute.Key("gw.authz.decision")
+
+	// The attributes of the events a call's notifications become on its
+	// span (NoteAttrs).
+	ProgressValue   = attribute.Key("gw.progress.value")
+	ProgressTotal   = attribute.Key("gw.progress.total")
+	ProgressMessage = attribute.Key("gw.progress.message")
+	LogLevel        = attribute.Key("gw.log.level")
+	LogLogger       = attribute.Key("gw.log.logger")
 )
 
 // The methods whose params name a tool, a prompt or a resource.
@@ -95,6 +101,37 @@ func RequestAttrs(method, target string, params json.RawMessage) []attribute.Key
 	return attrs
 }
 
+// NoteAttrs returns the attributes of the event a notification that
+// belongs to a call becomes on the call's span: progress, total and message
+// of notifications/progress; level and logger of notifications/message
+// (not its data, which may be large, or hold what should stay in the
+// server's log). Members that are absent or of another type are left out.
+func NoteAttrs(method string, params json.RawMessage) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	number := func(key string, attr attribute.Key) {
+		if v := jsonrpc.Member(params, key); v != nil {
+			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+				attrs = append(attrs, attr.Float64(f))
+			}
+		}
+	}
+	text := func(key string, attr attribute.Key) {
+		if v, ok := jsonrpc.StringMember(params, key); ok {
+			attrs = append(attrs, attr.String(v))
+		}
+	}
+	switch method {
+	case "notifications/progress":
+		number("progress", ProgressValue)
+		number("total", ProgressTotal)
+		text("message", ProgressMessage)
+	case "notifications/message":
+		text("level", LogLevel)
+		text("logger", LogLogger)
+	}
+	return attrs
+}
+
 // SpanName is "{method} {target}", or method alone without a target.
 func SpanName(method, target string) string {
 	if target == "" {
@@ -102,61 +139,6 @@ func SpanName(method, target string) string {
 	}
 	return method + " " + target
 }
-
-// FromMeta returns the W3C trace context of params._meta (the MCP carrier:
-// unprefixed traceparent and tracestate, per SEP-414), "" when absent.
-func FromMeta(params json.RawMessage) (parent, state string) {
-	start, end, n := jsonscan.Member(params, "_meta")
-	if n != 1 {
-		return "", ""
-	}
-	meta := params[start:end]
-	parent, _ = jsonrpc.StringMember(meta, "traceparent")
-	state, _ = jsonrpc.StringMember(meta, "tracestate")
-	return parent, state
-}
-
-// Remote returns the span context of a W3C traceparent and tracestate, not
-// valid when parent is absent or malformed.
-func Remote(parent, state string) trace.SpanContext {
-	if parent == "" {
-		return trace.SpanContext{}
-	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), &carrier{parent: parent, state: state})
-	return trace.SpanContextFromContext(ctx)
-}
-
-// Header returns the W3C traceparent and tracestate of sc ("" when sc is
-// not valid, or has no state).
-func Header(sc trace.SpanContext) (parent, state string) {
-	var c carrier
-	propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), &c)
-	return c.parent, c.state
-}
-
-// carrier is a TextMapCarrier of the two W3C trace context keys.
-type carrier struct{ parent, state string }
-
-func (c carrier) Get(key string) string {
-	switch key {
-	case "traceparent":
-		return c.parent
-	case "tracestate":
-		return c.state
-	}
-	return ""
-}
-
-func (c *carrier) Set(key, value string) {
-	switch key {
-	case "traceparent":
-		c.parent = value
-	case "tracestate":
-		c.state = value
-	}
-}
-
-func (carrier) Keys() []string { return []string{"traceparent", "tracestate"} }
 
 // End records the outcome of an MCP request on span and ends it: a JSON-RPC
 // error's code as error.type and rpc.response.status_code (any other error

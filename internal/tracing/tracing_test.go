@@ -12,43 +12,6 @@ import (
 	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
-const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-func TestFromMetaAndRemote(t *testing.T) {
-	for _, tt := range []struct {
-		params, parent, state string
-		valid                 bool
-	}{
-		{`{"_meta":{"traceparent":"` + tp + `","tracestate":"a=b"}}`, tp, "a=b", true},
-		{`{"name":"x","_meta":{"Traceparent":"` + tp + `"}}`, "", "", false},  // exact keys only
-		{`{"_meta":{"traceparent":"00-zz-yy-01"}}`, "00-zz-yy-01", "", false}, // malformed
-		{`{"traceparent":"` + tp + `"}`, "", "", false},                       // not in _meta
-		{`{"_meta":{"traceparent":7}}`, "", "", false},
-		{``, "", "", false},
-	} {
-		parent, state := FromMeta(json.RawMessage(tt.params))
-		if parent != tt.parent || state != tt.state {
-			t.Errorf("FromMeta(%s) = %q, %q; want %q, %q", tt.params, parent, state, tt.parent, tt.state)
-		}
-		sc := Remote(parent, state)
-		if sc.IsValid() != tt.valid || (tt.valid && (!sc.IsRemote() || sc.TraceState().Get("a") != "b")) {
-			t.Errorf("Remote(%q, %q) = %v", parent, state, sc)
-		}
-	}
-}
-
-// TestHeaderRoundTrip: what Header writes, Remote reads back.
-func TestHeaderRoundTrip(t *testing.T) {
-	sc := Remote(tp, "rojo=00f067aa0ba902b7")
-	parent, state := Header(sc)
-	if parent != tp || state != "rojo=00f067aa0ba902b7" {
-		t.Errorf("Header = %q, %q", parent, state)
-	}
-	if p, s := Header(Remote("", "")); p != "" || s != "" {
-		t.Errorf("Header of no context = %q, %q", p, s)
-	}
-}
-
 func TestIDText(t *testing.T) {
 	for raw, want := range map[string]string{"7": "7", `"req-7"`: "req-7", `"a\"b"`: `a"b`, "": "", "null": ""} {
 		if got := IDText(raw); got != want {

@@ -41,22 +41,23 @@ type Request struct {
 	Input Input
 
 	// Trace is what the face's carrier says of the request for tracing:
-	// the W3C trace context its headers brought and where it came from.
+	// the headers that may hold its trace context and where it came from.
 	// The router reads it (and params._meta, the MCP carrier every face
 	// shares) only when tracing is on; filling it costs a face a few
-	// string copies, no allocation.
+	// assignments, no allocation.
 	Trace Trace
 }
 
 // Trace is a request's trace context and origin as its face received them.
-// Faces copy the raw header values and leave their parsing to the router,
-// so transport/ needs no tracing library and pays nothing when tracing is
-// off.
+// Faces hand their headers over as they are and leave it to the router to
+// read them with the configured propagator (W3C trace context, B3, Jaeger
+// …: which headers matter is the propagator's business), so transport/
+// needs no tracing library and pays nothing when tracing is off.
 type Trace struct {
-	// Parent and State are the W3C traceparent and tracestate of the
-	// transport's headers (NATS message headers, HTTP request headers),
-	// "" when absent.
-	Parent, State string
+	// Header is the transport's headers (NATS message headers, HTTP
+	// request headers), nil when it has none. Read only, and only while
+	// the Handler starts serving: the face owns it.
+	Header map[string][]string
 
 	// Transport is how the request came: TransportNATS, TransportHTTP or
 	// TransportStdio; "" when the face does not say.

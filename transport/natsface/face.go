@@ -74,11 +74,10 @@ type Request struct {
 	// Subject is the subject the request was sent to.
 	Subject string
 
-	// TraceParent and TraceState are the W3C trace context of the message headers (traceparent and
-	// tracestate, or their canonical HTTP spelling Traceparent and Tracestate, which propagators
-	// that treat NATS headers as HTTP headers write), "" when absent. They are passed on raw: the
-	// face does not trace.
-	TraceParent, TraceState string
+	// Header is the message's headers, nil when it has none, for the trace context they may
+	// carry (traceparent, b3, …: which ones is the configured propagator's business). The face
+	// does not trace; it hands them over as they are. Read only, and only during Handler.Serve.
+	Header nats.Header
 }
 
 // InputFunc asks for a client feature on behalf of a running request: method is

@@ -173,9 +173,7 @@ func (c *call) request() (*Request, time.Time, *jsonrpc.Error) {
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	req := &Request{Principal: c.principal, Method: c.ep.method, Subject: c.subject,
-		TraceParent: headerEither(c.header, "traceparent", "Traceparent"),
-		TraceState:  headerEither(c.header, "tracestate", "Tracestate")}
+	req := &Request{Principal: c.principal, Method: c.ep.method, Subject: c.subject, Header: c.header}
 	if c.ep.at {
 		req.Gateway = f.opts.Gateway
 	}

@@ -1,0 +1,56 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/mcptest"
+)
+
+// TestTraceCallNotes: the log messages and progress a legacy server sends
+// while a call that takes them is in flight become events on the call's
+// upstream span (in the order they came, before it ends), with their
+// level and logger, or progress, total and message; no span of their own.
+func TestTraceCallNotes(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	g := start(t, gateway.Options{TracerProvider: tp, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	g.SetLogLevel(context.Background(), "debug")
+	exp.Reset()
+	noop := func(json.RawMessage) {}
+	if _, err := g.CallTool(context.Background(), params("s__notify", map[string]any{"n": 2}), gateway.CallOptions{Log: noop, Progress: noop}); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 1 || spans[0].Name != "tools/call notify" {
+		t.Fatalf("spans %v, want the upstream span alone", spans)
+	}
+	var got []string
+	for _, ev := range spans[0].Events {
+		line := ev.Name
+		for _, kv := range ev.Attributes {
+			line += " " + string(kv.Key) + "=" + kv.Value.Emit()
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"notifications/message gw.log.level=info gw.log.logger=mcptest",
+		"notifications/progress gw.progress.value=1 gw.progress.total=2 gw.progress.message=step 1 of 2",
+		"notifications/message gw.log.level=info gw.log.logger=mcptest",
+		"notifications/progress gw.progress.value=2 gw.progress.total=2 gw.progress.message=step 2 of 2",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("event %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package tracing
+
+import (
+	"context"
+	"encoding/json"
+	"net/textproto"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gwmcp/gw/internal/jsonscan"
+	"github.com/gwmcp/gw/transport/jsonrpc"
+)
+
+// DefaultPropagator is what OTEL_PROPAGATORS means when unset: W3C trace
+// context and W3C baggage.
+func DefaultPropagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// Extract returns the span context and baggage that p reads from c; the
+// span context is not valid when c carries none, or a malformed one.
+// Nothing of the caller's context is inherited: the router decides which
+// carrier parents a span.
+func Extract(p propagation.TextMapPropagator, c propagation.TextMapCarrier) (trace.SpanContext, baggage.Baggage) {
+	ctx := p.Extract(context.Background(), c)
+	return trace.SpanContextFromContext(ctx), baggage.FromContext(ctx)
+}
+
+// Headers is a read-only TextMapCarrier of a transport's headers: NATS
+// message headers or HTTP request headers, as a face received them.
+// Header names are case-insensitive in both, but NATS keeps the case a
+// sender wrote (an instrumentation that treats NATS headers as HTTP headers
+// writes Traceparent, one that does not, traceparent), so a key is looked
+// up as asked, then canonical, then in any case.
+type Headers map[string][]string
+
+// Get returns the first value of key.
+func (h Headers) Get(key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	if v := h[textproto.CanonicalMIMEHeaderKey(key)]; len(v) > 0 {
+		return v[0]
+	}
+	for k, v := range h {
+		if len(v) > 0 && strings.EqualFold(k, key) {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// Set does nothing: gw never writes into the headers it received.
+func (Headers) Set(string, string) {}
+
+// Keys returns the header names.
+func (h Headers) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Meta is a read-only TextMapCarrier of a request's params._meta, the MCP
+// carrier. JSON keys are case-sensitive and gw reads every key exactly, so
+// a propagator's keys are matched as it spells them (traceparent, b3,
+// x-b3-traceid, uber-trace-id, X-Amzn-Trace-Id, ot-tracer-traceid …);
+// values are JSON strings. Keys that are not valid _meta names (MetaKey)
+// are never read.
+type Meta struct{ meta json.RawMessage }
+
+// MetaOf returns the carrier of params._meta; an empty one when params has
+// no _meta object, or more than one.
+func MetaOf(params json.RawMessage) Meta {
+	start, end, n := jsonscan.Member(params, "_meta")
+	if n != 1 {
+		return Meta{}
+	}
+	return Meta{params[start:end]}
+}
+
+// Get returns the string value of key, "" when absent or not a string.
+func (m Meta) Get(key string) string {
+	if m.meta == nil || !MetaKey(key) {
+		return ""
+	}
+	s, _ := jsonrpc.StringMember(m.meta, key)
+	return s
+}
+
+// Set does nothing: _meta is written by the gateway, in the pass that
+// edits it anyway (MetaWriter).
+func (Meta) Set(string, string) {}
+
+// Keys returns the _meta keys that are valid names (the ottrace propagator
+// looks for its baggage keys, ot-baggage-{key}, by prefix).
+func (m Meta) Keys() []string {
+	sc, ok := jsonscan.Object(m.meta)
+	if !ok {
+		return nil
+	}
+	var keys []string
+	for {
+		k, plain, _, _, ok := sc.Next()
+		if !ok {
+			return keys
+		}
+		if text, ok := jsonscan.KeyText(k, plain); ok && MetaKey(text) {
+			keys = append(keys, text)
+		}
+	}
+}
+
+// MetaKey reports whether key is a _meta name a propagator may use: the
+// MCP rule for a name without prefix (alphanumerics at both ends; hyphens,
+// underscores, dots and alphanumerics between). No propagator writes a
+// prefix ("…/"); refusing one keeps gw out of the prefixes MCP reserves.
+// Every such key is also JSON text that needs no escaping.
+func MetaKey(key string) bool {
+	if key == "" || !alnum(key[0]) || !alnum(key[len(key)-1]) {
+		return false
+	}
+	for i := 1; i < len(key)-1; i++ {
+		if c := key[i]; !alnum(c) && c != '-' && c != '_' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func alnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// Entry is one _meta entry of trace context; an empty Value removes the
+// key from the caller's _meta.
+type Entry struct{ Key, Value string }
+
+// MetaWriter writes a context's trace context as _meta entries with one
+// propagator. Make it once: the propagator's fields are read at that time.
+type MetaWriter struct {
+	p      propagation.TextMapPropagator
+	fields []string // the valid _meta names among p.Fields(), once each, sorted
+}
+
+// NewMetaWriter returns the MetaWriter of p.
+func NewMetaWriter(p propagation.TextMapPropagator) *MetaWriter {
+	w := &MetaWriter{p: p}
+	for _, f := range p.Fields() {
+		if MetaKey(f) && !slices.Contains(w.fields, f) {
+			w.fields = append(w.fields, f)
+		}
+	}
+	// A composite's fields come in map order: sorted, the entries (and
+	// the _meta a server gets) are the same from call to call.
+	slices.Sort(w.fields)
+	return w
+}
+
+// Entries returns the _meta entries of ctx's trace context: each key the
+// propagator owns (its fields) with the value it wrote, or "" to remove
+// the caller's own (stale once gw's span is the parent), then the keys it
+// wrote beyond its fields (ottrace's ot-baggage-{key}) in key order. Keys
+// that are not valid _meta names are dropped (MetaKey): a baggage key can
+// be any HTTP token. nil when the propagator owns no key (none).
+func (w *MetaWriter) Entries(ctx context.Context) []Entry {
+	var c entries
+	w.p.Inject(ctx, &c)
+	if len(w.fields) == 0 && len(c) == 0 {
+		return nil
+	}
+	out := make([]Entry, 0, len(w.fields)+len(c))
+	for _, f := range w.fields {
+		out = append(out, Entry{Key: f, Value: c.Get(f)})
+	}
+	slices.SortFunc(c, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+	for _, e := range c {
+		if MetaKey(e.Key) && !slices.Contains(w.fields, e.Key) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// entries is the TextMapCarrier Inject writes into: a few keys, so a slice.
+type entries []Entry
+
+func (c entries) Get(key string) string {
+	for _, e := range c {
+		if e.Key == key {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+func (c *entries) Set(key, value string) {
+	for i, e := range *c {
+		if e.Key == key {
+			(*c)[i].Value = value
+			return
+		}
+	}
+	*c = append(*c, Entry{key, value})
+}
+
+func (c entries) Keys() []string {
+	keys := make([]string, len(c))
+	for i, e := range c {
+		keys[i] = e.Key
+	}
+	return keys
+}

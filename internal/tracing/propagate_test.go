@@ -1,0 +1,114 @@
+package tracing
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"go.opentelemetry.io/contrib/propagators/b3"
+	"go.opentelemetry.io/contrib/propagators/ot"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const (
+	tp       = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tpTrace  = "4bf92f3577b34da6a3ce929d0e0e4736"
+	b3Single = tpTrace + "-00f067aa0ba902b7-1"
+)
+
+// TestMetaCarrier: params._meta is read by exact key, with any propagator.
+func TestMetaCarrier(t *testing.T) {
+	prop := DefaultPropagator()
+	for _, tt := range []struct {
+		params     string
+		valid      bool
+		state, bag string
+	}{
+		{`{"_meta":{"traceparent":"` + tp + `","tracestate":"a=b","baggage":"k=v"}}`, true, "a=b", "k=v"},
+		{`{"name":"x","_meta":{"Traceparent":"` + tp + `"}}`, false, "", ""}, // exact keys only
+		{`{"_meta":{"traceparent":"00-zz-yy-01"}}`, false, "", ""},           // malformed
+		{`{"traceparent":"` + tp + `"}`, false, "", ""},                      // not in _meta
+		{`{"_meta":{"traceparent":7}}`, false, "", ""},
+		{`{"_meta":{"traceparent":"` + tp + `"},"_meta":{}}`, false, "", ""}, // _meta twice
+		{``, false, "", ""},
+	} {
+		sc, bag := Extract(prop, MetaOf(json.RawMessage(tt.params)))
+		if sc.IsValid() != tt.valid || (tt.valid && (!sc.IsRemote() || sc.TraceState().Get("a") != "b")) {
+			t.Errorf("%s: span context %v", tt.params, sc)
+		}
+		if got := bag.Member("k").Value(); got != tt.bag[min(2, len(tt.bag)):] {
+			t.Errorf("%s: baggage %v", tt.params, bag)
+		}
+	}
+	m := MetaOf(json.RawMessage(`{"_meta":{"b3":"` + b3Single + `","ot-baggage-a":"1","bad key":"x","io.modelcontextprotocol/protocolVersion":"v"}}`))
+	if keys := m.Keys(); !slices.Equal(keys, []string{"b3", "ot-baggage-a"}) {
+		t.Errorf("Keys = %q, want the valid names only", keys)
+	}
+	if sc, _ := Extract(b3.New(), m); sc.TraceID().String() != tpTrace {
+		t.Errorf("b3 from _meta: %v", sc)
+	}
+	if m.Get("bad key") != "" {
+		t.Error("an invalid _meta name was read")
+	}
+}
+
+// TestHeadersCarrier: header names in any case; the exact one first.
+func TestHeadersCarrier(t *testing.T) {
+	for _, tt := range []struct {
+		h    Headers
+		want string
+	}{
+		{nil, ""},
+		{Headers{"x-b3-traceid": {"a"}}, "a"},
+		{Headers{"X-B3-Traceid": {"b"}}, "b"}, // Go's canonical spelling
+		{Headers{"X-B3-TraceId": {"c"}}, "c"}, // B3's own
+		{Headers{"x-b3-traceid": {"a"}, "X-B3-Traceid": {"b"}}, "a"},
+		{Headers{"x-b3-traceid": {}}, ""},
+	} {
+		if got := tt.h.Get("x-b3-traceid"); got != tt.want {
+			t.Errorf("%v: %q, want %q", tt.h, got, tt.want)
+		}
+	}
+}
+
+func TestMetaKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"traceparent": true, "b3": true, "x-b3-traceid": true, "X-Amzn-Trace-Id": true, "uber-trace-id": true,
+		"ot-baggage-a.b_c": true, "": false, "-a": false, "a-": false, "ot-baggage-a*b": false, "a b": false,
+		"io.modelcontextprotocol/x": false, "é": false,
+	} {
+		if MetaKey(key) != want {
+			t.Errorf("MetaKey(%q) = %v", key, !want)
+		}
+	}
+}
+
+// TestMetaWriter: what a propagator writes becomes _meta entries, every
+// key it owns set or removed, keys _meta cannot hold dropped; none writes
+// nothing.
+func TestMetaWriter(t *testing.T) {
+	sc, _ := Extract(propagation.TraceContext{}, propagation.MapCarrier{"traceparent": tp, "tracestate": "a=b"})
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), sc)
+	bag, _ := baggage.Parse("k=v,bad*key=x")
+	withBag := baggage.ContextWithBaggage(ctx, bag)
+	for _, tt := range []struct {
+		name string
+		p    propagation.TextMapPropagator
+		ctx  context.Context
+		want []Entry
+	}{
+		{"default", DefaultPropagator(), withBag, []Entry{{"baggage", "k=v,bad*key=x"}, {"traceparent", tp}, {"tracestate", "a=b"}}},
+		{"default, no baggage", DefaultPropagator(), ctx, []Entry{{"baggage", ""}, {"traceparent", tp}, {"tracestate", "a=b"}}},
+		{"b3", b3.New(), ctx, []Entry{{"b3", b3Single}}},
+		{"ottrace", ot.OT{}, withBag, []Entry{{"ot-tracer-sampled", "true"}, {"ot-tracer-spanid", "00f067aa0ba902b7"}, {"ot-tracer-traceid", tpTrace[16:]}, {"ot-baggage-k", "v"}}},
+		{"none", propagation.NewCompositeTextMapPropagator(), withBag, nil},
+	} {
+		got := NewMetaWriter(tt.p).Entries(tt.ctx)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
