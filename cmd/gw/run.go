@@ -55,6 +55,9 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	// Tool-definition pins live in the cluster's pin bucket: they outlive
 	// this process (JetStream file storage; with the embedded server, in its
 	// store directory) and gateways sharing the cluster share them.
+	if cfg.Pins.File != "" {
+		logger.Warn("pins.file is gw stdio's pin file: gw run keeps pins in the NATS bucket "+natsface.DefaultPinBucket, "pins.file", cfg.Pins.File)
+	}
 	var pins *natsface.Pins
 	if err := untilJetStreamReady(ctx, cfg.Gateway.StartTimeout, logger, func() (err error) {
 		pins, err = natsface.OpenPins(ctx, nc, natsface.DefaultPinBucket, cfg.NATS.Replicas)
