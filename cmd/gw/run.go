@@ -55,7 +55,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	// Tool-definition pins live in the cluster's pin bucket: they outlive
 	// this process (JetStream file storage; with the embedded server, in its
 	// store directory) and gateways sharing the cluster share them.
-	if cfg.Pins.File != "" {
+	if cfg.Pins.File != "" && cfg.Pins.File != config.PinsFileNone {
 		logger.Warn("pins.file is gw stdio's pin file: gw run keeps pins in the NATS bucket "+natsface.DefaultPinBucket, "pins.file", cfg.Pins.File)
 	}
 	var pins *natsface.Pins
