@@ -48,7 +48,7 @@ func TestRouteProgressExactKey(t *testing.T) {
 	var got []json.RawMessage
 	c := &pendingCall{method: methodToolsCall, token: "gw-1", callerTok: json.RawMessage(`"caller"`),
 		onProgress: func(p json.RawMessage) { got = append(got, p) }}
-	s := &session{tokens: map[string]*pendingCall{"gw-1": c}}
+	s := &session{cfg: &sessionConfig{}, tokens: map[string]*pendingCall{"gw-1": c}}
 	for _, tt := range []struct {
 		in     string
 		routed bool
@@ -434,7 +434,7 @@ func BenchmarkResultType(b *testing.B) {
 func BenchmarkRouteProgress(b *testing.B) {
 	n := 0
 	c := &pendingCall{token: "gw-1", callerTok: json.RawMessage(`"caller-token"`), onProgress: func(json.RawMessage) { n++ }}
-	s := &session{tokens: map[string]*pendingCall{"gw-1": c}}
+	s := &session{cfg: &sessionConfig{}, tokens: map[string]*pendingCall{"gw-1": c}}
 	params := json.RawMessage(`{"progressToken":"gw-1","progress":50,"total":100,"message":"half way there"}`)
 	b.ReportAllocs()
 	for b.Loop() {
