@@ -116,6 +116,69 @@ func TestEditsShareARebuild(t *testing.T) {
 	}
 }
 
+// slowResolver is the prefix resolver, taking d for every merge: a catalog
+// of many thousands of tools.
+type slowResolver struct {
+	PrefixResolver
+	d time.Duration
+}
+
+func (r slowResolver) Resolve(kind Kind, servers []ServerItems) (Resolution, error) {
+	time.Sleep(r.d)
+	return r.PrefixResolver.Resolve(kind, servers)
+}
+
+// TestSlowRebuildsArePaced: during a start, after a rebuild that took long,
+// edits that arrive one by one within as long again wait for each other and
+// share one rebuild; without the pause the first would rebuild at once and
+// the rest after it. Outside a start nothing waits.
+func TestSlowRebuildsArePaced(t *testing.T) {
+	const slow = 200 * time.Millisecond
+	sink := &catalogCounter{}
+	g := newIdleGateway(t, 11, slowResolver{d: slow}, sink)
+	pause := func() time.Duration {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return time.Until(g.nextRebuild)
+	}
+	if err := g.setInventory("s0", oneTool("echo")); err != nil {
+		t.Fatal(err)
+	}
+	if p := pause(); p > 0 {
+		t.Fatalf("outside a start, a slow rebuild made the next edit wait %v", p)
+	}
+	g.starting.Store(true) // as Start does until every server is up
+	if err := g.setInventory("s0", oneTool("echo2")); err != nil {
+		t.Fatal(err)
+	}
+	if pause() <= 0 {
+		t.Fatalf("a rebuild of at least %v set no pause", slow)
+	}
+	if err := g.FlushEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := sink.n
+	var wg sync.WaitGroup
+	for i := 1; i <= 10; i++ {
+		wg.Go(func() {
+			if err := g.setInventory(fmt.Sprintf("s%d", i), oneTool("echo")); err != nil {
+				t.Errorf("s%d: %v", i, err)
+			}
+		})
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	if err := g.FlushEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(g.Catalog().Tools); n != 11 {
+		t.Errorf("%d tools in the catalog, want 11", n)
+	}
+	if got := sink.n - before; got != 1 {
+		t.Errorf("10 edits arriving within the pause: %d catalogs stored, want 1", got)
+	}
+}
+
 // TestRefusedEditInABatch: when the resolver refuses a batch, each edit is
 // tried alone: only the refused server's lists stay out and only its caller
 // gets the error.
