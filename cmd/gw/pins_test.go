@@ -225,7 +225,7 @@ func TestStdioPinsOutliveRestart(t *testing.T) {
 	// The CLI reads the same file (no NATS store here: it opens none).
 	cli := []string{"-c", cfg2, "--set", "pins.file=" + pinFile, "--set", "nats.embedded.store_dir=" + filepath.Join(state, "no-nats")}
 	var list []gateway.ToolChange
-	waitUntil(t, "the change in the pin file", func() bool {
+	eventually(t, "the change in the pin file", func() bool {
 		code, out, _ := runGW(t, append([]string{"tools", "--changed", "--json"}, cli...)...)
 		return code == 0 && json.Unmarshal([]byte(out), &list) == nil && len(list) == 1
 	})
@@ -245,18 +245,6 @@ func TestStdioPinsOutliveRestart(t *testing.T) {
 	}
 	if code, out, _ := runGW(t, append([]string{"tools", "--changed", "--json"}, cli...)...); code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("changes after the accept: %d %s", code, out)
-	}
-}
-
-// waitUntil polls ok for up to 30 seconds.
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -340,7 +328,7 @@ func TestStdioCorruptPinFile(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "gw stdio's pin file opened", func() bool { return strings.Contains(stderr.String(), "tool-definition pins") })
+	eventually(t, "gw stdio's pin file opened", func() bool { return strings.Contains(stderr.String(), "tool-definition pins") })
 	if err := os.WriteFile(pinFile, []byte(garbage), 0o600); err != nil {
 		t.Fatal(err)
 	}

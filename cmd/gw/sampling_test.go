@@ -124,14 +124,7 @@ func TestSamplingAnsweredByStreamingAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		msg, err := frames.NextMsg(20 * time.Second)
-		if err != nil {
-			t.Fatalf("no frame: %v", err)
-		}
-		var f natsface.Frame
-		if err := json.Unmarshal(msg.Data, &f); err != nil {
-			t.Fatal(err)
-		}
+		f := nextFrame(t, frames)
 		switch f.Type {
 		case "input":
 			if f.Method != gateway.MethodSampling {
@@ -195,4 +188,18 @@ func TestNoSamplingWithoutAnyone(t *testing.T) {
 	if !strings.Contains(string(msg.Data), "-32021") {
 		t.Fatalf("reply %s; want the server's missing-capability error", msg.Data)
 	}
+}
+
+// nextFrame is the next streaming frame of a call on frames.
+func nextFrame(t *testing.T, frames *nats.Subscription) natsface.Frame {
+	t.Helper()
+	msg, err := frames.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no frame: %v", err)
+	}
+	var f natsface.Frame
+	if err := json.Unmarshal(msg.Data, &f); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

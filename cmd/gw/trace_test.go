@@ -639,14 +639,7 @@ func streamCall(t *testing.T, s *stack, tool, params, answer string) []json.RawM
 	}
 	var asked []json.RawMessage
 	for {
-		msg, err := frames.NextMsg(20 * time.Second)
-		if err != nil {
-			t.Fatalf("no frame: %v", err)
-		}
-		var f natsface.Frame
-		if err := json.Unmarshal(msg.Data, &f); err != nil {
-			t.Fatal(err)
-		}
+		f := nextFrame(t, frames)
 		switch f.Type {
 		case "input":
 			asked = append(asked, f.Params)
