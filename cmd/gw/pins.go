@@ -241,7 +241,23 @@ func allChanges(ctx context.Context, cfg *config.Config, logger *slog.Logger) ([
 	if err != nil {
 		return nil, err
 	}
-	return append(list, more...), nil
+	return mergeChanges(list, more), nil
+}
+
+// mergeChanges is the pin file's changes and then the bucket's, a change
+// both report (a server run by gw stdio and gw run alike) listed once.
+func mergeChanges(file, bucket []gateway.ToolChange) []gateway.ToolChange {
+	type key struct{ server, tool, pinned, current string }
+	seen := make(map[key]bool, len(file))
+	for _, c := range file {
+		seen[key{c.Server, c.Tool, c.Pinned.Digest, c.Current.Digest}] = true
+	}
+	for _, c := range bucket {
+		if !seen[key{c.Server, c.Tool, c.Pinned.Digest, c.Current.Digest}] {
+			file = append(file, c)
+		}
+	}
+	return file
 }
 
 // printChanges is gw tools --changed: the tools whose definitions differ

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -365,5 +366,22 @@ func TestPinCLIWithoutStores(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("the pin CLI made %v", entries)
+	}
+}
+
+// TestMergeChanges: a change that the pin file and the bucket both report
+// is listed once; changes that differ in their digests are both listed.
+func TestMergeChanges(t *testing.T) {
+	change := func(server, pinned, current string) gateway.ToolChange {
+		return gateway.ToolChange{Server: server, Tool: "t", Pinned: gateway.Pin{Digest: pinned}, Current: gateway.Pin{Digest: current}}
+	}
+	file := []gateway.ToolChange{change("a", "p1", "c1"), change("b", "p1", "c1")}
+	bucket := []gateway.ToolChange{change("a", "p1", "c1"), change("b", "p1", "c2"), change("c", "p1", "c1")}
+	var got []string
+	for _, c := range mergeChanges(file, bucket) {
+		got = append(got, c.Server+":"+c.Current.Digest)
+	}
+	if want := []string{"a:c1", "b:c1", "b:c2", "c:c1"}; !slices.Equal(got, want) {
+		t.Errorf("merged %v, want %v", got, want)
 	}
 }
