@@ -256,10 +256,12 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 			s.Restarts++
 		}
 	})
+	span := m.g.startSpan(ctx, m.spec.Name, attempt)
 	sctx, cancel := context.WithTimeout(ctx, m.g.opts.StartTimeout)
 	conn, err := m.g.dial(sctx, m.spec)
 	if err != nil {
 		cancel()
+		endStartSpan(span, nil, 0, err)
 		return 0, false, err
 	}
 	s := newSession(m.spec.Name, conn, m.g.scfg, m.log)
@@ -295,7 +297,9 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 		}
 		_ = s.close()
 		wg.Wait()
-		return 0, false, withStderr(err, conn)
+		err = withStderr(err, conn)
+		endStartSpan(span, nil, 0, err)
+		return 0, false, err
 	}
 	if err := s.open(sctx); err != nil {
 		return fail(err)
@@ -332,6 +336,7 @@ func (m *managed) runOnce(ctx context.Context, attempt int) (time.Duration, bool
 		m.sess = s
 		close(m.ready)
 	})
+	endStartSpan(span, s, len(inv.lists[KindTools].items), nil)
 	m.firstOnce.Do(func() { close(m.firstDone) })
 	spawn(m.keepalive)
 	spawn(m.refresher)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -144,4 +145,31 @@ func (h tracedClients) HandleClientRequest(ctx context.Context, req ClientReques
 	res, err := h.ClientHandler.HandleClientRequest(ctx, req)
 	tracing.End(span, res, err)
 	return res, err
+}
+
+// startSpan is the span of one start of a server (attempt 0, then each
+// restart): the spawn, the handshake and the first lists, a trace of its
+// own. With tracing off it is a span that records nothing.
+func (g *Gateway) startSpan(ctx context.Context, server string, attempt int) trace.Span {
+	if g.tracer == nil {
+		return trace.SpanFromContext(context.Background())
+	}
+	_, span := g.tracer.Start(ctx, "start "+server, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(tracing.Server.String(server), attribute.Int("gw.server.attempt", attempt)))
+	return span
+}
+
+// endStartSpan ends a start's span: with the session's era and version and
+// the tools listed, or the error it failed with.
+func endStartSpan(span trace.Span, s *session, tools int, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	} else {
+		span.SetAttributes(tracing.ProtocolVersion.String(s.version), attribute.String("gw.server.era", s.era.String()),
+			attribute.Int("gw.server.tools", tools))
+	}
+	span.End()
 }

@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -52,5 +54,43 @@ func TestTraceCallNotes(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("event %d: %q, want %q", i, got[i], want[i])
 		}
+	}
+}
+
+// TestTraceServerStart: each start of a server is a trace of its own, one
+// span from the spawn to the lists in the catalog, with the era, version
+// and tool count; a start that fails has the error.
+func TestTraceServerStart(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	_, err := startErr(t, gateway.Options{TracerProvider: tp, Servers: []gateway.ServerSpec{
+		server(t, "s", mcptest.Options{}),
+		{Name: "gone", Command: "gw-no-such-command"},
+	}})
+	if err == nil {
+		t.Fatal("Start with a server that cannot start: no error")
+	}
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, sp := range exp.GetSpans().Snapshots() {
+		if _, seen := byName[sp.Name()]; !seen { // the first attempt
+			byName[sp.Name()] = sp
+		}
+	}
+	ok := byName["start s"]
+	if ok == nil {
+		t.Fatalf("no span for s's start among %v", exp.GetSpans())
+	}
+	attrs := map[string]string{}
+	for _, kv := range ok.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.Emit()
+	}
+	if ok.Parent().IsValid() || ok.Status().Code == codes.Error || attrs["gw.server"] != "s" || attrs["gw.server.attempt"] != "0" ||
+		attrs["gw.server.era"] == "" || attrs["mcp.protocol.version"] == "" || attrs["gw.server.tools"] == "" || attrs["gw.server.tools"] == "0" {
+		t.Errorf("s's start span: parent %v, status %v, attributes %v", ok.Parent(), ok.Status(), attrs)
+	}
+	bad := byName["start gone"]
+	if bad == nil || bad.Status().Code != codes.Error || !strings.Contains(bad.Status().Description, "gw-no-such-command") {
+		t.Errorf("gone's start span: %+v", bad)
 	}
 }
