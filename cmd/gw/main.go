@@ -211,7 +211,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "policy":
 		return runPolicy(ctx, rest, os.Stdin, stdout, stderr)
 	case "connect": // flags only, no configuration file
-		return runConnect(ctx, rest, os.Stdin, stdout, stderr)
+		return runConnect(ctx, rest, serveStdin(), stdout, stderr)
 	case "status": // a configuration file is optional
 		return runStatus(ctx, rest, stdout, stderr)
 	case "health":
@@ -265,7 +265,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gw stdio:", err)
 			return 2
 		}
-		return runStdio(ctx, loadOpts, cfg, stdioOptions{principal: f.principal, view: view}, logger, os.Stdin, stdout, stderr)
+		return runStdio(ctx, loadOpts, cfg, stdioOptions{principal: f.principal, view: view}, logger, serveStdin(), stdout, stderr)
 	case "bench":
 		return runBench(ctx, cfg, f, logger, stdout, stderr)
 	case "audit":

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -496,5 +497,37 @@ servers:
 	}
 	if m := rc.await("2"); m["error"] != nil {
 		t.Fatalf("the first request: %s", m["error"])
+	}
+}
+
+// TestStdioSIGTERMWithStdinOpen: a gw stdio told to stop by SIGTERM while
+// its client keeps stdin open exits at once, its server stopped: the
+// reader blocked on stdin is interrupted (stdin is a pipe in Go's poller),
+// rather than waited for over the face's grace period (5 s).
+func TestStdioSIGTERMWithStdinOpen(t *testing.T) {
+	cfg := writeConfig(t, "gw.yaml", `
+gateway: {start_timeout: 60s}
+servers:
+  alpha: {command: EXE, env: {MCPTEST_SERVER: "1"}}
+`)
+	mark := fmt.Sprintf("sigterm-%d", time.Now().UnixNano())
+	rc, cmd := startRawGW(t, mark, "stdio", "-c", cfg)
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	rc.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + meta + `}}`)
+	if m := rc.await("1"); !strings.Contains(string(m["result"]), `"alpha__echo"`) {
+		t.Fatalf("tools/list: %s %s", m["result"], m["error"])
+	}
+	begin := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("gw stdio after SIGTERM: %v", err)
+	}
+	if took := time.Since(begin); took > 4*time.Second {
+		t.Errorf("gw stdio took %v to exit after SIGTERM with stdin open (the face's grace is 5 s)", took)
+	}
+	if left := leftovers(mark); len(left) > 0 {
+		t.Errorf("left running: %v", left)
 	}
 }
