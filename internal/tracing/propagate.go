@@ -3,7 +3,6 @@ package tracing
 import (
 	"context"
 	"encoding/json"
-	"net/textproto"
 	"slices"
 	"strings"
 
@@ -35,23 +34,55 @@ func Extract(p propagation.TextMapPropagator, c propagation.TextMapCarrier) (tra
 // Header names are case-insensitive in both, but NATS keeps the case a
 // sender wrote (an instrumentation that treats NATS headers as HTTP headers
 // writes Traceparent, one that does not, traceparent), so a key is looked
-// up as asked, then canonical, then in any case.
+// up as asked, then canonical, then in any case. It is a ValuesGetter too:
+// W3C baggage may come in several header lines, and the baggage propagator
+// reads them all.
 type Headers map[string][]string
 
 // Get returns the first value of key.
 func (h Headers) Get(key string) string {
-	if v := h[key]; len(v) > 0 {
+	if v := h.Values(key); len(v) > 0 {
 		return v[0]
-	}
-	if v := h[textproto.CanonicalMIMEHeaderKey(key)]; len(v) > 0 {
-		return v[0]
-	}
-	for k, v := range h {
-		if len(v) > 0 && strings.EqualFold(k, key) {
-			return v[0]
-		}
 	}
 	return ""
+}
+
+// Values returns every value of key, looked up as Get looks it up: as
+// asked, then in Go's canonical spelling, then in any case. Lookups
+// allocate nothing: the canonical spelling is compared, not built, so there
+// is no table of the propagator's fields to keep (the carrier is a bare
+// conversion of the face's map); the scan skips names of another length.
+func (h Headers) Values(key string) []string {
+	if v := h[key]; len(v) > 0 {
+		return v
+	}
+	var folded []string
+	for k, v := range h {
+		if len(v) == 0 || len(k) != len(key) || !strings.EqualFold(k, key) {
+			continue
+		}
+		if isCanonical(k) {
+			return v
+		}
+		folded = v
+	}
+	return folded
+}
+
+// isCanonical reports whether k is in Go's canonical header spelling
+// (textproto.CanonicalMIMEHeaderKey): upper case at the start and after
+// each hyphen, lower case elsewhere. Of two names equal but for case, only
+// one is canonical.
+func isCanonical(k string) bool {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
 }
 
 // Set does nothing: gw never writes into the headers it received.

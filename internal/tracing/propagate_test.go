@@ -74,6 +74,36 @@ func TestHeadersCarrier(t *testing.T) {
 	}
 }
 
+// TestHeadersValues: every value of a header, found as Get finds it, so
+// the baggage propagator reads each of several baggage lines (W3C allows
+// them); the canonical spelling wins over another case; no lookup
+// allocates.
+func TestHeadersValues(t *testing.T) {
+	for _, tt := range []struct {
+		h    Headers
+		want []string
+	}{
+		{nil, nil},
+		{Headers{"baggage": {"a=1", "b=2"}}, []string{"a=1", "b=2"}},
+		{Headers{"Baggage": {"a=1", "b=2"}}, []string{"a=1", "b=2"}},
+		{Headers{"BAGGAGE": {"a=1"}}, []string{"a=1"}},
+		{Headers{"baggage": {"a=1"}, "Baggage": {"b=2"}}, []string{"a=1"}},
+		{Headers{"BAGGAGE": {"x=1"}, "Baggage": {"b=2"}, "BaGgAgE": {"y=1"}}, []string{"b=2"}},
+		{Headers{"baggages": {"a=1"}}, nil},
+	} {
+		if got := tt.h.Values("baggage"); !slices.Equal(got, tt.want) {
+			t.Errorf("%v: Values %q, want %q", tt.h, got, tt.want)
+		}
+	}
+	h := Headers{"Baggage": {"a=1", "b=2"}, "Traceparent": {tp}}
+	if _, bag := Extract(DefaultPropagator(), h); bag.Member("a").Value() != "1" || bag.Member("b").Value() != "2" {
+		t.Errorf("baggage of two header lines: %v", bag)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = h.Get("traceparent"); _ = h.Get("tracestate") }); n != 0 {
+		t.Errorf("Get allocates %v times", n)
+	}
+}
+
 func TestMetaKey(t *testing.T) {
 	for key, want := range map[string]bool{
 		"traceparent": true, "b3": true, "x-b3-traceid": true, "X-Amzn-Trace-Id": true, "uber-trace-id": true,
