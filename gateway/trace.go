@@ -72,8 +72,11 @@ func (g *Gateway) routeTraced(ctx context.Context, server, method string, params
 }
 
 // traceMeta returns the _meta entries of ctx's trace context (its span,
-// its baggage) as the propagator writes them, each key the propagator owns
-// set or removed; nil when it owns none ("none").
+// its baggage) as the propagator writes them: each key the propagator owns
+// for a span context set or removed, baggage set only when ctx has some
+// (a caller's is never removed). nil when ctx has no valid span context
+// (a provider that makes none: the caller's _meta goes on untouched) or
+// the propagator writes nothing ("none").
 func (g *Gateway) traceMeta(ctx context.Context) []member {
 	entries := g.metaw.Entries(ctx)
 	if entries == nil {

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/internal/mcptest"
@@ -92,5 +94,48 @@ func TestTraceServerStart(t *testing.T) {
 	bad := byName["start gone"]
 	if bad == nil || bad.Status().Code != codes.Error || !strings.Contains(bad.Status().Description, "gw-no-such-command") {
 		t.Errorf("gone's start span: %+v", bad)
+	}
+}
+
+// TestTraceMetaKept: what gw has no context of its own for, it leaves in
+// the caller's _meta. A direct caller of the Gateway API (gw call) has no
+// baggage in its context: the baggage in its _meta reaches the server, next
+// to gw's traceparent. A provider whose spans have no valid context (a
+// noop one) gives gw nothing to be the parent: the caller's traceparent
+// and tracestate reach the server as they were.
+func TestTraceMetaKept(t *testing.T) {
+	const callerTP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tt := range []struct {
+		name string
+		tp   trace.TracerProvider
+		want func(meta map[string]any) bool
+	}{
+		{"sdk", sdktrace.NewTracerProvider(), func(meta map[string]any) bool {
+			tp, _ := meta["traceparent"].(string)
+			return tp != "" && tp != callerTP && meta["tracestate"] == nil && meta["baggage"] == "k=v"
+		}},
+		{"noop", noop.NewTracerProvider(), func(meta map[string]any) bool {
+			return meta["traceparent"] == callerTP && meta["tracestate"] == "a=b" && meta["baggage"] == "k=v"
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := start(t, gateway.Options{TracerProvider: tt.tp, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+			p := json.RawMessage(`{"name":"s__echo_meta","_meta":{"traceparent":"` + callerTP + `","tracestate":"a=b","baggage":"k=v","x":1}}`)
+			res, err := g.CallTool(context.Background(), p, gateway.CallOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct {
+				StructuredContent struct {
+					Meta map[string]any `json:"meta"`
+				} `json:"structuredContent"`
+			}
+			if err := json.Unmarshal(res, &out); err != nil {
+				t.Fatal(err)
+			}
+			if meta := out.StructuredContent.Meta; !tt.want(meta) || meta["x"] != 1.0 {
+				t.Errorf("the server's _meta: %v", meta)
+			}
+		})
 	}
 }

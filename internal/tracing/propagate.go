@@ -169,52 +169,77 @@ func alnum(c byte) bool {
 }
 
 // Entry is one _meta entry of trace context; an empty Value removes the
-// key from the caller's _meta.
+// key from the caller's _meta (only ever a key of the span context, never
+// one of baggage).
 type Entry struct{ Key, Value string }
 
 // MetaWriter writes a context's trace context as _meta entries with one
-// propagator. Make it once: the propagator's fields are read at that time.
+// propagator. Make it once: what the propagator writes is learnt then.
 type MetaWriter struct {
-	p      propagation.TextMapPropagator
-	fields []string // the valid _meta names among p.Fields(), once each, sorted
+	p propagation.TextMapPropagator
+	// owned are the valid _meta names the propagator writes a span
+	// context into (its fields, less those of baggage), once each,
+	// sorted: an Entries without one of them removes the caller's.
+	owned []string
 }
 
-// NewMetaWriter returns the MetaWriter of p.
+// NewMetaWriter returns the MetaWriter of p. The keys p owns for a span
+// context are its fields and whatever it writes for a valid span context
+// (with a tracestate) and no baggage; the keys it writes only when there is
+// baggage too (W3C's baggage, ottrace's ot-baggage-{key}) are baggage keys,
+// never owned: a caller's baggage is replaced only by baggage, never
+// removed.
 func NewMetaWriter(p propagation.TextMapPropagator) *MetaWriter {
+	state, _ := trace.ParseTraceState("gw=1")
+	span := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, TraceState: state,
+	}))
+	member, _ := baggage.NewMemberRaw("gw", "1")
+	bag, _ := baggage.New(member)
+	var bare, withBag entries
+	p.Inject(span, &bare)
+	p.Inject(baggage.ContextWithBaggage(span, bag), &withBag)
 	w := &MetaWriter{p: p}
-	for _, f := range p.Fields() {
-		if MetaKey(f) && !slices.Contains(w.fields, f) {
-			w.fields = append(w.fields, f)
+	for _, f := range append(p.Fields(), bare.Keys()...) {
+		if MetaKey(f) && !slices.Contains(w.owned, f) && (bare.has(f) || !withBag.has(f)) {
+			w.owned = append(w.owned, f)
 		}
 	}
 	// A composite's fields come in map order: sorted, the entries (and
 	// the _meta a server gets) are the same from call to call.
-	slices.Sort(w.fields)
+	slices.Sort(w.owned)
 	return w
 }
 
-// Entries returns the _meta entries of ctx's trace context: each key the
-// propagator owns (its fields) with the value it wrote, or "" to remove
-// the caller's own (stale once gw's span is the parent), then the keys it
-// wrote beyond its fields (ottrace's ot-baggage-{key}) in key order. Keys
-// that are not valid _meta names are dropped (MetaKey): a baggage key can
-// be any HTTP token. nil when the propagator owns no key (none).
+// Entries returns the _meta entries of ctx's trace context, in key order:
+// each key the propagator owns for a span context with the value it wrote,
+// or "" to remove the caller's own (stale once gw's span is the parent,
+// such as a tracestate when gw's span has none), and the other keys it
+// wrote (baggage, ottrace's ot-baggage-{key}) with their values: a caller's
+// baggage is replaced when ctx has baggage, else left as it is. Keys that
+// are not valid _meta names are dropped (MetaKey): a baggage key can be any
+// HTTP token. nil when ctx has no valid span context (the caller's _meta
+// then goes on untouched: there is no span of gw's to be the parent), or
+// when the propagator writes nothing (none).
 func (w *MetaWriter) Entries(ctx context.Context) []Entry {
-	var c entries
-	w.p.Inject(ctx, &c)
-	if len(w.fields) == 0 && len(c) == 0 {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return nil
 	}
-	out := make([]Entry, 0, len(w.fields)+len(c))
-	for _, f := range w.fields {
+	var c entries
+	w.p.Inject(ctx, &c)
+	out := make([]Entry, 0, len(w.owned)+len(c))
+	for _, f := range w.owned {
 		out = append(out, Entry{Key: f, Value: c.Get(f)})
 	}
-	slices.SortFunc(c, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
 	for _, e := range c {
-		if MetaKey(e.Key) && !slices.Contains(w.fields, e.Key) {
+		if e.Value != "" && MetaKey(e.Key) && !slices.Contains(w.owned, e.Key) {
 			out = append(out, e)
 		}
 	}
+	if len(out) == 0 {
+		return nil
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
@@ -238,6 +263,10 @@ func (c *entries) Set(key, value string) {
 		}
 	}
 	*c = append(*c, Entry{key, value})
+}
+
+func (c entries) has(key string) bool {
+	return slices.ContainsFunc(c, func(e Entry) bool { return e.Key == key })
 }
 
 func (c entries) Keys() []string {

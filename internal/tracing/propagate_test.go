@@ -117,13 +117,15 @@ func TestMetaKey(t *testing.T) {
 }
 
 // TestMetaWriter: what a propagator writes becomes _meta entries, every
-// key it owns set or removed, keys _meta cannot hold dropped; none writes
-// nothing.
+// key it owns for a span context set or removed, baggage keys only set
+// (never removed), keys _meta cannot hold dropped; none writes nothing,
+// and neither does any without a valid span context.
 func TestMetaWriter(t *testing.T) {
 	sc, _ := Extract(propagation.TraceContext{}, propagation.MapCarrier{"traceparent": tp, "tracestate": "a=b"})
 	ctx := trace.ContextWithRemoteSpanContext(context.Background(), sc)
 	bag, _ := baggage.Parse("k=v,bad*key=x")
 	withBag := baggage.ContextWithBaggage(ctx, bag)
+	noState := trace.ContextWithRemoteSpanContext(context.Background(), sc.WithTraceState(trace.TraceState{}))
 	for _, tt := range []struct {
 		name string
 		p    propagation.TextMapPropagator
@@ -131,9 +133,17 @@ func TestMetaWriter(t *testing.T) {
 		want []Entry
 	}{
 		{"default", DefaultPropagator(), withBag, []Entry{{"baggage", "k=v,bad*key=x"}, {"traceparent", tp}, {"tracestate", "a=b"}}},
-		{"default, no baggage", DefaultPropagator(), ctx, []Entry{{"baggage", ""}, {"traceparent", tp}, {"tracestate", "a=b"}}},
+		// No baggage in ctx: the caller's is left as it is.
+		{"default, no baggage", DefaultPropagator(), ctx, []Entry{{"traceparent", tp}, {"tracestate", "a=b"}}},
+		// A span context without tracestate: the caller's is stale.
+		{"default, no tracestate", DefaultPropagator(), noState, []Entry{{"traceparent", tp}, {"tracestate", ""}}},
+		// No valid span context: nothing of the caller's is touched.
+		{"default, no span", DefaultPropagator(), baggage.ContextWithBaggage(context.Background(), bag), nil},
+		{"tracecontext, no span", propagation.TraceContext{}, context.Background(), nil},
 		{"b3", b3.New(), ctx, []Entry{{"b3", b3Single}}},
-		{"ottrace", ot.OT{}, withBag, []Entry{{"ot-tracer-sampled", "true"}, {"ot-tracer-spanid", "00f067aa0ba902b7"}, {"ot-tracer-traceid", tpTrace[16:]}, {"ot-baggage-k", "v"}}},
+		{"b3multi", b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader)), ctx, []Entry{{"x-b3-flags", ""}, {"x-b3-sampled", "1"}, {"x-b3-spanid", "00f067aa0ba902b7"}, {"x-b3-traceid", tpTrace}}},
+		{"ottrace, no baggage", ot.OT{}, ctx, []Entry{{"ot-tracer-sampled", "true"}, {"ot-tracer-spanid", "00f067aa0ba902b7"}, {"ot-tracer-traceid", tpTrace[16:]}}},
+		{"ottrace", ot.OT{}, withBag, []Entry{{"ot-baggage-k", "v"}, {"ot-tracer-sampled", "true"}, {"ot-tracer-spanid", "00f067aa0ba902b7"}, {"ot-tracer-traceid", tpTrace[16:]}}},
 		{"none", propagation.NewCompositeTextMapPropagator(), withBag, nil},
 	} {
 		got := NewMetaWriter(tt.p).Entries(tt.ctx)
