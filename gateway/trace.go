@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -117,12 +118,16 @@ func noteEvent(ctx context.Context, method string, params json.RawMessage) {
 
 // tracedClients is the ClientHandler when tracing is on: a span for each
 // request a server makes of its client (sampling, elicitation, roots),
-// "{method}", the child of the call's upstream span when it belongs to a
-// call (a modern server's input requests always do; a legacy server's is
-// asked in the context of the call askerFor picks), else the root of a
-// trace of its own. The server's own trace context, when its request has
-// one in _meta, is linked; the span's goes to the client in the request's
-// _meta, as it goes to servers.
+// "{method}". Its parent is the server's own span when the request carries
+// one in _meta and it belongs to the call the request is asked in (same
+// trace), or there is no call (a legacy server asking on its own); else
+// the call's upstream span (a modern server's input requests always belong
+// to a call; a legacy server's is asked in the context of the call
+// askerFor picks), the server's context then linked; else, with neither,
+// the root of a trace of its own. Baggage, likewise, is the server's when
+// its request has any, else the call's (the router's rule: the request's
+// own carrier first). The span's context and that baggage go to the client
+// in the request's _meta, as to servers.
 type tracedClients struct {
 	ClientHandler
 	g *Gateway
@@ -131,9 +136,7 @@ type tracedClients struct {
 // HandleClientRequest serves req in its span.
 func (h tracedClients) HandleClientRequest(ctx context.Context, req ClientRequest) (json.RawMessage, error) {
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
-	if sc, _ := tracing.Extract(h.g.prop, tracing.MetaOf(req.Params)); sc.IsValid() {
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
-	}
+	ctx = h.serverContext(ctx, req, &opts)
 	ctx, span := h.g.tracer.Start(ctx, req.Method, opts...)
 	if span.IsRecording() {
 		span.SetAttributes(tracing.MethodName.String(req.Method), tracing.Server.String(req.Server), tracing.NetTransport.String("pipe"))
@@ -148,6 +151,26 @@ func (h tracedClients) HandleClientRequest(ctx context.Context, req ClientReques
 	res, err := h.ClientHandler.HandleClientRequest(ctx, req)
 	tracing.End(span, res, err)
 	return res, err
+}
+
+// serverContext returns ctx with the trace context and baggage of the
+// server's request (its _meta) where they win over the call's (see
+// tracedClients), or adds the link to the server's span to opts.
+func (h tracedClients) serverContext(ctx context.Context, req ClientRequest, opts *[]trace.SpanStartOption) context.Context {
+	sc, bag := tracing.Extract(h.g.prop, tracing.MetaOf(req.Params))
+	if sc.IsValid() {
+		call := trace.SpanContextFromContext(ctx)
+		switch {
+		case !call.IsValid() || call.TraceID() == sc.TraceID():
+			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		default:
+			*opts = append(*opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	if bag.Len() > 0 {
+		ctx = baggage.ContextWithBaggage(ctx, bag)
+	}
+	return ctx
 }
 
 // startSpan is the span of one start of a server (attempt 0, then each
