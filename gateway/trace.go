@@ -188,12 +188,11 @@ func (g *Gateway) startSpan(ctx context.Context, server string, attempt int) tra
 // endStartSpan ends a start's span: with the session's era and version and
 // the tools listed, or the error it failed with.
 func endStartSpan(span trace.Span, s *session, tools int, err error) {
-	if !span.IsRecording() {
-		return
-	}
-	if err != nil {
+	switch {
+	case !span.IsRecording(): // unsampled, or tracing off: nothing to record
+	case err != nil:
 		span.SetStatus(codes.Error, err.Error())
-	} else {
+	default:
 		span.SetAttributes(tracing.ProtocolVersion.String(s.version), attribute.String("gw.server.era", s.era.String()),
 			attribute.Int("gw.server.tools", tools))
 	}

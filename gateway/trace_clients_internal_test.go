@@ -3,11 +3,14 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gwmcp/gw/internal/tracing"
 )
@@ -101,5 +104,25 @@ func TestTraceClientRequestContext(t *testing.T) {
 				t.Errorf("the client was asked with %s; want traceparent %s and baggage %s", asked.params, want, tt.wantBag)
 			}
 		})
+	}
+}
+
+// endedSpan is a span that does not record and notes that it was ended.
+type endedSpan struct {
+	noop.Span
+	ended bool
+}
+
+func (s *endedSpan) End(...trace.SpanEndOption) { s.ended = true }
+
+// TestTraceStartSpanEnded: a start's span is ended whether it records or
+// not (an unsampled span is still a span its processor may track).
+func TestTraceStartSpanEnded(t *testing.T) {
+	for _, err := range []error{nil, errors.New("no such command")} {
+		span := &endedSpan{}
+		endStartSpan(span, nil, 0, err)
+		if !span.ended {
+			t.Errorf("an unsampled start span (error %v) was not ended", err)
+		}
 	}
 }
