@@ -485,8 +485,9 @@ type callOptions struct {
 	noCancel bool
 	// span and meta trace the request: the upstream span, told the id
 	// each round is sent with (nil unless it records), and the _meta
-	// entries of its W3C trace context, set in the same pass as gw's own
-	// (nil when tracing is off).
+	// entries of its trace context as the propagator writes it, set in
+	// the same pass as gw's own (nil when tracing is off, or there is
+	// nothing to write: traceMeta).
 	span trace.Span
 	meta []member
 }
