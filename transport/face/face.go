@@ -55,8 +55,12 @@ type Request struct {
 // needs no tracing library and pays nothing when tracing is off.
 type Trace struct {
 	// Header is the transport's headers (NATS message headers, HTTP
-	// request headers), nil when it has none. Read only, and only while
-	// the Handler starts serving: the face owns it.
+	// request headers), nil when it has none. The face owns it: it is
+	// valid, and never written by the face, for as long as the Handler
+	// holds the Request; the Handler only reads it. A face that serves a
+	// request past the life of what carried it (an HTTP request whose
+	// client went away while a call goes on: mcpface.Rounds) hands over a
+	// copy.
 	Header map[string][]string
 
 	// Transport is how the request came: TransportNATS, TransportHTTP or

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -254,6 +255,11 @@ func (r *Rounds) Serve(ctx context.Context, h face.Handler, req *face.Request, o
 
 	in := *req
 	in.Input = c
+	// The call may outlive the request that carries it (and the
+	// transport's headers with it, an HTTP handler's once it returned):
+	// the handler gets headers of its own (face.Trace.Header). A shallow
+	// copy: no face writes into a header's values.
+	in.Trace.Header = maps.Clone(req.Trace.Header)
 	if progress != nil {
 		in.Progress = func(params json.RawMessage) {
 			c.mu.Lock()

@@ -299,3 +299,39 @@ func TestRoundsHammer(t *testing.T) {
 		t.Errorf("parked %d, live %d", r.Parked(), len(r.live))
 	}
 }
+
+// TestTraceHeaderOfRounds: a call that may outlive its request (one that
+// can ask its client, served on a goroutine of Rounds) gets a copy of the
+// request's headers, so what the face does with its own map once the
+// request is over cannot reach the handler; one served inline gets the
+// face's map itself (no copy on that path).
+func TestTraceHeaderOfRounds(t *testing.T) {
+	r := NewRounds(RoundsOptions{})
+	t.Cleanup(func() { r.Close(); r.Wait() })
+	seen := make(chan map[string][]string, 1)
+	h := face.HandlerFunc(func(_ context.Context, req *face.Request) (json.RawMessage, error) {
+		seen <- req.Trace.Header
+		return json.RawMessage(`{}`), nil
+	})
+	for _, tt := range []struct {
+		name   string
+		meta   string
+		copied bool
+	}{
+		{"rounds", samplingMeta, true},
+		{"inline", metaWith(`{}`), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			header := map[string][]string{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+			req := &face.Request{Method: "tools/call", Params: json.RawMessage(`{"name":"x",` + tt.meta + `}`), Trace: face.Trace{Header: header}}
+			if _, err := r.Serve(context.Background(), h, req, "o"); err != nil {
+				t.Fatal(err)
+			}
+			got := <-seen
+			header["Baggage"] = []string{"k=v"} // the face's map, changed
+			if _, changed := got["Baggage"]; changed == tt.copied || len(got["Traceparent"]) != 1 {
+				t.Errorf("the handler's headers %v; want a copy: %v", got, tt.copied)
+			}
+		})
+	}
+}
