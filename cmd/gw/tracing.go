@@ -83,18 +83,25 @@ func planTracing(tc config.Tracing, getenv func(string) string) (tracingPlan, er
 	if tc.Sampler != "" && getenv(envSampler) == "" {
 		p.sampler = sampler(tc.Sampler, tc.SamplerArg)
 	}
-	from, names := envPropagators, strings.TrimSpace(getenv(envPropagators))
-	if names == "" {
-		from, names = "tracing.propagators", firstNonEmpty(tc.Propagators, "tracecontext,baggage")
-	}
-	for name := range strings.SplitSeq(names, ",") {
-		name = strings.TrimSpace(name)
-		switch {
-		case name == "" || slices.Contains(p.propagators, name):
-		case !slices.Contains(config.TracingPropagators, name):
-			return p, fmt.Errorf("%s=%s: unknown propagator %q (gw knows %s)", from, names, name, strings.Join(config.TracingPropagators, ", "))
-		default:
-			p.propagators = append(p.propagators, name)
+	// A list with no name in it ("", ",") is unset, as the specification
+	// asks of an empty value: the key's list then, else the default.
+	for _, src := range [...]struct{ from, names string }{
+		{envPropagators, getenv(envPropagators)},
+		{"tracing.propagators", tc.Propagators},
+		{"", "tracecontext,baggage"},
+	} {
+		for name := range strings.SplitSeq(src.names, ",") {
+			name = strings.TrimSpace(name)
+			switch {
+			case name == "" || slices.Contains(p.propagators, name):
+			case !slices.Contains(config.TracingPropagators, name):
+				return p, fmt.Errorf("%s=%s: unknown propagator %q (gw knows %s)", src.from, strings.TrimSpace(src.names), name, strings.Join(config.TracingPropagators, ", "))
+			default:
+				p.propagators = append(p.propagators, name)
+			}
+		}
+		if len(p.propagators) > 0 {
+			break
 		}
 	}
 	return p, nil

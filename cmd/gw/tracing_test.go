@@ -46,6 +46,9 @@ func TestPlanTracing(t *testing.T) {
 		{name: "http/json", env: map[string]string{envEndpoint: "http://env:4318", envProtocol: "http/json"}, err: "http/protobuf or grpc"},
 		{name: "propagators key", keys: config.Tracing{Endpoint: "http://keys:4318", Propagators: "b3, tracecontext,b3"}, on: true, protocol: "http/protobuf", endpoint: "http://keys:4318", props: "b3,tracecontext"},
 		{name: "propagators env wins", keys: config.Tracing{Endpoint: "http://keys:4318", Propagators: "b3"}, env: map[string]string{envPropagators: "none"}, on: true, protocol: "http/protobuf", endpoint: "http://keys:4318", props: "none"},
+		// An empty list is no list: the key's, else the default.
+		{name: "propagators env empty list", keys: config.Tracing{Endpoint: "http://keys:4318", Propagators: "b3"}, env: map[string]string{envPropagators: " , "}, on: true, protocol: "http/protobuf", endpoint: "http://keys:4318", props: "b3"},
+		{name: "propagators empty lists", keys: config.Tracing{Endpoint: "http://keys:4318", Propagators: ","}, env: map[string]string{envPropagators: ","}, on: true, protocol: "http/protobuf", endpoint: "http://keys:4318", props: "tracecontext,baggage"},
 		{name: "propagators unknown", env: map[string]string{envEndpoint: "http://env:4318", envPropagators: "tracecontext,zipkin"}, err: `unknown propagator "zipkin"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

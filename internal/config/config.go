@@ -261,7 +261,8 @@ type Tracing struct {
 	SamplerArg float64 `koanf:"sampler_arg"`
 	// Propagators is OTEL_PROPAGATORS' list, comma-separated: the trace
 	// context formats gw reads and writes in headers and _meta, among
-	// TracingPropagators; "" = tracecontext,baggage. A string, as the
+	// TracingPropagators; "" (or a list of no name, ",") =
+	// tracecontext,baggage, as the specification has it. A string, as the
 	// variable is, not a list.
 	Propagators string `koanf:"propagators"`
 }
