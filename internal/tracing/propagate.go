@@ -200,7 +200,7 @@ func NewMetaWriter(p propagation.TextMapPropagator) *MetaWriter {
 	p.Inject(span, &bare)
 	p.Inject(baggage.ContextWithBaggage(span, bag), &withBag)
 	w := &MetaWriter{p: p}
-	for _, f := range append(p.Fields(), bare.Keys()...) {
+	for _, f := range slices.Concat(p.Fields(), bare.Keys()) { // not append: Fields may be the propagator's own
 		if MetaKey(f) && !slices.Contains(w.owned, f) && (bare.has(f) || !withBag.has(f)) {
 			w.owned = append(w.owned, f)
 		}
