@@ -99,7 +99,8 @@ func openPinFileCLI(cfg *config.Config, logger *slog.Logger) (*pinfile.Store, er
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return pinfile.Open(path, pinfile.Options{Logger: logger})
+	// gw tools --changed only reads: no lock file unless gw pin accept writes.
+	return pinfile.Open(path, pinfile.Options{Logger: logger, DeferLock: true})
 }
 
 // natsPinsMayExist: a pin bucket may hold changes for the CLI: nats.url is

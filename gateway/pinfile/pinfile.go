@@ -56,17 +56,27 @@ type Options struct {
 	// Logger receives a warning when the file changes into something that
 	// cannot be read; nil discards.
 	Logger *slog.Logger
+	// DeferLock leaves the directory and the lock file alone until the
+	// first write, which makes them: for a command that may only read (gw
+	// tools --changed), which then needs no writable directory. A
+	// long-running writer (gw stdio) leaves it false, so a lock that cannot
+	// be made or taken fails at Open, naming the lock file, and not at its
+	// first write.
+	DeferLock bool
 }
 
 // Store is a gateway.PinStore (and gateway.PinBatcher) in one file. Its
 // methods may be called concurrently; Close stops its watchers.
 type Store struct {
-	path string
-	poll time.Duration
-	log  *slog.Logger
+	path     string
+	lockPath string
+	poll     time.Duration
+	log      *slog.Logger
 
-	wmu  sync.Mutex // one write of this Store at a time: flock does not exclude the Store's own goroutines
-	lock *os.File   // the lock file, open for the Store's life
+	wmu sync.Mutex // one write of this Store at a time: flock does not exclude the Store's own goroutines
+	// lock is the lock file, opened at the first write (or by Open) and
+	// kept open; nil before, or once found removed or replaced. Guarded by wmu.
+	lock *os.File
 
 	mu     sync.Mutex
 	closed bool
@@ -94,17 +104,17 @@ func DefaultPath() (string, error) {
 
 // Open opens the pin file at path, creating its directory (mode 0700) but
 // not the file, which the first write creates. It reads the file once, so a
-// file that cannot be read or decoded is an error here, at start.
+// file that cannot be read or decoded is an error here, at start; and,
+// unless o.DeferLock, it takes and releases the lock once, so a lock that
+// cannot be taken (a file system without flock) is one too.
 func Open(path string, o Options) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("pinfile: %w", err)
+	if !o.DeferLock {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("pinfile: %w", err)
+		}
 	}
 	if _, _, err := read(path); err != nil {
 		return nil, err
-	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("pinfile: lock file: %w", err)
 	}
 	if o.Poll <= 0 {
 		o.Poll = DefaultPoll
@@ -112,7 +122,78 @@ func Open(path string, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{path: path, poll: o.Poll, log: o.Logger, lock: lock, kicks: map[int]chan struct{}{}, stop: make(chan struct{})}, nil
+	s := &Store{path: path, lockPath: path + ".lock", poll: o.Poll, log: o.Logger, kicks: map[int]chan struct{}{}, stop: make(chan struct{})}
+	if !o.DeferLock {
+		if err := s.checkLock(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// checkLock opens the lock file and takes and releases its lock without
+// waiting (held by another process, it works).
+func (s *Store) checkLock() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.openLockLocked(); err != nil {
+		return err
+	}
+	if err := tryLock(s.lock); err != nil {
+		return fmt.Errorf("pinfile: lock %s: %w (pins.file must be on a file system with flock, such as a local one)", s.lockPath, err)
+	}
+	return nil
+}
+
+// openLockLocked opens the lock file, creating it and its directory. s.wmu
+// is held.
+func (s *Store) openLockLocked() error {
+	if err := os.MkdirAll(filepath.Dir(s.lockPath), 0o700); err != nil {
+		return fmt.Errorf("pinfile: %w", err)
+	}
+	f, err := os.OpenFile(s.lockPath, os.O_RDWR|os.O_CREATE|openNoFollow, 0o600)
+	if err != nil {
+		return fmt.Errorf("pinfile: lock file: %w", err)
+	}
+	s.lock = f
+	return nil
+}
+
+// lockLocked takes the lock for a write. s.wmu is held. The lock is flock
+// on a descriptor, so once it is taken the file locked must still be the
+// one at lockPath: one removed (or replaced) while this Store held it open
+// excludes no one who opens the path now, so it is closed and the lock
+// taken again on the file there.
+func (s *Store) lockLocked(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("pinfile: lock %s: %w", s.lockPath, err)
+		}
+		if s.lock == nil {
+			if err := s.openLockLocked(); err != nil {
+				return err
+			}
+		}
+		if err := lockFile(ctx, s.lock); err != nil {
+			return fmt.Errorf("pinfile: lock %s: %w", s.lockPath, err)
+		}
+		held, err := s.lock.Stat()
+		if err != nil {
+			unlockFile(s.lock)
+			return fmt.Errorf("pinfile: lock file: %w", err)
+		}
+		cur, err := os.Stat(s.lockPath)
+		if err == nil && os.SameFile(held, cur) && linked(held) {
+			return nil
+		}
+		unlockFile(s.lock)
+		_ = s.lock.Close()
+		s.lock = nil
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("pinfile: lock file: %w", err)
+		}
+	}
 }
 
 // Path is the file's path.
@@ -132,7 +213,12 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.wmu.Lock() // no write holds the lock file
 	defer s.wmu.Unlock()
-	return s.lock.Close()
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
 }
 
 // key names a server's tool.
@@ -239,8 +325,8 @@ func sortedChanges(m map[key]gateway.ToolChange) []gateway.ToolChange {
 func (s *Store) update(ctx context.Context, edit func(c *content) bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := lockFile(ctx, s.lock); err != nil {
-		return fmt.Errorf("pinfile: lock %s.lock: %w", s.path, err)
+	if err := s.lockLocked(ctx); err != nil {
+		return err
 	}
 	defer unlockFile(s.lock)
 	c, _, err := read(s.path)
