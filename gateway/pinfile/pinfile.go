@@ -41,6 +41,11 @@ import (
 // ErrCorrupt marks a pin file that is not one: it is left as it is.
 var ErrCorrupt = errors.New("pinfile: not a pin file")
 
+// ErrUnsafe marks a pin file, lock file or directory that another user
+// could write or replace (as OpenSSH's StrictModes): its pins cannot be
+// trusted, so it is neither read nor written.
+var ErrUnsafe = errors.New("pinfile: unsafe")
+
 // fileVersion is the format written; a file of a later version is refused
 // rather than written over with what this gw understands of it.
 const fileVersion = 1
@@ -103,14 +108,29 @@ func DefaultPath() (string, error) {
 }
 
 // Open opens the pin file at path, creating its directory (mode 0700) but
-// not the file, which the first write creates. It reads the file once, so a
-// file that cannot be read or decoded is an error here, at start; and,
-// unless o.DeferLock, it takes and releases the lock once, so a lock that
-// cannot be taken (a file system without flock) is one too.
+// not the file, which the first write creates. Symbolic links in path are
+// resolved once, here: Path and every read and write use the file they
+// point to. It reads the file once, so a file that cannot be read or
+// decoded is an error here, at start; and, unless o.DeferLock, it takes and
+// releases the lock once, so a lock that cannot be taken (a file system
+// without flock) is one too. A directory, file or lock file another user
+// could write is refused (ErrUnsafe).
 func Open(path string, o Options) (*Store, error) {
 	if !o.DeferLock {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("pinfile: %w", err)
+		}
+	}
+	path, err := resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path + ".lock"); err == nil {
+		if err := checkFile(path+".lock", fi); err != nil {
+			return nil, err
 		}
 	}
 	if _, _, err := read(path); err != nil {
@@ -156,8 +176,49 @@ func (s *Store) openLockLocked() error {
 	if err != nil {
 		return fmt.Errorf("pinfile: lock file: %w", err)
 	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkFile(s.lockPath, fi) // checked on what was opened: another user may have made it since Open
+	}
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("pinfile: lock file: %w", err)
+	}
 	s.lock = f
 	return nil
+}
+
+// resolve is path, absolute, with its symbolic links resolved: a write
+// renames a new file over the file a link points to, not over the link,
+// and a link and its target share one lock file. A file not made yet is
+// resolved through its nearest existing directory; a link to nothing is
+// refused, as the first write would replace the link.
+func resolve(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("pinfile: %w", err)
+	}
+	r, err := filepath.EvalSymlinks(abs)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("pinfile: %w", err)
+	}
+	if fi, lerr := os.Lstat(abs); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return "", fmt.Errorf("pinfile: %s is a symbolic link to nothing (%w): make its target, or set pins.file to the target", path, err)
+	}
+	rest := filepath.Base(abs)
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		r, err := filepath.EvalSymlinks(dir)
+		if err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || dir == filepath.Dir(dir) {
+			return "", fmt.Errorf("pinfile: %w", err)
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 // lockLocked takes the lock for a write. s.wmu is held. The lock is flock
@@ -252,6 +313,11 @@ func read(path string) (*content, os.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, fmt.Errorf("pinfile: %w", err)
+	}
+	// Checked on every read, of the file read: in a sticky shared directory
+	// another user may make the file after Open.
+	if err := checkFile(path, fi); err != nil {
+		return nil, nil, err
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
