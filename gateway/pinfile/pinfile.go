@@ -636,7 +636,12 @@ type watcher struct {
 	fn   func(gateway.Pin)
 	seen map[key]string // digest delivered, by server and tool
 	last os.FileInfo    // the file last read; nil: none
-	bad  os.FileInfo    // the unreadable file last warned of
+	// warned: an unreadable file was logged since the last good read; bad
+	// is its FileInfo (nil when even Stat failed), so another unreadable
+	// file is logged once more, and a path that stays unreachable is not
+	// logged at every poll.
+	warned bool
+	bad    os.FileInfo
 }
 
 // check reads the file when it is not the one last read, and delivers the
@@ -651,13 +656,13 @@ func (w *watcher) check() {
 	}
 	c, fi, err := read(w.s.path)
 	if err != nil {
-		if cur, _ := os.Stat(w.s.path); cur == nil || !sameFile(cur, w.bad) {
-			w.bad = cur
+		if cur, _ := os.Stat(w.s.path); !w.warned || !sameFile(cur, w.bad) {
+			w.warned, w.bad = true, cur
 			w.s.log.Warn("pin file unreadable; keeping the pins already loaded", "file", w.s.path, "error", err)
 		}
 		return
 	}
-	w.last, w.bad = fi, nil
+	w.last, w.warned, w.bad = fi, false, nil
 	for _, p := range sortedPins(c.pins) {
 		k := key{p.Server, p.Tool}
 		if w.seen[k] == p.Digest {

@@ -5,13 +5,16 @@ package pinfile_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gwmcp/gw/gateway"
 	"github.com/gwmcp/gw/gateway/pinfile"
 )
 
@@ -248,4 +251,69 @@ func TestUnsafeRefused(t *testing.T) {
 	chown(t, dir)
 	_, err = pinfile.Open(filepath.Join(dir, "pins.json"), pinfile.Options{})
 	wantUnsafe(t, "another user's directory", dir, err)
+}
+
+// countWarnings is a slog handler that counts warnings.
+type countWarnings struct{ n atomic.Int32 }
+
+func (h *countWarnings) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countWarnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h *countWarnings) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countWarnings) WithGroup(string) slog.Handler      { return h }
+
+// TestUnreachableFileWarnedOnce: a pin file that turns unreachable (even
+// Stat fails: here a symbolic link loop) is logged once, not at every poll,
+// and again after a good read.
+func TestUnreachableFileWarnedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pins.json")
+	h := &countWarnings{}
+	s, err := pinfile.Open(path, pinfile.Options{Poll: 5 * time.Millisecond, Logger: slog.New(h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Create(context.Background(), pin("alpha", "search", "sha256:1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watch(context.Background(), func(gateway.Pin) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".saved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path, path); err != nil { // a loop: Stat and Open fail
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // 40 polls
+	if n := h.n.Load(); n != 1 {
+		t.Fatalf("%d warnings over 40 polls of an unreachable file; want 1", n)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".saved", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(context.Background(), pin("alpha", "echo", "sha256:2")); err != nil { // a new file, read
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path, path); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.n.Load() != 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := h.n.Load(); n != 2 {
+		t.Fatalf("%d warnings; want a second once the file was read again and turned unreachable", n)
+	}
 }
