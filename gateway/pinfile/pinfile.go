@@ -53,6 +53,11 @@ const fileVersion = 1
 // DefaultPoll is how often a watching Store checks the file.
 const DefaultPoll = time.Second
 
+// maxSize bounds the file read, so that a file gw did not write cannot take
+// the process's memory; a pin, its definition included, is a few KB, so
+// this is room for over ten thousand tools.
+const maxSize = 64 << 20
+
 // Options adjust a Store.
 type Options struct {
 	// Poll is how often Watch checks the file for others' writes; 0 is
@@ -319,9 +324,15 @@ func read(path string) (*content, os.FileInfo, error) {
 	if err := checkFile(path, fi); err != nil {
 		return nil, nil, err
 	}
-	data, err := io.ReadAll(f)
+	if fi.Size() > maxSize {
+		return nil, nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a pin file may hold", ErrCorrupt, path, fi.Size(), maxSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1)) // growing while read
 	if err != nil {
 		return nil, nil, fmt.Errorf("pinfile: %w", err)
+	}
+	if len(data) > maxSize {
+		return nil, nil, fmt.Errorf("%w: %s is more than the %d bytes a pin file may hold", ErrCorrupt, path, maxSize)
 	}
 	if err := c.decode(data); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w (gw leaves it as it is: repair it, or move it away to pin every tool anew as first seen)", ErrCorrupt, path, err)

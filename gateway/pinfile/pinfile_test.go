@@ -229,3 +229,22 @@ func TestDefaultPath(t *testing.T) {
 		t.Fatalf("DefaultPath %q %v", p, err)
 	}
 }
+
+// TestOversizedFileRefused: a file past the size a pin file may have is
+// refused unread, naming the file and its size.
+func TestOversizedFileRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pins.json")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64<<20 + 1
+	if err := f.Truncate(size); err != nil { // sparse: nothing written
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	_, err = pinfile.Open(path, pinfile.Options{})
+	if !errors.Is(err, pinfile.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprint(size)) {
+		t.Fatalf("Open of a %d-byte file: %v; want ErrCorrupt naming the file and size", size, err)
+	}
+}
