@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -406,6 +407,7 @@ func (s *Store) update(ctx context.Context, edit func(c *content) bool) error {
 		return err
 	}
 	defer unlockFile(s.lock)
+	removeStaleTemps(s.path)
 	c, _, err := read(s.path)
 	if err != nil {
 		return err
@@ -418,6 +420,30 @@ func (s *Store) update(ctx context.Context, edit func(c *content) bool) error {
 	}
 	s.kick()
 	return nil
+}
+
+// staleTemp is the age past which a temporary file is taken for the
+// leftover of a write killed between creating it and renaming it. Every
+// write makes its file under the lock, so one older than the lock's hold
+// (milliseconds) is already stale; the margin is for where there is no flock.
+const staleTemp = time.Minute
+
+// removeStaleTemps removes the leftovers of killed writes (writeAtomic's
+// temporary files), which nothing else would. Called under the lock.
+func removeStaleTemps(path string) {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+".tmp-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // the write reports what is wrong with the directory
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // writeAtomic replaces path with data: a temporary file in the same
