@@ -398,8 +398,8 @@ func sortedChanges(m map[key]gateway.ToolChange) []gateway.ToolChange {
 }
 
 // update applies edit to the file's current content under the lock and
-// writes the result when edit reports a change. A file that cannot be read
-// is not written.
+// writes the result when edit reports a change. edit runs once, on the
+// content read under the lock. A file that cannot be read is not written.
 func (s *Store) update(ctx context.Context, edit func(c *content) bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -568,7 +568,6 @@ func (r *recorder) Clear(_ context.Context, server, tool string) error {
 func (s *Store) Accept(ctx context.Context, match func(gateway.ToolChange) bool) ([]gateway.ToolChange, error) {
 	var accepted []gateway.ToolChange
 	err := s.update(ctx, func(c *content) bool {
-		accepted = accepted[:0] // a retry starts over
 		for _, ch := range sortedChanges(c.changes) {
 			if !match(ch) {
 				continue
