@@ -183,12 +183,14 @@ func (s *Store) openLockLocked() error {
 		return fmt.Errorf("pinfile: lock file: %w", err)
 	}
 	fi, err := f.Stat()
-	if err == nil {
-		err = checkFile(s.lockPath, fi) // checked on what was opened: another user may have made it since Open
-	}
 	if err != nil {
 		_ = f.Close()
 		return fmt.Errorf("pinfile: lock file: %w", err)
+	}
+	// Checked on what was opened: another user may have made it since Open.
+	if err := checkFile(s.lockPath, fi); err != nil {
+		_ = f.Close()
+		return err
 	}
 	s.lock = f
 	return nil
