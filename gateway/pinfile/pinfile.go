@@ -687,9 +687,11 @@ type watcher struct {
 func (w *watcher) check() {
 	fi, err := os.Stat(w.s.path)
 	if err != nil {
-		fi = nil // gone (or unreachable: read tells)
+		fi = nil // gone, or unreachable: read tells which
 	}
-	if sameFile(fi, w.last) {
+	// An unreachable path is read (and fails) even when no file was
+	// before: it is not "still absent".
+	if sameFile(fi, w.last) && (err == nil || errors.Is(err, os.ErrNotExist)) {
 		return
 	}
 	c, fi, err := read(w.s.path)

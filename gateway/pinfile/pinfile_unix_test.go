@@ -268,52 +268,52 @@ func (h *countWarnings) WithGroup(string) slog.Handler      { return h }
 
 // TestUnreachableFileWarnedOnce: a pin file that turns unreachable (even
 // Stat fails: here a symbolic link loop) is logged once, not at every poll,
-// and again after a good read.
+// whether there was a file before or none; and once more after a good read.
 func TestUnreachableFileWarnedOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pins.json")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pins.json")
 	h := &countWarnings{}
 	s, err := pinfile.Open(path, pinfile.Options{Poll: 5 * time.Millisecond, Logger: slog.New(h)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	got := make(chan gateway.Pin, 16)
+	if err := s.Watch(context.Background(), func(p gateway.Pin) { got <- p }); err != nil {
+		t.Fatal(err)
+	}
+	loop := func() { // path becomes a link to itself, at once
+		t.Helper()
+		tmp := filepath.Join(dir, "loop")
+		if err := os.Symlink(path, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warnings := func(want int32) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for h.n.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // 40 polls more
+		if n := h.n.Load(); n != want {
+			t.Fatalf("%d warnings; want %d", n, want)
+		}
+	}
+	loop() // no file before
+	warnings(1)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Create(context.Background(), pin("alpha", "search", "sha256:1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Watch(context.Background(), func(gateway.Pin) {}); err != nil {
-		t.Fatal(err)
+	if p := next(t, got); p.Tool != "search" { // the new file was read
+		t.Fatalf("delivered %+v", p)
 	}
-	if err := os.Rename(path, path+".saved"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(path, path); err != nil { // a loop: Stat and Open fail
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // 40 polls
-	if n := h.n.Load(); n != 1 {
-		t.Fatalf("%d warnings over 40 polls of an unreachable file; want 1", n)
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".saved", path); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Create(context.Background(), pin("alpha", "echo", "sha256:2")); err != nil { // a new file, read
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(path, path); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for h.n.Load() != 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := h.n.Load(); n != 2 {
-		t.Fatalf("%d warnings; want a second once the file was read again and turned unreachable", n)
-	}
+	loop() // a file before
+	warnings(2)
 }
