@@ -234,44 +234,103 @@ type pinOp func(ctx context.Context, s PinStore) error
 
 // pinWriter writes to the store on a goroutine of its own (from Start to
 // Close), in order, so the catalog lock is never held over the store's I/O.
-// A write that fails is logged; the table keeps what it holds. Writes queued
-// before start wait for it; close writes what is queued and stops (or, never
-// started, drops it).
+// Writes queued before start wait for it; close writes what is queued and
+// stops (or, never started, drops it).
+//
+// A write that fails is tried again, with those queued after it, until it
+// is made or the writer closes: a first-seen pin that never reaches the
+// store would be lost for good, and the next start would trust whatever
+// definition the tool has then. Trying again is safe: Create only creates,
+// and the writes keep their order. The table keeps what it holds meanwhile.
 type pinWriter struct {
 	*queue[pinOp]
 	store PinStore
+	log   *slog.Logger
+	// retryMin doubling to retryMax is the wait between attempts.
+	retryMin, retryMax time.Duration
+	stop               chan struct{} // closed by close: no more waiting to retry
+	stopOnce           sync.Once
 }
 
 func newPinWriter(store PinStore, log *slog.Logger) *pinWriter {
-	return &pinWriter{store: store, queue: newBatchQueue(0, func(batch []pinOp) {
-		if b, ok := store.(PinBatcher); ok {
-			writeBatch(b, batch, log)
+	w := &pinWriter{store: store, log: log, retryMin: time.Second, retryMax: 30 * time.Second, stop: make(chan struct{})}
+	w.queue = newBatchQueue(0, w.deliver)
+	return w
+}
+
+// close stops waiting to retry, makes one last attempt of what failed, writes
+// what is queued, and stops. It may be called more than once.
+func (w *pinWriter) close() {
+	w.stopOnce.Do(func() { close(w.stop) })
+	w.queue.close()
+}
+
+// deliver makes a batch's writes, in order, trying the failed ones (and
+// those after them) again after retryMin, doubling to retryMax, until they
+// are made or the writer closes. Writes queued meanwhile wait their turn.
+func (w *pinWriter) deliver(batch []pinOp) {
+	wait := w.retryMin
+	for attempt := 1; ; attempt++ {
+		rest, err := w.write(batch)
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info("pin store writes made after failing", "writes", len(batch), "attempts", attempt)
+			}
 			return
 		}
-		for _, op := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
-			if err := op(ctx, store); err != nil {
-				log.Error("pin store write failed", "error", err)
-			}
-			cancel()
+		batch = rest
+		select {
+		case <-w.stop:
+			w.log.Error("pin store writes not made: gw is closing; their tools will be pinned anew as first seen", "writes", len(batch), "attempts", attempt, "error", err)
+			return
+		default:
 		}
-	})}
+		if attempt == 1 {
+			w.log.Error("pin store write failed; retrying", "writes", len(batch), "error", err)
+		} else {
+			w.log.Debug("pin store write failed again", "writes", len(batch), "attempts", attempt, "retry_in", wait, "error", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-w.stop: // one last attempt
+		case <-t.C:
+		}
+		t.Stop()
+		wait = min(2*wait, w.retryMax)
+	}
+}
+
+// write makes a batch's writes, as one when the store takes batches. On an
+// error it returns the writes not made, in order.
+func (w *pinWriter) write(batch []pinOp) ([]pinOp, error) {
+	if b, ok := w.store.(PinBatcher); ok {
+		if err := writeBatch(b, batch); err != nil {
+			return batch, err
+		}
+		return nil, nil
+	}
+	for i, op := range batch {
+		ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
+		err := op(ctx, w.store)
+		cancel()
+		if err != nil {
+			return batch[i:], err
+		}
+	}
+	return nil, nil
 }
 
 // writeBatch makes a batch's writes as one.
-func writeBatch(b PinBatcher, batch []pinOp, log *slog.Logger) {
+func writeBatch(b PinBatcher, batch []pinOp) error {
 	ctx, cancel := context.WithTimeout(context.Background(), pinWriteTimeout)
 	defer cancel()
-	err := b.Batch(ctx, func(s PinStore) error {
+	return b.Batch(ctx, func(s PinStore) error {
 		var errs []error
 		for _, op := range batch {
 			errs = append(errs, op(ctx, s))
 		}
 		return errors.Join(errs...)
 	})
-	if err != nil {
-		log.Error("pin store write failed", "writes", len(batch), "error", err)
-	}
 }
 
 // pinWriteTimeout bounds one write to the store.

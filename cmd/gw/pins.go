@@ -60,10 +60,14 @@ func mustMarshal(v any) []byte {
 }
 
 // openPinFile opens gw stdio's pin file (pins.file, else the per-user
-// file); nil when pins.file is none. A file that cannot be read is an
-// error: serving without its pins would trust every tool anew, as gw run
-// refuses to without its bucket.
+// file); nil when pins.file is none or gateway.pinning is off (nothing
+// reads or writes pins then). A file that cannot be read is an error:
+// serving without its pins would trust every tool anew, as gw run refuses
+// to without its bucket.
 func openPinFile(cfg *config.Config, logger *slog.Logger) (*pinfile.Store, error) {
+	if gateway.PinMode(cfg.Gateway.Pinning) == gateway.PinOff {
+		return nil, nil
+	}
 	path, err := pinFilePath(cfg)
 	if err != nil || path == "" {
 		return nil, err
@@ -99,7 +103,8 @@ func openPinFileCLI(cfg *config.Config, logger *slog.Logger) (*pinfile.Store, er
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return pinfile.Open(path, pinfile.Options{Logger: logger})
+	// gw tools --changed only reads: no lock file unless gw pin accept writes.
+	return pinfile.Open(path, pinfile.Options{Logger: logger, DeferLock: true})
 }
 
 // natsPinsMayExist: a pin bucket may hold changes for the CLI: nats.url is

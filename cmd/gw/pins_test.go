@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gwmcp/gw/gateway"
+	"github.com/gwmcp/gw/internal/config"
 )
 
 // callSearch calls alpha__search over NATS and returns the reply.
@@ -383,5 +384,25 @@ func TestMergeChanges(t *testing.T) {
 	}
 	if want := []string{"a:c1", "b:c1", "b:c2", "c:c1"}; !slices.Equal(got, want) {
 		t.Errorf("merged %v, want %v", got, want)
+	}
+}
+
+// TestStdioPinFileSkippedWhenPinningOff: with gateway.pinning off, gw stdio
+// opens no pin file (nothing would read or write it): not even one it could
+// not read, which stops it otherwise.
+func TestStdioPinFileSkippedWhenPinningOff(t *testing.T) {
+	pinFile := filepath.Join(t.TempDir(), "pins.json")
+	if err := os.WriteFile(pinFile, []byte("{half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg config.Config
+	cfg.Pins.File = pinFile
+	cfg.Gateway.Pinning = "off"
+	if s, err := openPinFile(&cfg, discardLogger()); s != nil || err != nil {
+		t.Fatalf("pinning off: opened %v, %v; want no pin file", s, err)
+	}
+	cfg.Gateway.Pinning = "hold"
+	if _, err := openPinFile(&cfg, discardLogger()); err == nil {
+		t.Fatal("pinning hold: the corrupt file opened")
 	}
 }

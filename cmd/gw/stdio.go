@@ -58,10 +58,13 @@ func runStdio(ctx context.Context, load config.Options, cfg *config.Config, o st
 		fmt.Fprintln(stderr, "gw:", err)
 		return 1
 	}
-	if pins != nil {
+	switch {
+	case pins != nil:
 		defer pins.Close() // after the gateway has closed: its watcher stops first
 		logger.Info("tool-definition pins", "file", pins.Path())
-	} else {
+	case gateway.PinMode(cfg.Gateway.Pinning) == gateway.PinOff:
+		logger.Info("tool-definition pinning off (gateway.pinning: off)")
+	default:
 		logger.Info("tool-definition pins in memory only (pins.file: none)")
 	}
 	events := &faceEvents{face: f, prev: &gateway.Catalog{}}

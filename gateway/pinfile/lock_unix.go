@@ -10,13 +10,20 @@ import (
 	"time"
 )
 
+// flock is syscall.Flock; a test stands in a file system without flock.
+var flock = syscall.Flock
+
+// openNoFollow keeps the lock file from being a symbolic link someone
+// planted to have gw create or lock a file elsewhere.
+const openNoFollow = syscall.O_NOFOLLOW
+
 // lockFile takes f's exclusive advisory lock, waiting (by polling, so ctx
 // can end the wait) while another process or Store holds it. Writes hold
 // it for milliseconds.
 func lockFile(ctx context.Context, f *os.File) error {
 	wait := time.Millisecond
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		switch {
 		case err == nil:
 			return nil
@@ -34,4 +41,29 @@ func lockFile(ctx context.Context, f *os.File) error {
 	}
 }
 
-func unlockFile(f *os.File) { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
+// tryLock takes f's lock and releases it, without waiting: nil when the lock
+// works, held by another or not.
+func tryLock(f *os.File) error {
+	for {
+		err := flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			unlockFile(f)
+			return nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EWOULDBLOCK):
+			return nil
+		}
+		return err
+	}
+}
+
+func unlockFile(f *os.File) { _ = flock(int(f.Fd()), syscall.LOCK_UN) }
+
+// linked reports whether a file still has a name: a lock file removed while
+// open has none, and its lock excludes no one who opens the path now.
+func linked(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || st.Nlink > 0
+}

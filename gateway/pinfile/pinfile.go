@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,12 +42,22 @@ import (
 // ErrCorrupt marks a pin file that is not one: it is left as it is.
 var ErrCorrupt = errors.New("pinfile: not a pin file")
 
+// ErrUnsafe marks a pin file, lock file or directory that another user
+// could write or replace (as OpenSSH's StrictModes): its pins cannot be
+// trusted, so it is neither read nor written.
+var ErrUnsafe = errors.New("pinfile: unsafe")
+
 // fileVersion is the format written; a file of a later version is refused
 // rather than written over with what this gw understands of it.
 const fileVersion = 1
 
 // DefaultPoll is how often a watching Store checks the file.
 const DefaultPoll = time.Second
+
+// maxSize bounds the file read, so that a file gw did not write cannot take
+// the process's memory; a pin, its definition included, is a few KB, so
+// this is room for over ten thousand tools.
+const maxSize = 64 << 20
 
 // Options adjust a Store.
 type Options struct {
@@ -56,17 +67,27 @@ type Options struct {
 	// Logger receives a warning when the file changes into something that
 	// cannot be read; nil discards.
 	Logger *slog.Logger
+	// DeferLock leaves the directory and the lock file alone until the
+	// first write, which makes them: for a command that may only read (gw
+	// tools --changed), which then needs no writable directory. A
+	// long-running writer (gw stdio) leaves it false, so a lock that cannot
+	// be made or taken fails at Open, naming the lock file, and not at its
+	// first write.
+	DeferLock bool
 }
 
 // Store is a gateway.PinStore (and gateway.PinBatcher) in one file. Its
 // methods may be called concurrently; Close stops its watchers.
 type Store struct {
-	path string
-	poll time.Duration
-	log  *slog.Logger
+	path     string
+	lockPath string
+	poll     time.Duration
+	log      *slog.Logger
 
-	wmu  sync.Mutex // one write of this Store at a time: flock does not exclude the Store's own goroutines
-	lock *os.File   // the lock file, open for the Store's life
+	wmu sync.Mutex // one write of this Store at a time: flock does not exclude the Store's own goroutines
+	// lock is the lock file, opened at the first write (or by Open) and
+	// kept open; nil before, or once found removed or replaced. Guarded by wmu.
+	lock *os.File
 
 	mu     sync.Mutex
 	closed bool
@@ -93,18 +114,33 @@ func DefaultPath() (string, error) {
 }
 
 // Open opens the pin file at path, creating its directory (mode 0700) but
-// not the file, which the first write creates. It reads the file once, so a
-// file that cannot be read or decoded is an error here, at start.
+// not the file, which the first write creates. Symbolic links in path are
+// resolved once, here: Path and every read and write use the file they
+// point to. It reads the file once, so a file that cannot be read or
+// decoded is an error here, at start; and, unless o.DeferLock, it takes and
+// releases the lock once, so a lock that cannot be taken (a file system
+// without flock) is one too. A directory, file or lock file another user
+// could write is refused (ErrUnsafe).
 func Open(path string, o Options) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("pinfile: %w", err)
+	if !o.DeferLock {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("pinfile: %w", err)
+		}
+	}
+	path, err := resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path + ".lock"); err == nil {
+		if err := checkFile(path+".lock", fi); err != nil {
+			return nil, err
+		}
 	}
 	if _, _, err := read(path); err != nil {
 		return nil, err
-	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("pinfile: lock file: %w", err)
 	}
 	if o.Poll <= 0 {
 		o.Poll = DefaultPoll
@@ -112,7 +148,121 @@ func Open(path string, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{path: path, poll: o.Poll, log: o.Logger, lock: lock, kicks: map[int]chan struct{}{}, stop: make(chan struct{})}, nil
+	s := &Store{path: path, lockPath: path + ".lock", poll: o.Poll, log: o.Logger, kicks: map[int]chan struct{}{}, stop: make(chan struct{})}
+	if !o.DeferLock {
+		if err := s.checkLock(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// checkLock opens the lock file and takes and releases its lock without
+// waiting (held by another process, it works).
+func (s *Store) checkLock() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.openLockLocked(); err != nil {
+		return err
+	}
+	if err := tryLock(s.lock); err != nil {
+		return fmt.Errorf("pinfile: lock %s: %w (pins.file must be on a file system with flock, such as a local one)", s.lockPath, err)
+	}
+	return nil
+}
+
+// openLockLocked opens the lock file, creating it and its directory. s.wmu
+// is held.
+func (s *Store) openLockLocked() error {
+	if err := os.MkdirAll(filepath.Dir(s.lockPath), 0o700); err != nil {
+		return fmt.Errorf("pinfile: %w", err)
+	}
+	f, err := os.OpenFile(s.lockPath, os.O_RDWR|os.O_CREATE|openNoFollow, 0o600)
+	if err != nil {
+		return fmt.Errorf("pinfile: lock file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("pinfile: lock file: %w", err)
+	}
+	// Checked on what was opened: another user may have made it since Open.
+	if err := checkFile(s.lockPath, fi); err != nil {
+		_ = f.Close()
+		return err
+	}
+	s.lock = f
+	return nil
+}
+
+// resolve is path, absolute, with its symbolic links resolved: a write
+// renames a new file over the file a link points to, not over the link,
+// and a link and its target share one lock file. A file not made yet is
+// resolved through its nearest existing directory; a link to nothing is
+// refused, as the first write would replace the link.
+func resolve(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("pinfile: %w", err)
+	}
+	r, err := filepath.EvalSymlinks(abs)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("pinfile: %w", err)
+	}
+	if fi, lerr := os.Lstat(abs); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return "", fmt.Errorf("pinfile: %s is a symbolic link to nothing (%w): make its target, or set pins.file to the target", path, err)
+	}
+	rest := filepath.Base(abs)
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		r, err := filepath.EvalSymlinks(dir)
+		if err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || dir == filepath.Dir(dir) {
+			return "", fmt.Errorf("pinfile: %w", err)
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
+// lockLocked takes the lock for a write. s.wmu is held. The lock is flock
+// on a descriptor, so once it is taken the file locked must still be the
+// one at lockPath: one removed (or replaced) while this Store held it open
+// excludes no one who opens the path now, so it is closed and the lock
+// taken again on the file there.
+func (s *Store) lockLocked(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("pinfile: lock %s: %w", s.lockPath, err)
+		}
+		if s.lock == nil {
+			if err := s.openLockLocked(); err != nil {
+				return err
+			}
+		}
+		if err := lockFile(ctx, s.lock); err != nil {
+			return fmt.Errorf("pinfile: lock %s: %w", s.lockPath, err)
+		}
+		held, err := s.lock.Stat()
+		if err != nil {
+			unlockFile(s.lock)
+			return fmt.Errorf("pinfile: lock file: %w", err)
+		}
+		cur, err := os.Stat(s.lockPath)
+		if err == nil && os.SameFile(held, cur) && linked(held) {
+			return nil
+		}
+		unlockFile(s.lock)
+		_ = s.lock.Close()
+		s.lock = nil
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("pinfile: lock file: %w", err)
+		}
+	}
 }
 
 // Path is the file's path.
@@ -132,7 +282,12 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.wmu.Lock() // no write holds the lock file
 	defer s.wmu.Unlock()
-	return s.lock.Close()
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
 }
 
 // key names a server's tool.
@@ -167,9 +322,20 @@ func read(path string) (*content, os.FileInfo, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("pinfile: %w", err)
 	}
-	data, err := io.ReadAll(f)
+	// Checked on every read, of the file read: in a sticky shared directory
+	// another user may make the file after Open.
+	if err := checkFile(path, fi); err != nil {
+		return nil, nil, err
+	}
+	if fi.Size() > maxSize {
+		return nil, nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a pin file may hold", ErrCorrupt, path, fi.Size(), maxSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1)) // growing while read
 	if err != nil {
 		return nil, nil, fmt.Errorf("pinfile: %w", err)
+	}
+	if len(data) > maxSize {
+		return nil, nil, fmt.Errorf("%w: %s is more than the %d bytes a pin file may hold", ErrCorrupt, path, maxSize)
 	}
 	if err := c.decode(data); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w (gw leaves it as it is: repair it, or move it away to pin every tool anew as first seen)", ErrCorrupt, path, err)
@@ -234,15 +400,16 @@ func sortedChanges(m map[key]gateway.ToolChange) []gateway.ToolChange {
 }
 
 // update applies edit to the file's current content under the lock and
-// writes the result when edit reports a change. A file that cannot be read
-// is not written.
+// writes the result when edit reports a change. edit runs once, on the
+// content read under the lock. A file that cannot be read is not written.
 func (s *Store) update(ctx context.Context, edit func(c *content) bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := lockFile(ctx, s.lock); err != nil {
-		return fmt.Errorf("pinfile: lock %s.lock: %w", s.path, err)
+	if err := s.lockLocked(ctx); err != nil {
+		return err
 	}
 	defer unlockFile(s.lock)
+	removeStaleTemps(s.path)
 	c, _, err := read(s.path)
 	if err != nil {
 		return err
@@ -255,6 +422,30 @@ func (s *Store) update(ctx context.Context, edit func(c *content) bool) error {
 	}
 	s.kick()
 	return nil
+}
+
+// staleTemp is the age past which a temporary file is taken for the
+// leftover of a write killed between creating it and renaming it. Every
+// write makes its file under the lock, so one older than the lock's hold
+// (milliseconds) is already stale; the margin is for where there is no flock.
+const staleTemp = time.Minute
+
+// removeStaleTemps removes the leftovers of killed writes (writeAtomic's
+// temporary files), which nothing else would. Called under the lock.
+func removeStaleTemps(path string) {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+".tmp-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // the write reports what is wrong with the directory
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // writeAtomic replaces path with data: a temporary file in the same
@@ -379,7 +570,6 @@ func (r *recorder) Clear(_ context.Context, server, tool string) error {
 func (s *Store) Accept(ctx context.Context, match func(gateway.ToolChange) bool) ([]gateway.ToolChange, error) {
 	var accepted []gateway.ToolChange
 	err := s.update(ctx, func(c *content) bool {
-		accepted = accepted[:0] // a retry starts over
 		for _, ch := range sortedChanges(c.changes) {
 			if !match(ch) {
 				continue
@@ -484,7 +674,12 @@ type watcher struct {
 	fn   func(gateway.Pin)
 	seen map[key]string // digest delivered, by server and tool
 	last os.FileInfo    // the file last read; nil: none
-	bad  os.FileInfo    // the unreadable file last warned of
+	// warned: an unreadable file was logged since the last good read; bad
+	// is its FileInfo (nil when even Stat failed), so another unreadable
+	// file is logged once more, and a path that stays unreachable is not
+	// logged at every poll.
+	warned bool
+	bad    os.FileInfo
 }
 
 // check reads the file when it is not the one last read, and delivers the
@@ -492,20 +687,22 @@ type watcher struct {
 func (w *watcher) check() {
 	fi, err := os.Stat(w.s.path)
 	if err != nil {
-		fi = nil // gone (or unreachable: read tells)
+		fi = nil // gone, or unreachable: read tells which
 	}
-	if sameFile(fi, w.last) {
+	// An unreachable path is read (and fails) even when no file was
+	// before: it is not "still absent".
+	if sameFile(fi, w.last) && (err == nil || errors.Is(err, os.ErrNotExist)) {
 		return
 	}
 	c, fi, err := read(w.s.path)
 	if err != nil {
-		if cur, _ := os.Stat(w.s.path); cur == nil || !sameFile(cur, w.bad) {
-			w.bad = cur
+		if cur, _ := os.Stat(w.s.path); !w.warned || !sameFile(cur, w.bad) {
+			w.warned, w.bad = true, cur
 			w.s.log.Warn("pin file unreadable; keeping the pins already loaded", "file", w.s.path, "error", err)
 		}
 		return
 	}
-	w.last, w.bad = fi, nil
+	w.last, w.warned, w.bad = fi, false, nil
 	for _, p := range sortedPins(c.pins) {
 		k := key{p.Server, p.Tool}
 		if w.seen[k] == p.Digest {

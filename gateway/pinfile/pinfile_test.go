@@ -229,3 +229,50 @@ func TestDefaultPath(t *testing.T) {
 		t.Fatalf("DefaultPath %q %v", p, err)
 	}
 }
+
+// TestOversizedFileRefused: a file past the size a pin file may have is
+// refused unread, naming the file and its size.
+func TestOversizedFileRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pins.json")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64<<20 + 1
+	if err := f.Truncate(size); err != nil { // sparse: nothing written
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	_, err = pinfile.Open(path, pinfile.Options{})
+	if !errors.Is(err, pinfile.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprint(size)) {
+		t.Fatalf("Open of a %d-byte file: %v; want ErrCorrupt naming the file and size", size, err)
+	}
+}
+
+// TestStaleTempRemoved: a write removes the temporary files of writes
+// killed before their rename, once they are a minute old, and leaves a
+// younger one (which may be a live write where there is no flock).
+func TestStaleTempRemoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pins.json")
+	old, fresh := filepath.Join(dir, ".pins.json.tmp-111"), filepath.Join(dir, ".pins.json.tmp-222")
+	for _, f := range []string{old, fresh} {
+		if err := os.WriteFile(f, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * time.Minute)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, path)
+	if err := s.Create(context.Background(), pin("alpha", "search", "sha256:1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary file after a write: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("young temporary file removed: %v", err)
+	}
+}

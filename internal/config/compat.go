@@ -496,10 +496,11 @@ func (n *normalizer) natsPaths(raw map[string]any) {
 	}
 }
 
-// pinsPaths resolves the pin file against the file's directory.
+// pinsPaths resolves the pin file against the file's directory. A path
+// starting with ~ is left for validation to refuse as written.
 func (n *normalizer) pinsPaths(raw map[string]any) {
 	if p, ok := raw["pins"].(map[string]any); ok {
-		if f, ok := p["file"].(string); ok && f != "" && f != PinsFileNone {
+		if f, ok := p["file"].(string); ok && f != "" && f != PinsFileNone && !strings.HasPrefix(f, "~") {
 			p["file"] = n.path(f)
 		}
 	}

@@ -276,7 +276,7 @@ type Pins struct {
 	// $XDG_STATE_HOME/gw/pins.json, else ~/.local/state/gw/pins.json;
 	// PinsFileNone keeps pins in memory, for the life of the process only
 	// (every start trusts every tool anew). A relative path in the file is
-	// relative to the file's directory.
+	// relative to the file's directory; ~ is not expanded (refused).
 	File string `koanf:"file"`
 }
 

@@ -1564,6 +1564,7 @@ func TestPinsFile(t *testing.T) {
 		base + "pins: {file: None}\n":         `config: pins.file "None": write "none" to keep pins in memory`,
 		base + "pins: {file: \" a.json\"}\n":  `config: pins.file " a.json" has leading or trailing spaces`,
 		base + "pins: {file: /var/lib/gw/}\n": `config: pins.file "/var/lib/gw/" names a directory; name the file, such as "/var/lib/gw/pins.json"`,
+		base + "pins: {file: ~/pins.json}\n":  `config: pins.file "~/pins.json": gw does not expand ~ (nor $HOME) in a file; write an absolute path, or set GW_PINS__FILE="$HOME/…" in a shell`,
 		base + "pins: {flie: a.json}\n":       `config: unknown key "pins.flie"`,
 		base + "pins: {file: [a.json]}\n":     "",
 		base + "pin: {file: a.json}\n":        "",
@@ -1579,6 +1580,10 @@ func TestPinsFile(t *testing.T) {
 	c, err := Load(Options{File: file, Environ: noEnv})
 	if err != nil || c.Pins.File != filepath.Join(dir, "conf", "state", "pins.json") {
 		t.Errorf("relative pins.file: %q %v", c.Pins.File, err)
+	}
+	file = writeFile(t, dir, "tilde.yaml", base+"pins: {file: ~/pins.json}\n")
+	if _, err := Load(Options{File: file, Environ: noEnv}); err == nil || !strings.Contains(err.Error(), `pins.file "~/pins.json": gw does not expand ~`) {
+		t.Errorf("pins.file ~/pins.json in a file: %v", err)
 	}
 	file = writeFile(t, dir, "gw.yaml", base+"pins: {file: none}\n")
 	if c, err := Load(Options{File: file, Environ: noEnv}); err != nil || c.Pins.File != "none" {

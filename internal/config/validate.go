@@ -327,6 +327,9 @@ func (c *Config) validatePins(bad func(key, format string, args ...any)) {
 		bad("pins.file", "pins.file %s has leading or trailing spaces", quoteShort(f))
 	case f != PinsFileNone && strings.EqualFold(f, PinsFileNone):
 		bad("pins.file", "pins.file %s: write %q to keep pins in memory", quoteShort(f), PinsFileNone)
+	case strings.HasPrefix(f, "~"):
+		// Left unresolved by the file's loader, which would make it <dir>/~/….
+		bad("pins.file", "pins.file %s: gw does not expand ~ (nor $HOME) in a file; write an absolute path, or set GW_PINS__FILE=\"$HOME/…\" in a shell", quoteShort(f))
 	case strings.HasSuffix(f, "/") || strings.HasSuffix(f, string(filepath.Separator)):
 		bad("pins.file", "pins.file %s names a directory; name the file, such as %q", quoteShort(f), filepath.Join(f, "pins.json"))
 	}
