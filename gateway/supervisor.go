@@ -553,11 +553,15 @@ func (m *managed) refresh(ctx context.Context, kinds ...Kind) {
 }
 
 func (m *managed) relist(ctx context.Context, s *session, kinds []Kind) {
+	span := m.g.relistSpan(ctx, m.spec.Name, kinds)
+	var failed []error
+	defer func() { endRelistSpan(span, errors.Join(failed...)) }()
 	lists := map[Kind]listing{}
 	for _, k := range kinds {
 		l, err := s.listAll(ctx, k)
 		if err != nil {
 			m.log.Warn("re-listing failed; keeping the previous list", "kind", k, "error", err)
+			failed = append(failed, fmt.Errorf("%s: %w", k, err))
 			continue
 		}
 		lists[k] = l

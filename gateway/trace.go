@@ -198,3 +198,27 @@ func endStartSpan(span trace.Span, s *session, tools int, err error) {
 	}
 	span.End()
 }
+
+// relistSpan is the span of a re-listing of some of a server's lists (after
+// its list_changed, or for a request that found them stale: then the
+// request's child). With tracing off it records nothing.
+func (g *Gateway) relistSpan(ctx context.Context, server string, kinds []Kind) trace.Span {
+	if g.tracer == nil {
+		return trace.SpanFromContext(context.Background())
+	}
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = string(k)
+	}
+	_, span := g.tracer.Start(ctx, "relist "+server, trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(tracing.Server.String(server), attribute.StringSlice("gw.lists", names)))
+	return span
+}
+
+// endRelistSpan ends a re-listing's span, with the lists that failed.
+func endRelistSpan(span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}

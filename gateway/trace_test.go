@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -137,5 +138,42 @@ func TestTraceMetaKept(t *testing.T) {
 				t.Errorf("the server's _meta: %v", meta)
 			}
 		})
+	}
+}
+
+// TestTraceRelist: the re-listing a server's list_changed sets off is a
+// span of its own, naming the server and the lists.
+func TestTraceRelist(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	rec := newRecorder()
+	g := start(t, gateway.Options{TracerProvider: tp, Events: rec, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
+	mustCall(t, g, "s__add_tool", map[string]any{"name": "fresh"})
+	rec.waitFor(t, "catalog with s__fresh", func(e gateway.Event) bool {
+		if e.Kind != gateway.EventCatalogChanged {
+			return false
+		}
+		_, ok := e.Catalog.Tool("s__fresh")
+		return ok
+	})
+	// The span ends just after the catalog is stored: wait for it.
+	var relist sdktrace.ReadOnlySpan
+	for deadline := time.Now().Add(10 * time.Second); relist == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, sp := range exp.GetSpans().Snapshots() {
+			if sp.Name() == "relist s" {
+				relist = sp
+			}
+		}
+	}
+	if relist == nil {
+		t.Fatalf("no relist span among %v", exp.GetSpans())
+	}
+	attrs := map[string]string{}
+	for _, kv := range relist.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.Emit()
+	}
+	if relist.Status().Code == codes.Error || attrs["gw.server"] != "s" || !strings.Contains(attrs["gw.lists"], "tools") {
+		t.Errorf("relist span: status %v, attributes %v", relist.Status(), attrs)
 	}
 }
