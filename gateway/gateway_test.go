@@ -59,6 +59,22 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{wake: make(chan struct{}, 1)} }
 
+// catalogWith matches a catalog change whose catalog has the tool name.
+func catalogWith(name string) func(gateway.Event) bool {
+	return func(e gateway.Event) bool {
+		if e.Kind != gateway.EventCatalogChanged {
+			return false
+		}
+		_, ok := e.Catalog.Tool(name)
+		return ok
+	}
+}
+
+// catalogWithout matches a catalog change whose catalog lacks the tool name.
+func catalogWithout(name string) func(gateway.Event) bool {
+	return func(e gateway.Event) bool { return e.Kind == gateway.EventCatalogChanged && !catalogWith(name)(e) }
+}
+
 func (r *recorder) HandleEvent(e gateway.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
@@ -625,24 +641,12 @@ func TestListChangedRefreshesCatalog(t *testing.T) {
 				t.Fatal("s__fresh listed before it was added")
 			}
 			mustCall(t, g, "s__add_tool", map[string]any{"name": "fresh"})
-			rec.waitFor(t, "catalog with s__fresh", func(e gateway.Event) bool {
-				if e.Kind != gateway.EventCatalogChanged {
-					return false
-				}
-				_, ok := e.Catalog.Tool("s__fresh")
-				return ok
-			})
+			rec.waitFor(t, "catalog with s__fresh", catalogWith("s__fresh"))
 			if got := text(t, mustCall(t, g, "s__fresh", map[string]any{"text": "new"})); got != "new" {
 				t.Fatalf("fresh tool: %q", got)
 			}
 			mustCall(t, g, "s__remove_tool", map[string]any{"name": "fresh"})
-			rec.waitFor(t, "catalog without s__fresh", func(e gateway.Event) bool {
-				if e.Kind != gateway.EventCatalogChanged {
-					return false
-				}
-				_, ok := e.Catalog.Tool("s__fresh")
-				return !ok
-			})
+			rec.waitFor(t, "catalog without s__fresh", catalogWithout("s__fresh"))
 			if _, err := call(context.Background(), g, "s__fresh", map[string]any{}); !errors.Is(err, gateway.ErrUnknownTool) {
 				t.Fatalf("removed tool: %v; want ErrUnknownTool", err)
 			}
@@ -1034,23 +1038,11 @@ func TestResourceSubscriptionsSurviveRestart(t *testing.T) {
 func TestAddRemoveReplaceServers(t *testing.T) {
 	rec := newRecorder()
 	g := start(t, gateway.Options{Events: rec, Servers: []gateway.ServerSpec{server(t, "a", mcptest.Options{})}})
-	hasTool := func(name string) func(gateway.Event) bool {
-		return func(e gateway.Event) bool {
-			if e.Kind != gateway.EventCatalogChanged {
-				return false
-			}
-			_, ok := e.Catalog.Tool(name)
-			return ok
-		}
-	}
-	lacksTool := func(name string) func(gateway.Event) bool {
-		return func(e gateway.Event) bool { return e.Kind == gateway.EventCatalogChanged && !hasTool(name)(e) }
-	}
 
 	if err := g.AddServer(server(t, "b", mcptest.Options{Era: mcptest.EraModern, Tools: []string{"extra"}})); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitFor(t, "b's tools", hasTool("b__extra"))
+	rec.waitFor(t, "b's tools", catalogWith("b__extra"))
 	if got := text(t, mustCall(t, g, "b__echo", map[string]any{"text": "added"})); got != "added" {
 		t.Fatalf("b__echo: %q", got)
 	}
@@ -1063,7 +1055,7 @@ func TestAddRemoveReplaceServers(t *testing.T) {
 	if err := g.ReplaceServer(server(t, "b", mcptest.Options{Tools: []string{"other"}})); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitFor(t, "b's new tools", hasTool("b__other"))
+	rec.waitFor(t, "b's new tools", catalogWith("b__other"))
 	if _, ok := g.Catalog().Tool("b__extra"); ok {
 		t.Error("b__extra still listed after the replace")
 	}
@@ -1088,7 +1080,7 @@ func TestAddRemoveReplaceServers(t *testing.T) {
 	if err := <-pending; err == nil {
 		t.Error("a call pending on a removed server succeeded")
 	}
-	rec.waitFor(t, "catalog without b", lacksTool("b__echo"))
+	rec.waitFor(t, "catalog without b", catalogWithout("b__echo"))
 	if _, err := call(context.Background(), g, "b__echo", map[string]any{}); !errors.Is(err, gateway.ErrUnknownTool) {
 		t.Errorf("call to a removed server's tool: %v", err)
 	}

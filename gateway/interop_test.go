@@ -89,13 +89,7 @@ func TestNPMReferenceServers(t *testing.T) {
 	}
 	// everything registers more tools after initialized and says so with
 	// list_changed: the catalog must catch up.
-	rec.waitFor(t, "catalog with everything's late tool", func(e gateway.Event) bool {
-		if e.Kind != gateway.EventCatalogChanged {
-			return false
-		}
-		_, ok := e.Catalog.Tool("everything__simulate-research-query")
-		return ok
-	})
+	rec.waitFor(t, "catalog with everything's late tool", catalogWith("everything__simulate-research-query"))
 
 	res := mustCall(t, g, "everything__echo", map[string]any{"message": "through gw"})
 	if got := text(t, res); !strings.Contains(got, "through gw") {

@@ -150,13 +150,7 @@ func TestTraceRelist(t *testing.T) {
 	rec := newRecorder()
 	g := start(t, gateway.Options{TracerProvider: tp, Events: rec, Servers: []gateway.ServerSpec{server(t, "s", mcptest.Options{})}})
 	mustCall(t, g, "s__add_tool", map[string]any{"name": "fresh"})
-	rec.waitFor(t, "catalog with s__fresh", func(e gateway.Event) bool {
-		if e.Kind != gateway.EventCatalogChanged {
-			return false
-		}
-		_, ok := e.Catalog.Tool("s__fresh")
-		return ok
-	})
+	rec.waitFor(t, "catalog with s__fresh", catalogWith("s__fresh"))
 	// The span ends just after the catalog is stored: wait for it.
 	var relist sdktrace.ReadOnlySpan
 	for deadline := time.Now().Add(10 * time.Second); relist == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
