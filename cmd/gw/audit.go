@@ -22,6 +22,7 @@ import (
 
 // auditFlags are gw audit's own flags.
 type auditFlags struct {
+	principal            string
 	follow               bool
 	since                time.Duration
 	last                 int
@@ -29,6 +30,7 @@ type auditFlags struct {
 }
 
 func (a *auditFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.principal, "principal", "", "this principal's calls only")
 	fs.BoolVar(&a.follow, "f", false, "gw audit: keep printing new records")
 	fs.BoolVar(&a.follow, "follow", false, "gw audit: keep printing new records")
 	fs.DurationVar(&a.since, "since", time.Hour, "gw audit: records from this long ago on")
@@ -62,7 +64,7 @@ func (a *auditFlags) matches(r auditRecord) bool {
 // runAudit is gw audit: the authorization decisions kept in the audit
 // stream, from --since on (the latest -n of them), then, with --follow, the
 // new ones as they come.
-func runAudit(ctx context.Context, cfg *config.Config, logger *slog.Logger, principal string, a auditFlags, asJSON bool, stdout, stderr io.Writer) int {
+func runAudit(ctx context.Context, cfg *config.Config, logger *slog.Logger, a auditFlags, asJSON bool, stdout, stderr io.Writer) int {
 	if a.decision != "" && a.decision != "allow" && a.decision != "deny" {
 		fmt.Fprintf(stderr, "gw audit: --decision %q: want allow or deny\n", a.decision)
 		return 2
@@ -80,8 +82,8 @@ func runAudit(ctx context.Context, cfg *config.Config, logger *slog.Logger, prin
 		return 1
 	}
 	filter := cfg.NATS.Prefix + ".evt.audit.>"
-	if principal != "" {
-		filter = cfg.NATS.Prefix + ".evt.audit." + natsface.EncodeToken(principal)
+	if a.principal != "" {
+		filter = cfg.NATS.Prefix + ".evt.audit." + natsface.EncodeToken(a.principal)
 	}
 	r := &auditReader{flags: a, filter: filter, start: time.Now().Add(-a.since),
 		p: &auditPrinter{w: stdout, json: asJSON}, logger: logger}

@@ -110,7 +110,7 @@ type cliFlags struct {
 	pretty  bool
 	set     map[string]any // --set key=value: configuration overrides
 
-	principal string // gw stdio: the caller the authorizer sees; gw audit: whose records
+	principal string // gw stdio: the caller the authorizer sees
 	view      string // gw stdio: serve only this configured view
 
 	changed bool       // gw tools: the changed tools in the pin file and bucket
@@ -145,7 +145,6 @@ func parseArgs(name string, args []string, stderr io.Writer) (cliFlags, []string
 		fs.StringVar(&f.principal, "principal", "", "the caller's name (default: the local user)")
 		fs.StringVar(&f.view, "view", "", "serve only this view of the configuration's views")
 	case "audit":
-		fs.StringVar(&f.principal, "principal", "", "this principal's calls only")
 		f.audit.register(fs)
 	case "tools":
 		fs.BoolVar(&f.changed, "changed", false, "the tools whose definitions changed since they were pinned")
@@ -269,7 +268,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return runBench(ctx, cfg, f, logger, stdout, stderr)
 	case "audit":
-		return runAudit(ctx, cfg, logger, f.principal, f.audit, f.json, stdout, stderr)
+		return runAudit(ctx, cfg, logger, f.audit, f.json, stdout, stderr)
 	}
 	g, _, release, err := newGateway(ctx, cfg, logger, nil)
 	if err != nil {

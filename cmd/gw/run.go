@@ -143,7 +143,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 		hs.serve() // after the start, so a first tools/list is complete
 	}
 	// A hot swap changes the policy versions the gateway status names.
-	ps.Swapped = func(policy.Kind) { publishGatewayStatus(face, name, "ready", g, policyDigests(ps)) }
+	ps.Swapped = func(policy.Kind) { publishGatewayStatus(face, name, "ready", g, ps) }
 	ps.Watch(g, cfg.Policies.Watch)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
@@ -156,7 +156,7 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if hs != nil {
 		hs.health.starting.Store(false) // the tools' subscriptions exist: /readyz may say so
 	}
-	publishGatewayStatus(face, name, "ready", g, policyDigests(ps))
+	publishGatewayStatus(face, name, "ready", g, ps)
 	logger.Info("gw ready", "gateway", name, "prefix", cfg.NATS.Prefix, "tools", len(g.Catalog().Tools))
 
 	<-ctx.Done()
@@ -184,14 +184,14 @@ func runGateway(ctx context.Context, load config.Options, cfg *config.Config, lo
 	if err := face.WaitAudit(auditCtx); err != nil {
 		logger.Warn("audit records may be lost", "error", err)
 	}
-	publishGatewayStatus(face, name, "stopped", g, policyDigests(ps))
+	publishGatewayStatus(face, name, "stopped", g, ps)
 	return 0
 }
 
-// publishGatewayStatus publishes the gateway's status; policies maps each
-// policy kind to its module's digest (policyDigests).
-func publishGatewayStatus(face *natsface.Face, name, state string, g *gateway.Gateway, policies map[string]string) {
-	st, _ := json.Marshal(map[string]any{"gateway": name, "state": state, "servers": g.Servers(), "policies": policies, "time": time.Now().UTC()})
+// publishGatewayStatus publishes the gateway's status, with each policy
+// kind's module digest (policyDigests).
+func publishGatewayStatus(face *natsface.Face, name, state string, g *gateway.Gateway, ps *policy.Set) {
+	st, _ := json.Marshal(map[string]any{"gateway": name, "state": state, "servers": g.Servers(), "policies": policyDigests(ps), "time": time.Now().UTC()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = face.PublishGatewayStatus(ctx, st)
