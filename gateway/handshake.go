@@ -330,9 +330,6 @@ func (s *session) metaParams(ctx context.Context, params json.RawMessage, versio
 		{metaClientInfo, s.cfg.clientInfoText()},
 		{metaClientCapabilities, s.clientCapabilities(ctx)},
 	}
-	if extra == nil {
-		return withMeta(params, own[:]...)
-	}
 	return withMeta(params, append(own[:], extra...)...)
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gwmcp/gw/internal/tracing"
+	"github.com/gwmcp/gw/transport/jsonrpc"
 )
 
 // Tracer returns the tracer of Options.TracerProvider, nil when tracing is
@@ -87,23 +88,10 @@ func (g *Gateway) traceMeta(ctx context.Context) []member {
 	for i, e := range entries {
 		meta[i].key = e.Key // a valid _meta name: no escaping needed
 		if e.Value != "" {
-			meta[i].value = jsonString(e.Value)
+			meta[i].value = jsonrpc.AppendString(nil, e.Value)
 		}
 	}
 	return meta
-}
-
-// jsonString returns s as a JSON string. Trace context values are printable
-// ASCII without quotes or backslashes (traceparent, b3, baggage's
-// percent-encoded values): quoting them is all they need.
-func jsonString(s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			return mustJSON(s)
-		}
-	}
-	b := make([]byte, 0, len(s)+2)
-	return append(append(append(b, '"'), s...), '"')
 }
 
 // noteEvent records a notification that belongs to a call (its progress, a
