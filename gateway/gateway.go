@@ -796,21 +796,21 @@ func (g *Gateway) staleKinds(server string, kinds []Kind) []Kind {
 
 // ListTools returns the merged tools, re-listing stale servers first.
 func (g *Gateway) ListTools(ctx context.Context) []Entry {
-	defer g.observeList("tools/list", time.Now())
+	defer g.observeList(methodToolsList, time.Now())
 	g.refreshStale(ctx, KindTools)
 	return g.Catalog().Tools
 }
 
 // ListPrompts returns the merged prompts.
 func (g *Gateway) ListPrompts(ctx context.Context) []Entry {
-	defer g.observeList("prompts/list", time.Now())
+	defer g.observeList(methodPromptsList, time.Now())
 	g.refreshStale(ctx, KindPrompts)
 	return g.Catalog().Prompts
 }
 
 // ListResources returns the merged resources and resource templates.
 func (g *Gateway) ListResources(ctx context.Context) (resources, templates []Entry) {
-	defer g.observeList("resources/list", time.Now())
+	defer g.observeList(methodResourcesList, time.Now())
 	g.refreshStale(ctx, KindResources, KindTemplates)
 	c := g.Catalog()
 	return c.Resources, c.Templates

@@ -23,13 +23,8 @@ const openNoFollow = syscall.O_NOFOLLOW
 func lockFile(ctx context.Context, f *os.File) error {
 	wait := time.Millisecond
 	for {
-		err := flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, syscall.EINTR):
-			continue
-		case !errors.Is(err, syscall.EWOULDBLOCK):
+		err := flockNB(f)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			return err
 		}
 		select {
@@ -44,18 +39,24 @@ func lockFile(ctx context.Context, f *os.File) error {
 // tryLock takes f's lock and releases it, without waiting: nil when the lock
 // works, held by another or not.
 func tryLock(f *os.File) error {
+	err := flockNB(f)
+	switch {
+	case err == nil:
+		unlockFile(f)
+		return nil
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return nil
+	}
+	return err
+}
+
+// flockNB tries f's exclusive lock once, without waiting (EINTR retried).
+func flockNB(f *os.File) error {
 	for {
 		err := flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		switch {
-		case err == nil:
-			unlockFile(f)
-			return nil
-		case errors.Is(err, syscall.EINTR):
-			continue
-		case errors.Is(err, syscall.EWOULDBLOCK):
-			return nil
+		if !errors.Is(err, syscall.EINTR) {
+			return err
 		}
-		return err
 	}
 }
 
