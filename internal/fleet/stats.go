@@ -93,11 +93,11 @@ func rates(cur counters, prev *counters, window time.Duration) Rates {
 	if prev == nil || window <= 0 {
 		return r
 	}
-	r.Window = window.Seconds()
 	dn := cur.requests() - prev.requests()
 	if dn < 0 { // counters never go back within one service instance
-		return Rates{Requests: r.Requests, Errors: r.Errors, Shed: r.Shed, InFlight: r.InFlight, AvgLatencyMs: r.AvgLatencyMs}
+		return r
 	}
+	r.Window = window.Seconds()
 	r.Rate = float64(dn) / r.Window
 	r.ErrorRate = float64(cur.errors-prev.errors) / r.Window
 	if dn > 0 {

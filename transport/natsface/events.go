@@ -271,8 +271,8 @@ const auditMaxPending = 4096
 // PublishAudit publishes one audit record (any JSON: the gateway's record of an authorization
 // decision) on Prefix.evt.audit.{EncodeToken(principal)}, stored in the audit stream. It does not
 // wait for the stream's acknowledgement, so that a record per call costs the calls nothing: a
-// record that cannot be sent, or that the stream refuses or loses, is counted (AuditFailures) and
-// logged at the 1st, 2nd, 4th, 8th… failure, so a caller need not log the error again.
+// record that cannot be sent, or that the stream refuses or loses, is counted and logged at the
+// 1st, 2nd, 4th, 8th… failure, so a caller need not log the error again.
 func (f *Face) PublishAudit(principal string, record json.RawMessage) error {
 	msg := &nats.Msg{Subject: f.opts.Prefix + ".evt.audit." + EncodeToken(principal), Data: record,
 		Header: nats.Header{HeaderGateway: []string{f.opts.Gateway}}}
@@ -304,9 +304,6 @@ func (f *Face) WaitAudit(ctx context.Context) error {
 		return fmt.Errorf("natsface: %d audit records not acknowledged: %w", js.PublishAsyncPending(), ctx.Err())
 	}
 }
-
-// AuditFailures is how many audit records could not be stored.
-func (f *Face) AuditFailures() int64 { return f.auditFailures.Load() }
 
 func (f *Face) auditFailed(_ jetstream.JetStream, msg *nats.Msg, err error) {
 	if n := f.auditFailures.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8…
