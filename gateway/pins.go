@@ -526,17 +526,24 @@ func (s *MemoryPinStore) Clear(_ context.Context, server, tool string) error {
 func (s *MemoryPinStore) Pins() []Pin {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Collect(maps.Values(s.pins))
-	slices.SortFunc(out, func(a, b Pin) int { return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Tool, b.Tool)) })
-	return out
+	return sortedByKey(s.pins)
 }
 
 // Changes returns the changes reported, by server and tool.
 func (s *MemoryPinStore) Changes() []ToolChange {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Collect(maps.Values(s.changes))
-	slices.SortFunc(out, func(a, b ToolChange) int { return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Tool, b.Tool)) })
+	return sortedByKey(s.changes)
+}
+
+// sortedByKey is m's values in the order of their keys, by server then name.
+func sortedByKey[V any](m map[ItemKey]V) []V {
+	out := make([]V, 0, len(m))
+	for _, k := range slices.SortedFunc(maps.Keys(m), func(a, b ItemKey) int {
+		return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Name, b.Name))
+	}) {
+		out = append(out, m[k])
+	}
 	return out
 }
 

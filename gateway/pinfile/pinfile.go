@@ -375,7 +375,7 @@ func (c *content) decode(data []byte) error {
 }
 
 func (c *content) encode() []byte {
-	f := fileJSON{Version: fileVersion, Pins: sortedPins(c.pins), Changes: sortedChanges(c.changes)}
+	f := fileJSON{Version: fileVersion, Pins: sorted(c.pins), Changes: sorted(c.changes)}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		panic(fmt.Sprintf("pinfile: marshal: %v", err)) // pins and changes always marshal
@@ -383,19 +383,14 @@ func (c *content) encode() []byte {
 	return append(b, '\n')
 }
 
-func sortedPins(m map[key]gateway.Pin) []gateway.Pin {
-	out := slices.Collect(maps.Values(m))
-	slices.SortFunc(out, func(a, b gateway.Pin) int {
-		return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Tool, b.Tool))
-	})
-	return out
-}
-
-func sortedChanges(m map[key]gateway.ToolChange) []gateway.ToolChange {
-	out := slices.Collect(maps.Values(m))
-	slices.SortFunc(out, func(a, b gateway.ToolChange) int {
-		return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Tool, b.Tool))
-	})
+// sorted is m's values in the order of their keys, by server then tool.
+func sorted[V any](m map[key]V) []V {
+	out := make([]V, 0, len(m))
+	for _, k := range slices.SortedFunc(maps.Keys(m), func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.server, b.server), cmp.Compare(a.tool, b.tool))
+	}) {
+		out = append(out, m[k])
+	}
 	return out
 }
 
@@ -570,7 +565,7 @@ func (r *recorder) Clear(_ context.Context, server, tool string) error {
 func (s *Store) Accept(ctx context.Context, match func(gateway.ToolChange) bool) ([]gateway.ToolChange, error) {
 	var accepted []gateway.ToolChange
 	err := s.update(ctx, func(c *content) bool {
-		for _, ch := range sortedChanges(c.changes) {
+		for _, ch := range sorted(c.changes) {
 			if !match(ch) {
 				continue
 			}
@@ -592,7 +587,7 @@ func (s *Store) Changes() ([]gateway.ToolChange, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sortedChanges(c.changes), nil
+	return sorted(c.changes), nil
 }
 
 // Pins returns the pins, by server and tool.
@@ -601,7 +596,7 @@ func (s *Store) Pins() ([]gateway.Pin, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sortedPins(c.pins), nil
+	return sorted(c.pins), nil
 }
 
 // Watch implements gateway.PinStore: it delivers the file's pins and
@@ -616,7 +611,7 @@ func (s *Store) Watch(ctx context.Context, fn func(gateway.Pin)) error {
 		return err
 	}
 	seen := make(map[key]string, len(c.pins))
-	for _, p := range sortedPins(c.pins) {
+	for _, p := range sorted(c.pins) {
 		seen[key{p.Server, p.Tool}] = p.Digest
 		fn(p)
 	}
@@ -703,7 +698,7 @@ func (w *watcher) check() {
 		return
 	}
 	w.last, w.warned, w.bad = fi, false, nil
-	for _, p := range sortedPins(c.pins) {
+	for _, p := range sorted(c.pins) {
 		k := key{p.Server, p.Tool}
 		if w.seen[k] == p.Digest {
 			continue
